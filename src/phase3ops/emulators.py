@@ -1,0 +1,165 @@
+"""Start and stop the real Firestore and Pub/Sub emulators from the Google Cloud CLI.
+
+Used by the test fixtures, the demo and the local environment. Each emulator
+runs in its own process group (gcloud -> shell -> java), so stopping it
+stops the JVM too and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FIRESTORE = "firestore"
+PUBSUB = "pubsub"
+
+_COMMANDS = {
+    FIRESTORE: ["emulators", "firestore", "start"],
+    PUBSUB: ["beta", "emulators", "pubsub", "start"],
+}
+ENV_VARS = {FIRESTORE: "FIRESTORE_EMULATOR_HOST", PUBSUB: "PUBSUB_EMULATOR_HOST"}
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def answers(host_port: str, timeout: float = 1.0) -> bool:
+    """Both emulators answer `GET /` with 200 "Ok" once they accept requests."""
+    try:
+        with urllib.request.urlopen(f"http://{host_port}/", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+@dataclass
+class Emulator:
+    kind: str
+    host_port: str
+    log_path: Path
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {ENV_VARS[self.kind]: self.host_port}
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        stop_process_group(self.process.pid, timeout)
+        self.process.wait(timeout=timeout)
+
+
+def stop_process_group(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM the group, then SIGKILL whatever is still there."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _group_alive(pgid):
+                return
+            time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Zombies of our own children still "exist"; reap what we can.
+    try:
+        while os.waitpid(-pgid, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def gcloud_path() -> str:
+    path = shutil.which("gcloud")
+    if path is None:
+        raise EmulatorError(
+            "the Google Cloud CLI (gcloud) is not on PATH; install it with the "
+            "'cloud-firestore-emulator' and 'pubsub-emulator' components (and Java)"
+        )
+    return path
+
+
+def start_emulator(kind: str, log_dir: Path, port: int | None = None, timeout: float = 90.0) -> Emulator:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    host_port = f"127.0.0.1:{port or free_port()}"
+    log_path = log_dir / f"{kind}-emulator.log"
+    command = [gcloud_path(), *_COMMANDS[kind], f"--host-port={host_port}", "--quiet"]
+    log_file = open(log_path, "ab")
+    process = subprocess.Popen(
+        command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    log_file.close()
+    emulator = Emulator(kind, host_port, log_path, process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EmulatorError(f"the {kind} emulator exited with {process.returncode}:\n{_tail(log_path)}")
+        if answers(host_port):
+            return emulator
+        time.sleep(0.2)
+    emulator.stop()
+    raise EmulatorError(f"the {kind} emulator did not answer on {host_port} within {timeout:.0f}s:\n{_tail(log_path)}")
+
+
+def start_both(log_dir: Path) -> dict[str, Emulator]:
+    """Start Firestore and Pub/Sub side by side (each takes a few seconds of JVM start-up)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {kind: pool.submit(start_emulator, kind, log_dir) for kind in (FIRESTORE, PUBSUB)}
+        started: dict[str, Emulator] = {}
+        errors = []
+        for kind, future in futures.items():
+            try:
+                started[kind] = future.result()
+            except Exception as exc:  # stop the one that did start before reporting
+                errors.append(exc)
+    if errors:
+        for emulator in started.values():
+            emulator.stop()
+        raise errors[0]
+    return started
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

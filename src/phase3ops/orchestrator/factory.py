@@ -1,0 +1,40 @@
+"""Wire an `Orchestrator` to real clients (Firestore, Pub/Sub) for one project."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from phase3ops import cloud
+from phase3ops.orchestrator.completion_store import CompletionStore
+from phase3ops.orchestrator.orchestrator import Clock, Orchestrator, utc_now
+from phase3ops.orchestrator.phase4_publisher import Phase4Publisher
+from phase3ops.orchestrator.trigger_claims import TriggerClaims
+from phase3ops.spec.pipeline import PipelineSpec
+
+
+def build_orchestrator(
+    spec: PipelineSpec,
+    project: str | None = None,
+    clock: Clock = utc_now,
+    firestore_client=None,
+    publisher_client=None,
+    subscriber_client=None,
+) -> Orchestrator:
+    project = cloud.project_id(project)
+    settings = spec.orchestrator
+    db = firestore_client or cloud.firestore_client(project)
+    publisher = Phase4Publisher(
+        publisher_client or cloud.publisher_client(),
+        project,
+        spec.topics.phase4_trigger,
+        timeout_seconds=settings.publish_timeout_seconds,
+        subscriber=subscriber_client or (cloud.subscriber_client() if settings.receipts_subscription else None),
+        receipts_subscription=settings.receipts_subscription,
+    )
+    return Orchestrator(
+        spec=spec,
+        store=CompletionStore(db, settings.collections.completions, settings.collections.rejected),
+        claims=TriggerClaims(db, settings.collections.triggers, dt.timedelta(seconds=settings.claim_lease_seconds)),
+        publisher=publisher,
+        clock=clock,
+    )

@@ -1,0 +1,57 @@
+"""Idempotent creation of the topics and subscriptions the pipeline spec names.
+
+In the cloud the infra program creates them; locally (emulators, tests, the
+demo) this does, with the same names, so the code under test finds exactly
+what it finds in production.
+"""
+
+from __future__ import annotations
+
+from google.api_core import exceptions as gexc
+
+from phase3ops.spec.pipeline import PipelineSpec
+
+
+def ensure_topic(publisher, project: str, topic: str) -> str:
+    path = publisher.topic_path(project, topic)
+    try:
+        publisher.create_topic(request={"name": path})
+    except gexc.AlreadyExists:
+        pass
+    return path
+
+
+def ensure_subscription(
+    subscriber,
+    project: str,
+    topic: str,
+    subscription: str,
+    push_endpoint: str | None = None,
+    ack_deadline_seconds: int = 60,
+) -> str:
+    path = subscriber.subscription_path(project, subscription)
+    request = {
+        "name": path,
+        "topic": f"projects/{project}/topics/{topic}",
+        "ack_deadline_seconds": ack_deadline_seconds,
+    }
+    if push_endpoint:
+        request["push_config"] = {"push_endpoint": push_endpoint}
+    try:
+        subscriber.create_subscription(request=request)
+    except gexc.AlreadyExists:
+        pass
+    return path
+
+
+def ensure_orchestrator_topology(publisher, subscriber, project: str, spec: PipelineSpec) -> None:
+    """Topics between the phases plus the orchestrator's receipts subscription.
+
+    The receipts subscription must exist before the first trigger is
+    published: Pub/Sub keeps a message only for subscriptions that existed
+    when it was published.
+    """
+    for topic in (spec.topics.phase3_trigger, spec.topics.completion, spec.topics.phase4_trigger):
+        ensure_topic(publisher, project, topic)
+    if spec.orchestrator.receipts_subscription:
+        ensure_subscription(subscriber, project, spec.topics.phase4_trigger, spec.orchestrator.receipts_subscription)
