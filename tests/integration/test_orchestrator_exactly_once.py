@@ -97,7 +97,7 @@ def test_reordered_runs_keep_the_newest_status(pipeline):
     decisions = [orchestrator.handle_event(cloud_event_data(r, pipeline.function_subscription)) for r in ordered]
 
     assert decisions[-1].record == "superseded"
-    record = orchestrator.store.records_for_date(PAST)[names[0]]
+    record = orchestrator.store.records_for_date(PAST, names)[0][names[0]]
     assert (record.status, record.execution_id) == ("success", "run-2")
     assert trigger_dates(pipeline.triggers()) == [PAST.isoformat()]
 
@@ -110,7 +110,7 @@ def test_failed_and_no_data_are_recorded_but_do_not_count(pipeline):
 
     pipeline.deliver()
 
-    records = pipeline.orchestrator().store.records_for_date(PAST)
+    records, _ = pipeline.orchestrator().store.records_for_date(PAST, names)
     assert {name: record.status for name, record in records.items()} == {
         names[0]: "success",
         names[1]: "success",
@@ -313,7 +313,7 @@ def test_late_completion_is_recorded_and_does_not_trigger_again(pipeline, caplog
         pipeline.deliver()
 
     assert pipeline.triggers() == []
-    record = pipeline.orchestrator().store.records_for_date(PAST)[pipeline.spec.processor_names[0]]
+    record = pipeline.orchestrator().store.records_for_date(PAST, pipeline.spec.processor_names)[0][pipeline.spec.processor_names[0]]
     assert (record.execution_id, record.record_count) == ("backfill-1", 99)
     late = [r for r in caplog.records if getattr(r, "outcome", None) == "late"]
     assert len(late) == 1 and late[0].levelname == "WARNING" and late[0].game_date == PAST.isoformat()
@@ -388,3 +388,29 @@ def test_a_missing_phase4_topic_fails_the_delivery_until_it_exists(pipeline):
     assert decision.outcome == "republished"
     assert pipeline.claim(PAST)["state"] == "published"
     assert trigger_dates(pull_everything(pipeline.subscriber, listener)) == [PAST.isoformat()]
+
+
+def test_redelivery_changes_nothing_and_a_rerun_updates_the_record(pipeline):
+    orchestrator = pipeline.orchestrator()
+    name = pipeline.spec.processor_names[0]
+    event = _direct_event(name, PAST, message_id="m-1")
+    records = pipeline.firestore.collection(pipeline.spec.orchestrator.collections.completions)
+
+    assert orchestrator.handle_event(event).record == "recorded"
+    written = records.document(f"{PAST.isoformat()}_{name}").get()
+    assert orchestrator.handle_event(event).record == "duplicate"
+    assert records.document(f"{PAST.isoformat()}_{name}").get().update_time == written.update_time
+
+    same_run_new_message = json.loads(base64.b64decode(event["message"]["data"]))
+    republished = {
+        "message": {
+            "data": base64.b64encode(json.dumps(same_run_new_message).encode()).decode(),
+            "messageId": "m-2",
+            "publishTime": dt.datetime.now(dt.timezone.utc).isoformat(),
+        }
+    }
+    assert orchestrator.handle_event(republished).record == "duplicate"
+
+    rerun = _direct_event(name, PAST, message_id="m-3")
+    assert orchestrator.handle_event(rerun).record == "updated"
+    assert records.document(f"{PAST.isoformat()}_{name}").get().update_time > written.update_time

@@ -87,11 +87,19 @@ def deliver_all(
     raise AssertionError(f"messages still arriving after {max_seconds}s; failures: {stats.failures[-5:]}")
 
 
-def pull_everything(subscriber: pubsub_v1.SubscriberClient, subscription_path: str, settle_seconds: float = 1.0) -> list:
-    """Every message on a subscription (acked), after it stayed empty for `settle_seconds`."""
+def pull_everything(
+    subscriber: pubsub_v1.SubscriberClient,
+    subscription_path: str,
+    settle_seconds: float = 1.0,
+    at_least: int = 0,
+    timeout: float = 60.0,
+) -> list:
+    """Every message on a subscription (acked): wait for `at_least` of them, then
+    keep pulling until nothing more arrives for `settle_seconds`."""
     messages = []
+    deadline = time.monotonic() + timeout
     quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < settle_seconds:
+    while time.monotonic() < deadline:
         response = subscriber.pull(
             request={"subscription": subscription_path, "max_messages": 100, "return_immediately": True}, timeout=10
         )
@@ -101,6 +109,10 @@ def pull_everything(subscriber: pubsub_v1.SubscriberClient, subscription_path: s
                 request={"subscription": subscription_path, "ack_ids": [r.ack_id for r in response.received_messages]}
             )
             quiet_since = time.monotonic()
+        elif len(messages) >= at_least and time.monotonic() - quiet_since >= settle_seconds:
+            return messages
         else:
             time.sleep(0.05)
-    return messages
+    if len(messages) < at_least:
+        return messages
+    raise AssertionError(f"messages still arriving on {subscription_path} after {timeout}s")

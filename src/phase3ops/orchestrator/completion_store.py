@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from phase3ops.orchestrator.messages import Completion, Delivery
@@ -81,11 +82,32 @@ class CompletionStore:
             "published_at": delivery.publish_time,
             "recorded_at": firestore.SERVER_TIMESTAMP,
         }
-        return _record_in_transaction(self._client.transaction(), ref, incoming)
+        try:
+            # The common case, a first completion, is one create: no transaction round trips.
+            ref.create(incoming)
+            return RecordOutcome.RECORDED
+        except gexc.AlreadyExists:
+            return _record_in_transaction(self._client.transaction(), ref, incoming)
 
-    def records_for_date(self, game_date: dt.date) -> dict[str, CompletionRecord]:
-        query = self._collection.where(filter=firestore.FieldFilter("game_date", "==", game_date.isoformat()))
-        return {record.processor: record for record in self._records(query.stream())}
+    def document(self, game_date: dt.date, processor: str):
+        return self._collection.document(record_document_id(game_date, processor))
+
+    def records_for_date(
+        self, game_date: dt.date, processors: Iterable[str], also_read: Sequence[Any] = ()
+    ) -> tuple[dict[str, CompletionRecord], dict[str, Any]]:
+        """The date's records in one batched read, plus any `also_read` documents
+        (the trigger claim) in the same round trip, keyed by path."""
+        refs = [self.document(game_date, name) for name in processors]
+        extra_paths = {ref.path for ref in also_read}
+        records: dict[str, CompletionRecord] = {}
+        extra: dict[str, Any] = {}
+        for snapshot in self._client.get_all([*refs, *also_read]):
+            if snapshot.reference.path in extra_paths:
+                extra[snapshot.reference.path] = snapshot
+            elif snapshot.exists:
+                record = CompletionRecord.from_document(snapshot.to_dict())
+                records[record.processor] = record
+        return records, extra
 
     def records_between(self, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, CompletionRecord]]:
         """Every record of a date range in one query (reconciliation reads a year at once)."""
@@ -131,11 +153,7 @@ def _order_key(record: dict[str, Any]) -> tuple[dt.datetime, str]:
 
 @firestore.transactional
 def _record_in_transaction(transaction, ref, incoming: dict[str, Any]) -> RecordOutcome:
-    snapshot = ref.get(transaction=transaction)
-    if not snapshot.exists:
-        transaction.create(ref, incoming)
-        return RecordOutcome.RECORDED
-    current = snapshot.to_dict()
+    current = ref.get(transaction=transaction).to_dict()  # exists: create() just failed
     if _is_same_completion(current, incoming):
         return RecordOutcome.DUPLICATE
     if _order_key(incoming) < _order_key(current):

@@ -19,7 +19,7 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-from phase3ops.orchestrator.completion_store import CompletionStore, RecordOutcome
+from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordOutcome
 from phase3ops.orchestrator.messages import BadMessage, parse_completion, parse_delivery
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed, trigger_id_for
 from phase3ops.orchestrator.readiness import Readiness, evaluate
@@ -143,11 +143,11 @@ class Orchestrator:
         after a redelivery, or by anyone once its lease has run out.
         """
         now = self.clock()
-        claim = self.claims.get(game_date)
+        claim, records = self._read_date(game_date)
         if claim is not None:
             return self._follow(claim, owner, now)
 
-        readiness = self.readiness(game_date, now)
+        readiness = evaluate(self.spec, game_date, _counted(records), now)
         if not readiness.ready:
             return _decision(WAITING, game_date, readiness)
         trigger_id = trigger_id_for(self.spec.name, game_date.isoformat())
@@ -159,9 +159,14 @@ class Orchestrator:
         return self._publish(claim, TRIGGERED, now)
 
     def readiness(self, game_date: dt.date, now: dt.datetime | None = None) -> Readiness:
-        records = self.store.records_for_date(game_date)
-        counted = {name for name, record in records.items() if record.counts}
-        return evaluate(self.spec, game_date, counted, now or self.clock())
+        _, records = self._read_date(game_date)
+        return evaluate(self.spec, game_date, _counted(records), now or self.clock())
+
+    def _read_date(self, game_date: dt.date) -> tuple[TriggerClaim | None, dict[str, CompletionRecord]]:
+        """The claim and every processor record of a date in one batched read."""
+        claim_ref = self.claims.document(game_date)
+        records, extra = self.store.records_for_date(game_date, self.spec.processor_names, also_read=[claim_ref])
+        return TriggerClaims.from_snapshot(extra[claim_ref.path]), records
 
     def confirm_published_from_receipts(self) -> set[str]:
         """Mark every claim that Pub/Sub shows as published; returns their dates."""
@@ -227,6 +232,10 @@ class Orchestrator:
             extra={"event": "phase3_completion", **fields},
         )
         return decision
+
+
+def _counted(records: dict[str, CompletionRecord]) -> set[str]:
+    return {name for name, record in records.items() if record.counts}
 
 
 def _decision(outcome: str, game_date: dt.date, readiness: Readiness) -> Decision:

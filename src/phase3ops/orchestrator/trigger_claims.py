@@ -66,7 +66,10 @@ class TriggerClaims:
         self._lease = lease
 
     def get(self, game_date: dt.date) -> TriggerClaim | None:
-        snapshot = self._ref(game_date).get()
+        return self.from_snapshot(self.document(game_date).get())
+
+    @staticmethod
+    def from_snapshot(snapshot) -> TriggerClaim | None:
         return TriggerClaim.from_document(snapshot.to_dict()) if snapshot.exists else None
 
     def claims_between(self, first: dt.date, last: dt.date) -> dict[dt.date, TriggerClaim]:
@@ -91,21 +94,21 @@ class TriggerClaims:
             "claimed_at": now,
         }
         try:
-            self._ref(game_date).create(data)
+            self.document(game_date).create(data)
         except gexc.AlreadyExists:
             return None
         return TriggerClaim.from_document(data)
 
     def take_over(self, game_date: dt.date, owner: str, now: dt.datetime) -> TriggerClaim | None:
         """Become the owner of a pending claim whose lease expired; None if someone else did."""
-        return _take_over(self._client.transaction(), self._ref(game_date), owner, now, self._lease)
+        return _take_over(self._client.transaction(), self.document(game_date), owner, now, self._lease)
 
     def release_lease(self, claim: TriggerClaim, now: dt.datetime) -> None:
         """After a failed publish: let the next delivery retry at once instead of waiting out the lease."""
-        _release(self._client.transaction(), self._ref(claim.game_date), claim.owner, now)
+        _release(self._client.transaction(), self.document(claim.game_date), claim.owner, now)
 
     def mark_published(self, game_date: dt.date, message_id: str | None, now: dt.datetime, confirmed_by: str) -> None:
-        self._ref(game_date).update(
+        self.document(game_date).update(
             {
                 "state": PUBLISHED,
                 "published_message_id": message_id,
@@ -116,9 +119,9 @@ class TriggerClaims:
 
     def confirm_published(self, game_date: dt.date, message_id: str, now: dt.datetime) -> bool:
         """Mark a pending claim published on evidence from the receipts; True if it was pending."""
-        return _confirm(self._client.transaction(), self._ref(game_date), message_id, now)
+        return _confirm(self._client.transaction(), self.document(game_date), message_id, now)
 
-    def _ref(self, game_date: dt.date):
+    def document(self, game_date: dt.date):
         return self._collection.document(game_date.isoformat())
 
 

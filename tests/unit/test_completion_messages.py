@@ -1,0 +1,100 @@
+"""Completion messages: names normalised, every kind of bad message named by field."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+
+from phase3ops.orchestrator.messages import BadMessage, parse_completion, parse_delivery
+from phase3ops.spec.pipeline import load_pipeline_spec
+from tests.support.completions import completion
+from tests.support.specs import REPO_ROOT
+
+SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
+
+
+def raw(message) -> bytes:
+    return json.dumps(message).encode()
+
+
+@pytest.mark.parametrize(
+    "reported, table",
+    [
+        ("player_game_summary", "player_game_summary"),
+        ("PlayerGameSummaryProcessor", "player_game_summary"),
+        ("PlayerGameSummaryAsyncProcessor", "nba_analytics.player_game_summary"),
+        ("playergamesummaryprocessor", "my-project.nba_analytics.player_game_summary"),
+        ("UpcomingTeamGameContextProcessor", "upcoming_team_game_context"),
+    ],
+)
+def test_processor_names_are_normalised(reported, table):
+    expected = SPEC.resolve_processor(table.rsplit(".", 1)[-1]).name
+    parsed = parse_completion(raw(completion(reported, "2026-11-28", output_table=table)), SPEC)
+    assert parsed.processor == expected
+    assert parsed.reported_name == reported
+    assert parsed.game_date == dt.date(2026, 11, 28)
+
+
+@pytest.mark.parametrize(
+    "data, field, reason",
+    [
+        (b"\xff\xfe", "", "not JSON"),
+        (b"{", "", "not JSON"),
+        (b"42", "", "must be a JSON object"),
+        (raw(completion("PlayerGameSummaryProcessor", "2026-11-28", output_table="nope_table")), "output_table", "is not the table of processor"),
+        (raw(completion("ghost_processor", "2026-11-28", output_table="ghost")), "processor_name", "unknown processor 'ghost_processor'"),
+        (raw(completion("player_game_summary", "2026-13-01")), "game_date", "is not a calendar date"),
+        (raw(completion("player_game_summary", "2026-1-01")), "game_date", "does not match"),
+        (raw({**completion("player_game_summary", "2026-11-28"), "status": "ok"}), "status", "'ok' is not one of"),
+        (raw({**completion("player_game_summary", "2026-11-28"), "record_count": -1}), "record_count", "less than the minimum"),
+        (raw({**completion("player_game_summary", "2026-11-28"), "record_count": "10"}), "record_count", "is not of type 'integer'"),
+        (raw({k: v for k, v in completion("player_game_summary", "2026-11-28").items() if k != "game_date"}), "", "'game_date' is a required property"),
+    ],
+)
+def test_bad_messages_name_their_field(data, field, reason):
+    with pytest.raises(BadMessage) as caught:
+        parse_completion(data, SPEC)
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+
+
+def test_extra_fields_are_tolerated():
+    """A producer adding a field must not stop Phase 4 from triggering."""
+    message = {**completion("player_game_summary", "2026-11-28"), "new_field": {"x": 1}}
+    assert parse_completion(raw(message), SPEC).processor == "player_game_summary"
+
+
+@pytest.mark.parametrize("status, counts", [("success", True), ("partial", True), ("failed", False), ("no_data", False)])
+def test_which_statuses_count(status, counts):
+    assert parse_completion(raw(completion("player_game_summary", "2026-11-28", status=status)), SPEC).counts_towards_completion is counts
+
+
+def test_delivery_envelope():
+    data = base64.b64encode(b'{"a": 1}').decode()
+    delivery = parse_delivery(
+        {"message": {"data": data, "messageId": "123", "publishTime": "2026-11-29T07:56:25.174123456Z", "attributes": {"k": "v"}}}
+    )
+    assert delivery.message_id == "123"
+    assert delivery.publish_time == dt.datetime(2026, 11, 29, 7, 56, 25, 174123, tzinfo=dt.timezone.utc)
+    assert delivery.raw_data == b'{"a": 1}'
+    assert delivery.attributes == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    "event, field",
+    [
+        (None, "message"),
+        ({"message": "text"}, "message"),
+        ({"message": {"data": "e30="}}, "message.messageId"),
+        ({"message": {"messageId": "1"}}, "message.data"),
+        ({"message": {"messageId": "1", "data": "***"}}, "message.data"),
+        ({"message": {"messageId": "1", "data": "e30=", "publishTime": "yesterday"}}, "message.publishTime"),
+    ],
+)
+def test_bad_envelopes(event, field):
+    with pytest.raises(BadMessage) as caught:
+        parse_delivery(event)
+    assert caught.value.field == field

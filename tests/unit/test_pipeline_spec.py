@@ -1,0 +1,133 @@
+"""The pipeline spec: the shipped file loads; every malformed variant fails with all its problems located."""
+
+from __future__ import annotations
+
+import pytest
+
+from phase3ops.spec.documents import SpecError
+from phase3ops.spec.pipeline import load_pipeline_spec
+from tests.support.specs import DELETE, REPO_ROOT, write_pipeline_variant
+
+
+def problems_of(path) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        load_pipeline_spec(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_shipped_spec_describes_the_five_processors():
+    spec = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
+    assert spec.processor_names == (
+        "player_game_summary",
+        "team_offense_game_summary",
+        "team_defense_game_summary",
+        "upcoming_player_game_context",
+        "upcoming_team_game_context",
+    )
+    assert spec.timezone == "America/New_York"
+    assert spec.processor("player_game_summary").primary_key == ("game_date", "player_lookup")
+    assert spec.processor("team_offense_game_summary").primary_key == ("game_date", "team_abbr")
+    assert {m.name: (m.applies_to, m.requires) for m in spec.modes} == {
+        "overnight": ("past", "all"),
+        "same_day": ("today", "critical"),
+        "tomorrow": ("tomorrow", "critical"),
+    }
+
+
+def test_every_schema_error_is_reported_at_once_with_line_and_path(tmp_path):
+    path = write_pipeline_variant(
+        tmp_path,
+        {
+            "spec.processors.1.critical": "yes",
+            "spec.processors.3.primary_key": [],
+            "spec.modes.0.requires": "everything",
+            "spec.topics.completion": "x",
+        },
+    )
+    lines = path.read_text().splitlines()
+    problems = problems_of(path)
+
+    assert len(problems) == 4, problems
+    expectations = {
+        "spec.processors[1].critical: 'yes' is not of type 'boolean'": "critical: yes",
+        "spec.processors[3].primary_key: [] should be non-empty": "primary_key: []",
+        "spec.modes[0].requires: 'everything' is not one of 'all', 'critical'": "requires: everything",
+        "spec.topics.completion: 'x' does not match": "completion: x",
+    }
+    for message, source_text in expectations.items():
+        [problem] = [p for p in problems if message in p]
+        line = int(problem.split(":")[1])
+        assert source_text in lines[line - 1], (problem, lines[line - 1])
+        assert problem.startswith(f"{path}:{line}: ")
+
+
+def test_unknown_keys_are_named_with_the_allowed_ones(tmp_path):
+    path = write_pipeline_variant(tmp_path, {"spec.processors.0.critcal": True})
+    [problem] = problems_of(path)
+    assert "spec.processors[0]" in problem
+    assert "'critcal' was unexpected" in problem
+    assert "allowed: class_name, critical, name, output_table, primary_key" in problem
+
+
+def test_semantic_rules_are_checked_together(tmp_path):
+    path = write_pipeline_variant(
+        tmp_path,
+        {
+            "spec.processors.1.name": "player_game_summary",
+            "spec.processors.2.primary_key": ["team_abbr"],
+            "spec.modes.2.applies_to": "today",
+            "spec.timezone": "America/Nowhere",
+            "spec.orchestrator.claim_lease_seconds": 10,
+            "spec.orchestrator.publish_timeout_seconds": 10,
+        },
+    )
+    problems = problems_of(path)
+    assert len(problems) == 5, problems
+    joined = "\n".join(problems)
+    assert "spec.processors[1].name: 'player_game_summary' is already used by processors[0]" in joined
+    assert "spec.processors[2].primary_key: must include 'game_date'" in joined
+    assert "spec.modes[2].applies_to: 'today' is already used by modes[1]" in joined
+    assert "spec.timezone: unknown time zone 'America/Nowhere'" in joined
+    assert "spec.orchestrator.claim_lease_seconds: must be longer than publish_timeout_seconds (10)" in joined
+
+
+def test_critical_mode_without_critical_processors(tmp_path):
+    changes = {f"spec.processors.{i}.critical": False for i in range(5)}
+    problems = problems_of(write_pipeline_variant(tmp_path, changes))
+    assert [p for p in problems if "no processor has critical: true" in p and "spec.modes[1].requires" in p]
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("# yaml-language-server: $schema=x\napiVersion: phase3ops/v1\nspec:\n  topics: [unclosed\n")
+    [problem] = problems_of(path)
+    assert "invalid YAML" in problem
+    assert problem.split(":")[1] in {"4", "5"}
+
+
+def test_duplicate_keys_are_an_error(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("# yaml-language-server: $schema=x\napiVersion: phase3ops/v1\napiVersion: phase3ops/v1\n")
+    [problem] = problems_of(path)
+    assert "invalid YAML" in problem and "duplicate key" in problem
+
+
+def test_missing_schema_comment_is_reported(tmp_path):
+    path = write_pipeline_variant(tmp_path)
+    path.write_text("\n".join(path.read_text().splitlines()[1:]) + "\n")
+    problems = problems_of(path)
+    assert problems == [f"{path}:1: <document>: the first line must be '# yaml-language-server: $schema=<schema path>'"]
+
+
+def test_missing_file_and_missing_required_sections(tmp_path):
+    assert "file not found" in problems_of(tmp_path / "absent.yaml")[0]
+    path = write_pipeline_variant(tmp_path, {"spec.modes": DELETE, "spec.orchestrator.collections": DELETE})
+    problems = problems_of(path)
+    assert any("spec: 'modes' is a required property" in p for p in problems)
+    assert any("spec.orchestrator: 'collections' is a required property" in p for p in problems)
+
+
+def test_located_through_environment_variable(tmp_path, monkeypatch):
+    path = write_pipeline_variant(tmp_path, {"metadata.name": "from-env"})
+    monkeypatch.setenv("PHASE3OPS_PIPELINE", str(path))
+    assert load_pipeline_spec().name == "from-env"
