@@ -368,7 +368,7 @@ def test_transient_firestore_failure_raises_so_pubsub_redelivers(pipeline):
     assert trigger_dates(pipeline.triggers()) == [PAST.isoformat()]
 
 
-def test_a_missing_phase4_topic_fails_the_delivery_until_it_exists(pipeline):
+def test_a_missing_phase4_topic_fails_the_delivery_until_it_exists(pipeline, caplog):
     from phase3ops.pubsub_admin import ensure_subscription, ensure_topic
 
     pipeline.publisher.delete_topic(request={"topic": pipeline.publisher.topic_path(pipeline.project, pipeline.spec.topics.phase4_trigger)})
@@ -376,9 +376,11 @@ def test_a_missing_phase4_topic_fails_the_delivery_until_it_exists(pipeline):
     for event in [_direct_event(n, PAST) for n in pipeline.spec.processor_names[:-1]]:
         orchestrator.handle_event(event)
     last = _direct_event(pipeline.spec.processor_names[-1], PAST)
-    with pytest.raises(PublishFailed):
+    with caplog.at_level("INFO", logger="phase3ops.orchestrator"), pytest.raises(PublishFailed):
         orchestrator.handle_event(last)
     assert pipeline.claim(PAST)["state"] == "pending"  # never marked done when the publish failed
+    [failed] = [r for r in caplog.records if getattr(r, "outcome", None) == "publish_failed"]
+    assert failed.levelname == "ERROR" and "Topic not found" in failed.reason
 
     ensure_topic(pipeline.publisher, pipeline.project, pipeline.spec.topics.phase4_trigger)
     listener = ensure_subscription(
@@ -414,3 +416,26 @@ def test_redelivery_changes_nothing_and_a_rerun_updates_the_record(pipeline):
     rerun = _direct_event(name, PAST, message_id="m-3")
     assert orchestrator.handle_event(rerun).record == "updated"
     assert records.document(f"{PAST.isoformat()}_{name}").get().update_time > written.update_time
+
+
+def test_a_run_counted_by_a_concurrent_trigger_is_not_reported_late(pipeline):
+    """Recorded before the trigger, evaluated after it: part of the trigger, so not late."""
+    orchestrator, other_instance = pipeline.orchestrator(), pipeline.orchestrator()
+    names = pipeline.spec.processor_names
+    events = {name: _direct_event(name, PAST) for name in names}
+    for name in names[:-1]:
+        orchestrator.handle_event(events[name])
+    real_record = orchestrator.store.record
+
+    def record_then_another_instance_triggers(completion, delivery):
+        outcome = real_record(completion, delivery)
+        # A redelivery of another processor's message, on another instance, evaluates first.
+        assert other_instance.handle_event(events[names[0]]).outcome == "triggered"
+        return outcome
+
+    orchestrator.store.record = record_then_another_instance_triggers
+    decision = orchestrator.handle_event(events[names[-1]])
+
+    assert (decision.record, decision.outcome) == ("recorded", "already_triggered")
+    last_run = json.loads(base64.b64decode(events[names[-1]]["message"]["data"]))["execution_id"]
+    assert json.loads(pipeline.triggers()[0].data)["executions"][names[-1]] == last_run

@@ -36,9 +36,11 @@ REPUBLISHED = "republished"  # finished a stale claim that had not been publishe
 CONFIRMED_BY_RECEIPT = "confirmed_by_receipt"  # a stale claim turned out to be published already
 WAITING = "waiting"  # the date is not complete yet for its mode
 ALREADY_TRIGGERED = "already_triggered"
-LATE = "late"  # a new completion for a date that was already triggered
+LATE = "late"  # a run the published trigger did not include (a re-run or backfill after it)
 IN_FLIGHT = "trigger_in_flight"  # another delivery holds a live claim and will publish
 REJECTED = "rejected"
+RETRY_LATER = "retry_later"  # this message's own claim is still leased: raised for redelivery
+PUBLISH_FAILED = "publish_failed"  # raised for redelivery; the claim's lease was released
 
 
 class ClaimStillLeased(RuntimeError):
@@ -65,10 +67,14 @@ class Decision:
     execution_id: str | None = None
     correlation_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The processor runs the date's trigger included; not logged (the trigger message has them).
+    trigger_runs: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 _SEVERITY = {
     REJECTED: logging.ERROR,
+    PUBLISH_FAILED: logging.ERROR,
+    RETRY_LATER: logging.WARNING,
     LATE: logging.WARNING,
     REPUBLISHED: logging.WARNING,
     CONFIRMED_BY_RECEIPT: logging.WARNING,
@@ -118,20 +124,26 @@ class Orchestrator:
             )
 
         record = self.store.record(completion, delivery)
-        decision = self.advance(completion.game_date, owner=delivery.message_id)
-        if decision.outcome == ALREADY_TRIGGERED and record in (RecordOutcome.RECORDED, RecordOutcome.UPDATED):
-            decision = replace(decision, outcome=LATE, reason=f"{completion.processor} completed after the trigger")
-        return self._log(
-            replace(
-                decision,
-                processor=completion.processor,
-                status=completion.status,
-                record=record.value,
-                message_id=delivery.message_id,
-                execution_id=completion.execution_id,
-                correlation_id=completion.correlation_id,
-            )
+        context = dict(
+            processor=completion.processor,
+            status=completion.status,
+            record=record.value,
+            message_id=delivery.message_id,
+            execution_id=completion.execution_id,
+            correlation_id=completion.correlation_id,
         )
+        try:
+            decision = self.advance(completion.game_date, owner=delivery.message_id)
+        except (ClaimStillLeased, PublishFailed) as exc:
+            outcome = RETRY_LATER if isinstance(exc, ClaimStillLeased) else PUBLISH_FAILED
+            self._log(Decision(outcome, game_date=completion.game_date.isoformat(), reason=str(exc), **context))
+            raise
+        if decision.outcome == ALREADY_TRIGGERED and record in (RecordOutcome.RECORDED, RecordOutcome.UPDATED):
+            # Recorded just now, but possibly counted by a concurrent delivery's
+            # trigger: late only if the trigger does not name this very run.
+            if decision.trigger_runs.get(completion.processor) != completion.execution_id:
+                decision = replace(decision, outcome=LATE, reason=f"{completion.processor} run {completion.execution_id} completed after the trigger")
+        return self._log(replace(decision, **context))
 
     # -- the exactly-once trigger path ---------------------------------------
 
@@ -151,7 +163,8 @@ class Orchestrator:
         if not readiness.ready:
             return _decision(WAITING, game_date, readiness)
         trigger_id = trigger_id_for(self.spec.name, game_date.isoformat())
-        claim = self.claims.try_claim(game_date, trigger_id, owner, self._payload(game_date, trigger_id, readiness, now), now)
+        payload = self._payload(game_date, trigger_id, readiness, records, now)
+        claim = self.claims.try_claim(game_date, trigger_id, owner, payload, now)
         if claim is None:
             # Another delivery won the race to claim; follow its claim like any other.
             existing = self.claims.get(game_date)
@@ -211,7 +224,14 @@ class Orchestrator:
         self.claims.mark_published(claim.game_date, message_id, self.clock(), confirmed_by="publisher")
         return _claim_decision(outcome, claim, claim.payload.get("reason", ""), published_message_id=message_id)
 
-    def _payload(self, game_date: dt.date, trigger_id: str, readiness: Readiness, now: dt.datetime) -> dict[str, Any]:
+    def _payload(
+        self,
+        game_date: dt.date,
+        trigger_id: str,
+        readiness: Readiness,
+        records: dict[str, CompletionRecord],
+        now: dt.datetime,
+    ) -> dict[str, Any]:
         return {
             "trigger_id": trigger_id,
             "game_date": game_date.isoformat(),
@@ -219,12 +239,16 @@ class Orchestrator:
             "reason": readiness.reason,
             "completed_processors": list(readiness.completed),
             "completed_tables": [self.spec.processor(name).output_table for name in readiness.completed],
+            # Which run of each processor Phase 4 gets: lineage, and how a later run is known to be late.
+            "executions": {name: records[name].execution_id for name in readiness.completed},
             "triggered_at": now.isoformat(),
             "source": self.spec.orchestrator.function_name,
         }
 
     def _log(self, decision: Decision) -> Decision:
-        fields = {k: v for k, v in asdict(decision).items() if k != "extra" and v not in (None, (), "")}
+        fields = {
+            k: v for k, v in asdict(decision).items() if k not in ("extra", "trigger_runs") and v not in (None, (), "")
+        }
         fields.update(decision.extra)
         log.log(
             _SEVERITY.get(decision.outcome, logging.INFO),
@@ -258,4 +282,5 @@ def _claim_decision(outcome: str, claim: TriggerClaim, reason: str, **extra: Any
         completed=tuple(claim.payload.get("completed_processors", ())),
         reason=reason,
         extra=extra,
+        trigger_runs=dict(claim.payload.get("executions", {})),
     )
