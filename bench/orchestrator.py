@@ -42,6 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from phase3ops import emulators  # noqa: E402
+from phase3ops.cloud import publisher_client  # noqa: E402
 from phase3ops.orchestrator.factory import build_orchestrator  # noqa: E402
 from phase3ops.pubsub_admin import ensure_orchestrator_topology  # noqa: E402
 from phase3ops.spec.pipeline import load_pipeline_spec  # noqa: E402
@@ -209,9 +210,9 @@ def main() -> int:
             # Each design gets its own block of dates so neither sees the other's documents.
             dates = [first - dt.timedelta(days=index * 1000 + d) for d in range(args.dates)]
             if index == 0:
-                make = lambda: ReferenceOrchestrator(project, spec, pubsub_v1.PublisherClient()).handle_event  # noqa: E731
+                make = lambda: ReferenceOrchestrator(project, spec, publisher_client()).handle_event  # noqa: E731
             else:
-                make = lambda: build_orchestrator(spec, project, publisher_client=pubsub_v1.PublisherClient()).handle_event  # noqa: E731
+                make = lambda: build_orchestrator(spec, project, publisher_client=publisher_client()).handle_event  # noqa: E731
             # One warm-up date per design, not measured: channel set-up is not what we compare.
             run_design(name, make, processors, [first + dt.timedelta(days=index + 1)], lambda: 0, together)
             count_messages(subscriber, listener)
