@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from phase3ops.cloud import MissingSetting
+from phase3ops.cloud import SettingError
 from phase3ops.spec.documents import SpecError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(exc, file=sys.stderr)
         return EXIT_ERROR
-    except MissingSetting as exc:
+    except SettingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

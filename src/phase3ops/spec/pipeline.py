@@ -30,6 +30,31 @@ PIPELINE_SCHEMA = SCHEMA_DIR / "pipeline.schema.json"
 PIPELINE_FILE_NAME = "pipeline.yaml"
 PIPELINE_ENV = "PHASE3OPS_PIPELINE"
 PARTITION_COLUMN = "game_date"
+FRESHNESS_COLUMN = "processed_at"  # Phase 3 rows: when the processor computed them
+SCRAPED_COLUMN = "scraped_at"  # raw rows: when Phase 2 scraped them
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A warehouse table: `dataset.name`, partitioned by game_date, with a primary key."""
+
+    dataset: str
+    name: str
+    primary_key: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (name, BigQuery type), in table order
+
+    @property
+    def freshness_column(self) -> str:
+        """Which copy of a row is the newest: processed rows by processed_at, raw scrapes by scraped_at."""
+        return FRESHNESS_COLUMN if FRESHNESS_COLUMN in self.column_names else SCRAPED_COLUMN
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.dataset}.{self.name}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
 
 
 @dataclass(frozen=True)
@@ -39,6 +64,23 @@ class Processor:
     primary_key: tuple[str, ...]
     class_name: str
     critical: bool
+    table: TableSpec
+
+
+@dataclass(frozen=True)
+class LockSettings:
+    collection: str
+    lease_seconds: float
+    max_wait_seconds: float
+    retention_hours: float
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    service_name: str
+    dataset: str
+    raw_dataset: str
+    lock: LockSettings
 
 
 @dataclass(frozen=True)
@@ -79,6 +121,8 @@ class PipelineSpec:
     timezone: str
     topics: Topics
     orchestrator: OrchestratorSettings
+    analytics: AnalyticsSettings
+    raw_tables: tuple[TableSpec, ...]
     processors: tuple[Processor, ...]
     modes: tuple[ModeRule, ...]
     _aliases: dict[str, Processor] = field(init=False, repr=False, compare=False)
@@ -103,6 +147,12 @@ class PipelineSpec:
         for processor in self.processors:
             if processor.name == name:
                 return processor
+        raise KeyError(name)
+
+    def raw_table(self, name: str) -> TableSpec:
+        for table in self.raw_tables:
+            if table.name == name:
+                return table
         raise KeyError(name)
 
     def resolve_processor(self, reported_name: str) -> Processor | None:
@@ -177,16 +227,29 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
                 )
             seen.setdefault(value, index)
 
+    duplicates(spec["raw_tables"], "name", "raw_tables")
+    for index, table in enumerate(spec["raw_tables"]):
+        if table["columns"].get(SCRAPED_COLUMN) != "TIMESTAMP":
+            problems.append(
+                document.problem(
+                    ["spec", "raw_tables", index, "columns"],
+                    f"must have {SCRAPED_COLUMN}: TIMESTAMP; processors read the newest scrape of each row",
+                )
+            )
+    for section in ("raw_tables", "processors"):
+        for index, table in enumerate(spec[section]):
+            problems.extend(_table_problems(document, section, index, table))
+
     processors = spec["processors"]
     duplicates(processors, "name", "processors")
     duplicates(processors, "output_table", "processors")
     duplicates(processors, "class_name", "processors")
     for index, processor in enumerate(processors):
-        if PARTITION_COLUMN not in processor["primary_key"]:
+        if processor["columns"].get(FRESHNESS_COLUMN) != "TIMESTAMP":
             problems.append(
                 document.problem(
-                    ["spec", "processors", index, "primary_key"],
-                    f"must include {PARTITION_COLUMN!r}: writes and duplicate checks are per game date",
+                    ["spec", "processors", index, "columns"],
+                    f"must have {FRESHNESS_COLUMN}: TIMESTAMP; duplicates keep the newest row by it",
                 )
             )
 
@@ -222,10 +285,43 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
     return problems
 
 
+def _table_problems(document: SpecDocument, section: str, index: int, table: dict[str, Any]) -> list[SpecProblem]:
+    problems = []
+    columns = table["columns"]
+    if PARTITION_COLUMN not in table["primary_key"]:
+        problems.append(
+            document.problem(
+                ["spec", section, index, "primary_key"],
+                f"must include {PARTITION_COLUMN!r}: writes and duplicate checks are per game date",
+            )
+        )
+    if columns.get(PARTITION_COLUMN) != "DATE":
+        problems.append(
+            document.problem(["spec", section, index, "columns"], f"must have {PARTITION_COLUMN}: DATE (the partition column)")
+        )
+    for key in table["primary_key"]:
+        if key not in columns:
+            problems.append(
+                document.problem(["spec", section, index, "primary_key"], f"primary key column {key!r} is not in columns")
+            )
+    return problems
+
+
+def _table(dataset: str, name: str, data: dict[str, Any]) -> TableSpec:
+    return TableSpec(
+        dataset=dataset,
+        name=name,
+        primary_key=tuple(data["primary_key"]),
+        columns=tuple(data["columns"].items()),
+    )
+
+
 def _build(document: SpecDocument) -> PipelineSpec:
     data = document.data
     spec = data["spec"]
     orchestrator = spec["orchestrator"]
+    analytics = spec["analytics"]
+    lock = analytics["lock"]
     return PipelineSpec(
         name=data["metadata"]["name"],
         source=document.file,
@@ -238,6 +334,18 @@ def _build(document: SpecDocument) -> PipelineSpec:
             claim_lease_seconds=orchestrator.get("claim_lease_seconds", 60),
             publish_timeout_seconds=orchestrator.get("publish_timeout_seconds", 20),
         ),
+        analytics=AnalyticsSettings(
+            service_name=analytics["service_name"],
+            dataset=analytics["dataset"],
+            raw_dataset=analytics["raw_dataset"],
+            lock=LockSettings(
+                collection=lock["collection"],
+                lease_seconds=lock.get("lease_seconds", 60),
+                max_wait_seconds=lock.get("max_wait_seconds", 120),
+                retention_hours=lock.get("retention_hours", 24),
+            ),
+        ),
+        raw_tables=tuple(_table(analytics["raw_dataset"], t["name"], t) for t in spec["raw_tables"]),
         processors=tuple(
             Processor(
                 name=p["name"],
@@ -245,6 +353,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
                 primary_key=tuple(p["primary_key"]),
                 class_name=p["class_name"],
                 critical=p["critical"],
+                table=_table(analytics["dataset"], p["output_table"], p),
             )
             for p in spec["processors"]
         ),

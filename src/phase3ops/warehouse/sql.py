@@ -1,0 +1,119 @@
+"""SQL written once, in BigQuery's dialect, for both warehouse adapters.
+
+The BigQuery adapter sends these statements as they are; the DuckDB adapter
+transpiles them with SQLGlot. Table references are `dataset.table`; the
+BigQuery adapter qualifies them with its project.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import lru_cache
+
+import sqlglot
+
+from phase3ops.spec.pipeline import PARTITION_COLUMN, TableSpec
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def quote(*parts: str) -> str:
+    for part in parts:
+        if not _IDENTIFIER.match(part):
+            raise ValueError(f"not a safe identifier: {part!r}")
+    return "`" + ".".join(parts) + "`"
+
+
+def date_literal(value: dt.date) -> str:
+    # A date object (never a string) renders only digits and dashes: safe to inline.
+    return f"DATE '{dt.date.fromisoformat(value.isoformat()).isoformat()}'"
+
+
+def create_table(table: TableSpec, partitioned: bool = True) -> str:
+    """Partitioned by game_date and clustered by the primary key, so a day's
+    MERGE and duplicate check scan (and lock) one partition."""
+    columns = ",\n  ".join(f"{name} {kind}" for name, kind in table.columns)
+    statement = f"CREATE TABLE IF NOT EXISTS {quote(table.dataset, table.name)} (\n  {columns}\n)"
+    if partitioned:
+        # BigQuery clusters by at most four columns.
+        clustering = ", ".join([k for k in table.primary_key if k != PARTITION_COLUMN][:4])
+        statement += f"\nPARTITION BY {PARTITION_COLUMN}"
+        if clustering:
+            statement += f"\nCLUSTER BY {clustering}"
+    return statement
+
+
+_TABLE_REFERENCE = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def qualify_tables(statement: str, project: str) -> str:
+    """`dataset.table` -> `project.dataset.table` (BigQuery needs the project; DuckDB has none)."""
+    return _TABLE_REFERENCE.sub(lambda m: f"`{project}.{m.group(1)}.{m.group(2)}`", statement)
+
+
+def merge_partition(table: TableSpec, staging: str, game_date: dt.date) -> str:
+    """Replace one game date of `table` with the staged rows, atomically, in one statement.
+
+    - The source keeps one row per primary key, the newest by processed_at:
+      even a staging table with duplicates cannot put two rows in the table.
+    - Rows of the date that the new run no longer produces are deleted by the
+      same statement (WHEN NOT MATCHED BY SOURCE); there is no separate
+      DELETE + INSERT that a concurrent run could interleave with.
+    - Every reference to the target carries a constant game_date filter so
+      BigQuery prunes the partitions it scans and locks.
+    """
+    target = quote(table.dataset, table.name)
+    source = quote(table.dataset, staging)
+    day = date_literal(game_date)
+    key = ", ".join(table.primary_key)
+    order = table.freshness_column
+    on = " AND ".join(f"T.{k} = S.{k}" for k in table.primary_key)
+    updates = ", ".join(f"{c} = S.{c}" for c in table.column_names if c not in table.primary_key)
+    insert_columns = ", ".join(table.column_names)
+    insert_values = ", ".join(f"S.{c}" for c in table.column_names)
+    return (
+        f"MERGE {target} T\n"
+        f"USING (\n"
+        f"  SELECT * FROM {source}\n"
+        f"  WHERE {PARTITION_COLUMN} = {day}\n"
+        f"  QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {order} DESC) = 1\n"
+        f") S\n"
+        f"ON {on} AND T.{PARTITION_COLUMN} = {day}\n"
+        f"WHEN MATCHED THEN UPDATE SET {updates}\n"
+        f"WHEN NOT MATCHED BY TARGET THEN INSERT ({insert_columns}) VALUES ({insert_values})\n"
+        f"WHEN NOT MATCHED BY SOURCE AND T.{PARTITION_COLUMN} = {day} THEN DELETE"
+    )
+
+
+def insert_from(table: TableSpec, staging: str) -> str:
+    columns = ", ".join(table.column_names)
+    return f"INSERT INTO {quote(table.dataset, table.name)} ({columns}) SELECT {columns} FROM {quote(table.dataset, staging)}"
+
+
+def duplicate_counts(table: TableSpec, first: dt.date, last: dt.date) -> str:
+    """Per game date: how many rows exceed one per primary key (0 when clean)."""
+    key = ", ".join(table.primary_key)
+    return (
+        f"SELECT {PARTITION_COLUMN}, SUM(n - 1) AS duplicates FROM (\n"
+        f"  SELECT {key}, COUNT(*) AS n FROM {quote(table.dataset, table.name)}\n"
+        f"  WHERE {PARTITION_COLUMN} BETWEEN {date_literal(first)} AND {date_literal(last)}\n"
+        f"  GROUP BY {key}\n"
+        f") GROUP BY {PARTITION_COLUMN} ORDER BY {PARTITION_COLUMN}"
+    )
+
+
+def row_counts(table: TableSpec, first: dt.date, last: dt.date) -> str:
+    return (
+        f"SELECT {PARTITION_COLUMN}, COUNT(*) AS row_count FROM {quote(table.dataset, table.name)}\n"
+        f"WHERE {PARTITION_COLUMN} BETWEEN {date_literal(first)} AND {date_literal(last)}\n"
+        f"GROUP BY {PARTITION_COLUMN} ORDER BY {PARTITION_COLUMN}"
+    )
+
+
+@lru_cache(maxsize=512)
+def to_duckdb(bigquery_sql: str) -> str:
+    statements = sqlglot.transpile(bigquery_sql, read="bigquery", write="duckdb")
+    if len(statements) != 1:
+        raise ValueError(f"expected one statement, got {len(statements)}")
+    return statements[0]

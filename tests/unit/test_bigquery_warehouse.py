@@ -1,0 +1,87 @@
+"""The BigQuery adapter's own code path, executed on DuckDB (no BigQuery emulator exists offline)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from phase3ops.spec.pipeline import load_pipeline_spec
+from phase3ops.warehouse.bigquery_warehouse import BigQueryWarehouse, is_serialization_conflict
+from tests.support.bigquery_on_duckdb import BigQueryOnDuckDB
+from tests.support.specs import REPO_ROOT
+from tests.unit.test_duckdb_warehouse import DAY, T0, summary
+
+SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
+TABLE = SPEC.processor("player_game_summary").table
+CONFLICT = "Could not serialize access to table my-proj:nba_analytics.player_game_summary due to concurrent update"
+
+
+@pytest.fixture
+def client(tmp_path) -> BigQueryOnDuckDB:
+    client = BigQueryOnDuckDB(tmp_path / "bq.duckdb", project="my-proj")
+    client.register(TABLE)
+    return client
+
+
+@pytest.fixture
+def warehouse(client) -> BigQueryWarehouse:
+    sleeps: list[float] = []
+    warehouse = BigQueryWarehouse(client, location="us-west2", sleep=sleeps.append)
+    warehouse.sleeps = sleeps
+    warehouse.ensure_tables([TABLE])
+    return warehouse
+
+
+def test_statements_are_project_qualified_partitioned_bigquery_sql(warehouse, client):
+    warehouse.write_partition(TABLE, DAY, [summary("a", 1), summary("b", 2)])
+
+    create, merge = client.statements[0], client.statements[-1]
+    assert "CREATE TABLE IF NOT EXISTS `my-proj.nba_analytics.player_game_summary`" in create
+    assert "PARTITION BY game_date" in create
+    assert merge.startswith("MERGE `my-proj.nba_analytics.player_game_summary` T")
+    assert "USING (\n  SELECT * FROM `my-proj.nba_analytics.player_game_summary__staging_" in merge
+    assert warehouse.row_counts(TABLE, DAY, DAY) == {DAY: 2}
+
+
+def test_a_serialization_conflict_is_retried_with_backoff_and_the_merge_lands(warehouse, client):
+    client.fail_next = [gexc.BadRequest(CONFLICT), gexc.BadRequest(CONFLICT)]
+    warehouse.write_partition(TABLE, DAY, [summary("a", 1, T0), summary("a", 9, T0 + dt.timedelta(minutes=1))])
+
+    merges = [s for s in client.statements if s.startswith("MERGE")]
+    assert len(merges) == 3 and len(set(merges)) == 1  # the same statement again, nothing else
+    assert not any(s.lstrip().upper().startswith(("DELETE", "INSERT")) for s in client.statements)
+    assert len(warehouse.sleeps) == 2 and warehouse.sleeps[1] > warehouse.sleeps[0] * 0.5
+    assert warehouse.query("SELECT points FROM `nba_analytics.player_game_summary`") == [{"points": 9}]
+    assert warehouse.duplicate_counts(TABLE, DAY, DAY) == {DAY: 0}
+
+
+def test_it_gives_up_after_the_attempts_and_never_falls_back(warehouse, client):
+    client.fail_next = [gexc.BadRequest(CONFLICT)] * 6  # every attempt the adapter makes
+    with pytest.raises(gexc.BadRequest):
+        warehouse.write_partition(TABLE, DAY, [summary("a", 1)])
+    assert sum(s.startswith("MERGE") for s in client.statements) == 6
+    assert not any(s.lstrip().upper().startswith(("DELETE", "INSERT")) for s in client.statements)
+    assert warehouse.row_counts(TABLE, DAY, DAY) == {}
+    assert not [s for s in client.statements if "__staging_" in s and s.startswith("CREATE")]  # staging via API only
+
+
+def test_other_errors_are_not_retried(warehouse, client):
+    client.fail_next = [gexc.BadRequest("Syntax error: Unexpected keyword")]
+    with pytest.raises(gexc.BadRequest, match="Syntax error"):
+        warehouse.write_partition(TABLE, DAY, [summary("a", 1)])
+    assert sum(s.startswith("MERGE") for s in client.statements) == 1
+
+
+@pytest.mark.parametrize(
+    "error, retry",
+    [
+        (gexc.BadRequest(CONFLICT), True),
+        (gexc.Conflict("Transaction is aborted due to concurrent update against table x"), True),
+        (gexc.BadRequest("Query error: division by zero"), False),
+        (RuntimeError(CONFLICT), False),
+    ],
+)
+def test_what_counts_as_a_serialization_conflict(error, retry):
+    assert is_serialization_conflict(error) is retry

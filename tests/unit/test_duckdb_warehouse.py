@@ -1,0 +1,127 @@
+"""The warehouse port on DuckDB: atomic, idempotent partition writes and duplicate counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from phase3ops.spec.pipeline import load_pipeline_spec
+from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
+from phase3ops.warehouse.port import WarehouseError
+from tests.support.specs import REPO_ROOT
+
+SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
+TABLE = SPEC.processor("player_game_summary").table
+DAY = dt.date(2026, 11, 28)
+T0 = dt.datetime(2026, 11, 29, 6, tzinfo=dt.timezone.utc)
+
+
+def summary(player: str, points: int, at: dt.datetime = T0, day: dt.date = DAY) -> dict:
+    return {
+        "game_date": day,
+        "player_lookup": player,
+        "player_name": player.title(),
+        "team_abbr": "BOS",
+        "opponent_abbr": "NYK",
+        "game_id": "g1",
+        "minutes": 30.5,
+        "points": points,
+        "rebounds": 5,
+        "assists": 3,
+        "fg_pct": 0.5,
+        "true_shooting_pct": 0.6,
+        "processed_at": at,
+    }
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> DuckDBWarehouse:
+    warehouse = DuckDBWarehouse(tmp_path / "data" / "warehouse.duckdb")
+    warehouse.ensure_tables([TABLE])
+    return warehouse
+
+
+def table_rows(warehouse, day=DAY):
+    return warehouse.query(
+        f"SELECT player_lookup, points, processed_at FROM `nba_analytics.player_game_summary` "
+        f"WHERE game_date = DATE '{day}' ORDER BY player_lookup"
+    )
+
+
+def test_write_replaces_the_partition_and_is_idempotent(warehouse):
+    other_day = DAY - dt.timedelta(days=1)
+    warehouse.write_partition(TABLE, other_day, [summary("z", 1, day=other_day)])
+    warehouse.write_partition(TABLE, DAY, [summary("a", 10), summary("b", 20), summary("stale", 5)])
+    second = [summary("a", 11, T0 + dt.timedelta(hours=1)), summary("b", 20, T0 + dt.timedelta(hours=1))]
+    warehouse.write_partition(TABLE, DAY, second)
+    warehouse.write_partition(TABLE, DAY, second)
+
+    assert [(r["player_lookup"], r["points"]) for r in table_rows(warehouse)] == [("a", 11), ("b", 20)]
+    assert table_rows(warehouse)[0]["processed_at"] == T0 + dt.timedelta(hours=1)
+    assert [r["player_lookup"] for r in table_rows(warehouse, other_day)] == ["z"]  # other dates untouched
+    assert warehouse.duplicate_counts(TABLE, other_day, DAY) == {other_day: 0, DAY: 0}
+    assert warehouse.row_counts(TABLE, other_day, DAY) == {other_day: 1, DAY: 2}
+
+
+def test_the_merge_keeps_one_row_per_key_even_from_a_staging_table_with_duplicates(warehouse):
+    rows = [summary("a", 1, T0), summary("a", 3, T0 + dt.timedelta(minutes=5)), summary("a", 2, T0 + dt.timedelta(minutes=1))]
+    warehouse.write_partition(TABLE, DAY, rows)
+    assert [(r["player_lookup"], r["points"]) for r in table_rows(warehouse)] == [("a", 3)]
+
+
+def test_rows_for_another_date_are_refused(warehouse):
+    with pytest.raises(WarehouseError, match="not for 2026-11-28"):
+        warehouse.write_partition(TABLE, DAY, [summary("a", 1, day=DAY + dt.timedelta(days=1))])
+
+
+def test_duplicates_are_counted_by_the_primary_key(warehouse):
+    warehouse.write_partition(TABLE, DAY, [summary("a", 1), summary("b", 1)])
+    warehouse.append(TABLE, [summary("a", 1), summary("a", 2)])
+    assert warehouse.duplicate_counts(TABLE, DAY, DAY) == {DAY: 2}
+
+
+def test_concurrent_writers_of_one_partition_leave_no_duplicates(warehouse):
+    errors = []
+
+    def writer(index: int) -> None:
+        try:
+            for round_ in range(5):
+                at = T0 + dt.timedelta(seconds=index * 10 + round_)
+                warehouse.write_partition(TABLE, DAY, [summary(f"p{i}", index, at) for i in range(50)])
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert warehouse.duplicate_counts(TABLE, DAY, DAY) == {DAY: 0}
+    assert warehouse.row_counts(TABLE, DAY, DAY) == {DAY: 50}
+    assert len({r["points"] for r in table_rows(warehouse)}) == 1  # every row from one writer's last batch
+
+
+def test_a_second_process_waits_for_the_file_instead_of_failing(warehouse, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, time
+            conn = duckdb.connect({str(warehouse.path)!r})
+            print("locked", flush=True)
+            time.sleep(2)
+            conn.close()
+        """)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    warehouse.write_partition(TABLE, DAY, [summary("a", 1)])  # retries until the other process lets go
+    holder.wait(timeout=30)
+    assert [r["player_lookup"] for r in table_rows(warehouse)] == ["a"]
