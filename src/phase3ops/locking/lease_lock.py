@@ -1,0 +1,273 @@
+"""A lease lock per (processor, game date) in Firestore, with fencing tokens.
+
+What the lock this replaces got wrong, and what this one does instead:
+- a 10-minute stale takeover and no renewal: here a short lease (60 s by
+  default) that the holder renews in the background every lease/3;
+- release without checking ownership, so a slow run deleted the next holder's
+  lock: here release is a compare-and-set that only touches the lock while the
+  caller's owner id *and* fencing token are still the current ones;
+- a busy lock made the run return success without doing anything: here the
+  caller waits with backoff, then raises `LockBusy` so the request is retried;
+- a holder whose lease ran out could still write: here `ensure_current()`
+  re-reads the lock right before the write and raises `LockLost`.
+
+The lock document is never deleted by a run. Its `token` grows with every
+new grant, and `expires_at` (lease end + retention) lets a Firestore TTL
+policy remove documents of dead or released locks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+log = logging.getLogger("phase3ops.lock")
+
+Clock = Callable[[], dt.datetime]
+
+
+class LockBusy(RuntimeError):
+    """Another run holds the lock and did not release it within the wait limit."""
+
+
+class LockLost(RuntimeError):
+    """The caller's lease ran out and the lock was (or may be) granted to someone else."""
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def default_owner_id() -> str:
+    return f"{socket.gethostname()}:{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class LockSettingsView:
+    lease: dt.timedelta
+    max_wait: dt.timedelta
+    retention: dt.timedelta
+
+
+class LeaseLocks:
+    """Factory of leases on one Firestore collection."""
+
+    def __init__(
+        self,
+        client: firestore.Client,
+        collection: str,
+        lease_seconds: float = 60.0,
+        max_wait_seconds: float = 120.0,
+        retention_hours: float = 24.0,
+        clock: Clock = utc_now,
+    ):
+        self._client = client
+        self._collection = client.collection(collection)
+        self.settings = LockSettingsView(
+            lease=dt.timedelta(seconds=lease_seconds),
+            max_wait=dt.timedelta(seconds=max_wait_seconds),
+            retention=dt.timedelta(hours=retention_hours),
+        )
+        self._clock = clock
+
+    def document(self, processor: str, game_date: dt.date):
+        return self._collection.document(f"{processor}_{game_date.isoformat()}")
+
+    def acquire(self, processor: str, game_date: dt.date, owner: str | None = None) -> "Lease":
+        """Wait (with jittered exponential backoff) until the lock is ours, or raise LockBusy."""
+        owner = owner or default_owner_id()
+        ref = self.document(processor, game_date)
+        deadline = time.monotonic() + self.settings.max_wait.total_seconds()
+        delay = 0.05
+        while True:
+            granted = _try_grant(ref, owner, self._clock, self.settings)
+            if granted.token is not None:
+                if granted.taken_over_from:
+                    log.warning(
+                        "took over an expired lock from %s",
+                        granted.taken_over_from,
+                        extra={
+                            "event": "lock_takeover",
+                            "lock": ref.id,
+                            "processor": processor,
+                            "game_date": game_date.isoformat(),
+                            "owner": owner,
+                            "previous_owner": granted.taken_over_from,
+                            "previous_token": granted.token - 1,
+                            "token": granted.token,
+                        },
+                    )
+                return Lease(self, ref, processor, game_date, owner, granted.token)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockBusy(
+                    f"lock {ref.id} is held by {granted.holder} (lease until {granted.holder_lease_end}); "
+                    f"waited {self.settings.max_wait.total_seconds():.0f}s"
+                )
+            time.sleep(min(remaining, delay * (0.5 + random.random())))
+            delay = min(delay * 2, 2.0)
+
+    def _renew(self, lease: "Lease") -> bool:
+        lease_end = self._clock() + self.settings.lease
+        return _update_if_ours(
+            lease.ref,
+            lease.owner,
+            lease.token,
+            {"renewed_at": self._clock(), "lease_expires_at": lease_end, "expires_at": lease_end + self.settings.retention},
+        )
+
+    def _is_current(self, lease: "Lease") -> bool:
+        snapshot = lease.ref.get()
+        if not snapshot.exists:
+            return False
+        data = snapshot.to_dict()
+        return (
+            data.get("owner") == lease.owner
+            and data.get("token") == lease.token
+            and data["lease_expires_at"] > self._clock()
+        )
+
+    def _release(self, lease: "Lease") -> bool:
+        now = self._clock()
+        return _update_if_ours(
+            lease.ref,
+            lease.owner,
+            lease.token,
+            {"owner": None, "released_at": now, "lease_expires_at": now, "expires_at": now + self.settings.retention},
+        )
+
+
+class Lease:
+    """A granted lock. Use as a context manager: renews while inside, releases on exit."""
+
+    def __init__(self, locks: LeaseLocks, ref, processor: str, game_date: dt.date, owner: str, token: int):
+        self._locks = locks
+        self.ref = ref
+        self.processor = processor
+        self.game_date = game_date
+        self.owner = owner
+        self.token = token
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def __enter__(self) -> "Lease":
+        self.start_renewing()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop_renewing()
+        self.release()
+
+    def start_renewing(self) -> None:
+        interval = self._locks.settings.lease.total_seconds() / 3
+        self._renewer = threading.Thread(target=self._renew_loop, args=(interval,), name=f"renew-{self.ref.id}", daemon=True)
+        self._renewer.start()
+
+    def stop_renewing(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=30)
+
+    def _renew_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                if not self._locks._renew(self):
+                    self._mark_lost("the lock now belongs to someone else")
+                    return
+            except Exception:  # a failed renewal is retried; the lease may still be ours
+                log.warning("lock renewal failed; retrying", exc_info=True, extra={"event": "lock_renewal_failed", "lock": self.ref.id})
+
+    def _mark_lost(self, reason: str) -> None:
+        if not self.lost.is_set():
+            self.lost.set()
+            log.error(
+                "lost lock %s: %s",
+                self.ref.id,
+                reason,
+                extra={"event": "lock_lost", "lock": self.ref.id, "owner": self.owner, "token": self.token},
+            )
+
+    def ensure_current(self) -> None:
+        """Call right before writing: raises LockLost unless this lease is still the lock."""
+        if self.lost.is_set() or not self._locks._is_current(self):
+            self._mark_lost("lease expired or lock granted to another run")
+            raise LockLost(f"lock {self.ref.id} (token {self.token}) is no longer held by {self.owner}")
+
+    def release(self) -> bool:
+        """Release if still ours; never touches a lock granted to someone else."""
+        released = self._locks._release(self)
+        if not released:
+            log.warning(
+                "did not release lock %s: it is no longer ours",
+                self.ref.id,
+                extra={"event": "lock_release_skipped", "lock": self.ref.id, "owner": self.owner, "token": self.token},
+            )
+        return released
+
+
+@dataclass(frozen=True)
+class _Grant:
+    token: int | None
+    taken_over_from: str | None = None
+    holder: str | None = None
+    holder_lease_end: dt.datetime | None = None
+
+
+# Every write below is a compare-and-set on the document's update time (or a
+# create), not a read-write transaction: a waiter never holds a lock on the
+# document, so it can never delay the holder's renewal. (Measured on the
+# emulator: two contending grant transactions stalled each other for 6 s,
+# longer than a short lease.)
+
+
+def _try_grant(ref, owner: str, clock: Clock, settings: LockSettingsView) -> _Grant:
+    snapshot = ref.get()
+    data = snapshot.to_dict() if snapshot.exists else {}
+    now = clock()
+    holder = data.get("owner")
+    if holder is not None and data["lease_expires_at"] > now:
+        return _Grant(None, holder=holder, holder_lease_end=data["lease_expires_at"])
+    token = int(data.get("token", 0)) + 1
+    lease_end = now + settings.lease
+    grant = {
+        "owner": owner,
+        "token": token,
+        "acquired_at": now,
+        "renewed_at": now,
+        "lease_expires_at": lease_end,
+        "expires_at": lease_end + settings.retention,
+        "released_at": None,
+    }
+    try:
+        if snapshot.exists:
+            ref.update(grant, option=firestore.Client.write_option(last_update_time=snapshot.update_time))
+        else:
+            ref.create(grant)
+    except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound):
+        return _Grant(None, holder="(a concurrent acquirer)")  # lost the race: look again
+    return _Grant(token, taken_over_from=holder)
+
+
+def _update_if_ours(ref, owner: str, token: int, fields: dict[str, Any]) -> bool:
+    """Apply `fields` only while owner and token are still the caller's."""
+    while True:
+        snapshot = ref.get()
+        data = snapshot.to_dict() if snapshot.exists else {}
+        if data.get("owner") != owner or data.get("token") != token:
+            return False
+        try:
+            ref.update(fields, option=firestore.Client.write_option(last_update_time=snapshot.update_time))
+            return True
+        except gexc.FailedPrecondition:
+            continue  # the document changed between read and write: decide again
