@@ -1,0 +1,1 @@
+"""The analytics service (Cloud Run `nba-phase3-analytics-processors`) and its five processors."""

@@ -1,0 +1,32 @@
+"""Wire a `ProcessorRunner` to real clients from the environment."""
+
+from __future__ import annotations
+
+from phase3ops import cloud
+from phase3ops.analytics.completions import CompletionPublisher
+from phase3ops.analytics.runner import ProcessorRunner
+from phase3ops.locking.lease_lock import LeaseLocks
+from phase3ops.spec.pipeline import PipelineSpec
+from phase3ops.warehouse.factory import warehouse_from_environment
+from phase3ops.warehouse.port import Warehouse
+
+
+def build_runner(
+    spec: PipelineSpec,
+    project: str | None = None,
+    warehouse: Warehouse | None = None,
+    firestore_client=None,
+    publisher_client=None,
+    **lock_overrides: float,
+) -> ProcessorRunner:
+    project = cloud.project_id(project)
+    lock = spec.analytics.lock
+    locks = LeaseLocks(
+        firestore_client or cloud.firestore_client(project),
+        lock.collection,
+        lease_seconds=lock_overrides.get("lease_seconds", lock.lease_seconds),
+        max_wait_seconds=lock_overrides.get("max_wait_seconds", lock.max_wait_seconds),
+        retention_hours=lock.retention_hours,
+    )
+    completions = CompletionPublisher(publisher_client or cloud.publisher_client(), project, spec.topics.completion)
+    return ProcessorRunner(spec, warehouse or warehouse_from_environment(), locks, completions)

@@ -1,0 +1,166 @@
+"""The analytics Cloud Run service: push envelopes in, processor runs and completions out."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import time
+
+import pytest
+
+from phase3ops.analytics.push_auth import PushAuth
+from phase3ops.analytics.service import create_app
+from phase3ops.locking.lease_lock import LeaseLocks
+from tests.integration.test_processor_runs import DAY, analytics  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.emulators
+
+
+def push_body(data, message_id: str = "m-1") -> dict:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return {"message": {"data": base64.b64encode(raw).decode(), "messageId": message_id, "attributes": {}}, "subscription": "s"}
+
+
+@pytest.fixture
+def client(analytics):  # noqa: F811
+    return create_app(analytics.runner(max_wait_seconds=0.3), PushAuth(None)).test_client()
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json["status"] == "ok"
+
+
+def test_a_push_runs_the_requested_processors(client, analytics):  # noqa: F811
+    response = client.post("/", json=push_body({"game_date": DAY.isoformat(), "processors": ["team_offense_game_summary", "team_defense_game_summary"], "correlation_id": "c-9"}))
+    assert response.status_code == 200, response.json
+    assert [r["processor"] for r in response.json["results"]] == ["team_offense_game_summary", "team_defense_game_summary"]
+    messages = analytics.published(at_least=2)
+    assert sorted(m["processor_name"] for m in messages) == ["team_defense_game_summary", "team_offense_game_summary"]
+    assert {m["correlation_id"] for m in messages} == {"c-9"}
+
+
+def test_all_processors_when_none_are_named(client, analytics):  # noqa: F811
+    response = client.post("/", json=push_body({"game_date": DAY.isoformat()}))
+    assert response.status_code == 200
+    assert len(analytics.published(at_least=5)) == 5
+
+
+@pytest.mark.parametrize(
+    "body, field, reason",
+    [
+        ({"nope": 1}, "message", "not a Pub/Sub push envelope"),
+        ({"message": {"messageId": "1"}}, "message.data", "has no data"),
+        ({"message": {"data": "%%%", "messageId": "1"}}, "message.data", "not base64-encoded JSON"),
+        (push_body(b"[1, 2]"), "message.data", "must be a JSON object"),
+        (push_body({"processors": []}), "game_date", "'game_date' is required"),
+        (push_body({"game_date": "2026-02-31"}), "game_date", "is not a YYYY-MM-DD date"),
+        (push_body({"game_date": "2026-11-28", "processors": ["ghost"]}), "processors", "unknown processors ['ghost']"),
+        (push_body({"game_date": "2026-11-28", "processors": "player_game_summary"}), "processors", "must be a list"),
+    ],
+)
+def test_bad_envelopes_get_a_400_with_the_reason(client, analytics, body, field, reason):  # noqa: F811
+    response = client.post("/", json=body)
+    assert response.status_code == 400
+    assert response.json["field"] == field and reason in response.json["error"]
+    assert analytics.published() == []
+
+
+def test_a_busy_lock_answers_503_so_pubsub_retries(client, analytics):  # noqa: F811
+    holder = LeaseLocks(analytics.runner().locks._client, analytics.spec.analytics.lock.collection, lease_seconds=30)
+    lease = holder.acquire("player_game_summary", DAY, owner="other-instance")
+    try:
+        response = client.post("/", json=push_body({"game_date": DAY.isoformat(), "processors": ["player_game_summary"]}))
+    finally:
+        lease.release()
+    assert response.status_code == 503 and "held by other-instance" in response.json["error"]
+    assert analytics.published() == []
+
+
+def test_push_auth_checks_signature_audience_and_service_account(analytics):  # noqa: F811
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from google.auth import crypt, jwt
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    signer = crypt.RSASigner.from_string(pem, key_id="k1")
+
+    def token(audience: str, email: str) -> str:
+        now = int(time.time())
+        claims = {"iss": "https://accounts.google.com", "aud": audience, "email": email, "email_verified": True, "iat": now, "exp": now + 600}
+        return jwt.encode(signer, claims).decode()
+
+    auth = PushAuth(
+        "https://analytics.example/",
+        "push@proj.iam.gserviceaccount.com",
+        verify=lambda tok, aud: jwt.decode(tok, certs={"k1": public}, audience=aud),
+    )
+    client = create_app(analytics.runner(), auth).test_client()
+    body = push_body({"game_date": "2026-02-31"})  # valid auth reaches validation (400); invalid stops at 401
+
+    assert client.post("/", json=body).status_code == 401
+    assert client.post("/", json=body, headers={"Authorization": "Bearer not-a-jwt"}).status_code == 401
+    wrong_audience = token("https://other.example/", "push@proj.iam.gserviceaccount.com")
+    assert client.post("/", json=body, headers={"Authorization": f"Bearer {wrong_audience}"}).status_code == 401
+    wrong_account = token("https://analytics.example/", "intruder@proj.iam.gserviceaccount.com")
+    response = client.post("/", json=body, headers={"Authorization": f"Bearer {wrong_account}"})
+    assert response.status_code == 401 and "not the push service account" in response.json["error"]
+    good = token("https://analytics.example/", "push@proj.iam.gserviceaccount.com")
+    assert client.post("/", json=body, headers={"Authorization": f"Bearer {good}"}).status_code == 400
+
+
+def test_the_service_under_gunicorn_behind_a_push_subscription(analytics, emulator_hosts, repo_root, tmp_path):  # noqa: F811
+    """The image's command, fed by a real push subscription on the Pub/Sub emulator."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from google.cloud import pubsub_v1
+
+    from phase3ops.emulators import free_port, stop_process_group
+    from phase3ops.pubsub_admin import ensure_subscription
+
+    port = free_port()
+    env = {
+        **os.environ,
+        **emulator_hosts,
+        "GOOGLE_CLOUD_PROJECT": analytics.project,
+        "PHASE3OPS_PIPELINE": str(repo_root / "pipeline.yaml"),
+        "PHASE3OPS_WAREHOUSE": f"duckdb:{analytics.warehouse.path}",
+        "PYTHONWARNINGS": "ignore",
+    }
+    log = open(tmp_path / "service.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--threads", "4",
+         "phase3ops.analytics.service:create_app_from_environment()"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "service.log").read_text()
+                time.sleep(0.2)
+        subscriber = pubsub_v1.SubscriberClient()
+        ensure_subscription(
+            subscriber, analytics.project, analytics.spec.topics.phase3_trigger, "analytics-push", push_endpoint=f"http://127.0.0.1:{port}/"
+        )
+        publisher = pubsub_v1.PublisherClient()
+        topic = publisher.topic_path(analytics.project, analytics.spec.topics.phase3_trigger)
+        publisher.publish(topic, json.dumps({"game_date": DAY.isoformat()}).encode()).result()
+
+        messages = analytics.published(at_least=5)
+    finally:
+        stop_process_group(server.pid)
+        log.close()
+    assert sorted(m["processor_name"] for m in messages) == sorted(analytics.spec.processor_names)
+    assert all(m["status"] == "success" and m["game_date"] == DAY.isoformat() for m in messages)
+    lines = [json.loads(line) for line in (tmp_path / "service.log").read_text().splitlines() if line.startswith("{")]
+    assert sum(line.get("event") == "processor_run" for line in lines) == 5

@@ -1,0 +1,155 @@
+"""Processor runs on the emulators and DuckDB: locked, de-duplicated, atomic, published."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from dataclasses import dataclass
+
+import pytest
+from google.cloud import firestore, pubsub_v1
+
+from phase3ops.analytics.factory import build_runner
+from phase3ops.analytics.runner import ProcessorRunner
+from phase3ops.analytics.synthetic import generate_game_day, write_game_day
+from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_subscription
+from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
+from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
+from tests.support.delivery import pull_everything
+from tests.support.specs import REPO_ROOT
+
+pytestmark = pytest.mark.emulators
+DAY = dt.date(2026, 11, 28)
+
+
+@dataclass
+class Analytics:
+    project: str
+    spec: PipelineSpec
+    warehouse: DuckDBWarehouse
+    subscriber: pubsub_v1.SubscriberClient
+    completions: str
+
+    def runner(self, **lock_overrides) -> ProcessorRunner:
+        return build_runner(
+            self.spec,
+            self.project,
+            warehouse=self.warehouse,
+            firestore_client=firestore.Client(project=self.project),
+            **{"lease_seconds": 1.5, "max_wait_seconds": 60, **lock_overrides},
+        )
+
+    def published(self, at_least: int = 0) -> list[dict]:
+        return [json.loads(m.data) for m in pull_everything(self.subscriber, self.completions, 0.5, at_least=at_least)]
+
+    def rows(self, processor: str) -> list[dict]:
+        table = self.spec.processor(processor).table
+        return self.warehouse.query(f"SELECT * FROM `{table.dataset}.{table.name}` WHERE game_date = DATE '{DAY}'")
+
+
+@pytest.fixture
+def analytics(gcp_project, tmp_path) -> Analytics:
+    spec = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    ensure_orchestrator_topology(publisher, subscriber, gcp_project, spec)
+    completions = ensure_subscription(subscriber, gcp_project, spec.topics.completion, "completions-listener")
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    write_game_day(warehouse, spec, generate_game_day(spec, DAY, games=4, seed=5, stale_scrapes=True))
+    analytics = Analytics(gcp_project, spec, warehouse, subscriber, completions)
+    analytics.runner().prepare()
+    return analytics
+
+
+def test_a_run_writes_rows_and_publishes_its_completion(analytics):
+    result = analytics.runner().run("player_game_summary", DAY, correlation_id="corr-1")
+
+    rows = analytics.rows("player_game_summary")
+    assert result.status == "success" and result.record_count == len(rows) == 4 * 2 * 13
+    [message] = analytics.published(at_least=1)
+    assert message["processor_name"] == "player_game_summary"
+    assert (message["game_date"], message["status"], message["record_count"]) == ("2026-11-28", "success", len(rows))
+    assert (message["execution_id"], message["correlation_id"]) == (result.execution_id, "corr-1")
+    assert message["output_table"] == "player_game_summary"
+
+
+@pytest.mark.parametrize("concurrent_runs", [2, 5])
+def test_concurrent_runs_of_one_processor_leave_one_set_of_rows(analytics, concurrent_runs):
+    barrier = threading.Barrier(concurrent_runs)
+    results, errors = [], []
+
+    def instance() -> None:
+        runner = analytics.runner()  # its own clients, like another Cloud Run instance
+        try:
+            barrier.wait(timeout=30)
+            results.append(runner.run("team_offense_game_summary", DAY))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=instance) for _ in range(concurrent_runs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert sorted(r.lock_token for r in results) == list(range(1, concurrent_runs + 1))  # one holder at a time
+    table = analytics.spec.processor("team_offense_game_summary").table
+    assert analytics.warehouse.duplicate_counts(table, DAY, DAY) == {DAY: 0}
+    assert len(analytics.rows("team_offense_game_summary")) == 8
+    assert len(analytics.published(at_least=concurrent_runs)) == concurrent_runs  # every run reported, none skipped
+
+
+def test_the_merge_is_idempotent(analytics):
+    runner = analytics.runner()
+    runner.run("upcoming_player_game_context", DAY)
+    first = sorted((r["player_lookup"], r["team_abbr"]) for r in analytics.rows("upcoming_player_game_context"))
+    runner.run("upcoming_player_game_context", DAY)
+    second = sorted((r["player_lookup"], r["team_abbr"]) for r in analytics.rows("upcoming_player_game_context"))
+    assert first == second and len(first) == 4 * 2 * 13
+
+
+@pytest.mark.parametrize("failing_step", ["query", "write", "lock_lost"])
+def test_a_failed_run_publishes_nothing(analytics, failing_step):
+    runner = analytics.runner()
+    if failing_step == "query":
+        runner.warehouse = _Failing(analytics.warehouse, "query")
+    elif failing_step == "write":
+        runner.warehouse = _Failing(analytics.warehouse, "write_partition")
+    else:
+        real_acquire = runner.locks.acquire
+
+        def acquire_then_lose(*args, **kwargs):
+            lease = real_acquire(*args, **kwargs)
+            lease.ref.update({"owner": "someone-else", "token": lease.token + 1})  # taken over meanwhile
+            return lease
+
+        runner.locks.acquire = acquire_then_lose
+
+    with pytest.raises(Exception):
+        runner.run("player_game_summary", DAY)
+
+    assert analytics.published() == []
+    assert analytics.rows("player_game_summary") == []
+
+
+def test_no_rows_publishes_no_data_and_writes_nothing(analytics):
+    result = analytics.runner().run("player_game_summary", dt.date(2026, 12, 25))
+    assert (result.status, result.record_count) == ("no_data", 0)
+    [message] = analytics.published(at_least=1)
+    assert message["status"] == "no_data"
+
+
+class _Failing:
+    """The real warehouse, with one operation failing as a BigQuery outage would."""
+
+    def __init__(self, real, operation: str):
+        self._real, self._operation = real, operation
+
+    def __getattr__(self, name):
+        if name == self._operation:
+            def fail(*args, **kwargs):
+                raise RuntimeError(f"warehouse {name} failed")
+
+            return fail
+        return getattr(self._real, name)
