@@ -7,6 +7,7 @@ check (bad spec, missing setting, unreachable service).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -26,6 +27,35 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(spec, repo_root, Path(args.run_dir), sys.stdout)
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from phase3ops.alerts.validate import validate
+
+    repo_root = Path(args.repo).resolve()
+    report = validate(repo_root, Path(args.pipeline) if args.pipeline else None, args.stack or None)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "stacks": report.stacks,
+                    "rules": {stack or "base": [r.name for r in specs.rules] for stack, specs in report.specs.items()},
+                    "problems": [p.as_dict() for p in report.problems],
+                },
+                indent=2,
+            )
+        )
+    elif report.ok:
+        base = report.specs[""]
+        metrics = sum(1 for r in base.rules if r.log_metric)
+        print(
+            f"valid: pipeline.yaml and {len(base.rules)} alert rules, {len(base.channels)} channels, "
+            f"{metrics} log-based metrics (stacks checked: base{''.join(', ' + s for s in report.stacks)})"
+        )
+    else:
+        print(SpecError(report.problems), file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phase3ops", description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", help="pipeline spec (default: $PHASE3OPS_PIPELINE or the nearest pipeline.yaml)")
@@ -34,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="deliver one game date's completions (with duplicates) to the orchestrator on the emulators")
     demo.add_argument("--run-dir", default=".phase3ops/demo", help="where emulator and function logs go")
     demo.set_defaults(handler=_demo)
+
+    check = commands.add_parser("validate", help="check pipeline.yaml and alerts/ offline; exit 2 listing every problem")
+    check.add_argument("--repo", default=".", help="repository root (default: .)")
+    check.add_argument("--stack", action="append", help="only these stacks (default: every Pulumi.<stack>.yaml and alerts/stacks/<stack>.yaml)")
+    check.add_argument("--json", action="store_true", help="machine-readable report")
+    check.set_defaults(handler=_validate)
     return parser
 
 

@@ -76,3 +76,22 @@ def test_majority_threshold(tmp_path):
 def test_now_must_be_timezone_aware():
     with pytest.raises(ValueError):
         mode_for(SPEC, dt.date(2026, 11, 28), dt.datetime(2026, 11, 29, 12))
+
+
+@pytest.mark.parametrize(
+    "now_utc, overdue",
+    [
+        ("2026-11-29T14:59:59", False),  # 09:59:59 EST the day after the game
+        ("2026-11-29T15:00:00", True),  # 10:00 EST: Phase 4 should have started
+    ],
+)
+def test_a_waiting_past_date_is_overdue_after_the_deadline(now_utc, overdue):
+    result = evaluate(SPEC, dt.date(2026, 11, 28), CRITICAL, at(now_utc))
+    assert (result.ready, result.overdue) == (False, overdue)
+
+
+def test_the_deadline_follows_daylight_saving_time():
+    from phase3ops.orchestrator.readiness import trigger_deadline
+
+    assert trigger_deadline(SPEC, dt.date(2026, 7, 14)).astimezone(UTC) == at("2026-07-15T14:00:00")
+    assert trigger_deadline(SPEC, dt.date(2026, 1, 14)).astimezone(UTC) == at("2026-01-15T15:00:00")

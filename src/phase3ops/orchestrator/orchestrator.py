@@ -63,6 +63,7 @@ class Decision:
     completed: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     reason: str = ""
+    overdue: bool | None = None  # a waiting past date after its trigger deadline (alerted on)
     message_id: str | None = None
     execution_id: str | None = None
     correlation_id: str | None = None
@@ -250,8 +251,9 @@ class Orchestrator:
             k: v for k, v in asdict(decision).items() if k not in ("extra", "trigger_runs") and v not in (None, (), "")
         }
         fields.update(decision.extra)
+        severity = logging.WARNING if decision.overdue else _SEVERITY.get(decision.outcome, logging.INFO)
         log.log(
-            _SEVERITY.get(decision.outcome, logging.INFO),
+            severity,
             f"{decision.outcome}: {decision.game_date or '-'} {decision.processor or ''} {decision.reason}".strip(),
             extra={"event": "phase3_completion", **fields},
         )
@@ -270,6 +272,7 @@ def _decision(outcome: str, game_date: dt.date, readiness: Readiness) -> Decisio
         completed=readiness.completed,
         missing=readiness.missing,
         reason=readiness.reason,
+        overdue=readiness.overdue,
     )
 
 

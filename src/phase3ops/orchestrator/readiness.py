@@ -31,6 +31,12 @@ def mode_for(spec: PipelineSpec, game_date: dt.date, now: dt.datetime) -> ModeRu
     return next((mode for mode in spec.modes if mode.applies_to == kind), None)
 
 
+def trigger_deadline(spec: PipelineSpec, game_date: dt.date) -> dt.datetime:
+    """When a game date should have been triggered: the deadline time, the next day, local time."""
+    local = dt.datetime.combine(game_date + dt.timedelta(days=1), spec.orchestrator.trigger_deadline)
+    return local.replace(tzinfo=zoneinfo.ZoneInfo(spec.timezone))
+
+
 @dataclass(frozen=True)
 class Readiness:
     mode: str | None
@@ -38,6 +44,7 @@ class Readiness:
     completed: tuple[str, ...]
     missing: tuple[str, ...]
     reason: str
+    overdue: bool = False  # not ready, and past its trigger deadline
 
 
 def evaluate(spec: PipelineSpec, game_date: dt.date, completed: Collection[str], now: dt.datetime) -> Readiness:
@@ -49,9 +56,10 @@ def evaluate(spec: PipelineSpec, game_date: dt.date, completed: Collection[str],
 
     required = spec.processor_names if mode.requires == "all" else sorted(spec.critical_processors)
     missing = tuple(name for name in required if name not in completed)
+    overdue = now >= trigger_deadline(spec, game_date)
     if missing:
         return Readiness(
-            mode.name, False, done, missing, f"{mode.name} needs {mode.requires} processors; missing {', '.join(missing)}"
+            mode.name, False, done, missing, f"{mode.name} needs {mode.requires} processors; missing {', '.join(missing)}", overdue
         )
     if mode.majority_threshold is not None:
         # round() first: 0.6 * 5 is 3.0000000000000004 in floating point.
@@ -64,5 +72,6 @@ def evaluate(spec: PipelineSpec, game_date: dt.date, completed: Collection[str],
                 done,
                 others,
                 f"{mode.name} needs {needed} of {len(spec.processors)} processors; {len(done)} done",
+                overdue,
             )
     return Readiness(mode.name, True, done, (), f"{mode.name}: {mode.requires} processors complete ({len(done)}/{len(spec.processors)})")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import jsonschema
+from referencing import Registry, Resource
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -145,9 +146,20 @@ def load_schema(path: Path) -> dict[str, Any]:
     return schema
 
 
-def schema_problems(document: SpecDocument, schema: dict[str, Any]) -> list[SpecProblem]:
+def schema_registry(directory: Path) -> Registry:
+    """Every schema of a folder, by its $id, so schemas can $ref each other's definitions."""
+    resources = []
+    for path in sorted(directory.glob("*.schema.json")):
+        schema = load_schema(path)
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+    return Registry().with_resources(resources)
+
+
+def schema_problems(document: SpecDocument, schema: dict[str, Any], registry: Registry | None = None) -> list[SpecProblem]:
     """Every JSON Schema violation in the document, each at its own line."""
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.FormatChecker(), **({"registry": registry} if registry else {})
+    )
     problems = []
     for error in validator.iter_errors(document.data):
         for leaf in _leaf_errors(error):

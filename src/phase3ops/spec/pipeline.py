@@ -8,6 +8,7 @@ critical set when a mode needs one, a time zone that exists).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import zoneinfo
@@ -112,6 +113,14 @@ class OrchestratorSettings:
     receipts_subscription: str | None
     claim_lease_seconds: int
     publish_timeout_seconds: int
+    trigger_deadline: dt.time
+
+
+@dataclass(frozen=True)
+class ScheduledCheck:
+    name: str
+    args: tuple[str, ...]
+    schedule: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,7 @@ class PipelineSpec:
     topics: Topics
     orchestrator: OrchestratorSettings
     analytics: AnalyticsSettings
+    scheduled_checks: tuple[ScheduledCheck, ...]
     raw_tables: tuple[TableSpec, ...]
     processors: tuple[Processor, ...]
     modes: tuple[ModeRule, ...]
@@ -148,6 +158,13 @@ class PipelineSpec:
             if processor.name == name:
                 return processor
         raise KeyError(name)
+
+    @property
+    def deployed_workloads(self) -> dict[str, str]:
+        """Every function, service and job the infra deploys, by name -> kind."""
+        workloads = {self.orchestrator.function_name: "function", self.analytics.service_name: "service"}
+        workloads.update({check.name: "job" for check in self.scheduled_checks})
+        return workloads
 
     def raw_table(self, name: str) -> TableSpec:
         for table in self.raw_tables:
@@ -333,6 +350,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
             receipts_subscription=orchestrator.get("receipts_subscription"),
             claim_lease_seconds=orchestrator.get("claim_lease_seconds", 60),
             publish_timeout_seconds=orchestrator.get("publish_timeout_seconds", 20),
+            trigger_deadline=dt.time.fromisoformat(orchestrator.get("trigger_deadline", "10:00")),
         ),
         analytics=AnalyticsSettings(
             service_name=analytics["service_name"],
@@ -345,6 +363,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
                 retention_hours=lock.get("retention_hours", 24),
             ),
         ),
+        scheduled_checks=tuple(ScheduledCheck(c["name"], tuple(c["args"]), c["schedule"]) for c in spec["scheduled_checks"]),
         raw_tables=tuple(_table(analytics["raw_dataset"], t["name"], t) for t in spec["raw_tables"]),
         processors=tuple(
             Processor(

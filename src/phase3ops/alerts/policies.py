@@ -1,0 +1,192 @@
+"""A rule as the Cloud Monitoring API's own objects.
+
+`policy_body` and `log_metric_body` build the request bodies in the API's
+JSON shape (proto field names, durations as "300s"). The same body is
+parsed into `monitoring_v3.AlertPolicy` by `to_proto` (strictly: unknown
+fields and bad enum values are errors), which proves offline that the rule is
+a valid API object, and is handed, field for field, to Pulumi's
+`gcp.monitoring.AlertPolicy`, whose arguments mirror the API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from phase3ops.alerts import durations
+from phase3ops.alerts.specs import AlertRule
+
+LOG_METRIC_PREFIX = "logging.googleapis.com/user/"
+LOG_METRIC_REFERENCE = "log:"
+DOCUMENTATION_MIME_TYPE = "text/markdown"
+
+# statistic -> (per-series aligner, cross-series reducer)
+STATISTICS = {
+    "count": ("ALIGN_SUM", "REDUCE_SUM"),
+    "sum": ("ALIGN_SUM", "REDUCE_SUM"),
+    "mean": ("ALIGN_MEAN", "REDUCE_MEAN"),
+    "max": ("ALIGN_MAX", "REDUCE_MAX"),
+    "min": ("ALIGN_MIN", "REDUCE_MIN"),
+    "rate": ("ALIGN_RATE", "REDUCE_SUM"),
+}
+# Metric thresholds accept only these two comparisons.
+COMPARISONS = {
+    "greater_than": ("COMPARISON_GT", "more than"),
+    "less_than": ("COMPARISON_LT", "less than"),
+}
+SEVERITIES = {"critical": "CRITICAL", "error": "ERROR", "warning": "WARNING"}
+
+
+def metric_type(rule: AlertRule, reference: str) -> str:
+    if reference.startswith(LOG_METRIC_REFERENCE):
+        return LOG_METRIC_PREFIX + reference.removeprefix(LOG_METRIC_REFERENCE)
+    return reference
+
+
+def metric_filter(rule: AlertRule, selector: dict[str, Any]) -> str:
+    parts = [f'metric.type="{metric_type(rule, selector["metric"])}"']
+    if selector.get("resourceType"):
+        parts.append(f'resource.type="{selector["resourceType"]}"')
+    if selector.get("filter"):
+        parts.append(f"({selector['filter'].strip()})")
+    return " AND ".join(parts)
+
+
+def condition_title(condition: dict[str, Any]) -> str:
+    """What the condition means, in the words of the rule: 'more than 10 in 5 minutes'."""
+    if "logMatch" in condition:
+        return "a matching log entry"
+    if "absence" in condition:
+        return f"no data for {durations.human(condition['absence']['window'])}"
+    threshold = condition["threshold"]
+    phrase = COMPARISONS[threshold["comparison"]][1]
+    value = threshold["value"]
+    value_text = f"{value:g}" if isinstance(value, float) else str(value)
+    statistic = threshold["statistic"]
+    window = durations.human(threshold["window"])
+    if statistic in ("count", "sum"):
+        text = f"{phrase} {value_text} in {window}"
+    elif statistic == "rate":
+        text = f"{phrase} {value_text} per second over {window}"
+    else:
+        text = f"{statistic} {phrase} {value_text} over {window}"
+    if threshold.get("for") and durations.seconds(threshold["for"]):
+        text += f", for {durations.human(threshold['for'])}"
+    return text
+
+
+def aggregation(statistic: str | None, window: str, override: dict[str, Any] | None, group_by: Sequence[str] = ()) -> dict[str, Any]:
+    aligner, reducer = STATISTICS[statistic or "count"]
+    override = override or {}
+    body = {
+        "alignment_period": durations.api(override.get("alignmentPeriod", window)),
+        "per_series_aligner": override.get("aligner", aligner),
+        "cross_series_reducer": override.get("reducer", reducer),
+    }
+    if group_by:
+        body["group_by_fields"] = list(group_by)
+    return body
+
+
+def condition_body(rule: AlertRule, condition: dict[str, Any]) -> dict[str, Any]:
+    title = f"{rule.spec['documentation']['summary']}: {condition_title(condition)}"[:256]
+    if "logMatch" in condition:
+        match = condition["logMatch"]
+        body: dict[str, Any] = {"filter": match["filter"].strip()}
+        if match.get("labelExtractors"):
+            body["label_extractors"] = dict(match["labelExtractors"])
+        return {"display_name": title, "condition_matched_log": body}
+    if "absence" in condition:
+        absence = condition["absence"]
+        return {
+            "display_name": title,
+            "condition_absent": {
+                "filter": metric_filter(rule, absence),
+                "duration": durations.api(absence["window"]),
+                "aggregations": [aggregation(None, absence["window"], absence.get("aggregation"))],
+            },
+        }
+    threshold = condition["threshold"]
+    return {
+        "display_name": title,
+        "condition_threshold": {
+            "filter": metric_filter(rule, threshold),
+            "comparison": COMPARISONS[threshold["comparison"]][0],
+            "threshold_value": float(threshold["value"]),
+            "duration": durations.api(threshold.get("for", "0s")),
+            "aggregations": [
+                aggregation(threshold["statistic"], threshold["window"], threshold.get("aggregation"), threshold.get("groupBy", ()))
+            ],
+            "trigger": {"count": 1},
+        },
+    }
+
+
+def runbook_url(rule: AlertRule, runbook_base_url: str) -> str:
+    runbook = rule.spec["documentation"]["runbook"]
+    if runbook.startswith("https://"):
+        return runbook
+    return runbook_base_url.rstrip("/") + "/" + runbook
+
+
+def documentation_body(rule: AlertRule, runbook_base_url: str) -> dict[str, Any]:
+    docs = rule.spec["documentation"]
+    url = runbook_url(rule, runbook_base_url)
+    lines = [f"**{docs['summary']}**", "", f"Runbook: {url}"]
+    if docs.get("commands"):
+        lines += ["", "Run:"] + [f"- `{command}`" for command in docs["commands"]]
+    lines += ["", f"Rule: `alerts/{rule.name}.yaml` (component {rule.component}, severity {rule.severity})"]
+    return {
+        "content": "\n".join(lines),
+        "mime_type": DOCUMENTATION_MIME_TYPE,
+        "subject": f"[{rule.severity.upper()}] {docs['summary']}"[:255],
+        "links": [{"display_name": "Runbook", "url": url}],
+    }
+
+
+def policy_body(rule: AlertRule, runbook_base_url: str, channel_ids: Sequence[str] = ()) -> dict[str, Any]:
+    notify = rule.spec.get("notify", {})
+    strategy: dict[str, Any] = {}
+    # The API implements the rate limit for log-based policies only.
+    if notify.get("rateLimit") and any("logMatch" in c for c in rule.conditions):
+        strategy["notification_rate_limit"] = {"period": durations.api(notify["rateLimit"])}
+    if notify.get("autoClose"):
+        strategy["auto_close"] = durations.api(notify["autoClose"])
+    body: dict[str, Any] = {
+        "display_name": f"phase3: {rule.spec['documentation']['summary']}",
+        "user_labels": {"rule": rule.name, "component": rule.component, "severity": rule.severity, "managed-by": "pulumi"},
+        "combiner": rule.spec.get("combiner", "OR"),
+        "conditions": [condition_body(rule, c) for c in rule.conditions],
+        "documentation": documentation_body(rule, runbook_base_url),
+        "severity": SEVERITIES[rule.severity],
+        "enabled": rule.enabled,
+        "notification_channels": list(channel_ids),
+    }
+    if strategy:
+        body["alert_strategy"] = strategy
+    return body
+
+
+def log_metric_body(rule: AlertRule) -> dict[str, Any] | None:
+    """The log-based counter metric (logging.googleapis.com/user/<name>) the rule needs, if any."""
+    metric = rule.log_metric
+    if metric is None:
+        return None
+    labels = metric.get("labels", {})
+    body: dict[str, Any] = {
+        "name": metric["name"],
+        "filter": metric["filter"].strip(),
+        "description": metric["description"],
+        "metric_descriptor": {"metric_kind": "DELTA", "value_type": "INT64", "unit": "1"},
+    }
+    if labels:
+        body["metric_descriptor"]["labels"] = [{"key": key, "value_type": "STRING"} for key in labels]
+        body["label_extractors"] = {key: f"EXTRACT({field})" for key, field in labels.items()}
+    return body
+
+
+def to_proto(body: dict[str, Any]):
+    """Parse the body into the API's AlertPolicy message; raises on anything the API would refuse to parse."""
+    from google.cloud import monitoring_v3
+
+    return monitoring_v3.AlertPolicy.from_json(json.dumps(body), ignore_unknown_fields=False)

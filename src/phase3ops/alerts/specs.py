@@ -1,0 +1,233 @@
+"""Loading `alerts/`: rules, channels, defaults and per-stack overrides.
+
+alerts/
+  channels.yaml         kind: NotificationChannels
+  defaults.yaml         kind: AlertDefaults (merged under every rule)
+  stacks/<stack>.yaml   kind: AlertOverrides (merged over the rules for that stack)
+  <rule>.yaml           kind: AlertRule, one file per rule
+  schema/               the JSON Schemas of the kinds above
+
+Every file is checked against its schema and every problem of every file is
+collected before anything is raised, so one run reports all of them.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from phase3ops.spec.documents import (
+    SpecDocument,
+    SpecError,
+    SpecProblem,
+    display_name,
+    load_schema,
+    read_yaml,
+    schema_comment_problem,
+    schema_problems,
+    schema_registry,
+)
+
+RULE_KIND = "AlertRule"
+CHANNELS_FILE = "channels.yaml"
+DEFAULTS_FILE = "defaults.yaml"
+STACKS_DIR = "stacks"
+SCHEMA_DIR = "schema"
+_SCHEMAS = {
+    RULE_KIND: "alert-rule.schema.json",
+    "NotificationChannels": "channels.schema.json",
+    "AlertDefaults": "defaults.schema.json",
+    "AlertOverrides": "stack-overrides.schema.json",
+}
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    display_name: str
+    slack_channel: str
+    team: str
+    token_config_key: str
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    name: str
+    component: str
+    severity: str
+    spec: dict[str, Any]  # defaults, then the rule file, then the stack's overrides
+    document: SpecDocument  # the rule file, for locating problems
+
+    @property
+    def source(self) -> str:
+        return self.document.file
+
+    def problem(self, path: list[str | int], message: str) -> SpecProblem:
+        return self.document.problem(["spec", *path], message)
+
+    @property
+    def conditions(self) -> list[dict[str, Any]]:
+        return self.spec["conditions"]
+
+    @property
+    def log_metric(self) -> dict[str, Any] | None:
+        return self.spec.get("logMetric")
+
+    @property
+    def enabled(self) -> bool:
+        return self.spec.get("enabled", True)
+
+
+@dataclass(frozen=True)
+class AlertSpecs:
+    directory: Path
+    stack: str | None
+    rules: tuple[AlertRule, ...]
+    channels: tuple[Channel, ...]
+    channels_document: SpecDocument
+    # Problems that leave every rule usable (a name that does not match its
+    # file, an override for no rule): reported with the lints' findings.
+    problems: tuple[SpecProblem, ...] = ()
+
+    def channel(self, name: str) -> Channel:
+        return next(c for c in self.channels if c.name == name)
+
+    def rule(self, name: str) -> AlertRule:
+        return next(r for r in self.rules if r.name == name)
+
+
+def load_alert_specs(directory: Path, stack: str | None = None, strict: bool = True) -> AlertSpecs:
+    """Parse and schema-check every file; merge defaults and the stack's overrides into each rule.
+
+    Raises SpecError for anything that leaves a rule unusable. With strict
+    (the default) the remaining problems raise too; `phase3ops validate`
+    passes strict=False to report them together with the lints' findings.
+    """
+    directory = Path(directory)
+    registry = schema_registry(directory / SCHEMA_DIR)
+    problems: list[SpecProblem] = []
+
+    def load(path: Path, expected_kind: str | None = None) -> SpecDocument | None:
+        try:
+            document = read_yaml(path)
+        except SpecError as error:
+            problems.extend(error.problems)
+            return None
+        kind = document.data.get("kind") if isinstance(document.data, dict) else None
+        if expected_kind and kind != expected_kind:
+            problems.append(document.problem(["kind"], f"must be {expected_kind!r} in {path.name}, got {kind!r}"))
+            return None
+        if kind not in _SCHEMAS:
+            problems.append(document.problem(["kind"], f"unknown kind {kind!r} (one of: {', '.join(_SCHEMAS)})"))
+            return None
+        schema = load_schema(directory / SCHEMA_DIR / _SCHEMAS[kind])
+        found = schema_problems(document, schema, registry)
+        comment = schema_comment_problem(document)
+        problems.extend(found + ([comment] if comment else []))
+        return None if found else document
+
+    if not directory.is_dir():
+        raise SpecError([SpecProblem(display_name(directory), None, "", "alerts directory not found")])
+    channels_doc = load(directory / CHANNELS_FILE, "NotificationChannels")
+    defaults_doc = load(directory / DEFAULTS_FILE, "AlertDefaults")
+    overrides_doc = None
+    if stack is not None and (directory / STACKS_DIR / f"{stack}.yaml").is_file():
+        overrides_doc = load(directory / STACKS_DIR / f"{stack}.yaml", "AlertOverrides")
+        if overrides_doc is not None and overrides_doc.data["stack"] != stack:
+            problems.append(overrides_doc.problem(["stack"], f"must be {stack!r} (the file name)"))
+    rule_docs = [
+        doc
+        for path in sorted(directory.glob("*.yaml"))
+        if path.name not in (CHANNELS_FILE, DEFAULTS_FILE)
+        and (doc := load(path, RULE_KIND)) is not None
+    ]
+    if problems:
+        raise SpecError(problems)
+
+    defaults = defaults_doc.data["spec"]
+    overrides = overrides_doc.data["rules"] if overrides_doc else {}
+    soft: list[SpecProblem] = []
+    rules = []
+    seen: dict[str, str] = {}
+    for document in rule_docs:
+        data = document.data
+        name = data["metadata"]["name"]
+        file_name = Path(document.file).name
+        if file_name != f"{name}.yaml":
+            soft.append(document.problem(["metadata", "name"], f"{name!r} must match the file name ({file_name}): rename one of them"))
+        if name in seen:
+            soft.append(document.problem(["metadata", "name"], f"{name!r} is already defined in {seen[name]}"))
+        seen[name] = document.file
+        spec = deep_merge(deep_merge(defaults, data["spec"]), overrides.get(name, {}))
+        rules.append(
+            AlertRule(
+                name=name,
+                component=data["metadata"]["labels"]["component"],
+                severity=data["metadata"]["labels"]["severity"],
+                spec=spec,
+                document=document,
+            )
+        )
+    for name in overrides:
+        if name not in seen:
+            soft.append(overrides_doc.problem(["rules", name], f"overrides {name!r}, which no rule file defines"))
+    for rule in rules:
+        problems.extend(_completeness_problems(rule, registry))
+    if problems or (strict and soft):
+        raise SpecError(problems + soft)
+
+    channels = tuple(
+        Channel(c["name"], c["displayName"], c["slackChannel"], c["team"], c["tokenConfigKey"])
+        for c in channels_doc.data["channels"]
+    )
+    return AlertSpecs(directory, stack, tuple(rules), channels, channels_doc, tuple(soft))
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Mappings merge key by key; a mapping over a list patches items by index; anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = copy.deepcopy(base)
+        for key, value in override.items():
+            merged[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
+        return merged
+    if isinstance(base, list) and isinstance(override, dict) and all(str(k).isdigit() for k in override):
+        merged = copy.deepcopy(base)
+        for key, value in override.items():
+            index = int(key)
+            if index < len(merged):
+                merged[index] = deep_merge(merged[index], value)
+        return merged
+    return copy.deepcopy(override)
+
+
+def _completeness_problems(rule: AlertRule, registry) -> list[SpecProblem]:
+    """After merging, a rule must have what a policy needs, and still match the schema."""
+    problems = []
+    for path, what in ((["conditions"], "at least one condition"), (["documentation"], "documentation"), (["notify", "channels"], "notification channels")):
+        node: Any = rule.spec
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not node:
+            problems.append(rule.problem(path, f"the rule has no {what} (neither it nor defaults.yaml sets spec.{'.'.join(path)})"))
+    merged = SpecDocument(rule.document.file, rule.document.root, rule.document.text)
+    schema = {"$ref": "https://phase3ops.example/schemas/alert-rule.schema.json#/$defs/ruleSpec"}
+    for problem in schema_problems(_Merged(merged, rule.spec), schema, registry):
+        problems.append(SpecProblem(problem.file, problem.line, f"spec.{problem.path}" if problem.path else "spec", f"after merging defaults and overrides: {problem.message}"))
+    return problems
+
+
+class _Merged(SpecDocument):
+    """The merged spec, located by the rule file's lines where it has them."""
+
+    def __init__(self, document: SpecDocument, spec: dict[str, Any]):
+        super().__init__(document.file, document.root, document.text)
+        self._spec = spec
+
+    @property
+    def data(self) -> Any:
+        return self._spec
+
+    def line_of(self, parts):
+        return super().line_of(["spec", *parts])

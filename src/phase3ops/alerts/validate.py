@@ -1,0 +1,67 @@
+"""`phase3ops validate`: every spec checked offline, every problem reported at once.
+
+Checks the pipeline spec, then the alert specs as each stack will deploy them
+(the base files, and the base merged with alerts/stacks/<stack>.yaml for
+every stack that has a Pulumi.<stack>.yaml or an overrides file), through the
+schemas, the lints and the Cloud Monitoring API's own message types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phase3ops.alerts.lints import LintContext, lint
+from phase3ops.alerts.specs import STACKS_DIR, AlertSpecs, load_alert_specs
+from phase3ops.spec.documents import SpecError, SpecProblem
+from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
+
+
+@dataclass
+class ValidationReport:
+    stacks: list[str]
+    problems: list[SpecProblem] = field(default_factory=list)
+    specs: dict[str, AlertSpecs] = field(default_factory=dict)  # by stack ("" = base files)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def known_stacks(repo_root: Path, alerts_dir: Path) -> list[str]:
+    stacks = {p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in repo_root.glob("Pulumi.*.yaml")}
+    stacks |= {p.stem for p in (alerts_dir / STACKS_DIR).glob("*.yaml")}
+    return sorted(stacks)
+
+
+def lint_context(pipeline: PipelineSpec, specs: AlertSpecs, repo_root: Path) -> LintContext:
+    return LintContext(frozenset(c.name for c in specs.channels), pipeline.deployed_workloads, repo_root)
+
+
+def validate(repo_root: Path, pipeline_path: Path | None = None, stacks: list[str] | None = None) -> ValidationReport:
+    alerts_dir = repo_root / "alerts"
+    stacks = known_stacks(repo_root, alerts_dir) if stacks is None else stacks
+    report = ValidationReport(stacks)
+    try:
+        pipeline = load_pipeline_spec(pipeline_path or repo_root / "pipeline.yaml")
+    except SpecError as error:
+        report.problems.extend(error.problems)
+        pipeline = None
+    base: set[SpecProblem] = set()
+    for stack in ["", *stacks]:
+        try:
+            specs = load_alert_specs(alerts_dir, stack or None, strict=False)
+            found = list(specs.problems) + (lint(specs, lint_context(pipeline, specs, repo_root)) if pipeline else [])
+            report.specs[stack] = specs
+        except SpecError as error:
+            found = error.problems
+        if not stack:
+            base = set(found)
+            report.problems.extend(found)
+        else:
+            # Only what the stack's overrides change is news; say which stack.
+            report.problems.extend(
+                SpecProblem(p.file, p.line, p.path, f"{p.message} [stack {stack}]") for p in found if p not in base
+            )
+    report.problems = sorted(set(report.problems), key=lambda p: (p.file, p.line or 0, p.path, p.message))
+    return report

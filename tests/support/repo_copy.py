@@ -1,0 +1,19 @@
+"""A scratch copy of the repository's specs, for tests that break or extend them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPEC_PATHS = ("pipeline.yaml", "alerts", "docs", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "infra", "functions", "policies")
+
+
+def copy_specs(destination: Path) -> Path:
+    for name in SPEC_PATHS:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.is_file():
+            shutil.copy2(source, destination / name)
+    return destination
