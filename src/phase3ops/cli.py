@@ -56,6 +56,27 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from phase3ops.alerts.validate import validate
+    from phase3ops.plan.plan import PlanError, plan_stack
+    from phase3ops.plan.render import as_json, as_text
+
+    repo_root = Path(args.repo).resolve()
+    report = validate(repo_root, stacks=[args.stack])
+    if not report.ok:
+        print(SpecError(report.problems), file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        stack_plan = plan_stack(repo_root, args.stack)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    missing = stack_plan.config.secrets_not_in_stack_file
+    render = as_json if args.json else as_text
+    print(render(stack_plan.result, missing))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phase3ops", description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", help="pipeline spec (default: $PHASE3OPS_PIPELINE or the nearest pipeline.yaml)")
@@ -70,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--stack", action="append", help="only these stacks (default: every Pulumi.<stack>.yaml and alerts/stacks/<stack>.yaml)")
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.set_defaults(handler=_validate)
+
+    plan = commands.add_parser("plan", help="run the infra program offline under Pulumi's mocks and print the resource graph")
+    plan.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to use (default: dev)")
+    plan.add_argument("--repo", default=".", help="repository root (default: .)")
+    plan.add_argument("--json", action="store_true", help="machine-readable graph")
+    plan.set_defaults(handler=_plan)
     return parser
 
 

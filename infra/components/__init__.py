@@ -1,0 +1,1 @@
+"""ComponentResources of the infra program, one module per part of the system."""

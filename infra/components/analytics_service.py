@@ -1,0 +1,101 @@
+"""The analytics Cloud Run service, reachable only through its authenticated push subscription."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.components.push_subscription import PushSubscription, PushSubscriptionArgs
+from phase3ops.spec.pipeline import PipelineSpec
+
+
+@dataclass
+class AnalyticsServiceArgs:
+    project: str
+    region: str
+    pipeline: PipelineSpec
+    image: str
+    runtime_service_account: pulumi.Input[str]
+    push_service_account: pulumi.Input[str]
+    push_member: pulumi.Input[str]
+    trigger_topic: gcp.pubsub.Topic
+    max_instances: int
+    labels: dict[str, str]
+
+
+def runtime_environment(project: str, region: str) -> list[dict[str, str]]:
+    """What the image needs to find its project, warehouse and spec (shared with the check jobs)."""
+    return [
+        {"name": "GOOGLE_CLOUD_PROJECT", "value": project},
+        {"name": "PHASE3OPS_WAREHOUSE", "value": "bigquery"},
+        {"name": "PHASE3OPS_BIGQUERY_LOCATION", "value": region},
+        {"name": "PHASE3OPS_PIPELINE", "value": "/app/pipeline.yaml"},
+    ]
+
+
+class AnalyticsService(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AnalyticsServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("phase3:infra:AnalyticsService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        service_name = args.pipeline.analytics.service_name
+        labels = {**args.labels, "component": "analytics"}
+        # Pub/Sub signs its push token for this audience; Cloud Run accepts it as
+        # a custom audience and the service checks it again (PushAuth).
+        audience = f"https://{service_name}.{args.project}.internal/push"
+
+        self.service = gcp.cloudrunv2.Service(
+            service_name,
+            name=service_name,
+            project=args.project,
+            location=args.region,
+            ingress="INGRESS_TRAFFIC_INTERNAL_ONLY",
+            deletion_protection=False,
+            custom_audiences=[audience],
+            labels=labels,
+            template={
+                "service_account": args.runtime_service_account,
+                "timeout": "900s",
+                "max_instance_request_concurrency": 8,
+                "scaling": {"min_instance_count": 0, "max_instance_count": args.max_instances},
+                "labels": labels,
+                "containers": [
+                    {
+                        "image": args.image,
+                        "ports": {"container_port": 8080},
+                        "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+                        "envs": [
+                            *runtime_environment(args.project, args.region),
+                            {"name": "PHASE3OPS_PUSH_AUDIENCE", "value": audience},
+                            {"name": "PHASE3OPS_PUSH_SERVICE_ACCOUNT", "value": args.push_service_account},
+                        ],
+                    }
+                ],
+            },
+            opts=child,
+        )
+        gcp.cloudrunv2.ServiceIamMember(
+            f"{service_name}-invoker-push",
+            name=self.service.name,
+            location=args.region,
+            project=args.project,
+            role="roles/run.invoker",
+            member=args.push_member,
+            opts=child,
+        )
+        self.trigger = PushSubscription(
+            f"{service_name}-trigger",
+            PushSubscriptionArgs(
+                project=args.project,
+                topic=args.trigger_topic,
+                topic_name=args.pipeline.topics.phase3_trigger,
+                subscription_name=f"{service_name}-push",
+                push_endpoint=self.service.uri,
+                push_service_account_email=args.push_service_account,
+                audience=audience,
+                labels=labels,
+            ),
+            opts=child,
+        )
+        self.register_outputs({"url": self.service.uri})

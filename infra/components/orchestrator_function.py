@@ -1,0 +1,104 @@
+"""The orchestrator Cloud Function (gen2), deployed from a content-addressed source object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.function_source import FunctionSource
+from phase3ops.spec.pipeline import PipelineSpec
+
+RUNTIME = "python311"
+ENTRY_POINT = "handle_phase3_completion"
+EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+@dataclass
+class OrchestratorFunctionArgs:
+    project: str
+    region: str
+    pipeline: PipelineSpec
+    source: FunctionSource
+    completion_topic: gcp.pubsub.Topic
+    runtime_service_account: pulumi.Input[str]
+    trigger_service_account: pulumi.Input[str]
+    trigger_member: pulumi.Input[str]
+    max_instances: int
+    timeout_seconds: int
+    labels: dict[str, str]
+
+
+class OrchestratorFunction(pulumi.ComponentResource):
+    def __init__(self, name: str, args: OrchestratorFunctionArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("phase3:infra:OrchestratorFunction", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        function_name = args.pipeline.orchestrator.function_name
+        labels = {**args.labels, "component": "orchestrator"}
+
+        self.bucket = gcp.storage.Bucket(
+            f"{function_name}-source",
+            name=f"{args.project}-{function_name}-source",
+            project=args.project,
+            location=args.region,
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            labels=labels,
+            opts=child,
+        )
+        self.source_object = gcp.storage.BucketObject(
+            f"{function_name}-source-object",
+            name=args.source.object_name,
+            bucket=self.bucket.name,
+            source=pulumi.AssetArchive({path: pulumi.FileAsset(str(file)) for path, file in args.source.files.items()}),
+            content_type="application/zip",
+            opts=child,
+        )
+        self.function = gcp.cloudfunctionsv2.Function(
+            function_name,
+            name=function_name,
+            project=args.project,
+            location=args.region,
+            description="Records Phase 3 completions and triggers Phase 4 exactly once per game date",
+            labels={**labels, "source-hash": args.source.short_hash},
+            build_config={
+                "runtime": RUNTIME,
+                "entry_point": ENTRY_POINT,
+                "source": {"storage_source": {"bucket": self.bucket.name, "object": self.source_object.name}},
+            },
+            service_config={
+                "min_instance_count": 0,
+                "max_instance_count": args.max_instances,
+                "timeout_seconds": args.timeout_seconds,
+                "available_memory": "512M",
+                "ingress_settings": "ALLOW_INTERNAL_ONLY",
+                "all_traffic_on_latest_revision": True,
+                "service_account_email": args.runtime_service_account,
+                "environment_variables": {
+                    "GOOGLE_CLOUD_PROJECT": args.project,
+                    "PHASE3OPS_PIPELINE": "pipeline.yaml",
+                    "LOG_EXECUTION_ID": "true",
+                },
+            },
+            event_trigger={
+                "trigger_region": args.region,
+                "event_type": EVENT_TYPE,
+                "pubsub_topic": args.completion_topic.id,
+                "retry_policy": "RETRY_POLICY_RETRY",
+                "service_account_email": args.trigger_service_account,
+            },
+            opts=child,
+        )
+        # A gen2 function runs as a Cloud Run service of the same name; the
+        # Eventarc trigger's identity may invoke it, nobody else.
+        gcp.cloudrunv2.ServiceIamMember(
+            f"{function_name}-invoker-trigger",
+            name=self.function.name,
+            location=args.region,
+            project=args.project,
+            role="roles/run.invoker",
+            member=args.trigger_member,
+            opts=child,
+        )
+        self.register_outputs({"name": self.function.name, "uri": self.function.service_config.uri})

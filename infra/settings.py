@@ -1,0 +1,101 @@
+"""The stack's configuration, read once and checked, with errors that name the key.
+
+Keys (declared with descriptions in Pulumi.yaml; values in Pulumi.<stack>.yaml):
+
+  gcp:project                  GCP project id (required)
+  gcp:region                   region of every regional resource (default us-west2)
+  <project>:analyticsImage     analytics service image pinned by digest: <repo>@sha256:<64 hex> (required)
+  <project>:runbookBaseUrl     where docs/runbook.md is browsable, e.g. https://github.com/<org>/<repo>/blob/main/ (required)
+  <project>:team               owning team, a label on every resource (default data-platform)
+  <project>:functionMaxInstances, functionTimeoutSeconds, serviceMaxInstances (bounded defaults)
+  <project>:<tokenConfigKey>   one secret Slack token per channel in alerts/channels.yaml
+                               (pulumi config set --secret slackOncallToken xoxb-...)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+
+DIGEST_IMAGE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$")
+LABEL_VALUE = re.compile(r"^[a-z0-9_-]{1,63}$")
+DEFAULT_REGION = "us-west2"
+
+
+class StackConfigError(Exception):
+    """A configuration value is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    project: str
+    region: str
+    analytics_image: str
+    runbook_base_url: str
+    team: str
+    function_max_instances: int
+    function_timeout_seconds: int
+    service_max_instances: int
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels every resource that takes labels carries (plus its component)."""
+        return {"managed-by": "pulumi", "team": self.team, "stack": pulumi.get_stack()}
+
+
+def load_settings() -> StackSettings:
+    gcp = pulumi.Config("gcp")
+    own = pulumi.Config()
+    name = pulumi.get_project()
+    problems: list[str] = []
+
+    def require(config: pulumi.Config, key: str) -> str:
+        value = config.get(key)
+        if not value:
+            problems.append(f"{config.name}:{key} is not set (pulumi config set {_cli_key(config, key, name)} <value>)")
+            return ""
+        return value
+
+    def bounded(key: str, default: int, low: int, high: int) -> int:
+        try:
+            value = own.get_int(key)
+        except pulumi.ConfigTypeError:
+            problems.append(f"{name}:{key} must be an integer")
+            return default
+        value = default if value is None else value
+        if not low <= value <= high:
+            problems.append(f"{name}:{key} must be between {low} and {high}, got {value}")
+        return value
+
+    project = require(gcp, "project")
+    region = gcp.get("region") or DEFAULT_REGION
+    image = require(own, "analyticsImage")
+    if image and not DIGEST_IMAGE.match(image):
+        problems.append(
+            f"{name}:analyticsImage must be pinned by digest (<registry>/<repository>@sha256:<64 hex>), got {image!r}"
+        )
+    runbook = require(own, "runbookBaseUrl")
+    if runbook and not runbook.startswith("https://"):
+        problems.append(f"{name}:runbookBaseUrl must be an https URL, got {runbook!r}")
+    team = own.get("team") or "data-platform"
+    if not LABEL_VALUE.match(team):
+        problems.append(f"{name}:team must be a label value (lowercase letters, digits, - and _), got {team!r}")
+    settings = StackSettings(
+        project=project,
+        region=region,
+        analytics_image=image,
+        runbook_base_url=runbook,
+        team=team,
+        function_max_instances=bounded("functionMaxInstances", 10, 1, 100),
+        function_timeout_seconds=bounded("functionTimeoutSeconds", 120, 10, 540),
+        service_max_instances=bounded("serviceMaxInstances", 5, 1, 100),
+    )
+    if problems:
+        raise StackConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))
+    return settings
+
+
+def _cli_key(config: pulumi.Config, key: str, project: str) -> str:
+    return f"{config.name}:{key}" if config.name != project else key

@@ -1,0 +1,1 @@
+"""`phase3ops plan`: the real infra program, run in-process under Pulumi's mocks."""

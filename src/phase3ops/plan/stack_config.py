@@ -1,0 +1,100 @@
+"""A stack's configuration as `pulumi preview` would give it to the program.
+
+Reads the project file (Pulumi.yaml: name, main, declared keys with types,
+defaults and which are secret) and the stack file (Pulumi.<stack>.yaml).
+Values the stack encrypts (`secure:`) cannot be decrypted offline, and
+committed stack files hold no secrets at all, so every declared secret gets an
+opaque placeholder that the program sees as a secret; the plan lists those
+keys so a reviewer knows they must be set before `pulumi up`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phase3ops.spec.documents import SpecError, SpecProblem, read_yaml
+
+SECRET_PLACEHOLDER = "[secret: set with pulumi config set --secret]"
+_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    stack: str
+    main: Path
+    values: dict[str, str]  # full keys ("gcp:project") -> value as the engine passes it (strings)
+    secret_keys: list[str]
+    secrets_not_in_stack_file: list[str] = field(default_factory=list)
+
+
+def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
+    project_doc = read_yaml(repo_root / "Pulumi.yaml")
+    project_data = project_doc.data
+    name = project_data.get("name")
+    if not isinstance(name, str) or not name:
+        raise SpecError([project_doc.problem(["name"], "the project needs a name")])
+    stack_path = repo_root / f"Pulumi.{stack}.yaml"
+    if not stack_path.is_file():
+        available = sorted(p.name for p in repo_root.glob("Pulumi.*.yaml"))
+        raise SpecError([SpecProblem(stack_path.name, None, "", f"no such stack file (have: {', '.join(available)})")])
+    stack_doc = read_yaml(stack_path)
+    raw = (stack_doc.data or {}).get("config") or {}
+
+    problems: list[SpecProblem] = []
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in raw.items():
+        full = key if ":" in key else f"{name}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            values[full] = SECRET_PLACEHOLDER
+            secret_keys.append(full)
+        elif isinstance(value, (dict, list)):
+            import json
+
+            values[full] = json.dumps(value)
+        else:
+            values[full] = _as_engine_string(value)
+
+    missing_secrets = []
+    for key, declaration in (project_data.get("config") or {}).items():
+        if not isinstance(declaration, dict):
+            continue
+        full = key if ":" in key else f"{name}:{key}"
+        kind = declaration.get("type")
+        if declaration.get("secret"):
+            secret_keys.append(full)
+            if full not in values:
+                values[full] = SECRET_PLACEHOLDER
+                missing_secrets.append(full)
+            continue
+        if full in values and kind in _TYPES and kind != "string" and not _parses_as(values[full], kind):
+            problems.append(stack_doc.problem(["config", key], f"{full} must be {kind} (declared in Pulumi.yaml), got {values[full]!r}"))
+        if full not in values and "default" not in declaration:
+            problems.append(
+                stack_doc.problem(["config"], f"{full} is declared in Pulumi.yaml without a default and not set for stack {stack}")
+            )
+    if problems:
+        raise SpecError(problems)
+    main = repo_root / (project_data.get("main") or ".")
+    return StackConfig(name, stack, main, values, sorted(set(secret_keys)), sorted(missing_secrets))
+
+
+def _as_engine_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parses_as(text: str, kind: str) -> bool:
+    if kind == "integer":
+        try:
+            int(text)
+            return True
+        except ValueError:
+            return False
+    if kind == "boolean":
+        return text in ("true", "false")
+    return True
