@@ -41,7 +41,9 @@ class Monitoring(pulumi.ComponentResource):
                 labels={"channel_name": channel.slack_channel},
                 sensitive_labels={"auth_token": pulumi.Output.secret(args.slack_tokens[channel.token_config_key])},
                 user_labels={**args.labels, "component": "monitoring", "owner": channel.team},
-                opts=child,
+                # Kept encrypted in state and visible as secret to CrossGuard, which
+                # otherwise receives secret values as plain text.
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["sensitiveLabels"]),
             )
 
         self.metrics: dict[str, gcp.logging.Metric] = {}

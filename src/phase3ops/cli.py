@@ -72,9 +72,26 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     missing = stack_plan.config.secrets_not_in_stack_file
-    render = as_json if args.json else as_text
-    print(render(stack_plan.result, missing))
-    return EXIT_OK
+    if not args.policies:
+        print((as_json if args.json else as_text)(stack_plan.result, missing))
+        return EXIT_OK
+    from phase3ops.plan import policies
+
+    try:
+        pack = policies.load_pack(repo_root)
+        violations = policies.evaluate(pack, stack_plan.result, policies.load_user_config(args.policy_config))
+    except policies.PolicyConfigError as exc:
+        print(f"error: policy config: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        graph = json.loads(as_json(stack_plan.result, missing))
+        graph["policies"] = json.loads(policies.as_json(pack, violations))
+        print(json.dumps(graph, indent=2))
+    else:
+        print(as_text(stack_plan.result, missing))
+        print()
+        print(policies.render(pack, violations))
+    return EXIT_FINDINGS if any(v.level == "mandatory" for v in violations) else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to use (default: dev)")
     plan.add_argument("--repo", default=".", help="repository root (default: .)")
     plan.add_argument("--json", action="store_true", help="machine-readable graph")
+    plan.add_argument("--policies", action="store_true", help="also evaluate the CrossGuard pack in policies/ (exit 1 on a mandatory violation)")
+    plan.add_argument("--policy-config", type=Path, help="policy pack config JSON, as for pulumi --policy-pack-config")
     plan.set_defaults(handler=_plan)
     return parser
 

@@ -43,6 +43,9 @@ class PlannedResource:
     property_dependencies: dict[str, list[str]]
     inputs: dict[str, Any]  # camelCase, as the engine sends them (and CrossGuard sees them)
     secret_paths: list[str]
+    outputs: dict[str, Any] = field(default_factory=dict)  # inputs plus what the mocks computed
+    additional_secret_outputs: list[str] = field(default_factory=list)
+    protect: bool = False
 
 
 @dataclass
@@ -91,6 +94,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             property_dependencies={k: sorted(set(v.urns)) for k, v in request.propertyDependencies.items()},
             inputs=_unwrap_secrets(pulumi_rpc.deserialize_properties(request.object)),
             secret_paths=_secret_paths(wire),
+            outputs=_unwrap_secrets(pulumi_rpc.deserialize_properties(response.object)),
+            additional_secret_outputs=list(request.additionalSecretOutputs),
+            protect=request.protect,
         )
         with self._lock:
             self.planned.append(planned)

@@ -1,0 +1,1 @@
+"""The CrossGuard policy pack (rules in rules.py; __main__.py only builds the pack)."""
