@@ -117,6 +117,13 @@ class OrchestratorSettings:
 
 
 @dataclass(frozen=True)
+class ScraperTiming:
+    table: str
+    first_run_by: dt.time
+    pending_claim_minutes: int
+
+
+@dataclass(frozen=True)
 class ScheduledCheck:
     name: str
     args: tuple[str, ...]
@@ -132,6 +139,7 @@ class PipelineSpec:
     orchestrator: OrchestratorSettings
     analytics: AnalyticsSettings
     scheduled_checks: tuple[ScheduledCheck, ...]
+    scraper_timing: ScraperTiming
     raw_tables: tuple[TableSpec, ...]
     processors: tuple[Processor, ...]
     modes: tuple[ModeRule, ...]
@@ -288,6 +296,12 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(document.problem(["spec", "timezone"], f"unknown time zone {spec['timezone']!r}"))
 
+    raw_names = [t["name"] for t in spec["raw_tables"]]
+    if spec["scraper_timing"]["table"] not in raw_names:
+        problems.append(
+            document.problem(["spec", "scraper_timing", "table"], f"{spec['scraper_timing']['table']!r} is not a raw table ({', '.join(raw_names)})")
+        )
+
     orchestrator = spec["orchestrator"]
     lease = orchestrator.get("claim_lease_seconds", 60)
     publish_timeout = orchestrator.get("publish_timeout_seconds", 20)
@@ -364,6 +378,11 @@ def _build(document: SpecDocument) -> PipelineSpec:
             ),
         ),
         scheduled_checks=tuple(ScheduledCheck(c["name"], tuple(c["args"]), c["schedule"]) for c in spec["scheduled_checks"]),
+        scraper_timing=ScraperTiming(
+            table=spec["scraper_timing"]["table"],
+            first_run_by=dt.time.fromisoformat(spec["scraper_timing"]["first_run_by"]),
+            pending_claim_minutes=spec["scraper_timing"].get("pending_claim_minutes", 30),
+        ),
         raw_tables=tuple(_table(analytics["raw_dataset"], t["name"], t) for t in spec["raw_tables"]),
         processors=tuple(
             Processor(
