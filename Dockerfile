@@ -13,6 +13,7 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md pipeline.yaml ./
 COPY src ./src
+COPY alerts ./alerts
 RUN pip install -c constraints.txt . && useradd --uid 10001 --no-create-home app
 USER app
 

@@ -50,7 +50,11 @@ class ScheduledChecks(pulumi.ComponentResource):
                                 "image": args.image,
                                 "commands": ["phase3ops"],
                                 "args": list(check.args),
-                                "envs": runtime_environment(args.project, args.region),
+                                "envs": [
+                                    *runtime_environment(args.project, args.region),
+                                    {"name": "PHASE3OPS_TARGET", "value": "cloud"},
+                                    {"name": "PHASE3OPS_REGION", "value": args.region},
+                                ],
                                 "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
                             }
                         ],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -94,6 +95,133 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if any(v.level == "mandatory" for v in violations) else EXIT_OK
 
 
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+
+def _read_pipeline_state(args: argparse.Namespace):
+    """The spec, the orchestrator (its store and claims), the warehouse, now, and the state of the dates asked for."""
+    import datetime as dt
+
+    from phase3ops.checks.health import window
+    from phase3ops.checks.state import read_state
+    from phase3ops.orchestrator.factory import build_orchestrator
+    from phase3ops.orchestrator.readiness import local_today
+    from phase3ops.spec.pipeline import load_pipeline_spec
+    from phase3ops.warehouse.factory import warehouse_from_environment
+
+    spec = load_pipeline_spec(args.pipeline)
+    orchestrator = build_orchestrator(spec)
+    warehouse = warehouse_from_environment()
+    now = dt.datetime.now(dt.timezone.utc)
+    first, last = window(local_today(spec, now), args.date, args.days)
+    states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last)
+    return spec, orchestrator, warehouse, now, first, last, states
+
+
+def _health(args: argparse.Namespace) -> int:
+    from phase3ops import cloud
+    from phase3ops.checks.context import CheckContext, target_from_environment
+    from phase3ops.checks.health import header, publish_metrics, run_checks
+    from phase3ops.checks.results import exit_code, render
+
+    try:
+        spec, _, warehouse, now, first, last, states = _read_pipeline_state(args)
+    except (SpecError, SettingError):
+        raise
+    except Exception as exc:  # nothing to check against: never report a pass
+        print(f"Could not check: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    target = target_from_environment()
+    if target == "cloud":
+        from phase3ops.logs import configure_json_logging
+
+        configure_json_logging(stream=sys.stderr)  # the alert rules match these lines
+    context = CheckContext(
+        spec, first, last, now, states, warehouse,
+        target=target, project=cloud.project_id(),
+        alerts_dir=Path(spec.source).resolve().parent / "alerts",
+        region=os.environ.get("PHASE3OPS_REGION", "us-west2"),
+    )  # fmt: skip
+    results = run_checks(context)
+    metrics = publish_metrics(context, results)
+    if args.json:
+        print(json.dumps({"first": str(first), "last": str(last), "checks": [r.as_dict() for r in results], "metrics": metrics}, indent=2))
+    else:
+        print(render(results, header(context), verbose=args.verbose))
+    return exit_code(results)
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from phase3ops.checks import reconcile
+
+    try:
+        spec, orchestrator, _, now, first, last, states = _read_pipeline_state(args)
+    except (SpecError, SettingError):
+        raise
+    except Exception as exc:
+        print(f"Could not check: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    issues = reconcile.find_issues(spec, states, now)
+    fixes = reconcile.fix(orchestrator, issues, now) if args.fix and issues else []
+    failed = [f for f in fixes if not f.ok]
+    if args.json:
+        print(json.dumps({
+            "first": str(first), "last": str(last), "fix": args.fix,
+            "issues": [{"game_date": str(i.game_date), "kind": i.kind, "detail": i.detail} for i in issues],
+            "fixes": [{"game_date": str(f.game_date), "ok": f.ok, "message": f.message} for f in fixes],
+        }, indent=2))  # fmt: skip
+    else:
+        span = str(first) if first == last else f"{first} .. {last}"
+        print(f"Reconciliation of game dates {span} ({spec.timezone}){'' if args.fix else ', dry run'}")
+        for issue in issues:
+            print(f"  {issue.game_date}  {issue.kind}: {issue.detail}")
+        for result in fixes:
+            print(f"  {result.game_date}  {'fixed' if result.ok else 'FIX FAILED'}: {result.message}")
+        if not issues:
+            print("No issues found - all dates are consistent")
+        elif not args.fix:
+            print(f"{len(issues)} issues on {len({i.game_date for i in issues})} dates; run with --fix to repair them")
+        elif failed:
+            print(f"{len(failed)} fixes failed")
+        else:
+            print(f"Repaired {len(issues)} issues on {len({i.game_date for i in issues})} dates")
+    if failed or (issues and not args.fix):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from phase3ops.drift import report
+    from phase3ops.drift.allowlist import apply_allowlist, load_allowlist
+    from phase3ops.drift.changes import PreviewParseError, parse_preview
+    from phase3ops.drift.preview import PreviewFailed, run_preview
+
+    repo_root = Path(args.repo).resolve()
+    try:
+        if args.from_file:
+            text = Path(args.from_file).read_text(encoding="utf-8")
+        else:
+            text = run_preview(args.stack, repo_root).stdout
+        result = parse_preview(text)
+    except (PreviewFailed, PreviewParseError, OSError) as exc:
+        print(f"Could not check drift for stack {args.stack}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    apply_allowlist(result.changes, load_allowlist(repo_root / args.allowlist), args.stack)
+    if args.format == "markdown":
+        print(report.as_markdown(result, args.stack))
+    elif args.format == "json":
+        print(report.as_json(result, args.stack))
+    else:
+        print(report.as_text(result, args.stack, verbose=args.verbose))
+    return EXIT_FINDINGS if result.drifted else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phase3ops", description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", help="pipeline spec (default: $PHASE3OPS_PIPELINE or the nearest pipeline.yaml)")
@@ -116,6 +244,30 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--policies", action="store_true", help="also evaluate the CrossGuard pack in policies/ (exit 1 on a mandatory violation)")
     plan.add_argument("--policy-config", type=Path, help="policy pack config JSON, as for pulumi --policy-pack-config")
     plan.set_defaults(handler=_plan)
+
+    for name, handler, description in (
+        ("health", _health, "check completion tracking, duplicates, scraper timing and (in the cloud) the deployment"),
+        ("reconcile", _reconcile, "list dates whose state is inconsistent; --fix repairs them and publishes missed triggers once"),
+    ):
+        command = commands.add_parser(name, help=description)
+        dates = command.add_mutually_exclusive_group()
+        dates.add_argument("--date", type=_date, help="one game date (YYYY-MM-DD)")
+        dates.add_argument("--days", type=int, default=3, help="the last N game dates up to today (default 3)")
+        command.add_argument("--json", action="store_true", help="machine-readable report")
+        if name == "health":
+            command.add_argument("--verbose", action="store_true", help="details of passing checks too")
+        else:
+            command.add_argument("--fix", action="store_true", help="repair what the dry run lists")
+        command.set_defaults(handler=handler)
+
+    drift = commands.add_parser("drift", help="classify what `pulumi preview --refresh` says differs: outside changes, undeployed code, known diffs")
+    drift.add_argument("--stack", required=True)
+    drift.add_argument("--from-file", help="a saved `pulumi preview --json` digest or streamed engine events, instead of running the CLI")
+    drift.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    drift.add_argument("--allowlist", default="infra/drift-allowlist.yaml", help="known permanent differences (relative to --repo)")
+    drift.add_argument("--repo", default=".", help="repository root (default: .)")
+    drift.add_argument("--verbose", action="store_true", help="also list known differences and diagnostics")
+    drift.set_defaults(handler=_drift)
     return parser
 
 

@@ -33,12 +33,15 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str, sort_keys=False)
 
 
-def configure_json_logging(level: int = logging.INFO) -> None:
-    """Idempotent: the function entry point calls it on every cold start."""
+def configure_json_logging(level: int = logging.INFO, stream=None) -> None:
+    """Idempotent: the function entry point calls it on every cold start.
+
+    The CLI logs to stderr (its report is on stdout); Cloud Run jobs collect both.
+    """
     root = logging.getLogger()
     if any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
         return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonLineFormatter())
     root.addHandler(handler)
     root.setLevel(level)

@@ -1,0 +1,44 @@
+"""`phase3ops health`: every check module run against the same state; the report; the exit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Callable
+
+from phase3ops.checks import completion_tracking, deployment_state, duplicates, scraper_timing
+from phase3ops.checks.context import CheckContext
+from phase3ops.checks.metrics import write_metrics
+from phase3ops.checks.results import CheckResult, Status
+
+CHECKS = (completion_tracking, duplicates, scraper_timing, deployment_state)
+log = logging.getLogger("phase3ops.checks")
+
+
+def run_checks(context: CheckContext, checks=CHECKS) -> list[CheckResult]:
+    results = []
+    for check in checks:
+        try:
+            results.append(check.run(context))
+        except Exception as exc:  # a check that cannot run is reported as such, never as passing
+            log.warning("check %s could not run", check.NAME, exc_info=True)
+            results.append(CheckResult(check.NAME, check.TITLE, Status.ERROR, f"could not check: {type(exc).__name__}: {exc}"))
+    return results
+
+
+def publish_metrics(context: CheckContext, results: list[CheckResult], writer: Callable = write_metrics) -> dict[str, float]:
+    values = {name: value for r in results if r.status is not Status.ERROR for name, value in r.metrics.items()}
+    if context.target == "cloud" and values:
+        writer(context.project, values, context.now)
+    return values
+
+
+def header(context: CheckContext) -> str:
+    span = str(context.first) if context.first == context.last else f"{context.first} .. {context.last}"
+    return f"Phase 3 health check: game dates {span} ({context.spec.timezone}), {context.target} target, at {context.now:%Y-%m-%d %H:%M %Z}"
+
+
+def window(today: dt.date, date: dt.date | None, days: int) -> tuple[dt.date, dt.date]:
+    if date is not None:
+        return date, date
+    return today - dt.timedelta(days=days - 1), today

@@ -1,0 +1,47 @@
+"""What the pipeline recorded and wrote for a range of game dates, read in a fixed number of round trips.
+
+One query for every completion record of the range, one for every trigger
+claim, and one row-count query per Phase 3 table: a year of dates costs the
+same seven round trips as a day (reading per date was the slow part of the
+reference reconciliation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore
+from phase3ops.orchestrator.trigger_claims import TriggerClaim, TriggerClaims
+from phase3ops.spec.pipeline import PipelineSpec
+from phase3ops.warehouse.port import Warehouse
+
+
+@dataclass
+class DateState:
+    game_date: dt.date
+    records: dict[str, CompletionRecord] = field(default_factory=dict)
+    claim: TriggerClaim | None = None
+    rows: dict[str, int] = field(default_factory=dict)  # processor -> rows in its table for the date
+
+    @property
+    def counted(self) -> set[str]:
+        return {name for name, record in self.records.items() if record.counts}
+
+
+def date_range(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def read_state(
+    spec: PipelineSpec, store: CompletionStore, claims: TriggerClaims, warehouse: Warehouse, first: dt.date, last: dt.date
+) -> dict[dt.date, DateState]:
+    states = {day: DateState(day) for day in date_range(first, last)}
+    for day, records in store.records_between(first, last).items():
+        states[day].records = records
+    for day, claim in claims.claims_between(first, last).items():
+        states[day].claim = claim
+    for processor in spec.processors:
+        for day, count in warehouse.row_counts(processor.table, first, last).items():
+            states[day].rows[processor.name] = count
+    return states

@@ -1,0 +1,1 @@
+"""Deployment drift: what `pulumi preview --refresh` says differs, and why."""
