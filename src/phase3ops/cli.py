@@ -19,15 +19,6 @@ from phase3ops.spec.documents import SpecError
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from phase3ops.demo import run_demo
-    from phase3ops.spec.pipeline import load_pipeline_spec
-
-    spec = load_pipeline_spec(args.pipeline)
-    repo_root = Path(spec.source).resolve().parent
-    return run_demo(spec, repo_root, Path(args.run_dir), sys.stdout)
-
-
 def _validate(args: argparse.Namespace) -> int:
     from phase3ops.alerts.validate import validate
 
@@ -222,14 +213,37 @@ def _drift(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if result.drifted else EXIT_OK
 
 
+def _local(args: argparse.Namespace) -> int:
+    from phase3ops.local import environment
+
+    repo_root = Path(args.repo).resolve()
+    run_dir = Path(args.run_dir)
+    say = lambda text: print(text, flush=True)  # noqa: E731 - progress as it happens
+    if args.action == "up":
+        environment.up(repo_root, run_dir, say)
+    elif args.action == "down":
+        environment.down(run_dir, say)
+        return EXIT_OK
+    elif args.action == "run-day":
+        from phase3ops.local.run_day import NotRunning, run_day
+
+        try:
+            return run_day(repo_root, run_dir, args.date, args.games, args.chaos, say)
+        except NotRunning as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    rows = environment.status_rows(run_dir)
+    if not rows:
+        print(f"not running (no state in {run_dir}): phase3ops local up")
+        return EXIT_FINDINGS
+    print(environment.render_table(rows, ("component", "pid", "address", "state")))
+    return EXIT_OK if all(row[3] == "running" for row in rows) else EXIT_FINDINGS
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phase3ops", description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", help="pipeline spec (default: $PHASE3OPS_PIPELINE or the nearest pipeline.yaml)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = commands.add_parser("demo", help="deliver one game date's completions (with duplicates) to the orchestrator on the emulators")
-    demo.add_argument("--run-dir", default=".phase3ops/demo", help="where emulator and function logs go")
-    demo.set_defaults(handler=_demo)
 
     check = commands.add_parser("validate", help="check pipeline.yaml and alerts/ offline; exit 2 listing every problem")
     check.add_argument("--repo", default=".", help="repository root (default: .)")
@@ -268,6 +282,23 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--repo", default=".", help="repository root (default: .)")
     drift.add_argument("--verbose", action="store_true", help="also list known differences and diagnostics")
     drift.set_defaults(handler=_drift)
+
+    local = commands.add_parser("local", help="the whole pipeline on this machine: emulators, orchestrator, analytics service")
+    local_actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, description in (
+        ("up", "start (or reuse) everything; idempotent"),
+        ("down", "stop what `up` started"),
+        ("status", "what is running where"),
+        ("run-day", "run a game day through the local pipeline, then the health check"),
+    ):
+        sub = local_actions.add_parser(action, help=description)
+        sub.add_argument("--run-dir", default=".phase3ops/local", help="state, logs and data (default .phase3ops/local)")
+        sub.add_argument("--repo", default=".", help="repository root (default: .)")
+        if action == "run-day":
+            sub.add_argument("--date", type=_date, help="game date (default: yesterday in the pipeline time zone)")
+            sub.add_argument("--games", type=int, default=5, help="games on the day (default 5)")
+            sub.add_argument("--chaos", action="store_true", help="inject the reference system's failures")
+        sub.set_defaults(handler=_local)
     return parser
 
 

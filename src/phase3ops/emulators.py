@@ -1,6 +1,6 @@
 """Start and stop the real Firestore and Pub/Sub emulators from the Google Cloud CLI.
 
-Used by the test fixtures, the demo and the local environment. Each emulator
+Used by the test fixtures, the benchmarks and the local environment. Each emulator
 runs in its own process group (gcloud -> shell -> java), so stopping it
 stops the JVM too and leaves nothing behind.
 """

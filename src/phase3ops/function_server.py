@@ -1,10 +1,11 @@
-"""Serve the orchestrator function locally with the Functions Framework.
+"""Serve the pipeline's HTTP workloads locally: the orchestrator with the
+Functions Framework (what Cloud Functions gen2 runs) and the analytics
+service with gunicorn (what its image runs).
 
-The same framework Cloud Functions gen2 runs in production. A Pub/Sub push
-subscription on the emulator posts each completion to it; the framework
-turns the push request into the `messagePublished` CloudEvent the function
-receives in the cloud, and answers 500 when the function raises, so the
-emulator redelivers.
+A Pub/Sub push subscription on the emulator posts to them; the Functions
+Framework turns the push request into the `messagePublished` CloudEvent the
+function receives in the cloud, and answers 500 when the function raises, so
+the emulator redelivers.
 """
 
 from __future__ import annotations
@@ -22,20 +23,26 @@ from phase3ops.emulators import free_port, stop_process_group
 
 FUNCTION_SOURCE = Path("functions/orchestrator/main.py")
 FUNCTION_TARGET = "handle_phase3_completion"
+SERVICE_APP = "phase3ops.analytics.service:create_app_from_environment()"
 
 
-class FunctionServerError(RuntimeError):
+class ServerError(RuntimeError):
     pass
 
 
+
 @dataclass
-class FunctionServer:
+class Server:
     url: str
     log_path: Path
     process: subprocess.Popen
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def push_endpoint(self, project: str, topic: str) -> str:
-        # The framework reads the topic from the path to fill the CloudEvent's source.
+        # The Functions Framework reads the topic from the path to fill the CloudEvent's source.
         return f"{self.url}/projects/{project}/topics/{topic}"
 
     def stop(self) -> None:
@@ -44,21 +51,11 @@ class FunctionServer:
             self.process.wait(timeout=10)
 
 
-def start_function_server(
-    repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None, timeout: float = 30.0
-) -> FunctionServer:
-    port = port or free_port()
+
+def start_server(
+    command: list[str], env: dict[str, str], log_path: Path, cwd: Path, url: str, ready_path: str = "", timeout: float = 60.0
+) -> Server:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "functions_framework",
-        f"--source={repo_root / FUNCTION_SOURCE}",
-        f"--target={FUNCTION_TARGET}",
-        "--signature-type=cloudevent",
-        "--host=127.0.0.1",
-        f"--port={port}",
-    ]
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
             command,
@@ -66,26 +63,49 @@ def start_function_server(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={"PYTHONWARNINGS": "ignore::FutureWarning", **os.environ, **env},
-            cwd=repo_root,
+            cwd=cwd,
             start_new_session=True,
         )
-    server = FunctionServer(f"http://127.0.0.1:{port}", log_path, process)
+    server = Server(url, log_path, process)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise FunctionServerError(f"the function server exited with {process.returncode}; see {log_path}")
-        if _listening(server.url):
+            raise ServerError(f"{command[2] if len(command) > 2 else command[0]} exited with {process.returncode}; see {log_path}")
+        if listening(url + ready_path):
             return server
         time.sleep(0.1)
     server.stop()
-    raise FunctionServerError(f"the function server did not start within {timeout:.0f}s; see {log_path}")
+    raise ServerError(f"{url} did not answer within {timeout:.0f}s; see {log_path}")
 
 
-def _listening(url: str) -> bool:
+def start_function_server(
+    repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None, source: Path | None = None
+) -> Server:
+    port = port or free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        f"--source={source or repo_root / FUNCTION_SOURCE}",
+        f"--target={FUNCTION_TARGET}",
+        "--signature-type=cloudevent",
+        "--host=127.0.0.1",
+        f"--port={port}",
+    ]
+    return start_server(command, env, log_path, repo_root, f"http://127.0.0.1:{port}")
+
+
+def start_analytics_service(repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None) -> Server:
+    port = port or free_port()
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8", "--timeout", "0", SERVICE_APP]
+    return start_server(command, env, log_path, repo_root, f"http://127.0.0.1:{port}", ready_path="/healthz")
+
+
+def listening(url: str) -> bool:
     try:
         urllib.request.urlopen(url, timeout=1)
     except urllib.error.HTTPError:
-        return True  # any HTTP answer means it is serving; a GET is not a valid event
+        return True  # any HTTP answer means it is serving (a GET is not a valid event)
     except (urllib.error.URLError, ConnectionError, OSError):
         return False
     return True

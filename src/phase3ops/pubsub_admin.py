@@ -1,7 +1,7 @@
 """Idempotent creation of the topics and subscriptions the pipeline spec names.
 
-In the cloud the infra program creates them; locally (emulators, tests, the
-demo) this does, with the same names, so the code under test finds exactly
+In the cloud the infra program creates them; locally (emulators, tests, the local
+environment) this does, with the same names, so the code under test finds exactly
 what it finds in production.
 """
 

@@ -90,7 +90,7 @@ def deployment(gcp_project, emulator_hosts, tmp_path) -> Deployment:
 def test_a_healthy_pipeline_passes_every_check(deployment):
     result = deployment.script("phase3_health_check.sh", "--days", "4", "--verbose")
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]  # status words are padded
     assert lines[-1] == "All checks passed"
     assert any(line.startswith("[OK] Completion tracking") and "accuracy 100.0%" in line for line in lines)
     assert any(line.startswith("[OK] Duplicate rows") and "5 tables, 0 duplicate rows" in line for line in lines)
@@ -163,7 +163,7 @@ def test_duplicates_are_counted_by_each_tables_primary_key(deployment):
     result = deployment.script("phase3_health_check.sh", "--days", "4")
     assert result.returncode == 1
     assert f"- nba_analytics.team_defense_game_summary {day}: 2 rows beyond one per (game_date, team_abbr)" in result.stdout
-    assert "[FAILED] Duplicate rows" in result.stdout
+    assert "[FAILED] Duplicate rows" in " ".join(result.stdout.split())
 
 
 def test_a_late_first_scrape_fails_in_the_same_day_and_time_zone(deployment):

@@ -44,7 +44,7 @@ def render(results: list[CheckResult], header: str, verbose: bool = False) -> st
     lines = [header]
     width = max(len(r.title) for r in results) if results else 0
     for result in results:
-        lines.append(f"[{result.status.value.upper()}] {result.title.ljust(width)}  {result.summary}")
+        lines.append(f"{'[' + result.status.value.upper() + ']':<9} {result.title.ljust(width)}  {result.summary}")
         if result.status in (Status.FAILED, Status.ERROR):
             if result.explanation:
                 lines.append(f"    Why it matters: {result.explanation}")

@@ -17,7 +17,7 @@ from phase3ops.spec.pipeline import load_pipeline_spec
 _orchestrator: Orchestrator | None = None
 
 
-def _instance() -> Orchestrator:
+def orchestrator_instance() -> Orchestrator:
     # Built on first use, not at import: a missing setting then fails the
     # request (and is retried) with a message naming it, instead of crashing
     # the import in a way Cloud Functions reports as a generic startup error.
@@ -30,4 +30,4 @@ def _instance() -> Orchestrator:
 
 @functions_framework.cloud_event
 def handle_phase3_completion(cloud_event) -> None:
-    _instance().handle_event(cloud_event.data)
+    orchestrator_instance().handle_event(cloud_event.data)

@@ -1,0 +1,111 @@
+"""End to end: `local up`, chaos days, the health check, reconciliation, `local down`.
+
+The same commands a newcomer runs, as subprocesses, against a run directory
+of the test's own. Asserts exactly one Phase 4 trigger per complete date,
+zero duplicate rows, nothing to reconcile, and no process left running.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.repo_copy import REPO_ROOT
+
+pytestmark = pytest.mark.emulators
+DATES = ["2026-11-20", "2026-11-21", "2026-11-22"]
+
+
+def phase3ops(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "phase3ops.cli", *args],
+        cwd=REPO_ROOT,
+        env={**clean, "PYTHONWARNINGS": "ignore", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+def test_local_environment_end_to_end(tmp_path):
+    run_dir = tmp_path / "local"
+    up = phase3ops("local", "up", "--run-dir", str(run_dir))
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = json.loads((run_dir / "state.json").read_text())
+    pids = {name: component["pid"] for name, component in state["components"].items()}
+    try:
+        again = phase3ops("local", "up", "--run-dir", str(run_dir))  # idempotent: reuses everything
+        assert again.returncode == 0 and "Reusing the emulators" in again.stdout
+        assert {n: c["pid"] for n, c in json.loads((run_dir / "state.json").read_text())["components"].items()} == pids
+
+        for date in DATES:
+            day = phase3ops("local", "run-day", "--run-dir", str(run_dir), "--date", date, "--games", "3", "--chaos")
+            assert day.returncode == 0, day.stdout[-3000:] + day.stderr[-3000:]
+            assert "chaos: killed a player_game_summary instance holding its lock" in day.stdout
+            assert day.stdout.rstrip().endswith("All checks passed")
+            assert f"{date}  trigger_id=nba-phase3-to-phase4:{date}  mode=overnight" in day.stdout
+
+        env = {k: v for k, v in _local_env(run_dir).items()}
+        orchestrator_log = (run_dir / "logs" / "orchestrator.log").read_text()
+        decisions = [json.loads(line) for line in orchestrator_log.splitlines() if line.startswith("{")]
+        published = [d for d in decisions if d.get("outcome") in ("triggered", "republished")]
+        assert sorted(d["game_date"] for d in published) == DATES  # exactly one publish per date
+        assert any(d.get("outcome") == "retry_later" for d in decisions)  # the killed instance's claim was waited out
+        assert "exited with code 137" in orchestrator_log
+        service_log = (run_dir / "logs" / "analytics-service.log").read_text()
+        assert service_log.count('"event": "lock_takeover"') == len(DATES)
+
+        health = phase3ops("health", "--date", DATES[0], env=env)
+        wide = phase3ops("health", "--days", str((dt.date.today() - dt.date(2026, 11, 20)).days + 2), "--json", env=env)
+        assert health.returncode == 0, health.stdout + health.stderr
+        report = json.loads(wide.stdout)
+        assert report["metrics"]["duplicate_rows"] == 0.0
+        reconcile = phase3ops("reconcile", "--days", "30", "--fix", env=env)
+        assert reconcile.returncode == 0 and "No issues found - all dates are consistent" in reconcile.stdout
+    finally:
+        down = phase3ops("local", "down", "--run-dir", str(run_dir))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not [name for name, pid in pids.items() if alive(pid)]
+    assert not [pid for pid in pids.values() if group_members(pid)]  # children too (the emulators' JVMs, workers)
+    assert not (run_dir / "state.json").exists()
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry))
+    return members
+
+
+def _local_env(run_dir) -> dict[str, str]:
+    state = json.loads((run_dir / "state.json").read_text())
+    components = state["components"]
+    return {
+        "FIRESTORE_EMULATOR_HOST": components["firestore"]["address"],
+        "PUBSUB_EMULATOR_HOST": components["pubsub"]["address"],
+        "GOOGLE_CLOUD_PROJECT": state["project"],
+        "PHASE3OPS_PIPELINE": state["pipeline"],
+        "PHASE3OPS_WAREHOUSE": f"duckdb:{state['warehouse']}",
+    }
