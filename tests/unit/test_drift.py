@@ -14,7 +14,10 @@ from phase3ops.drift.changes import KNOWN, OUTSIDE, UNATTRIBUTED, UNDEPLOYED, pa
 from phase3ops.drift.report import as_markdown, as_text
 from tests.support.repo_copy import REPO_ROOT
 
-REFERENCE = REPO_ROOT.parent / "shared" / "reference" / "pulumi-preview-json"
+# Real Pulumi CLI outputs, copied unchanged with their sources (see SOURCES.md there).
+REFERENCE = REPO_ROOT / "tests" / "fixtures" / "pulumi-reference" / "pulumi-preview-json"
+REAL_OUTPUTS = sorted(REFERENCE.glob("*.json*"))
+assert len(REAL_OUTPUTS) == 6, f"the reference outputs are missing from {REFERENCE}"
 STRATIFY = REFERENCE / "aws-s3-lambda_preview-show-sames_update.stratify.json"
 ADOPTER = REFERENCE / "aws-drift_preview_update-replace-nested-detaileddiff.drift-adopter.json"
 SMALL = REFERENCE / "random-tls-command_preview_create-update-replace-delete.drift-adopter.json"
@@ -26,7 +29,7 @@ def kinds(result):
     return sorted((c.name, c.kind) for c in result.changes)
 
 
-@pytest.mark.parametrize("path", sorted(REFERENCE.glob("*.json*")), ids=lambda p: p.name[:40])
+@pytest.mark.parametrize("path", REAL_OUTPUTS, ids=lambda p: p.name[:40])
 def test_every_real_output_with_changes_is_reported_as_drift(path):
     result = parse_preview(path.read_text())
     assert result.drifted, "a preview with changes must never read as no drift"

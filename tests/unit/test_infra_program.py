@@ -161,7 +161,7 @@ def test_the_function_source_name_changes_with_bundled_files_only(tmp_path):
 
 
 def test_pulumi_yaml_matches_pulumis_own_project_schema():
-    schema = json.loads((REPO_ROOT.parent / "shared/reference/pulumi-project.schema.json").read_text())
+    schema = json.loads((REPO_ROOT / "tests/fixtures/pulumi-reference/pulumi-project.schema.json").read_text())
     project = YAML(typ="safe").load((REPO_ROOT / "Pulumi.yaml").read_text())
     jsonschema.Draft202012Validator(schema).validate(project)
     assert project["main"] == "infra/" and project["runtime"]["name"] == "python"
