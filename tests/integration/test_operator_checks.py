@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from google.cloud import firestore, pubsub_v1

@@ -21,7 +21,6 @@ from google.cloud import firestore, pubsub_v1
 
 from phase3ops.orchestrator.orchestrator import ClaimStillLeased
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
-from phase3ops.orchestrator.trigger_claims import TriggerClaims
 from tests.integration.conftest import PAST, TODAY, TOMORROW, Clock, make_pipeline
 from tests.support.completions import completion
 from tests.support.delivery import cloud_event_data, pull_everything

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -250,13 +249,3 @@ def _ensure_topology(spec: PipelineSpec, state: LocalState) -> None:
         push_endpoint=f"{orchestrator}/projects/{state.project}/topics/{spec.topics.completion}",
     )
     ensure_subscription(subscriber, state.project, spec.topics.phase4_trigger, PHASE4_LISTENER)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
-
