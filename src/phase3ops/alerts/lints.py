@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -144,8 +145,7 @@ def runbook_section_exists(rule: AlertRule, context: LintContext) -> list[SpecPr
     path = context.repo_root / file
     if not path.is_file():
         return [rule.problem(["documentation", "runbook"], f"{file} does not exist")]
-    anchors = {github_anchor(h) for h in _HEADING.findall(path.read_text(encoding="utf-8"))}
-    if anchor not in anchors:
+    if anchor not in _anchors(str(path), path.stat().st_mtime_ns):
         return [rule.problem(["documentation", "runbook"], f"{file} has no section #{anchor}")]
     return []
 
@@ -222,6 +222,12 @@ def _cross_rule_problems(specs: AlertSpecs) -> list[SpecProblem]:
         if channel.name not in used:
             problems.append(specs.channels_document.problem(["channels", index, "name"], f"channel {channel.name!r} is used by no rule"))
     return problems
+
+
+@lru_cache(maxsize=32)
+def _anchors(path: str, modified_ns: int) -> frozenset[str]:
+    """The section anchors of a Markdown file, read once per version of it (every rule links into the same runbook)."""
+    return frozenset(github_anchor(h) for h in _HEADING.findall(Path(path).read_text(encoding="utf-8")))
 
 
 def github_anchor(heading: str) -> str:
