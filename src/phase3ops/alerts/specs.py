@@ -211,9 +211,8 @@ def _completeness_problems(rule: AlertRule, registry) -> list[SpecProblem]:
             node = node.get(part) if isinstance(node, dict) else None
         if not node:
             problems.append(rule.problem(path, f"the rule has no {what} (neither it nor defaults.yaml sets spec.{'.'.join(path)})"))
-    merged = SpecDocument(rule.document.file, rule.document.root, rule.document.text)
     schema = {"$ref": "https://phase3ops.example/schemas/alert-rule.schema.json#/$defs/ruleSpec"}
-    for problem in schema_problems(_Merged(merged, rule.spec), schema, registry):
+    for problem in schema_problems(_Merged(rule.document, rule.spec), schema, registry):
         problems.append(SpecProblem(problem.file, problem.line, f"spec.{problem.path}" if problem.path else "spec", f"after merging defaults and overrides: {problem.message}"))
     return problems
 

@@ -172,10 +172,6 @@ class Orchestrator:
             return self._follow(existing, owner, now)
         return self._publish(claim, TRIGGERED, now)
 
-    def readiness(self, game_date: dt.date, now: dt.datetime | None = None) -> Readiness:
-        _, records = self._read_date(game_date)
-        return evaluate(self.spec, game_date, _counted(records), now or self.clock())
-
     def _read_date(self, game_date: dt.date) -> tuple[TriggerClaim | None, dict[str, CompletionRecord]]:
         """The claim and every processor record of a date in one batched read."""
         claim_ref = self.claims.document(game_date)
