@@ -95,12 +95,11 @@ def _date(text: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
 
 
-def _read_pipeline_state(args: argparse.Namespace):
-    """The spec, the orchestrator (its store and claims), the warehouse, now, and the state of the dates asked for."""
+def _pipeline(args: argparse.Namespace):
+    """The spec's orchestrator (its store and claims), the warehouse, now, and the dates asked for."""
     import datetime as dt
 
     from phase3ops.checks.health import window
-    from phase3ops.checks.state import read_state
     from phase3ops.orchestrator.factory import build_orchestrator
     from phase3ops.orchestrator.readiness import local_today
     from phase3ops.spec.pipeline import load_pipeline_spec
@@ -111,35 +110,33 @@ def _read_pipeline_state(args: argparse.Namespace):
     warehouse = warehouse_from_environment()
     now = dt.datetime.now(dt.timezone.utc)
     first, last = window(local_today(spec, now), args.date, args.days)
-    states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last)
-    return spec, orchestrator, warehouse, now, first, last, states
+    return orchestrator, warehouse, now, first, last
 
 
 def _health(args: argparse.Namespace) -> int:
     from phase3ops import cloud
-    from phase3ops.checks.context import CheckContext, target_from_environment
-    from phase3ops.checks.health import header, publish_metrics, run_checks
+    from phase3ops.checks.context import target_from_environment
+    from phase3ops.checks.health import check_dates, header, publish_metrics
     from phase3ops.checks.results import exit_code, render
 
-    try:
-        spec, _, warehouse, now, first, last, states = _read_pipeline_state(args)
-    except (SpecError, SettingError):
-        raise
-    except Exception as exc:  # nothing to check against: never report a pass
-        print(f"Could not check: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     target = target_from_environment()
     if target == "cloud":
         from phase3ops.logs import configure_json_logging
 
         configure_json_logging(stream=sys.stderr)  # the alert rules match these lines
-    context = CheckContext(
-        spec, first, last, now, states, warehouse,
-        target=target, project=cloud.project_id(),
-        alerts_dir=Path(spec.source).resolve().parent / "alerts",
-        region=os.environ.get("PHASE3OPS_REGION", "us-west2"),
-    )  # fmt: skip
-    results = run_checks(context)
+    try:
+        orchestrator, warehouse, now, first, last = _pipeline(args)
+        context, results = check_dates(
+            orchestrator, warehouse, first, last, now,
+            target=target, project=cloud.project_id(),
+            alerts_dir=Path(orchestrator.spec.source).resolve().parent / "alerts",
+            region=os.environ.get("PHASE3OPS_REGION", "us-west2"),
+        )  # fmt: skip
+    except (SpecError, SettingError):
+        raise
+    except Exception as exc:  # nothing to check against: never report a pass
+        print(f"Could not check: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     metrics = publish_metrics(context, results)
     if args.json:
         print(json.dumps({"first": str(first), "last": str(last), "checks": [r.as_dict() for r in results], "metrics": metrics}, indent=2))
@@ -150,9 +147,12 @@ def _health(args: argparse.Namespace) -> int:
 
 def _reconcile(args: argparse.Namespace) -> int:
     from phase3ops.checks import reconcile
+    from phase3ops.checks.state import read_state
 
     try:
-        spec, orchestrator, _, now, first, last, states = _read_pipeline_state(args)
+        orchestrator, warehouse, now, first, last = _pipeline(args)
+        spec = orchestrator.spec
+        states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last)
     except (SpecError, SettingError):
         raise
     except Exception as exc:

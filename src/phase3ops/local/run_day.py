@@ -232,17 +232,15 @@ class DayRun:
         return render_table(rows, ("processor", "completion", "reported rows", f"rows in {self.spec.analytics.dataset}"))
 
     def _health(self) -> int:
-        from phase3ops.checks.context import CheckContext
-        from phase3ops.checks.health import header, run_checks
+        from phase3ops.checks.health import check_dates, header
         from phase3ops.checks.results import exit_code, render
-        from phase3ops.checks.state import read_state
         from phase3ops.orchestrator.factory import build_orchestrator
 
         orchestrator = build_orchestrator(self.spec, self.state.project)
         now = dt.datetime.now(dt.timezone.utc)
-        states = read_state(self.spec, orchestrator.store, orchestrator.claims, self.warehouse, self.game_date, self.game_date)
-        context = CheckContext(self.spec, self.game_date, self.game_date, now, states, self.warehouse, "local", self.state.project)
-        results = run_checks(context)
+        context, results = check_dates(
+            orchestrator, self.warehouse, self.game_date, self.game_date, now, target="local", project=self.state.project
+        )
         self._say(render(results, header(context)))
         return exit_code(results)
 
