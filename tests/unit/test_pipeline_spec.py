@@ -27,20 +27,22 @@ def test_shipped_spec_describes_the_five_processors():
     assert spec.timezone == "America/New_York"
     assert spec.processor("player_game_summary").primary_key == ("game_date", "player_lookup")
     assert spec.processor("team_offense_game_summary").primary_key == ("game_date", "team_abbr")
-    assert {m.name: (m.applies_to, m.requires) for m in spec.modes} == {
-        "overnight": ("past", "all"),
-        "same_day": ("today", "critical"),
-        "tomorrow": ("tomorrow", "critical"),
+    assert {m.name: (m.applies_to, m.critical) for m in spec.modes} == {
+        "overnight": ("past", ("player_game_summary", "upcoming_player_game_context")),
+        "same_day": ("today", ("upcoming_player_game_context",)),
+        "tomorrow": ("tomorrow", ("upcoming_player_game_context",)),
     }
+    assert spec.phase4_trigger.form == "per_table"
+    assert spec.orchestrator.receipts_function_name == "phase4-trigger-receipts"
 
 
 def test_every_schema_error_is_reported_at_once_with_line_and_path(tmp_path):
     path = write_pipeline_variant(
         tmp_path,
         {
-            "spec.processors.1.critical": "yes",
+            "spec.processors.1.entities": "games",
             "spec.processors.3.primary_key": [],
-            "spec.modes.0.requires": "everything",
+            "spec.modes.0.min_fraction": 1.5,
             "spec.topics.completion": "x",
         },
     )
@@ -49,9 +51,9 @@ def test_every_schema_error_is_reported_at_once_with_line_and_path(tmp_path):
 
     assert len(problems) == 4, problems
     expectations = {
-        "spec.processors[1].critical: 'yes' is not of type 'boolean'": "critical: yes",
+        "spec.processors[1].entities: 'games' is not one of 'players', 'teams'": "entities: games",
         "spec.processors[3].primary_key: [] should be non-empty": "primary_key: []",
-        "spec.modes[0].requires: 'everything' is not one of 'all', 'critical'": "requires: everything",
+        "spec.modes[0].min_fraction: 1.5 is greater than the maximum of 1": "min_fraction: 1.5",
         "spec.topics.completion: 'x' does not match": "completion: x",
     }
     for message, source_text in expectations.items():
@@ -66,7 +68,7 @@ def test_unknown_keys_are_named_with_the_allowed_ones(tmp_path):
     [problem] = problems_of(path)
     assert "spec.processors[0]" in problem
     assert "'critcal' was unexpected" in problem
-    assert "allowed: class_name, columns, critical, name, output_table, primary_key" in problem
+    assert "allowed: class_name, columns, entities, name, output_table, primary_key" in problem
 
 
 def test_semantic_rules_are_checked_together(tmp_path):
@@ -82,19 +84,29 @@ def test_semantic_rules_are_checked_together(tmp_path):
         },
     )
     problems = problems_of(path)
-    assert len(problems) == 5, problems
+    assert len(problems) == 6, problems
     joined = "\n".join(problems)
+    assert "spec.modes[0].optional[0]: 'team_offense_game_summary' is not a processor" in joined  # renamed away
     assert "spec.processors[1].name: 'player_game_summary' is already used by processors[0]" in joined
     assert "spec.processors[2].primary_key: must include 'game_date'" in joined
     assert "spec.modes[2].applies_to: 'today' is already used by modes[1]" in joined
     assert "spec.timezone: unknown time zone 'America/Nowhere'" in joined
-    assert "spec.orchestrator.claim_lease_seconds: must be longer than publish_timeout_seconds (10)" in joined
+    assert "spec.orchestrator.claim_lease_seconds: must be at least twice publish_timeout_seconds (10)" in joined
 
 
-def test_critical_mode_without_critical_processors(tmp_path):
-    changes = {f"spec.processors.{i}.critical": False for i in range(5)}
-    problems = problems_of(write_pipeline_variant(tmp_path, changes))
-    assert [p for p in problems if "no processor has critical: true" in p and "spec.modes[1].requires" in p]
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"spec.modes.0.critical": ["player_game_summry"]}, "spec.modes[0].critical[0]: 'player_game_summry' is not a processor"),
+        ({"spec.modes.1.optional": ["upcoming_player_game_context"]}, "spec.modes[1].optional[0]: 'upcoming_player_game_context' is already critical in this mode"),
+        ({"spec.modes.1.expected_count": 3}, "spec.modes[1].expected_count: 3 can never be met: critical + optional name only 2 processors"),
+        ({"spec.modes.2.critical": [], "spec.modes.2.optional": []}, "spec.modes[2]: names no processor: the rule can never be met"),
+    ],
+)
+def test_a_mode_rule_that_can_never_be_met_is_refused(tmp_path, changes, expected):
+    path = write_pipeline_variant(tmp_path, changes)
+    problems = problems_of(path)
+    assert [p for p in problems if expected in p], problems
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path):

@@ -1,4 +1,5 @@
-"""Modes by game date vs today in America/New_York, around midnight and across DST changes."""
+"""Modes by game date vs today in America/New_York, around midnight and across DST changes,
+and the reference's decision rules per mode."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import pytest
 
 from phase3ops.orchestrator.readiness import evaluate, mode_for
 from phase3ops.spec.pipeline import load_pipeline_spec
-from tests.support.specs import REPO_ROOT, write_pipeline_variant
+from tests.support.specs import DELETE, REPO_ROOT, write_pipeline_variant
 
 SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
 ALL = set(SPEC.processor_names)
-CRITICAL = set(SPEC.critical_processors)
+PGS, TOGS, TDGS, UPGC, UTGC = SPEC.processor_names
+OVERNIGHT_CRITICAL = {PGS, UPGC}
 UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 11, 29, 15, 0, tzinfo=UTC)  # 10:00 in New York
+PAST, TODAY, TOMORROW = dt.date(2026, 11, 28), dt.date(2026, 11, 29), dt.date(2026, 11, 30)
 
 
 def at(text: str) -> dt.datetime:
@@ -50,27 +54,68 @@ def test_mode_boundaries(now_utc, game_date, mode):
     assert (resolved.name if resolved else None) == mode
 
 
-def test_overnight_needs_all_five():
-    now, date = at("2026-11-29T15:00:00"), dt.date(2026, 11, 28)
-    assert not evaluate(SPEC, date, CRITICAL, now).ready
-    result = evaluate(SPEC, date, ALL - {"player_game_summary"}, now)
-    assert (result.ready, result.missing) == (False, ("player_game_summary",))
-    assert evaluate(SPEC, date, ALL, now).ready
+def test_the_shipped_rules_are_the_reference_orchestrators():
+    modes = {m.name: m for m in SPEC.modes}
+    assert (set(modes["overnight"].critical), set(modes["overnight"].optional)) == ({PGS, UPGC}, {TOGS, TDGS, UTGC})
+    assert (modes["overnight"].all_complete_at, modes["overnight"].min_fraction) == (5, 0.6)
+    for name in ("same_day", "tomorrow"):
+        assert (modes[name].critical, modes[name].optional, modes[name].all_complete_at) == ((UPGC,), (UTGC,), 1)
 
 
-@pytest.mark.parametrize("game_date", ["2026-11-29", "2026-11-30"])
-def test_same_day_and_tomorrow_need_the_critical_set(game_date):
-    now, date = at("2026-11-29T15:00:00"), dt.date.fromisoformat(game_date)
-    assert evaluate(SPEC, date, CRITICAL, now).ready
-    assert not evaluate(SPEC, date, ALL - CRITICAL | {sorted(CRITICAL)[0]}, now).ready
+@pytest.mark.parametrize(
+    "completed, ready, trigger_reason",
+    [
+        (ALL, True, "all_complete"),
+        (ALL - {TDGS}, True, "critical_plus_majority_80pct"),
+        ({PGS, UPGC, TOGS}, True, "critical_plus_majority_60pct"),  # 3/5 meets 60 % exactly
+        ({PGS, UPGC}, False, None),  # critical done, 40 % < 60 %
+        (ALL - {UPGC}, False, None),  # 80 %, but a critical processor is missing
+        (ALL - {PGS}, False, None),
+        (set(), False, None),
+    ],
+)
+def test_overnight_rules(completed, ready, trigger_reason):
+    result = evaluate(SPEC, PAST, completed, NOW)
+    assert (result.mode, result.ready, result.trigger_reason) == ("overnight", ready, trigger_reason)
+    if not OVERNIGHT_CRITICAL <= completed:
+        assert "critical" in result.reason and not result.ready
 
 
-def test_majority_threshold(tmp_path):
-    spec = load_pipeline_spec(write_pipeline_variant(tmp_path, {"spec.modes.1.majority_threshold": 0.6}))
-    now, today = at("2026-11-29T15:00:00"), dt.date(2026, 11, 29)
-    assert not evaluate(spec, today, CRITICAL, now).ready  # 2 of 5 < ceil(0.6 * 5) = 3
-    three = CRITICAL | {"player_game_summary"}
-    assert evaluate(spec, today, three, now).ready
+@pytest.mark.parametrize("game_date, mode", [(TODAY, "same_day"), (TOMORROW, "tomorrow")])
+@pytest.mark.parametrize(
+    "completed, ready",
+    [
+        ({UPGC}, True),  # the one critical processor is all the reference expects
+        ({UPGC, UTGC}, True),
+        ({UTGC}, False),  # the optional one alone never triggers
+        ({PGS, TOGS, TDGS, UTGC}, False),  # processors outside the mode do not count
+        (set(), False),
+    ],
+)
+def test_same_day_and_tomorrow_need_their_critical_processor(game_date, mode, completed, ready):
+    result = evaluate(SPEC, game_date, completed, NOW)
+    assert (result.mode, result.ready) == (mode, ready)
+    assert result.trigger_reason == ("all_complete" if ready else None)
+
+
+def test_a_date_two_days_ahead_is_never_ready():
+    result = evaluate(SPEC, dt.date(2026, 12, 1), ALL, NOW)
+    assert (result.mode, result.ready) == (None, False)
+    assert "2 days ahead" in result.reason
+
+
+def test_min_fraction_without_expected_count_waits_for_all(tmp_path):
+    spec = load_pipeline_spec(write_pipeline_variant(tmp_path, {"spec.modes.0.min_fraction": DELETE}))
+    assert not evaluate(spec, PAST, ALL - {TDGS}, NOW).ready
+    assert evaluate(spec, PAST, ALL, NOW).trigger_reason == "all_complete"
+
+
+def test_the_percentage_rounds_down_like_the_reference(tmp_path):
+    # 2 of 3 is 66.67 %: the reference writes int(ratio * 100) = 66.
+    spec = load_pipeline_spec(
+        write_pipeline_variant(tmp_path, {"spec.modes.0.optional": [TOGS, TDGS], "spec.modes.0.critical": [UPGC], "spec.modes.0.min_fraction": 0.6})
+    )
+    assert evaluate(spec, PAST, {UPGC, TOGS}, NOW).trigger_reason == "critical_plus_majority_66pct"
 
 
 def test_now_must_be_timezone_aware():
@@ -86,7 +131,7 @@ def test_now_must_be_timezone_aware():
     ],
 )
 def test_a_waiting_past_date_is_overdue_after_the_deadline(now_utc, overdue):
-    result = evaluate(SPEC, dt.date(2026, 11, 28), CRITICAL, at(now_utc))
+    result = evaluate(SPEC, dt.date(2026, 11, 28), OVERNIGHT_CRITICAL, at(now_utc))
     assert (result.ready, result.overdue) == (False, overdue)
 
 

@@ -3,16 +3,27 @@
 One document per (game date, processor): five processors finishing in the
 same second write five different documents, so they never contend (the
 reference design funnelled them through one document and measured 24
-events/s with a p99 of 6 s). Each document holds the *latest* completion of
-that processor for that date; which processors are complete is derived from
-these documents whenever it is needed, never counted.
+events/s with a p99 of 6 s). Each document holds the processor's effective
+run for that date and the history of its runs; which processors are
+complete is derived from these documents whenever it is needed, never
+counted.
+
+Which run is effective:
+- a counting run (success, partial) is never undone by a later failed,
+  no_data or skipped run: the success's rows are still in the table (the
+  reference skips such runs too); the later run is kept in the history;
+- among runs of the same kind, the newer wins: by lock token when both runs
+  carry one (the fencing token grows with every grant of the processor's
+  lock), else by Pub/Sub publish time;
+- a run whose lock token is older than one already recorded was written by a
+  holder whose lease had been taken over: it is refused, never applied.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from google.api_core import exceptions as gexc
@@ -26,6 +37,11 @@ class RecordOutcome(str, enum.Enum):
     UPDATED = "updated"  # a newer run of the processor replaced the record
     DUPLICATE = "duplicate"  # a redelivery of what is already recorded
     SUPERSEDED = "superseded"  # an older run arriving after a newer one: kept out
+    KEPT_SUCCESS = "kept_success"  # a failed/no_data run after a success: history only, the success counts
+    STALE_TOKEN = "refused_stale_token"  # written under a lock token a newer run superseded: refused
+
+
+MAX_RUNS = 50  # history kept per (date, processor); the oldest entries go first
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,10 @@ class CompletionRecord:
     published_at: dt.datetime
     record_count: int
     output_table: str
+    correlation_id: str | None = None
+    lock_token: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    runs: tuple[dict[str, Any], ...] = ()  # every run recorded for the date, oldest first
 
     @classmethod
     def from_document(cls, data: dict[str, Any]) -> "CompletionRecord":
@@ -50,8 +70,12 @@ class CompletionRecord:
             execution_id=data["execution_id"],
             message_id=data["message_id"],
             published_at=data["published_at"],
-            record_count=int(data.get("record_count", 0)),
+            record_count=int(data.get("record_count") or 0),
             output_table=data.get("output_table", ""),
+            correlation_id=data.get("correlation_id"),
+            lock_token=data.get("lock_token"),
+            metadata=dict(data.get("metadata") or {}),
+            runs=tuple(data.get("runs") or ()),
         )
 
 
@@ -67,27 +91,31 @@ class CompletionStore:
 
     def record(self, completion: Completion, delivery: Delivery) -> RecordOutcome:
         ref = self._collection.document(record_document_id(completion.game_date, completion.processor))
+        run = {
+            "execution_id": completion.execution_id,
+            "status": completion.status,
+            "counts": completion.counts_towards_completion,
+            "lock_token": completion.lock_token,
+            "record_count": completion.record_count,
+            "reported_name": completion.reported_name,
+            "correlation_id": completion.correlation_id,
+            "message_id": delivery.message_id,
+            "published_at": delivery.publish_time,
+        }
         incoming = {
             "game_date": completion.game_date.isoformat(),
             "processor": completion.processor,
-            "reported_name": completion.reported_name,
-            "status": completion.status,
-            "counts": completion.counts_towards_completion,
-            "execution_id": completion.execution_id,
-            "correlation_id": completion.correlation_id,
+            **run,
             "output_table": completion.output_table,
-            "record_count": completion.record_count,
             "metadata": completion.metadata,
-            "message_id": delivery.message_id,
-            "published_at": delivery.publish_time,
             "recorded_at": firestore.SERVER_TIMESTAMP,
         }
         try:
             # The common case, a first completion, is one create: no transaction round trips.
-            ref.create(incoming)
+            ref.create({**incoming, "runs": [{**run, "outcome": RecordOutcome.RECORDED.value}]})
             return RecordOutcome.RECORDED
         except gexc.AlreadyExists:
-            return _record_in_transaction(self._client.transaction(), ref, incoming)
+            return _record_in_transaction(self._client.transaction(), ref, incoming, run)
 
     def document(self, game_date: dt.date, processor: str):
         return self._collection.document(record_document_id(game_date, processor))
@@ -139,24 +167,45 @@ class CompletionStore:
             yield CompletionRecord.from_document(snapshot.to_dict())
 
 
-def _is_same_completion(current: dict[str, Any], incoming: dict[str, Any]) -> bool:
-    return current["message_id"] == incoming["message_id"] or (
-        current["execution_id"] == incoming["execution_id"] and current["status"] == incoming["status"]
+def _is_same_run(runs: list[dict[str, Any]], run: dict[str, Any]) -> bool:
+    return any(
+        r["message_id"] == run["message_id"] or (r["execution_id"] == run["execution_id"] and r["status"] == run["status"])
+        for r in runs
     )
 
 
-def _order_key(record: dict[str, Any]) -> tuple[dt.datetime, str]:
-    # Pub/Sub publish time orders runs of one processor; the execution id
-    # breaks ties deterministically so every replica picks the same winner.
-    return (record["published_at"], record["execution_id"])
+def _is_newer(run: dict[str, Any], than: dict[str, Any]) -> bool:
+    """Lock tokens order the runs of one processor and date exactly; Pub/Sub publish
+    time orders the rest, with the execution id breaking ties the same way everywhere."""
+    if run.get("lock_token") is not None and than.get("lock_token") is not None and run["lock_token"] != than["lock_token"]:
+        return run["lock_token"] > than["lock_token"]
+    return (run["published_at"], run["execution_id"]) > (than["published_at"], than["execution_id"])
+
+
+def decide(current: dict[str, Any], run: dict[str, Any]) -> RecordOutcome:
+    """What a run does to a (date, processor) record that already exists; pure."""
+    runs = current.get("runs") or [current]
+    if _is_same_run(runs, run):
+        return RecordOutcome.DUPLICATE
+    tokens = [r["lock_token"] for r in runs if r.get("lock_token") is not None]
+    if run.get("lock_token") is not None and tokens and run["lock_token"] < max(tokens):
+        return RecordOutcome.STALE_TOKEN
+    if current["counts"] and not run["counts"]:
+        return RecordOutcome.KEPT_SUCCESS
+    if run["counts"] and not current["counts"]:
+        return RecordOutcome.UPDATED
+    return RecordOutcome.UPDATED if _is_newer(run, current) else RecordOutcome.SUPERSEDED
 
 
 @firestore.transactional
-def _record_in_transaction(transaction, ref, incoming: dict[str, Any]) -> RecordOutcome:
+def _record_in_transaction(transaction, ref, incoming: dict[str, Any], run: dict[str, Any]) -> RecordOutcome:
     current = ref.get(transaction=transaction).to_dict()  # exists: create() just failed
-    if _is_same_completion(current, incoming):
-        return RecordOutcome.DUPLICATE
-    if _order_key(incoming) < _order_key(current):
-        return RecordOutcome.SUPERSEDED
-    transaction.set(ref, incoming)
-    return RecordOutcome.UPDATED
+    outcome = decide(current, run)
+    if outcome is RecordOutcome.DUPLICATE:
+        return outcome
+    runs = [*(current.get("runs") or []), {**run, "outcome": outcome.value}][-MAX_RUNS:]
+    if outcome is RecordOutcome.UPDATED:
+        transaction.set(ref, {**incoming, "runs": runs})
+    else:
+        transaction.update(ref, {"runs": runs})
+    return outcome

@@ -1,8 +1,11 @@
 """Completion messages: from a Pub/Sub CloudEvent to a validated `Completion`.
 
-Anything wrong with a message that a redelivery cannot fix raises
-`BadMessage` naming the field; the orchestrator logs it, stores it and
-acknowledges it. Nothing here touches the network.
+Every message the reference pipeline's publisher produces is accepted:
+class names (with the `Async` prefix its async processors publish), table
+names, a fallback to `output_table`, null-dropped optional fields, extra
+fields, metadata with nulls. Anything wrong with a message that a redelivery
+cannot fix raises `BadMessage` naming the field; the orchestrator logs it,
+stores it and acknowledges it. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, Mapping
 import jsonschema
 
 from phase3ops.spec.documents import SCHEMA_DIR, format_path, load_schema
-from phase3ops.spec.pipeline import PipelineSpec
+from phase3ops.spec.pipeline import PipelineSpec, Processor
 
 COMPLETION_SCHEMA = SCHEMA_DIR / "completion-message.schema.json"
 COUNTING_STATUSES = frozenset({"success", "partial"})
@@ -58,6 +61,12 @@ class Completion:
     def counts_towards_completion(self) -> bool:
         return self.status in COUNTING_STATUSES
 
+    @property
+    def lock_token(self) -> int | None:
+        """The fencing token the run wrote under, when the producer reports one (this project's runner does)."""
+        token = self.metadata.get("lock_token")
+        return token if isinstance(token, int) and not isinstance(token, bool) else None
+
 
 def parse_delivery(event_data: Any) -> Delivery:
     """Unwrap the `google.cloud.pubsub.topic.v1.messagePublished` payload."""
@@ -79,7 +88,7 @@ def parse_delivery(event_data: Any) -> Delivery:
     return Delivery(str(message_id), publish_time, dict(attributes), raw)
 
 
-def parse_completion(raw: bytes, spec: PipelineSpec) -> Completion:
+def parse_completion(raw: bytes, spec: PipelineSpec, message_id: str = "") -> Completion:
     try:
         payload = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -92,8 +101,8 @@ def parse_completion(raw: bytes, spec: PipelineSpec) -> Completion:
     if errors:
         first = errors[0]
         raise BadMessage(
-            "; ".join(f"{format_path(list(e.absolute_path)) or '<message>'}: {e.message}" for e in errors),
-            format_path(list(first.absolute_path)),
+            "; ".join(f"{format_path(list(e.absolute_path)) or '<message>'}: {_describe(e)}" for e in errors),
+            format_path(list(first.absolute_path)) or _missing_field(first),
         )
 
     try:
@@ -101,29 +110,55 @@ def parse_completion(raw: bytes, spec: PipelineSpec) -> Completion:
     except ValueError:
         raise BadMessage(f"{payload['game_date']!r} is not a calendar date", "game_date") from None
 
-    processor = spec.resolve_processor(payload["processor_name"])
-    if processor is None:
-        known = ", ".join(spec.processor_names)
-        raise BadMessage(f"unknown processor {payload['processor_name']!r} (known: {known})", "processor_name")
-    table_owner = spec.resolve_processor(payload["output_table"])
-    if table_owner is not processor:
-        raise BadMessage(
-            f"output_table {payload['output_table']!r} is not the table of processor {processor.name!r} "
-            f"({processor.output_table})",
-            "output_table",
-        )
-
+    processor = _processor_of(payload, spec)
+    execution_id = payload.get("execution_id") or (f"message-{message_id}" if message_id else "")
+    if not execution_id:
+        raise BadMessage("no execution_id and no Pub/Sub message id to stand in for it", "execution_id")
     return Completion(
         processor=processor.name,
-        reported_name=payload["processor_name"],
+        reported_name=payload.get("processor_name") or payload["output_table"],
         game_date=game_date,
         status=payload["status"],
-        execution_id=payload["execution_id"],
+        execution_id=execution_id,
         correlation_id=payload.get("correlation_id"),
         output_table=processor.output_table,
-        record_count=payload["record_count"],
+        record_count=payload.get("record_count") or 0,
         metadata=payload.get("metadata") or {},
     )
+
+
+def _processor_of(payload: dict[str, Any], spec: PipelineSpec) -> Processor:
+    """The reference's order: the reported name, else the output table; the two must not contradict."""
+    name, table = payload.get("processor_name"), payload.get("output_table")
+    by_name = spec.resolve_processor(name) if name else None
+    by_table = spec.resolve_processor(table) if table else None
+    processor = by_name or by_table
+    if processor is None:
+        known = ", ".join(spec.processor_names)
+        reported = f"processor {name!r}" + (f" (output_table {table!r})" if table else "") if name else f"output_table {table!r}"
+        raise BadMessage(f"unknown {reported}; known: {known}", "processor_name" if name else "output_table")
+    if by_name is not None and by_table is not None and by_table is not by_name:
+        raise BadMessage(
+            f"output_table {table!r} is the table of {by_table.name!r}, not of processor {name!r} ({by_name.output_table})",
+            "output_table",
+        )
+    return processor
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "anyOf" and not error.absolute_path:
+        return "names no processor: needs processor_name or output_table"
+    return error.message
+
+
+def _missing_field(error: jsonschema.ValidationError) -> str:
+    """A `required` error sits on the parent; name the missing field itself."""
+    if error.validator == "required":
+        missing = error.message.split("'")
+        return missing[1] if len(missing) > 2 else ""
+    if error.validator == "anyOf":
+        return "processor_name"
+    return ""
 
 
 def encode_completion(completion: Mapping[str, Any]) -> bytes:

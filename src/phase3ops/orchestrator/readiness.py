@@ -1,14 +1,20 @@
 """When is a game date ready for Phase 4? Pure functions over the spec.
 
-The answer is always derived from the set of processors whose latest
-completion counts, never from a stored counter (a counter drifted in the
-system this replaces: 1/5 shown while 5/5 were done).
+The answer is always derived from the set of processors whose completion
+counts, never from a stored counter (a counter drifted in the system this
+replaces: 1/5 shown while 5/5 were done).
+
+The rule is the reference orchestrator's, declared per mode in
+pipeline.yaml: every critical processor done, and either `expected_count`
+of critical + optional done (`all_complete`) or at least `min_fraction` of
+them (`critical_plus_majority_<pct>pct`, the percentage rounded down as the
+reference does). Unlike the reference, a date is never ready while a
+critical processor is missing, and only the mode's own processors count.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import zoneinfo
 from dataclasses import dataclass
 from typing import Collection
@@ -16,6 +22,7 @@ from typing import Collection
 from phase3ops.spec.pipeline import ModeRule, PipelineSpec
 
 _OFFSET_KIND = {0: "today", 1: "tomorrow"}
+ALL_COMPLETE = "all_complete"
 
 
 def local_today(spec: PipelineSpec, now: dt.datetime) -> dt.date:
@@ -37,41 +44,43 @@ def trigger_deadline(spec: PipelineSpec, game_date: dt.date) -> dt.datetime:
     return local.replace(tzinfo=zoneinfo.ZoneInfo(spec.timezone))
 
 
+def majority_reason(done: int, expected: int) -> str:
+    return f"critical_plus_majority_{done * 100 // expected}pct"
+
+
 @dataclass(frozen=True)
 class Readiness:
     mode: str | None
     ready: bool
-    completed: tuple[str, ...]
-    missing: tuple[str, ...]
-    reason: str
+    completed: tuple[str, ...]  # every counting processor, in spec order
+    missing: tuple[str, ...]  # the mode's processors not complete yet
+    reason: str  # for people: which rule fired, or what is still missing
+    trigger_reason: str | None = None  # the reference's value: all_complete | critical_plus_majority_<pct>pct
     overdue: bool = False  # not ready, and past its trigger deadline
 
 
 def evaluate(spec: PipelineSpec, game_date: dt.date, completed: Collection[str], now: dt.datetime) -> Readiness:
-    done = tuple(name for name in spec.processor_names if name in completed)
+    done_all = tuple(name for name in spec.processor_names if name in completed)
     mode = mode_for(spec, game_date, now)
     if mode is None:
         days_ahead = (game_date - local_today(spec, now)).days
-        return Readiness(None, False, done, (), f"no mode decides a game date {days_ahead} days ahead")
+        return Readiness(None, False, done_all, (), f"no mode decides a game date {days_ahead} days ahead")
 
-    required = spec.processor_names if mode.requires == "all" else sorted(spec.critical_processors)
-    missing = tuple(name for name in required if name not in completed)
+    expected = mode.expected
+    done = [name for name in expected if name in completed]
+    missing = tuple(name for name in expected if name not in completed)
+    missing_critical = [name for name in mode.critical if name not in completed]
+    counts = f"{len(done)}/{len(expected)} of {mode.name}'s processors"
+    if not missing_critical and len(done) >= mode.all_complete_at:
+        return Readiness(mode.name, True, done_all, missing, f"{ALL_COMPLETE}: {counts}", ALL_COMPLETE)
+    if not missing_critical and mode.majority_met(len(done)):
+        rule = majority_reason(len(done), len(expected))
+        return Readiness(mode.name, True, done_all, missing, f"{rule}: critical done, {counts}", rule)
+
     overdue = now >= trigger_deadline(spec, game_date)
-    if missing:
-        return Readiness(
-            mode.name, False, done, missing, f"{mode.name} needs {mode.requires} processors; missing {', '.join(missing)}", overdue
-        )
-    if mode.majority_threshold is not None:
-        # round() first: 0.6 * 5 is 3.0000000000000004 in floating point.
-        needed = math.ceil(round(mode.majority_threshold * len(spec.processors), 9))
-        if len(done) < needed:
-            others = tuple(name for name in spec.processor_names if name not in completed)
-            return Readiness(
-                mode.name,
-                False,
-                done,
-                others,
-                f"{mode.name} needs {needed} of {len(spec.processors)} processors; {len(done)} done",
-                overdue,
-            )
-    return Readiness(mode.name, True, done, (), f"{mode.name}: {mode.requires} processors complete ({len(done)}/{len(spec.processors)})")
+    if missing_critical:
+        why = f"critical {', '.join(missing_critical)} missing"
+    else:
+        needed = f"{mode.all_complete_at}" + (f" or {mode.min_fraction:.0%}" if mode.min_fraction is not None else "")
+        why = f"needs {needed}; missing {', '.join(missing)}"
+    return Readiness(mode.name, False, done_all, missing, f"{mode.name} waiting: {counts}, {why}", None, overdue)

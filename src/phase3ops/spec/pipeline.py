@@ -2,8 +2,8 @@
 
 Loaded once per process, validated against `schemas/pipeline.schema.json`
 plus the semantic rules a JSON Schema cannot state (unique names, a primary
-key that contains the partition column, one mode per kind of date, a
-critical set when a mode needs one, a time zone that exists).
+key that contains the partition column, one mode per kind of date, mode
+rules that name real processors and can be met, a time zone that exists).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import re
 import zoneinfo
+from fractions import Fraction
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ class Processor:
     output_table: str
     primary_key: tuple[str, ...]
     class_name: str
-    critical: bool
+    entities: str  # players | teams: where its entities_changed go in the Phase 4 trigger
     table: TableSpec
 
 
@@ -82,14 +83,48 @@ class AnalyticsSettings:
     dataset: str
     raw_dataset: str
     lock: LockSettings
+    write_fences_table: str
+
+    @property
+    def write_fences(self) -> "TableSpec":
+        """Per (Phase 3 table, game date): the newest lock token that wrote it."""
+        return TableSpec(
+            dataset=self.dataset,
+            name=self.write_fences_table,
+            primary_key=("table_name", PARTITION_COLUMN),
+            columns=(
+                ("table_name", "STRING"),
+                (PARTITION_COLUMN, "DATE"),
+                ("token", "INT64"),
+                ("owner", "STRING"),
+                ("execution_id", "STRING"),
+                ("written_at", "TIMESTAMP"),
+            ),
+        )
 
 
 @dataclass(frozen=True)
 class ModeRule:
+    """When a game date of one kind (past, today, tomorrow) is ready for Phase 4."""
+
     name: str
     applies_to: str  # past | today | tomorrow
-    requires: str  # all | critical
-    majority_threshold: float | None = None
+    critical: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    expected_count: int | None = None  # None: all of critical + optional
+    min_fraction: float | None = None
+
+    @property
+    def expected(self) -> tuple[str, ...]:
+        return (*self.critical, *self.optional)
+
+    @property
+    def all_complete_at(self) -> int:
+        return self.expected_count if self.expected_count is not None else len(self.expected)
+
+    def majority_met(self, done: int) -> bool:
+        # Exact arithmetic: 3/5 must meet 0.6 (in floats, 0.6 * 5 is 3.0000000000000004).
+        return self.min_fraction is not None and bool(self.expected) and Fraction(done, len(self.expected)) >= Fraction(str(self.min_fraction))
 
 
 @dataclass(frozen=True)
@@ -103,17 +138,29 @@ class Topics:
 class Collections:
     completions: str
     triggers: str
+    receipts: str
     rejected: str
 
 
 @dataclass(frozen=True)
 class OrchestratorSettings:
     function_name: str
+    receipts_function_name: str
     collections: Collections
-    receipts_subscription: str | None
     claim_lease_seconds: int
-    publish_timeout_seconds: int
+    publish_timeout_seconds: float
     trigger_deadline: dt.time
+
+
+PER_TABLE, PER_DATE = "per_table", "per_date"
+
+
+@dataclass(frozen=True)
+class Phase4TriggerSettings:
+    form: str  # per_table | per_date
+    trigger_source: str
+    triggered_by: str
+    parent_processor: str
 
 
 @dataclass(frozen=True)
@@ -137,6 +184,7 @@ class PipelineSpec:
     timezone: str
     topics: Topics
     orchestrator: OrchestratorSettings
+    phase4_trigger: Phase4TriggerSettings
     analytics: AnalyticsSettings
     scheduled_checks: tuple[ScheduledCheck, ...]
     scraper_timing: ScraperTiming
@@ -157,10 +205,6 @@ class PipelineSpec:
     def processor_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.processors)
 
-    @property
-    def critical_processors(self) -> frozenset[str]:
-        return frozenset(p.name for p in self.processors if p.critical)
-
     def processor(self, name: str) -> Processor:
         for processor in self.processors:
             if processor.name == name:
@@ -170,7 +214,11 @@ class PipelineSpec:
     @property
     def deployed_workloads(self) -> dict[str, str]:
         """Every function, service and job the infra deploys, by name -> kind."""
-        workloads = {self.orchestrator.function_name: "function", self.analytics.service_name: "service"}
+        workloads = {
+            self.orchestrator.function_name: "function",
+            self.orchestrator.receipts_function_name: "function",
+            self.analytics.service_name: "service",
+        }
         workloads.update({check.name: "job" for check in self.scheduled_checks})
         return workloads
 
@@ -185,7 +233,8 @@ class PipelineSpec:
 
         Accepted: the processor name, its output table (optionally qualified
         as `dataset.table` or `project.dataset.table`), its class name, and the
-        class name's `...AsyncProcessor` variant, case-insensitively.
+        class name with an `Async` prefix (what the reference's async
+        processors publish) or an `...AsyncProcessor` suffix, case-insensitively.
         """
         return self._aliases.get(_alias_key(reported_name))
 
@@ -193,6 +242,7 @@ class PipelineSpec:
 def _alias_key(name: str) -> str:
     text = name.strip().rsplit(".", 1)[-1]
     text = re.sub(r"AsyncProcessor$", "Processor", text)
+    text = re.sub(r"^Async(?=[A-Z])", "", text)
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
@@ -281,15 +331,9 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
     modes = spec["modes"]
     duplicates(modes, "name", "modes")
     duplicates(modes, "applies_to", "modes")
-    if not any(p["critical"] for p in processors):
-        for index, mode in enumerate(modes):
-            if mode["requires"] == "critical":
-                problems.append(
-                    document.problem(
-                        ["spec", "modes", index, "requires"],
-                        "requires the critical set, but no processor has critical: true",
-                    )
-                )
+    known = [p["name"] for p in processors]
+    for index, mode in enumerate(modes):
+        problems.extend(_mode_problems(document, index, mode, known))
 
     try:
         zoneinfo.ZoneInfo(spec["timezone"])
@@ -305,12 +349,44 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
     orchestrator = spec["orchestrator"]
     lease = orchestrator.get("claim_lease_seconds", 60)
     publish_timeout = orchestrator.get("publish_timeout_seconds", 20)
-    if lease <= publish_timeout:
+    if lease < 2 * publish_timeout:
         problems.append(
             document.problem(
                 ["spec", "orchestrator", "claim_lease_seconds"],
-                f"must be longer than publish_timeout_seconds ({publish_timeout}); "
-                "otherwise a slow publish can be taken over and published twice",
+                f"must be at least twice publish_timeout_seconds ({publish_timeout}); otherwise a publish "
+                "still in flight can be taken over and sent twice",
+            )
+        )
+    if orchestrator["receipts_function_name"] == orchestrator["function_name"]:
+        problems.append(
+            document.problem(
+                ["spec", "orchestrator", "receipts_function_name"],
+                "must differ from function_name: the receipts are recorded by a function of their own",
+            )
+        )
+    return problems
+
+
+def _mode_problems(document: SpecDocument, index: int, mode: dict[str, Any], known: list[str]) -> list[SpecProblem]:
+    """A rule that names an unknown processor, names one twice, or can never be met."""
+    problems = []
+    seen: dict[str, str] = {}
+    for section in ("critical", "optional"):
+        for position, name in enumerate(mode.get(section, [])):
+            where = ["spec", "modes", index, section, position]
+            if name not in known:
+                problems.append(document.problem(where, f"{name!r} is not a processor ({', '.join(known)})"))
+            elif name in seen:
+                problems.append(document.problem(where, f"{name!r} is already {seen[name]} in this mode"))
+            seen.setdefault(name, section)
+    expected = len(mode.get("critical", [])) + len(mode.get("optional", []))
+    if expected == 0:
+        problems.append(document.problem(["spec", "modes", index], "names no processor: the rule can never be met"))
+    elif mode.get("expected_count", expected) > expected:
+        problems.append(
+            document.problem(
+                ["spec", "modes", index, "expected_count"],
+                f"{mode['expected_count']} can never be met: critical + optional name only {expected} processors",
             )
         )
     return problems
@@ -353,6 +429,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
     orchestrator = spec["orchestrator"]
     analytics = spec["analytics"]
     lock = analytics["lock"]
+    trigger = spec["phase4_trigger"]
     return PipelineSpec(
         name=data["metadata"]["name"],
         source=document.file,
@@ -360,11 +437,17 @@ def _build(document: SpecDocument) -> PipelineSpec:
         topics=Topics(**spec["topics"]),
         orchestrator=OrchestratorSettings(
             function_name=orchestrator["function_name"],
+            receipts_function_name=orchestrator["receipts_function_name"],
             collections=Collections(**orchestrator["collections"]),
-            receipts_subscription=orchestrator.get("receipts_subscription"),
             claim_lease_seconds=orchestrator.get("claim_lease_seconds", 60),
             publish_timeout_seconds=orchestrator.get("publish_timeout_seconds", 20),
             trigger_deadline=dt.time.fromisoformat(orchestrator.get("trigger_deadline", "10:00")),
+        ),
+        phase4_trigger=Phase4TriggerSettings(
+            form=trigger["form"],
+            trigger_source=trigger.get("trigger_source", "orchestrator"),
+            triggered_by=trigger.get("triggered_by", "phase3_to_phase4_orchestrator"),
+            parent_processor=trigger.get("parent_processor", "Phase3Orchestrator"),
         ),
         analytics=AnalyticsSettings(
             service_name=analytics["service_name"],
@@ -376,6 +459,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
                 max_wait_seconds=lock.get("max_wait_seconds", 120),
                 retention_hours=lock.get("retention_hours", 24),
             ),
+            write_fences_table=analytics["write_fences_table"],
         ),
         scheduled_checks=tuple(ScheduledCheck(c["name"], tuple(c["args"]), c["schedule"]) for c in spec["scheduled_checks"]),
         scraper_timing=ScraperTiming(
@@ -390,7 +474,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
                 output_table=p["output_table"],
                 primary_key=tuple(p["primary_key"]),
                 class_name=p["class_name"],
-                critical=p["critical"],
+                entities=p["entities"],
                 table=_table(analytics["dataset"], p["output_table"], p),
             )
             for p in spec["processors"]
@@ -399,8 +483,10 @@ def _build(document: SpecDocument) -> PipelineSpec:
             ModeRule(
                 name=m["name"],
                 applies_to=m["applies_to"],
-                requires=m["requires"],
-                majority_threshold=m.get("majority_threshold"),
+                critical=tuple(m["critical"]),
+                optional=tuple(m.get("optional", ())),
+                expected_count=m.get("expected_count"),
+                min_fraction=m.get("min_fraction"),
             )
             for m in spec["modes"]
         ),

@@ -1,0 +1,96 @@
+"""The Phase 4 trigger contract, field by field against the reference wire contracts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from phase3ops.orchestrator.completion_store import CompletionRecord
+from phase3ops.orchestrator.phase4_trigger import build_trigger_messages
+from phase3ops.orchestrator.readiness import evaluate
+from phase3ops.spec.pipeline import load_pipeline_spec
+from tests.support.specs import REPO_ROOT, write_pipeline_variant
+
+SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
+NOW = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.timezone.utc)
+DAY = dt.date(2026, 11, 28)
+# What the running Phase 4 consumer's /process reads, and what the reference sends besides.
+CONSUMER_READS = {"source_table", "analysis_date", "game_date", "success", "correlation_id", "trigger_source", "triggered_by"}
+REFERENCE_FIELDS = CONSUMER_READS | {
+    "timestamp", "mode", "trigger_reason", "entities_changed", "is_incremental", "parent_execution_id", "parent_processor",
+}  # fmt: skip
+
+
+def records(metadata: dict[str, dict] | None = None) -> dict[str, CompletionRecord]:
+    return {
+        name: CompletionRecord(
+            game_date=DAY, processor=name, status="success", counts=True, execution_id=f"{index:08x}",
+            message_id=f"m{index}", published_at=NOW - dt.timedelta(minutes=10 - index), record_count=10,
+            output_table=name, correlation_id=f"corr-{index}", metadata=(metadata or {}).get(name, {}),
+        )  # fmt: skip
+        for index, name in enumerate(SPEC.processor_names)
+    }
+
+
+def build(spec=SPEC, recs=None, completing=None):
+    recs = recs or records()
+    readiness = evaluate(spec, DAY, set(recs), NOW)
+    return build_trigger_messages(spec, DAY, readiness, recs, completing, NOW)
+
+
+def test_one_message_per_source_table_in_processor_order_with_the_reference_fields():
+    recs = records()
+    messages = build(recs=recs, completing=recs["team_defense_game_summary"])
+    assert [m.part for m in messages] == [p.output_table for p in SPEC.processors]
+    for message in messages:
+        body = json.loads(message.data)
+        assert REFERENCE_FIELDS <= set(body)
+        assert set(body) - REFERENCE_FIELDS == {"trigger_id"}  # our one addition
+        assert body["source_table"] == message.part
+        assert (body["analysis_date"], body["game_date"], body["success"]) == ("2026-11-28", "2026-11-28", True)
+        assert (body["trigger_source"], body["triggered_by"], body["parent_processor"]) == (
+            "orchestrator", "phase3_to_phase4_orchestrator", "Phase3Orchestrator",
+        )  # fmt: skip
+        assert (body["mode"], body["trigger_reason"]) == ("overnight", "all_complete")
+        # Lineage: the completion that completed the date.
+        assert (body["correlation_id"], body["parent_execution_id"]) == ("corr-2", "00000002")
+        assert body["trigger_id"] == message.trigger_id == f"nba-phase3-to-phase4:2026-11-28:{message.part}"
+        assert message.attributes == {"trigger_id": message.trigger_id, "game_date": "2026-11-28", "source_table": message.part}
+
+
+def test_the_bytes_are_stable():
+    assert [m.data for m in build()] == [m.data for m in build()]
+
+
+def test_entities_changed_is_the_union_of_the_incremental_runs():
+    recs = records(
+        {
+            "player_game_summary": {"is_incremental": True, "entities_changed": ["lebron-james", "steph-curry"]},
+            "upcoming_player_game_context": {"is_incremental": True, "entities_changed": ["steph-curry", "luka-doncic", None]},
+            "team_offense_game_summary": {"is_incremental": True, "entities_changed": {"teams": ["LAL"]}},
+            "upcoming_team_game_context": {"is_incremental": False, "entities_changed": ["BOS"]},  # a full run: not a change list
+        }
+    )
+    body = json.loads(build(recs=recs)[0].data)
+    assert body["entities_changed"] == {"players": ["lebron-james", "luka-doncic", "steph-curry"], "teams": ["LAL"]}
+    assert body["is_incremental"] is True
+
+
+def test_nothing_incremental_sends_an_empty_union():
+    body = json.loads(build()[0].data)
+    assert (body["entities_changed"], body["is_incremental"]) == ({}, False)
+
+
+def test_without_a_completing_run_the_newest_counting_run_is_the_lineage():
+    body = json.loads(build()[0].data)
+    assert body["parent_execution_id"] == "00000004"
+
+
+def test_the_per_date_form(tmp_path):
+    spec = load_pipeline_spec(write_pipeline_variant(tmp_path, {"spec.phase4_trigger.form": "per_date"}))
+    [message] = build(spec=spec)
+    body = json.loads(message.data)
+    assert message.trigger_id == body["trigger_id"] == "nba-phase3-to-phase4:2026-11-28"
+    assert body["completed_tables"] == [p.output_table for p in spec.processors]
+    assert set(body["executions"]) == set(spec.processor_names)
+    assert "source_table" not in body and "source_table" not in message.attributes
