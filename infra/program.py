@@ -46,6 +46,7 @@ def deploy(repo_root: Path) -> None:
             pipeline=pipeline,
             source=collect_function_source(repo_root),
             completion_topic=messaging.completion,
+            phase4_topic=messaging.phase4_trigger,
             runtime_service_account=identities.email("orchestrator"),
             trigger_service_account=identities.email("orchestrator_trigger"),
             trigger_member=identities.member("orchestrator_trigger"),
@@ -53,7 +54,7 @@ def deploy(repo_root: Path) -> None:
             timeout_seconds=settings.function_timeout_seconds,
             labels=labels,
         ),
-        # The receipts subscription must exist before the first trigger is published.
+        # The receipts function's trigger must exist before the first trigger is published.
         opts=pulumi.ResourceOptions(depends_on=[messaging]),
     )
     analytics = AnalyticsService(
@@ -98,6 +99,7 @@ def deploy(repo_root: Path) -> None:
 
     pulumi.export("orchestrator_function_name", orchestrator.function.name)
     pulumi.export("orchestrator_function_uri", orchestrator.function.service_config.uri)
+    pulumi.export("receipts_function_name", orchestrator.receipts_function.name)
     pulumi.export("orchestrator_source_object", orchestrator.source_object.name)
     pulumi.export("analytics_service_url", analytics.service.uri)
     pulumi.export(

@@ -1,5 +1,8 @@
-"""Pub/Sub between the phases: the three topics the pipeline spec names, and
-the orchestrator's receipts subscription on the Phase 4 topic."""
+"""Pub/Sub between the phases: the three topics the pipeline spec names, and who may publish to them.
+
+(The functions' Eventarc triggers create their own subscriptions: the
+orchestrator's on the completion topic, the receipts recorder's on the
+Phase 4 topic.)"""
 
 from __future__ import annotations
 
@@ -56,31 +59,6 @@ class Messaging(pulumi.ComponentResource):
                 opts=child,
             )
 
-        receipts_name = args.pipeline.orchestrator.receipts_subscription
-        self.receipts = None
-        if receipts_name:
-            # Created with the topic, before any trigger is published: Pub/Sub keeps
-            # a message only for subscriptions that existed when it was published.
-            self.receipts = gcp.pubsub.Subscription(
-                receipts_name,
-                name=receipts_name,
-                project=args.project,
-                topic=self.phase4_trigger.id,
-                ack_deadline_seconds=60,
-                message_retention_duration=RETENTION,
-                expiration_policy={"ttl": ""},  # never expire, even in quiet weeks
-                labels=labels,
-                opts=child,
-            )
-            for member, who in ((args.orchestrator_member, "orchestrator"), (args.checks_member, "checks")):
-                gcp.pubsub.SubscriptionIAMMember(
-                    f"{receipts_name}-subscriber-{who}",
-                    subscription=self.receipts.name,
-                    project=args.project,
-                    role="roles/pubsub.subscriber",
-                    member=member,
-                    opts=child,
-                )
         self.register_outputs(
             {
                 "phase3_trigger": self.phase3_trigger.id,

@@ -1,4 +1,11 @@
-"""The orchestrator Cloud Function (gen2), deployed from a content-addressed source object."""
+"""The orchestrator and receipts Cloud Functions (gen2), deployed from one content-addressed source object.
+
+`phase3-to-phase4-orchestrator` runs on the completion topic; the receipts
+recorder `phase4-trigger-receipts` runs on the Phase 4 topic and writes the
+evidence a recovering orchestrator reads before it re-publishes anything.
+Both are the same bundle with different entry points, so they always run
+the same version of the trigger contract.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from phase3ops.spec.pipeline import PipelineSpec
 
 RUNTIME = "python311"
 ENTRY_POINT = "handle_phase3_completion"
+RECEIPTS_ENTRY_POINT = "record_phase4_trigger_receipt"
 EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 
 
@@ -22,6 +30,7 @@ class OrchestratorFunctionArgs:
     pipeline: PipelineSpec
     source: FunctionSource
     completion_topic: gcp.pubsub.Topic
+    phase4_topic: gcp.pubsub.Topic
     runtime_service_account: pulumi.Input[str]
     trigger_service_account: pulumi.Input[str]
     trigger_member: pulumi.Input[str]
@@ -55,21 +64,58 @@ class OrchestratorFunction(pulumi.ComponentResource):
             content_type="application/zip",
             opts=child,
         )
-        self.function = gcp.cloudfunctionsv2.Function(
+        self.function = self._function(
+            args,
+            function_name,
+            ENTRY_POINT,
+            args.completion_topic,
+            "Records Phase 3 completions and triggers Phase 4 exactly once per game date",
+            args.max_instances,
+            labels,
+        )
+        self.receipts_function = self._function(
+            args,
+            args.pipeline.orchestrator.receipts_function_name,
+            RECEIPTS_ENTRY_POINT,
+            args.phase4_topic,
+            "Records a receipt of every Phase 4 trigger message published (evidence for the orchestrator's recovery)",
+            args.max_instances,
+            {**labels, "component": "receipts"},
+        )
+        self.register_outputs(
+            {
+                "name": self.function.name,
+                "uri": self.function.service_config.uri,
+                "receipts_name": self.receipts_function.name,
+            }
+        )
+
+    def _function(
+        self,
+        args: OrchestratorFunctionArgs,
+        function_name: str,
+        entry_point: str,
+        topic: gcp.pubsub.Topic,
+        description: str,
+        max_instances: int,
+        labels: dict[str, str],
+    ) -> gcp.cloudfunctionsv2.Function:
+        child = pulumi.ResourceOptions(parent=self)
+        function = gcp.cloudfunctionsv2.Function(
             function_name,
             name=function_name,
             project=args.project,
             location=args.region,
-            description="Records Phase 3 completions and triggers Phase 4 exactly once per game date",
+            description=description,
             labels={**labels, "source-hash": args.source.short_hash},
             build_config={
                 "runtime": RUNTIME,
-                "entry_point": ENTRY_POINT,
+                "entry_point": entry_point,
                 "source": {"storage_source": {"bucket": self.bucket.name, "object": self.source_object.name}},
             },
             service_config={
                 "min_instance_count": 0,
-                "max_instance_count": args.max_instances,
+                "max_instance_count": max_instances,
                 "timeout_seconds": args.timeout_seconds,
                 "available_memory": "512M",
                 "ingress_settings": "ALLOW_INTERNAL_ONLY",
@@ -84,7 +130,7 @@ class OrchestratorFunction(pulumi.ComponentResource):
             event_trigger={
                 "trigger_region": args.region,
                 "event_type": EVENT_TYPE,
-                "pubsub_topic": args.completion_topic.id,
+                "pubsub_topic": topic.id,
                 "retry_policy": "RETRY_POLICY_RETRY",
                 "service_account_email": args.trigger_service_account,
             },
@@ -94,11 +140,11 @@ class OrchestratorFunction(pulumi.ComponentResource):
         # Eventarc trigger's identity may invoke it, nobody else.
         gcp.cloudrunv2.ServiceIamMember(
             f"{function_name}-invoker-trigger",
-            name=self.function.name,
+            name=function.name,
             location=args.region,
             project=args.project,
             role="roles/run.invoker",
             member=args.trigger_member,
             opts=child,
         )
-        self.register_outputs({"name": self.function.name, "uri": self.function.service_config.uri})
+        return function

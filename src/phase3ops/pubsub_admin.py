@@ -44,14 +44,7 @@ def ensure_subscription(
     return path
 
 
-def ensure_orchestrator_topology(publisher, subscriber, project: str, spec: PipelineSpec) -> None:
-    """Topics between the phases plus the orchestrator's receipts subscription.
-
-    The receipts subscription must exist before the first trigger is
-    published: Pub/Sub keeps a message only for subscriptions that existed
-    when it was published.
-    """
+def ensure_orchestrator_topology(publisher, project: str, spec: PipelineSpec) -> None:
+    """The topics between the phases (the functions' Eventarc triggers create their own subscriptions)."""
     for topic in (spec.topics.phase3_trigger, spec.topics.completion, spec.topics.phase4_trigger):
         ensure_topic(publisher, project, topic)
-    if spec.orchestrator.receipts_subscription:
-        ensure_subscription(subscriber, project, spec.topics.phase4_trigger, spec.orchestrator.receipts_subscription)

@@ -9,7 +9,7 @@ import pytest
 
 from phase3ops.function_server import start_function_server
 from phase3ops.pubsub_admin import ensure_subscription
-from tests.integration.conftest import make_pipeline
+from tests.integration.conftest import exactly_once, make_pipeline, per_date_and_table
 from tests.support.completions import completion
 from tests.support.delivery import pull_everything
 
@@ -40,13 +40,15 @@ def test_push_delivery_through_the_functions_framework(gcp_project, repo_root, e
                 pipeline.publish(message)
         pipeline.publish(b"this is not json")
 
-        triggers = pull_everything(pipeline.subscriber, pipeline.phase4_listener, settle_seconds=2, at_least=1)
+        triggers = pull_everything(pipeline.subscriber, pipeline.phase4_listener, settle_seconds=2, at_least=len(spec.processors))
         decisions = _wait_for_decisions(tmp_path / "function.log", count=16)  # 15 completions + 1 bad message
     finally:
         server.stop()
+        pipeline.stop()
 
-    assert [json.loads(t.data)["game_date"] for t in triggers] == ["2026-11-20"]
-    assert len(decisions) == 16
+    assert per_date_and_table(triggers) == exactly_once(spec, ["2026-11-20"])
+    acknowledged = [d for d in decisions if d["outcome"] != "retry_later"]  # a retry_later is answered 500 and redelivered
+    assert len(acknowledged) == 16
     assert [d["severity"] for d in decisions if d["outcome"] == "rejected"] == ["ERROR"]
     assert sum(d["outcome"] == "triggered" for d in decisions) == 1
 
@@ -55,7 +57,7 @@ def _wait_for_decisions(log_path, count: int, timeout: float = 60.0) -> list[dic
     deadline = time.monotonic() + timeout
     while True:
         lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
-        decisions = [line for line in lines if line.get("event") == "phase3_completion"]
+        decisions = [line for line in lines if line.get("event") == "phase3_completion" and line.get("outcome") != "retry_later"]
         if len(decisions) >= count or time.monotonic() > deadline:
             time.sleep(1.0)  # anything beyond `count` (a redelivery) shows up in the assertion
             lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]

@@ -7,6 +7,7 @@ then a piece broken on purpose, then the command an on-call engineer runs.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import os
@@ -54,6 +55,11 @@ class Deployment:
     def triggers(self) -> list[dict]:
         return [json.loads(m.data) for m in pull_everything(self.subscriber, self.phase4, settle_seconds=0.5)]
 
+    def triggered_once(self, *days: dt.date) -> bool:
+        """Phase 4 received exactly one message per source table of each day, and nothing else."""
+        counts = collections.Counter((t["game_date"], t["source_table"]) for t in self.triggers())
+        return counts == {(str(day), p.output_table): 1 for day in days for p in self.spec.processors}
+
     def script(self, name: str, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(REPO_ROOT / "scripts" / name), *args], env=self.env, capture_output=True, text=True, timeout=120)
 
@@ -62,7 +68,7 @@ class Deployment:
 def deployment(gcp_project, emulator_hosts, tmp_path) -> Deployment:
     spec = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    ensure_orchestrator_topology(publisher, subscriber, gcp_project, spec)
+    ensure_orchestrator_topology(publisher, gcp_project, spec)
     completions = ensure_subscription(subscriber, gcp_project, spec.topics.completion, "orchestrator-trigger")
     phase4 = ensure_subscription(subscriber, gcp_project, spec.topics.phase4_trigger, "phase4-listener")
     warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
@@ -82,7 +88,7 @@ def deployment(gcp_project, emulator_hosts, tmp_path) -> Deployment:
     for day in dates:
         deployment.run_processors(day)
     deployment.deliver()
-    assert sorted(t["game_date"] for t in deployment.triggers()) == [str(d) for d in dates]
+    assert deployment.triggered_once(*dates)
     return deployment
 
 
@@ -125,7 +131,7 @@ def test_rows_without_a_completion_are_found_and_repaired_with_exactly_one_trigg
     fixed = deployment.script("reconcile_phase3_completion.py", "--date", str(day), "--fix")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert f"{day}  fixed: Phase 4 triggered" in fixed.stdout
-    assert [t["game_date"] for t in deployment.triggers()] == [str(day)]
+    assert deployment.triggered_once(day)
 
     again = deployment.script("reconcile_phase3_completion.py", "--date", str(day), "--fix")
     assert again.returncode == 0 and "No issues found - all dates are consistent" in again.stdout
@@ -141,15 +147,24 @@ def test_a_stale_pending_claim_is_reported_then_finished_once(deployment):
     orchestrator = build_orchestrator(deployment.spec, deployment.project)
     for name in deployment.spec.processor_names:
         orchestrator.store.record(*_completion(deployment.spec, name, day, deployment.warehouse))
+    # An instance claimed the date an hour ago and died before publishing.
+    crashed = build_orchestrator(deployment.spec, deployment.project)
+
+    def killed(messages):
+        raise SystemExit("the instance was killed between claim and publish")
+
+    crashed.publisher.publish_all = killed
+    with pytest.raises(SystemExit):
+        crashed.advance(day, owner="crashed-instance")
     an_hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
-    orchestrator.claims.try_claim(day, f"x:{day}", "crashed-instance", {"trigger_id": f"x:{day}", "game_date": str(day)}, an_hour_ago)
+    crashed.claims.document(day).update({"claimed_at": an_hour_ago, "lease_seconds": 1})  # an hour has passed
 
     health = deployment.script("phase3_health_check.sh", "--date", str(day))
     assert health.returncode == 1 and "pending for 60 min (limit 30)" in health.stdout
     assert "pending trigger claim" in deployment.script("reconcile_phase3_completion.py", "--date", str(day)).stdout
     fixed = deployment.script("reconcile_phase3_completion.py", "--date", str(day), "--fix")
     assert fixed.returncode == 0 and "Phase 4 republished" in fixed.stdout
-    assert [t["game_date"] for t in deployment.triggers()] == [str(day)]
+    assert deployment.triggered_once(day)
     assert deployment.script("reconcile_phase3_completion.py", "--date", str(day), "--fix").returncode == 0
     assert deployment.triggers() == []
 

@@ -1,9 +1,9 @@
-"""Exactly one Phase 4 trigger per complete game date, whatever Pub/Sub does.
+"""Exactly one Phase 4 message per (complete game date, source table), whatever Pub/Sub does.
 
 Every test publishes real messages to the Pub/Sub emulator, delivers them to
 the orchestrator like Eventarc (ack on return, redeliver on raise), keeps
-state in the Firestore emulator, and counts the triggers that arrive on a
-subscription of the Phase 4 topic.
+state in the Firestore emulator, runs the receipts recorder on the Phase 4
+topic, and counts the messages that arrive on a subscription of that topic.
 """
 
 from __future__ import annotations
@@ -12,63 +12,87 @@ import base64
 import datetime as dt
 import json
 import multiprocessing
-import uuid
 import random
 import threading
+import time
+import uuid
 
 import pytest
 from google.cloud import firestore, pubsub_v1
 
-from phase3ops.orchestrator.orchestrator import ClaimStillLeased
-from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
-from tests.integration.conftest import PAST, TODAY, TOMORROW, Clock, make_pipeline
+from phase3ops.orchestrator.orchestrator import ClaimInFlight
+from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed, PublishOutcome
+from tests.integration.conftest import PAST, TODAY, TOMORROW, Clock, exactly_once, per_date_and_table
 from tests.support.completions import completion
 from tests.support.delivery import cloud_event_data, pull_everything
 
 pytestmark = pytest.mark.emulators
+UPGC = "upcoming_player_game_context"
 
 
-def trigger_dates(messages) -> list[str]:
-    return sorted(json.loads(m.data)["game_date"] for m in messages)
+def completing_last(spec) -> list[str]:
+    """The processors in an order where only the last completion makes the date ready:
+    the overnight rule's critical processors last, upcoming_player_game_context at the end."""
+    critical = [m for m in spec.modes if m.name == "overnight"][0].critical
+    return [name for name in spec.processor_names if name not in critical] + [n for n in critical if n != UPGC] + [UPGC]
 
 
-def test_five_completions_trigger_phase4_once(pipeline):
-    pipeline.publish_day(PAST)
+def handle_until_acked(instance, event, attempts: int = 200, delay: float = 0.1):
+    """Hand an event to the handler as Pub/Sub would: again after a moment while it raises."""
+    for _ in range(attempts):
+        try:
+            return instance.handle_event(event)
+        except (ClaimInFlight, PublishFailed):
+            time.sleep(delay)
+    raise AssertionError(f"still not acknowledged after {attempts} deliveries")
+
+
+def test_five_completions_send_phase4_one_message_per_table(pipeline):
+    *first, final = completing_last(pipeline.spec)
+    pipeline.publish_day(PAST, first)
+    stats = pipeline.deliver()
+    assert pipeline.triggers() == []
+    pipeline.publish_day(PAST, [final])
 
     stats = pipeline.deliver()
 
     triggers = pipeline.triggers()
-    assert trigger_dates(triggers) == [PAST.isoformat()]
-    payload = json.loads(triggers[0].data)
-    assert payload["mode"] == "overnight"
-    assert payload["trigger_id"] == f"{pipeline.spec.name}:{PAST.isoformat()}"
-    assert triggers[0].attributes["trigger_id"] == payload["trigger_id"]
-    assert sorted(payload["completed_tables"]) == sorted(p.output_table for p in pipeline.spec.processors)
+    assert per_date_and_table(triggers) == exactly_once(pipeline.spec, [PAST])
+    for message in triggers:
+        body = json.loads(message.data)
+        assert (body["mode"], body["trigger_reason"], body["success"]) == ("overnight", "all_complete", True)
+        assert body["trigger_id"] == message.attributes["trigger_id"] == f"{pipeline.spec.name}:{PAST}:{body['source_table']}"
     assert stats.failures == []
-    assert pipeline.claim(PAST)["state"] == "published"
+    claim = pipeline.claim(PAST)
+    assert claim["state"] == "published"
+    assert {part: value["confirmed_by"] for part, value in claim["published"].items()} == {
+        p.output_table: "publisher" for p in pipeline.spec.processors
+    }
 
 
 def test_every_message_delivered_three_times(pipeline):
-    for day in (PAST, PAST.replace(day=27), PAST.replace(day=26)):
+    days = (PAST, PAST.replace(day=27), PAST.replace(day=26))
+    for day in days:
         pipeline.publish_day(day)
 
     pipeline.deliver(copies=3)
 
-    assert trigger_dates(pipeline.triggers()) == ["2026-11-26", "2026-11-27", "2026-11-28"]
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, days)
 
 
 def test_duplicates_published_as_new_messages_count_once(pipeline):
     """A producer retry publishes the same execution again under a new message id."""
-    for name in pipeline.spec.processor_names[:4]:
+    others = [name for name in pipeline.spec.processor_names if name != UPGC]
+    for name in others:
         message = completion(name, PAST, execution_id=f"run-{name}")
         pipeline.publish(message)
         pipeline.publish(message)
     pipeline.deliver()
-    assert pipeline.triggers() == []  # four of five, twice each, is still four of five
+    assert pipeline.triggers() == []  # four of five, twice each, still lacks a critical processor
 
-    pipeline.publish_day(PAST, pipeline.spec.processor_names[4:])
+    pipeline.publish_day(PAST, [UPGC])
     pipeline.deliver()
-    assert trigger_dates(pipeline.triggers()) == [PAST.isoformat()]
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
 
 
 def test_reordered_runs_keep_the_newest_status(pipeline):
@@ -95,10 +119,11 @@ def test_reordered_runs_keep_the_newest_status(pipeline):
     ordered = [by_execution["run-2"], *ordered, by_execution["run-1"]]  # newest before oldest
     decisions = [orchestrator.handle_event(cloud_event_data(r, pipeline.function_subscription)) for r in ordered]
 
-    assert decisions[-1].record == "superseded"
+    assert decisions[-1].record == "kept_success"  # the older failure, delivered last, never uncompletes
     record = orchestrator.store.records_for_date(PAST, names)[0][names[0]]
     assert (record.status, record.execution_id) == ("success", "run-2")
-    assert trigger_dates(pipeline.triggers()) == [PAST.isoformat()]
+    assert [(run["execution_id"], run["outcome"]) for run in record.runs] == [("run-2", "recorded"), ("run-1", "kept_success")]
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
 
 
 def test_failed_and_no_data_are_recorded_but_do_not_count(pipeline):
@@ -122,22 +147,22 @@ def test_failed_and_no_data_are_recorded_but_do_not_count(pipeline):
 
 
 def test_incomplete_dates_are_not_triggered_and_modes_apply(pipeline):
-    critical = sorted(pipeline.spec.critical_processors)
-    non_critical = [n for n in pipeline.spec.processor_names if n not in critical]
-    pipeline.publish_day(PAST, critical)  # overnight needs all five
-    pipeline.publish_day(TODAY, critical)  # same_day needs the critical set
-    pipeline.publish_day(TOMORROW, critical[:1])  # tomorrow: critical set incomplete
-    pipeline.publish_day(dt.date(2026, 12, 5), critical)  # no mode decides a date a week ahead
+    pipeline.publish_day(PAST, ["player_game_summary", UPGC])  # overnight: critical done, 40 % < 60 %
+    pipeline.publish_day(TODAY, [UPGC])  # same_day: its one critical processor
+    pipeline.publish_day(TOMORROW, ["upcoming_team_game_context"])  # tomorrow: the optional one alone
+    pipeline.publish_day(dt.date(2026, 12, 5), list(pipeline.spec.processor_names))  # no mode decides a date a week ahead
 
     pipeline.deliver()
 
     triggers = pipeline.triggers()
-    assert trigger_dates(triggers) == [TODAY.isoformat()]
-    assert json.loads(triggers[0].data)["mode"] == "same_day"
+    assert per_date_and_table(triggers) == exactly_once(pipeline.spec, [TODAY])
+    assert {(json.loads(m.data)["mode"], json.loads(m.data)["trigger_reason"]) for m in triggers} == {("same_day", "all_complete")}
 
-    pipeline.publish_day(PAST, non_critical)
+    pipeline.publish_day(PAST, ["team_offense_game_summary"])  # 3 of 5 with both critical: 60 %
     pipeline.deliver()
-    assert trigger_dates(pipeline.triggers()) == [PAST.isoformat()]
+    triggers = pipeline.triggers()
+    assert per_date_and_table(triggers) == exactly_once(pipeline.spec, [PAST])
+    assert {json.loads(m.data)["trigger_reason"] for m in triggers} == {"critical_plus_majority_60pct"}
 
 
 def test_five_processors_finishing_at_once_from_threads(pipeline):
@@ -148,15 +173,13 @@ def test_five_processors_finishing_at_once_from_threads(pipeline):
     def processor_instance(name: str) -> None:
         # Each thread is its own function instance with its own clients.
         instance = pipeline.orchestrator(
-            firestore_client=firestore.Client(project=pipeline.project),
-            publisher_client=pubsub_v1.PublisherClient(),
-            subscriber_client=pubsub_v1.SubscriberClient(),
+            firestore_client=firestore.Client(project=pipeline.project), publisher_client=pubsub_v1.PublisherClient()
         )
         try:
             for game_date in dates:
                 event = _direct_event(name, game_date)
                 barrier.wait(timeout=30)
-                instance.handle_event(event)
+                handle_until_acked(instance, event)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
             barrier.abort()
@@ -168,7 +191,7 @@ def test_five_processors_finishing_at_once_from_threads(pipeline):
         thread.join(timeout=120)
 
     assert errors == []
-    assert trigger_dates(pipeline.triggers()) == [d.isoformat() for d in dates]
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, dates)
 
 
 def _direct_event(processor: str, game_date, message_id: str | None = None) -> dict:
@@ -192,7 +215,7 @@ def _process_worker(project: str, spec_path: str, emulator_env: dict, name: str,
     instance = build_orchestrator(load_pipeline_spec(spec_path), project, clock=Clock())
     for game_date in dates:
         barrier.wait(timeout=60)
-        instance.handle_event(_direct_event(name, game_date))
+        handle_until_acked(instance, _direct_event(name, game_date))
 
 
 def test_five_processors_finishing_at_once_from_processes(pipeline, emulator_hosts):
@@ -212,102 +235,88 @@ def test_five_processors_finishing_at_once_from_processes(pipeline, emulator_hos
         worker.join(timeout=180)
 
     assert [w.exitcode for w in workers] == [0] * len(workers)
-    assert trigger_dates(pipeline.triggers()) == [d.isoformat() for d in dates]
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, dates)
 
 
 class CrashAt:
-    """Fault injection around the real publisher: raise before or after the real publish."""
+    """Fault injection around the real publisher: the instance dies before publishing, after
+    publishing, half-way through the fan-out, or Pub/Sub refuses the messages outright."""
 
     def __init__(self, real: Phase4Publisher, when: str, times: int = 1):
         self.real, self.when, self.remaining = real, when, times
-        self.can_confirm = real.can_confirm
+        self.topic_path = real.topic_path
 
-    def drain_receipts(self, *args, **kwargs):
-        return self.real.drain_receipts(*args, **kwargs)
-
-    def publish(self, payload):
-        if self.remaining and self.when == "before_publish":
-            self.remaining -= 1
+    def publish_all(self, messages):
+        if not self.remaining:
+            return self.real.publish_all(messages)
+        self.remaining -= 1
+        if self.when == "before_publish":
             raise RuntimeError("instance crashed between claim and publish")
-        if self.remaining and self.when == "publish_fails":
-            self.remaining -= 1
-            raise PublishFailed("Pub/Sub unavailable")
-        message_id = self.real.publish(payload)
-        if self.remaining and self.when == "after_publish":
-            self.remaining -= 1
-            raise RuntimeError("instance crashed between publish and mark")
-        return message_id
+        if self.when == "refused":
+            return [PublishOutcome(m, error="NotFound: 404 Topic not found", definitive=True) for m in messages]
+        if self.when == "after_two_of_five":
+            self.real.publish_all(messages[:2])
+            raise RuntimeError("instance crashed after 2 of 5 messages")
+        self.real.publish_all(messages)
+        raise RuntimeError("instance crashed between publish and mark")
 
 
-@pytest.mark.parametrize("when", ["before_publish", "after_publish", "publish_fails"])
-def test_crash_or_publish_failure_after_claim_ends_in_one_trigger(pipeline, when):
+@pytest.mark.parametrize("when", ["before_publish", "after_publish", "after_two_of_five", "refused"])
+def test_crash_or_publish_failure_after_claim_ends_in_one_message_per_table(pipeline, when):
     orchestrator = pipeline.orchestrator()
     orchestrator.publisher = CrashAt(orchestrator.publisher, when)
     pipeline.publish_day(PAST)
 
-    # Each failed delivery is retried by Pub/Sub after a backoff; let the
-    # test clock pass more than the claim lease between retries.
-    stats = pipeline.deliver(orchestrator.handle_event, on_failure=lambda exc: pipeline.clock.advance(3))
+    # Each failed delivery is redelivered (after a short backoff here), raising
+    # ClaimInFlight until the claim's lease runs out; then one recovers it.
+    stats = pipeline.deliver(orchestrator.handle_event)
 
     assert stats.failures, "the injected fault must have failed a delivery"
     triggers = pipeline.triggers()
-    assert trigger_dates(triggers) == [PAST.isoformat()]
+    assert per_date_and_table(triggers) == exactly_once(pipeline.spec, [PAST])
     claim = pipeline.claim(PAST)
     assert claim["state"] == "published"
-    if when == "after_publish":
-        # The receipts showed the first publish had gone out: not sent again.
-        assert claim["confirmed_by"] == "receipt"
-        assert claim["published_message_id"] == triggers[0].message_id
+    confirmed_by = {part: value["confirmed_by"] for part, value in claim["published"].items()}
+    tables = [p.output_table for p in pipeline.spec.processors]
+    expected = {
+        # The receipts showed what had gone out: none of it was sent again.
+        "after_publish": dict.fromkeys(tables, "receipt"),
+        "after_two_of_five": {**dict.fromkeys(tables[:2], "receipt"), **dict.fromkeys(tables[2:], "publisher")},
+    }.get(when, dict.fromkeys(tables, "publisher"))
+    assert confirmed_by == expected
+    ids = {json.loads(m.data)["source_table"]: m.message_id for m in triggers}
+    assert {part: value["message_id"] for part, value in claim["published"].items()} == ids
 
 
-def test_redelivery_while_own_claim_is_leased_is_retried_not_dropped(pipeline):
+def test_a_pending_claim_is_never_acknowledged_as_in_flight(pipeline):
+    """Whoever owns a pending claim (here a delivery whose instance crashed), every other
+    delivery is retried until the claim is published, so the claim cannot be forgotten."""
     orchestrator = pipeline.orchestrator()
+    orchestrator.in_flight_wait = 0  # ask for redelivery at once, while the lease surely lives
     orchestrator.publisher = CrashAt(orchestrator.publisher, "before_publish")
-    last = _direct_event(pipeline.spec.processor_names[-1], PAST, message_id="m-last")
-    for name in pipeline.spec.processor_names[:-1]:
+    *first, final = completing_last(pipeline.spec)
+    last = _direct_event(final, PAST, message_id="m-last")
+    for name in first:
         orchestrator.handle_event(_direct_event(name, PAST))
     with pytest.raises(RuntimeError):
         orchestrator.handle_event(last)
-    # Redelivered at once: the claim is still leased by this very message, so
-    # it must fail again (to be retried), not be acknowledged and forgotten.
-    with pytest.raises(ClaimStillLeased):
-        orchestrator.handle_event(last)
-    # Another processor's duplicate meanwhile is acknowledged: the owner will finish.
-    assert orchestrator.handle_event(_direct_event(pipeline.spec.processor_names[0], PAST)).outcome == "trigger_in_flight"
-    pipeline.clock.advance(3)
-    assert orchestrator.handle_event(last).outcome == "republished"
-    assert trigger_dates(pipeline.triggers()) == [PAST.isoformat()]
-
-
-def test_stale_claim_without_receipts_subscription_is_republished(gcp_project, tmp_path):
-    from phase3ops.spec.pipeline import load_pipeline_spec
-    from tests.support.specs import DELETE, write_pipeline_variant
-
-    spec = load_pipeline_spec(
-        write_pipeline_variant(
-            tmp_path,
-            {
-                "spec.orchestrator.claim_lease_seconds": 2,
-                "spec.orchestrator.publish_timeout_seconds": 1,
-                "spec.orchestrator.receipts_subscription": DELETE,
-            },
-        )
-    )
-    pipeline = make_pipeline(gcp_project, spec)
-    orchestrator = pipeline.orchestrator()
-    orchestrator.publisher = CrashAt(orchestrator.publisher, "before_publish")
-    pipeline.publish_day(PAST)
-    pipeline.deliver(orchestrator.handle_event, on_failure=lambda exc: pipeline.clock.advance(3))
-    assert trigger_dates(pipeline.triggers()) == [PAST.isoformat()]
+    with pytest.raises(ClaimInFlight):
+        orchestrator.handle_event(last)  # its own redelivery, while the lease lives
+    with pytest.raises(ClaimInFlight):  # another processor's duplicate: not acknowledged either
+        orchestrator.handle_event(_direct_event(pipeline.spec.processor_names[0], PAST))
+    time.sleep(pipeline.spec.orchestrator.claim_lease_seconds + 0.2)
+    assert orchestrator.handle_event(_direct_event(pipeline.spec.processor_names[0], PAST)).outcome == "republished"
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
 
 
 def test_late_completion_is_recorded_and_does_not_trigger_again(pipeline, caplog):
     pipeline.publish_day(PAST)
     pipeline.deliver()
-    assert len(pipeline.triggers()) == 1
+    assert len(pipeline.triggers()) == len(pipeline.spec.processors)
 
     rerun = completion(pipeline.spec.processor_names[0], PAST, execution_id="backfill-1", record_count=99)
     pipeline.publish(rerun)
+    caplog.clear()
     with caplog.at_level("INFO", logger="phase3ops.orchestrator"):
         pipeline.deliver()
 
@@ -327,7 +336,8 @@ def test_late_completion_is_recorded_and_does_not_trigger_again(pipeline, caplog
         (json.dumps(completion("player_game_summary", "2026-02-30")).encode(), "game_date"),
         (json.dumps(completion("player_game_summary", "28/11/2026")).encode(), "game_date"),
         (json.dumps({**completion("player_game_summary", "2026-11-28"), "status": "done"}).encode(), "status"),
-        (json.dumps({k: v for k, v in completion("player_game_summary", "2026-11-28").items() if k != "execution_id"}).encode(), ""),
+        (json.dumps({k: v for k, v in completion("player_game_summary", "2026-11-28").items() if k != "status"}).encode(), "status"),
+        (json.dumps({"game_date": "2026-11-28", "status": "success"}).encode(), "processor_name"),
     ],
 )
 def test_bad_messages_are_logged_stored_and_acknowledged(pipeline, caplog, payload, field):
@@ -364,7 +374,7 @@ def test_transient_firestore_failure_raises_so_pubsub_redelivers(pipeline):
     stats = pipeline.deliver(orchestrator.handle_event)
 
     assert [f.split(":")[0] for f in stats.failures] == ["ServiceUnavailable", "ServiceUnavailable"]
-    assert trigger_dates(pipeline.triggers()) == [PAST.isoformat()]
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
 
 
 def test_a_missing_phase4_topic_fails_the_delivery_until_it_exists(pipeline, caplog):
@@ -372,23 +382,24 @@ def test_a_missing_phase4_topic_fails_the_delivery_until_it_exists(pipeline, cap
 
     pipeline.publisher.delete_topic(request={"topic": pipeline.publisher.topic_path(pipeline.project, pipeline.spec.topics.phase4_trigger)})
     orchestrator = pipeline.orchestrator()
-    for event in [_direct_event(n, PAST) for n in pipeline.spec.processor_names[:-1]]:
+    *first, final = completing_last(pipeline.spec)
+    for event in [_direct_event(n, PAST) for n in first]:
         orchestrator.handle_event(event)
-    last = _direct_event(pipeline.spec.processor_names[-1], PAST)
+    last = _direct_event(final, PAST)
     with caplog.at_level("INFO", logger="phase3ops.orchestrator"), pytest.raises(PublishFailed):
         orchestrator.handle_event(last)
     assert pipeline.claim(PAST)["state"] == "pending"  # never marked done when the publish failed
     [failed] = [r for r in caplog.records if getattr(r, "outcome", None) == "publish_failed"]
-    assert failed.levelname == "ERROR" and "Topic not found" in failed.reason
+    assert failed.levelname == "ERROR" and "Topic not found" in failed.reason and "nothing was sent" in failed.reason
 
     ensure_topic(pipeline.publisher, pipeline.project, pipeline.spec.topics.phase4_trigger)
     listener = ensure_subscription(
         pipeline.subscriber, pipeline.project, pipeline.spec.topics.phase4_trigger, "phase4-listener-recreated"
     )
-    decision = orchestrator.handle_event(last)  # the failed publish released its lease: no wait
+    decision = orchestrator.handle_event(last)  # the refused publish released its lease: no wait
     assert decision.outcome == "republished"
     assert pipeline.claim(PAST)["state"] == "published"
-    assert trigger_dates(pull_everything(pipeline.subscriber, listener)) == [PAST.isoformat()]
+    assert per_date_and_table(pull_everything(pipeline.subscriber, listener)) == exactly_once(pipeline.spec, [PAST])
 
 
 def test_redelivery_changes_nothing_and_a_rerun_updates_the_record(pipeline):
@@ -420,7 +431,7 @@ def test_redelivery_changes_nothing_and_a_rerun_updates_the_record(pipeline):
 def test_a_run_counted_by_a_concurrent_trigger_is_not_reported_late(pipeline):
     """Recorded before the trigger, evaluated after it: part of the trigger, so not late."""
     orchestrator, other_instance = pipeline.orchestrator(), pipeline.orchestrator()
-    names = pipeline.spec.processor_names
+    names = completing_last(pipeline.spec)
     events = {name: _direct_event(name, PAST) for name in names}
     for name in names[:-1]:
         orchestrator.handle_event(events[name])
@@ -437,4 +448,68 @@ def test_a_run_counted_by_a_concurrent_trigger_is_not_reported_late(pipeline):
 
     assert (decision.record, decision.outcome) == ("recorded", "already_triggered")
     last_run = json.loads(base64.b64decode(events[names[-1]]["message"]["data"]))["execution_id"]
-    assert json.loads(pipeline.triggers()[0].data)["executions"][names[-1]] == last_run
+    assert pipeline.claim(PAST)["decision"]["executions"][names[-1]] == last_run
+
+
+def test_a_date_completed_by_reference_format_messages_triggers_once_per_table(pipeline):
+    """Completions exactly as the reference's processors publish them in production."""
+    from tests.support.reference_messages import reference_completion
+
+    *first, final = completing_last(pipeline.spec)
+    for name in first:
+        pipeline.publish(reference_completion(name, PAST, correlation_id="corr-phase2"))
+    pipeline.publish(reference_completion("player_game_summary", PAST, status="failed"))  # a failed re-run meanwhile
+    pipeline.deliver()
+    assert pipeline.triggers() == []
+    # Production's async context processor completes the date.
+    last = reference_completion(final, PAST, form="async_class", correlation_id="corr-final")
+    pipeline.publish(last)
+    pipeline.deliver(copies=2)
+
+    triggers = pipeline.triggers()
+    assert per_date_and_table(triggers) == exactly_once(pipeline.spec, [PAST])
+    bodies = [json.loads(m.data) for m in triggers]
+    assert {(b["trigger_reason"], b["correlation_id"], b["parent_execution_id"]) for b in bodies} == {
+        ("all_complete", "corr-final", last["execution_id"])
+    }
+    record = pipeline.orchestrator().store.records_for_date(PAST, ["player_game_summary"])[0]["player_game_summary"]
+    assert record.status == "success"  # the failed run after the success did not un-complete it
+    assert [run["outcome"] for run in record.runs] == ["recorded", "kept_success"]
+
+
+@pytest.mark.parametrize("later", ["failed", "no_data"])
+def test_a_later_failure_never_uncompletes_a_processor(pipeline, caplog, later):
+    names = completing_last(pipeline.spec)
+    orchestrator = pipeline.orchestrator()
+    for name in names[:-1]:
+        orchestrator.handle_event(_direct_event(name, PAST))
+    orchestrator.handle_event(_direct_event(names[-2], PAST))  # a duplicate of a success
+    rerun = {"message": {**_direct_event(names[-2], PAST)["message"]}}
+    rerun["message"]["data"] = base64.b64encode(json.dumps(completion(names[-2], PAST, status=later, record_count=0)).encode()).decode()
+    with caplog.at_level("WARNING", logger="phase3ops.orchestrator"):
+        decision = orchestrator.handle_event(rerun)
+    assert (decision.record, decision.outcome) == ("kept_success", "waiting")
+    assert decision.completed == tuple(n for n in pipeline.spec.processor_names if n in names[:-1])
+    [logged] = [r for r in caplog.records if getattr(r, "record", None) == "kept_success"]
+    assert logged.levelname == "WARNING" and "the success still counts" in logged.getMessage()
+
+    assert orchestrator.handle_event(_direct_event(names[-1], PAST)).outcome == "triggered"
+
+
+def test_the_receipts_recorder_flags_a_second_message_for_a_trigger_id(pipeline, caplog):
+    from phase3ops.orchestrator.factory import build_receipt_recorder
+
+    recorder = build_receipt_recorder(pipeline.spec, pipeline.project)
+    trigger_id = f"{pipeline.spec.name}:{PAST}:player_game_summary"
+
+    def event(message_id: str) -> dict:
+        attributes = {"trigger_id": trigger_id, "game_date": str(PAST), "source_table": "player_game_summary"}
+        return {"message": {"data": base64.b64encode(b"{}").decode(), "messageId": message_id, "attributes": attributes, "publishTime": "2026-11-29T10:00:00Z"}}
+
+    with caplog.at_level("INFO", logger="phase3ops.receipts"):
+        outcomes = [recorder.handle_event(event(m)).outcome for m in ("p-1", "p-1", "p-2")]
+    assert outcomes == ["recorded", "redelivered", "duplicate_publish"]
+    receipt = pipeline.receipt(trigger_id)
+    assert (receipt["message_id"], receipt["duplicate_message_ids"]) == ("p-1", ["p-2"])
+    [duplicate] = [r for r in caplog.records if getattr(r, "event", None) == "phase4_trigger_duplicate"]
+    assert duplicate.levelname == "ERROR" and duplicate.trigger_id == trigger_id

@@ -76,11 +76,23 @@ def test_push_subscription_authenticates_and_dead_letters(dev):
     assert one(dev, SUBSCRIPTION, "nba-phase3-trigger-dead-letter-sub")
 
 
-def test_topics_receipts_ttl_and_scheduled_checks(dev):
+def test_the_receipts_function_runs_the_same_bundle_on_the_phase4_topic(dev):
+    orchestrator = one(dev, FUNCTION, "phase3-to-phase4-orchestrator").inputs
+    receipts = one(dev, FUNCTION, "phase4-trigger-receipts").inputs
+    assert receipts["eventTrigger"]["pubsubTopic"] == "projects/nba-props-dev/topics/nba-phase4-trigger"
+    assert receipts["eventTrigger"]["retryPolicy"] == "RETRY_POLICY_RETRY"
+    assert receipts["buildConfig"]["entryPoint"] == "record_phase4_trigger_receipt"
+    assert receipts["buildConfig"]["source"] == orchestrator["buildConfig"]["source"]  # one bundle, one contract
+    main = ast.parse((REPO_ROOT / "functions/orchestrator/main.py").read_text())
+    exported = {alias.asname or alias.name for node in ast.walk(main) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert receipts["buildConfig"]["entryPoint"] in exported
+    invokers = {r.inputs["name"] for r in dev.resources if r.type.endswith("ServiceIamMember") and r.inputs.get("role") == "roles/run.invoker"}
+    assert {"phase3-to-phase4-orchestrator", "phase4-trigger-receipts"} <= invokers
+
+
+def test_topics_ttl_and_scheduled_checks(dev):
     topics = {r.inputs["name"] for r in dev.of_type("gcp:pubsub/topic:Topic")}
     assert topics == {"nba-phase3-trigger", "nba-phase3-analytics-complete", "nba-phase4-trigger", "nba-phase3-trigger-dead-letter"}
-    receipts = one(dev, SUBSCRIPTION, "phase3-to-phase4-orchestrator-receipts")
-    assert receipts.inputs["topic"] == "projects/nba-props-dev/topics/nba-phase4-trigger"
     ttl = one(dev, "gcp:firestore/field:Field", "phase3_processor_locks-expires_at-ttl")
     assert (ttl.inputs["collection"], ttl.inputs["field"], ttl.inputs["ttlConfig"]) == ("phase3_processor_locks", "expires_at", {})
     jobs = {r.name: r.inputs["template"]["template"]["containers"][0]["args"] for r in dev.of_type("gcp:cloudrunv2/job:Job")}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from phase3ops.checks.state import DateState
 from phase3ops.orchestrator import orchestrator as outcomes
 from phase3ops.orchestrator.messages import Completion, Delivery
-from phase3ops.orchestrator.orchestrator import Orchestrator
+from phase3ops.orchestrator.orchestrator import ClaimInFlight, Orchestrator
 from phase3ops.orchestrator.readiness import evaluate
 from phase3ops.spec.pipeline import PipelineSpec
 
@@ -94,6 +94,9 @@ def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime) -> li
     for day in sorted({i.game_date for i in issues}):
         try:
             decision = orchestrator.advance(day, owner=run_id)
+        except ClaimInFlight as exc:
+            results.append(FixResult(day, False, f"not repaired yet: {exc}"))
+            continue
         except Exception as exc:
             results.append(FixResult(day, False, f"triggering Phase 4 failed: {type(exc).__name__}: {exc}"))
             continue

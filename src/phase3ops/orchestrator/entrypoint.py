@@ -1,6 +1,11 @@
-"""Cloud Function gen2 entry point: one CloudEvent per Pub/Sub completion message.
+"""Cloud Function gen2 entry points, one CloudEvent per Pub/Sub message.
 
-Deployed with the Eventarc trigger `google.cloud.pubsub.topic.v1.messagePublished`
+- `handle_phase3_completion` (function `phase3-to-phase4-orchestrator`, on the
+  completion topic): record the completion, trigger Phase 4 when ready.
+- `record_phase4_trigger_receipt` (function `phase4-trigger-receipts`, on the
+  Phase 4 topic): record the evidence that a trigger message went out.
+
+Both deploy with the Eventarc trigger `google.cloud.pubsub.topic.v1.messagePublished`
 and RETRY_POLICY_RETRY: returning acknowledges the message, raising makes
 Pub/Sub deliver it again.
 """
@@ -10,11 +15,13 @@ from __future__ import annotations
 import functions_framework
 
 from phase3ops.logs import configure_json_logging
-from phase3ops.orchestrator.factory import build_orchestrator
+from phase3ops.orchestrator.factory import build_orchestrator, build_receipt_recorder
 from phase3ops.orchestrator.orchestrator import Orchestrator
+from phase3ops.orchestrator.receipts import ReceiptRecorder
 from phase3ops.spec.pipeline import load_pipeline_spec
 
 _orchestrator: Orchestrator | None = None
+_recorder: ReceiptRecorder | None = None
 
 
 def orchestrator_instance() -> Orchestrator:
@@ -28,6 +35,19 @@ def orchestrator_instance() -> Orchestrator:
     return _orchestrator
 
 
+def receipt_recorder_instance() -> ReceiptRecorder:
+    global _recorder
+    if _recorder is None:
+        configure_json_logging()
+        _recorder = build_receipt_recorder(load_pipeline_spec())
+    return _recorder
+
+
 @functions_framework.cloud_event
 def handle_phase3_completion(cloud_event) -> None:
     orchestrator_instance().handle_event(cloud_event.data)
+
+
+@functions_framework.cloud_event
+def record_phase4_trigger_receipt(cloud_event) -> None:
+    receipt_recorder_instance().handle_event(cloud_event.data)

@@ -1,4 +1,4 @@
-"""Wire an `Orchestrator` to real clients (Firestore, Pub/Sub) for one project."""
+"""Wire the orchestrator and the receipts recorder to real clients (Firestore, Pub/Sub) for one project."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from phase3ops import cloud
 from phase3ops.orchestrator.completion_store import CompletionStore
 from phase3ops.orchestrator.orchestrator import Clock, Orchestrator, utc_now
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher
+from phase3ops.orchestrator.receipts import ReceiptRecorder
 from phase3ops.orchestrator.trigger_claims import TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec
 
@@ -18,7 +19,6 @@ def build_orchestrator(
     clock: Clock = utc_now,
     firestore_client=None,
     publisher_client=None,
-    subscriber_client=None,
 ) -> Orchestrator:
     project = cloud.project_id(project)
     settings = spec.orchestrator
@@ -28,13 +28,18 @@ def build_orchestrator(
         project,
         spec.topics.phase4_trigger,
         timeout_seconds=settings.publish_timeout_seconds,
-        subscriber=subscriber_client or (cloud.subscriber_client() if settings.receipts_subscription else None),
-        receipts_subscription=settings.receipts_subscription,
     )
     return Orchestrator(
         spec=spec,
         store=CompletionStore(db, settings.collections.completions, settings.collections.rejected),
-        claims=TriggerClaims(db, settings.collections.triggers, dt.timedelta(seconds=settings.claim_lease_seconds)),
+        claims=TriggerClaims(
+            db, settings.collections.triggers, settings.collections.receipts, dt.timedelta(seconds=settings.claim_lease_seconds)
+        ),
         publisher=publisher,
         clock=clock,
     )
+
+
+def build_receipt_recorder(spec: PipelineSpec, project: str | None = None, firestore_client=None) -> ReceiptRecorder:
+    db = firestore_client or cloud.firestore_client(cloud.project_id(project))
+    return ReceiptRecorder(db, spec.orchestrator.collections.receipts, spec.name)

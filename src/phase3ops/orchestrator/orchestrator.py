@@ -8,22 +8,31 @@ it.
 Error contract with Pub/Sub (the function deploys with RETRY_POLICY_RETRY):
 - a message that can never be valid is stored, logged at ERROR and
   acknowledged (the handler returns normally);
-- anything that may succeed later (Firestore or Pub/Sub unavailable, a claim
-  still leased by the delivery being retried) raises, so Pub/Sub redelivers.
+- anything that may succeed later raises, so Pub/Sub redelivers: Firestore
+  or Pub/Sub unavailable, a publish that failed, and a date whose claim is
+  pending under a live lease (whoever owns it). A delivery that saw a
+  pending claim is never acknowledged before the claim is published, so a
+  claimer that dies (a function instance or a reconciliation run) is always
+  followed by a delivery that recovers its claim once the lease runs out.
+  (It first waits up to a second for the claim to be published: completions
+  that arrive together then end `already_triggered` instead of each being
+  redelivered.)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordOutcome
-from phase3ops.orchestrator.messages import BadMessage, parse_completion, parse_delivery
-from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed, trigger_id_for
+from phase3ops.orchestrator.messages import BadMessage, Completion, parse_completion, parse_delivery
+from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
+from phase3ops.orchestrator.phase4_trigger import TriggerMessage, build_trigger_messages, date_trigger_id
 from phase3ops.orchestrator.readiness import Readiness, evaluate
-from phase3ops.orchestrator.trigger_claims import TriggerClaim, TriggerClaims
+from phase3ops.orchestrator.trigger_claims import Recovery, TriggerClaim, TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec
 
 log = logging.getLogger("phase3ops.orchestrator")
@@ -32,22 +41,24 @@ Clock = Callable[[], dt.datetime]
 
 # Decision outcomes, as logged in jsonPayload.outcome (alert filters match them).
 TRIGGERED = "triggered"  # this delivery claimed the date and published the trigger
-REPUBLISHED = "republished"  # finished a stale claim that had not been published
-CONFIRMED_BY_RECEIPT = "confirmed_by_receipt"  # a stale claim turned out to be published already
+REPUBLISHED = "republished"  # recovered a stale claim and published what had not gone out
+CONFIRMED_BY_RECEIPT = "confirmed_by_receipt"  # a stale claim's messages all had receipts: nothing re-sent
 WAITING = "waiting"  # the date is not complete yet for its mode
 ALREADY_TRIGGERED = "already_triggered"
 LATE = "late"  # a run the published trigger did not include (a re-run or backfill after it)
-IN_FLIGHT = "trigger_in_flight"  # another delivery holds a live claim and will publish
 REJECTED = "rejected"
-RETRY_LATER = "retry_later"  # this message's own claim is still leased: raised for redelivery
-PUBLISH_FAILED = "publish_failed"  # raised for redelivery; the claim's lease was released
+RETRY_LATER = "retry_later"  # a claim is pending under a live lease: raised for redelivery
+PUBLISH_FAILED = "publish_failed"  # raised for redelivery
+
+IN_FLIGHT_WAIT_SECONDS = 1.0  # how long a delivery waits for someone else's publish before asking for redelivery
+IN_FLIGHT_POLL_SECONDS = 0.05
 
 
-class ClaimStillLeased(RuntimeError):
-    """This message's own earlier delivery claimed the date and may still be publishing.
+class ClaimInFlight(RuntimeError):
+    """The date's claim is pending under a live lease: someone is publishing it.
 
-    Raised so Pub/Sub redelivers later; by then the claim is published or
-    its lease has run out and this delivery finishes it.
+    Raised so Pub/Sub redelivers later; by then the claim is published, or
+    its lease has run out and that delivery recovers it.
     """
 
 
@@ -60,6 +71,7 @@ class Decision:
     record: str | None = None
     mode: str | None = None
     trigger_id: str | None = None
+    trigger_reason: str | None = None
     completed: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     reason: str = ""
@@ -68,7 +80,7 @@ class Decision:
     execution_id: str | None = None
     correlation_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    # The processor runs the date's trigger included; not logged (the trigger message has them).
+    # The processor runs the date's trigger was decided on; not logged (the claim has them).
     trigger_runs: dict[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -80,6 +92,8 @@ _SEVERITY = {
     REPUBLISHED: logging.WARNING,
     CONFIRMED_BY_RECEIPT: logging.WARNING,
 }
+# A run the record refused or kept out of the count is worth a look, not a page.
+_RECORD_SEVERITY = {RecordOutcome.STALE_TOKEN.value: logging.WARNING, RecordOutcome.KEPT_SUCCESS.value: logging.WARNING}
 
 
 def utc_now() -> dt.datetime:
@@ -94,12 +108,15 @@ class Orchestrator:
         claims: TriggerClaims,
         publisher: Phase4Publisher,
         clock: Clock = utc_now,
+        in_flight_wait: float = IN_FLIGHT_WAIT_SECONDS,
     ):
         self.spec = spec
         self.store = store
         self.claims = claims
         self.publisher = publisher
+        # Decides which mode a date is in; leases never read it (they use Firestore's time).
         self.clock = clock
+        self.in_flight_wait = in_flight_wait
 
     # -- one Pub/Sub delivery -------------------------------------------------
 
@@ -112,7 +129,7 @@ class Orchestrator:
                 Decision(REJECTED, reason=bad.reason, extra={"field": bad.field, "event_data": repr(event_data)[:4000]})
             )
         try:
-            completion = parse_completion(delivery.raw_data, self.spec)
+            completion = parse_completion(delivery.raw_data, self.spec, delivery.message_id)
         except BadMessage as bad:
             self.store.store_rejected(delivery, bad.reason, bad.field)
             return self._log(
@@ -133,44 +150,63 @@ class Orchestrator:
             execution_id=completion.execution_id,
             correlation_id=completion.correlation_id,
         )
+        fresh = record in (RecordOutcome.RECORDED, RecordOutcome.UPDATED)
         try:
-            decision = self.advance(completion.game_date, owner=delivery.message_id)
-        except (ClaimStillLeased, PublishFailed) as exc:
-            outcome = RETRY_LATER if isinstance(exc, ClaimStillLeased) else PUBLISH_FAILED
+            decision = self.advance(completion.game_date, owner=delivery.message_id, completing=completion if fresh else None)
+        except (ClaimInFlight, PublishFailed) as exc:
+            outcome = RETRY_LATER if isinstance(exc, ClaimInFlight) else PUBLISH_FAILED
             self._log(Decision(outcome, game_date=completion.game_date.isoformat(), reason=str(exc), **context))
             raise
-        if decision.outcome == ALREADY_TRIGGERED and record in (RecordOutcome.RECORDED, RecordOutcome.UPDATED):
+        if decision.outcome == ALREADY_TRIGGERED and fresh:
             # Recorded just now, but possibly counted by a concurrent delivery's
             # trigger: late only if the trigger does not name this very run.
             if decision.trigger_runs.get(completion.processor) != completion.execution_id:
-                decision = replace(decision, outcome=LATE, reason=f"{completion.processor} run {completion.execution_id} completed after the trigger")
+                decision = replace(
+                    decision, outcome=LATE, reason=f"{completion.processor} run {completion.execution_id} completed after the trigger"
+                )
+        if record is RecordOutcome.STALE_TOKEN:
+            decision = replace(
+                decision,
+                reason=f"run {completion.execution_id} wrote under lock token {completion.lock_token}, "
+                f"which a newer run superseded: refused; {decision.reason}",
+            )
+        elif record is RecordOutcome.KEPT_SUCCESS:
+            decision = replace(
+                decision,
+                reason=f"{completion.status} run {completion.execution_id} after a success: recorded, "
+                f"the success still counts; {decision.reason}",
+            )
         return self._log(replace(decision, **context))
 
     # -- the exactly-once trigger path ---------------------------------------
 
-    def advance(self, game_date: dt.date, owner: str) -> Decision:
+    def advance(self, game_date: dt.date, owner: str, completing: Completion | None = None) -> Decision:
         """Trigger Phase 4 for the date if it is ready and not yet triggered.
 
         `owner` identifies the caller (a Pub/Sub message id, or the
-        reconciliation run); a claim it makes is finished by the same owner
-        after a redelivery, or by anyone once its lease has run out.
+        reconciliation run); `completing` is the completion being delivered,
+        whose ids become the trigger's lineage. Raises ClaimInFlight while
+        the date's claim is pending under someone's live lease, and
+        PublishFailed when messages could not be confirmed.
         """
-        now = self.clock()
         claim, records = self._read_date(game_date)
         if claim is not None:
-            return self._follow(claim, owner, now)
+            return self._follow(claim, owner)
 
+        now = self.clock()
         readiness = evaluate(self.spec, game_date, _counted(records), now)
         if not readiness.ready:
             return _decision(WAITING, game_date, readiness)
-        trigger_id = trigger_id_for(self.spec.name, game_date.isoformat())
-        payload = self._payload(game_date, trigger_id, readiness, records, now)
-        claim = self.claims.try_claim(game_date, trigger_id, owner, payload, now)
+        completing_record = records.get(completing.processor) if completing is not None else None
+        if completing_record is not None and completing_record.execution_id != completing.execution_id:
+            completing_record = None
+        messages = build_trigger_messages(self.spec, game_date, readiness, records, completing_record, now)
+        trigger_id = date_trigger_id(self.spec.name, game_date)
+        claim = self.claims.try_claim(game_date, trigger_id, owner, _decision_document(readiness, records), messages)
         if claim is None:
-            # Another delivery won the race to claim; follow its claim like any other.
-            existing = self.claims.get(game_date)
-            return self._follow(existing, owner, now)
-        return self._publish(claim, TRIGGERED, now)
+            # Another caller won the race to claim; follow its claim like any other.
+            return self._follow(self.claims.get(game_date), owner)
+        return self._publish(claim, claim.messages, TRIGGERED, owner)
 
     def _read_date(self, game_date: dt.date) -> tuple[TriggerClaim | None, dict[str, CompletionRecord]]:
         """The claim and every processor record of a date in one batched read."""
@@ -178,76 +214,66 @@ class Orchestrator:
         records, extra = self.store.records_for_date(game_date, self.spec.processor_names, also_read=[claim_ref])
         return TriggerClaims.from_snapshot(extra[claim_ref.path]), records
 
-    def confirm_published_from_receipts(self) -> set[str]:
-        """Mark every claim that Pub/Sub shows as published; returns their dates."""
-        now = self.clock()
-        confirmed = set()
-        for receipt in self.publisher.drain_receipts():
-            if self.claims.confirm_published(dt.date.fromisoformat(receipt.game_date), receipt.message_id, now):
-                confirmed.add(receipt.game_date)
-        return confirmed
-
-    def _follow(self, claim: TriggerClaim, owner: str, now: dt.datetime) -> Decision:
+    def _follow(self, claim: TriggerClaim, owner: str) -> Decision:
+        if not claim.is_published and claim.lease_active:
+            claim = self._wait_for_publish(claim)
         if claim.is_published:
             return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
-        if claim.lease_active(now):
-            if claim.owner == owner:
-                raise ClaimStillLeased(
-                    f"trigger claim for {claim.game_date} is still leased by this message until "
-                    f"{claim.lease_expires_at.isoformat()}; retry later"
-                )
-            return _claim_decision(IN_FLIGHT, claim, f"claim held by {claim.owner} until {claim.lease_expires_at.isoformat()}")
+        if claim.lease_active:
+            raise ClaimInFlight(_in_flight(claim))
+        # The claim's owner died or its publish failed. Exactly one caller decides,
+        # from the receipts, what went out, and publishes the rest.
+        recovery, claim = self.claims.recover(claim.game_date, owner)
+        if recovery is Recovery.ALREADY_PUBLISHED:
+            return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
+        if recovery is Recovery.STILL_LEASED:
+            raise ClaimInFlight(_in_flight(claim))
+        if recovery is Recovery.CONFIRMED:
+            return _claim_decision(CONFIRMED_BY_RECEIPT, claim, "every message of the stale claim had a receipt: nothing re-sent")
+        return self._publish(claim, claim.unpublished, REPUBLISHED, owner)
 
-        # The claim's owner crashed or failed to publish. Did its publish get through anyway?
-        if self.publisher.can_confirm:
-            self.confirm_published_from_receipts()
-            refreshed = self.claims.get(claim.game_date)
-            if refreshed is not None and refreshed.is_published:
-                return _claim_decision(CONFIRMED_BY_RECEIPT, refreshed, "the stale claim's trigger had been published")
-        taken = self.claims.take_over(claim.game_date, owner, now)
-        if taken is None:
-            return _claim_decision(IN_FLIGHT, claim, "another delivery took over the stale claim")
-        return self._publish(taken, REPUBLISHED, now)
+    def _wait_for_publish(self, claim: TriggerClaim) -> TriggerClaim:
+        """Someone holds the claim: it is usually published within milliseconds."""
+        remaining = (claim.lease_expires_at - claim.read_time).total_seconds() if claim.read_time and claim.lease_expires_at else 0
+        deadline = time.monotonic() + min(self.in_flight_wait, remaining)
+        while time.monotonic() < deadline:
+            time.sleep(IN_FLIGHT_POLL_SECONDS)
+            claim = self.claims.get(claim.game_date)
+            if claim.is_published or not claim.lease_active:
+                break
+        return claim
 
-    def _publish(self, claim: TriggerClaim, outcome: str, now: dt.datetime) -> Decision:
-        try:
-            message_id = self.publisher.publish(claim.payload)
-        except PublishFailed:
-            try:
-                self.claims.release_lease(claim, now)
-            except Exception:  # the lease runs out by itself; the publish error is what matters
-                log.warning("could not release the trigger claim lease", exc_info=True)
-            raise
-        self.claims.mark_published(claim.game_date, message_id, self.clock(), confirmed_by="publisher")
-        return _claim_decision(outcome, claim, claim.payload.get("reason", ""), published_message_id=message_id)
-
-    def _payload(
-        self,
-        game_date: dt.date,
-        trigger_id: str,
-        readiness: Readiness,
-        records: dict[str, CompletionRecord],
-        now: dt.datetime,
-    ) -> dict[str, Any]:
-        return {
-            "trigger_id": trigger_id,
-            "game_date": game_date.isoformat(),
-            "mode": readiness.mode,
-            "reason": readiness.reason,
-            "completed_processors": list(readiness.completed),
-            "completed_tables": [self.spec.processor(name).output_table for name in readiness.completed],
-            # Which run of each processor Phase 4 gets: lineage, and how a later run is known to be late.
-            "executions": {name: records[name].execution_id for name in readiness.completed},
-            "triggered_at": now.isoformat(),
-            "source": self.spec.orchestrator.function_name,
-        }
+    def _publish(self, claim: TriggerClaim, messages: Sequence[TriggerMessage], outcome: str, owner: str) -> Decision:
+        outcomes = self.publisher.publish_all(messages)
+        sent = {o.message.part: o.message_id for o in outcomes if o.ok}
+        failed = [o for o in outcomes if not o.ok]
+        self.claims.mark_published(claim, sent, complete=not failed)
+        if failed:
+            definitive = all(o.definitive for o in failed)
+            if definitive:
+                try:
+                    self.claims.release_lease(claim, owner)
+                except Exception:  # the lease runs out by itself; the publish error is what matters
+                    log.warning("could not release the trigger claim lease", exc_info=True)
+            errors = "; ".join(f"{o.message.trigger_id}: {o.error}" for o in failed)
+            verdict = (
+                "nothing was sent; the claim is released"
+                if definitive
+                else "they may have been sent; once the lease runs out, recovery checks the receipts"
+            )
+            raise PublishFailed(f"{len(failed)} of {len(messages)} Phase 4 messages not confirmed ({verdict}): {errors}", definitive)
+        reason = f"{claim.decision.get('trigger_reason')}: {len(messages)} message(s) published"
+        return _claim_decision(outcome, claim, reason, published_message_ids=sent)
 
     def _log(self, decision: Decision) -> Decision:
         fields = {
             k: v for k, v in asdict(decision).items() if k not in ("extra", "trigger_runs") and v not in (None, (), "")
         }
         fields.update(decision.extra)
-        severity = logging.WARNING if decision.overdue else _SEVERITY.get(decision.outcome, logging.INFO)
+        severity = max(
+            logging.WARNING if decision.overdue else _SEVERITY.get(decision.outcome, logging.INFO),
+            _RECORD_SEVERITY.get(decision.record or "", logging.INFO),
+        )
         log.log(
             severity,
             f"{decision.outcome}: {decision.game_date or '-'} {decision.processor or ''} {decision.reason}".strip(),
@@ -272,14 +298,31 @@ def _decision(outcome: str, game_date: dt.date, readiness: Readiness) -> Decisio
     )
 
 
+def _decision_document(readiness: Readiness, records: dict[str, CompletionRecord]) -> dict[str, Any]:
+    """What the claim remembers of the decision: which rule fired, on which runs."""
+    return {
+        "mode": readiness.mode,
+        "trigger_reason": readiness.trigger_reason,
+        "reason": readiness.reason,
+        "completed": list(readiness.completed),
+        "executions": {name: records[name].execution_id for name in readiness.completed},
+    }
+
+
+def _in_flight(claim: TriggerClaim) -> str:
+    until = claim.lease_expires_at.isoformat() if claim.lease_expires_at else "its lease runs out"
+    return f"the Phase 4 trigger of {claim.game_date} is being published by {claim.owner} (lease until {until}); retry later"
+
+
 def _claim_decision(outcome: str, claim: TriggerClaim, reason: str, **extra: Any) -> Decision:
     return Decision(
         outcome,
         game_date=claim.game_date.isoformat(),
-        mode=claim.payload.get("mode"),
+        mode=claim.decision.get("mode"),
         trigger_id=claim.trigger_id,
-        completed=tuple(claim.payload.get("completed_processors", ())),
+        trigger_reason=claim.decision.get("trigger_reason"),
+        completed=tuple(claim.decision.get("completed", ())),
         reason=reason,
         extra=extra,
-        trigger_runs=dict(claim.payload.get("executions", {})),
+        trigger_runs=claim.executions,
     )

@@ -1,102 +1,86 @@
-"""Publishing Phase 4 triggers, and reading back which ones really went out.
+"""Publishing Phase 4 trigger messages, bounded in time, with an honest verdict.
 
-A process can die after Pub/Sub accepted a trigger but before the claim was
-marked published. Re-publishing then would send a second message, so before
-finishing someone else's stale claim the orchestrator drains its *receipts*
-subscription on the Phase 4 topic: every trigger that was published shows up
-there, and its claim is marked published from that evidence.
+Pub/Sub has no idempotent publish, and a publish the caller gave up on may
+still land: `future.result(timeout=...)` does not cancel it, and the client
+library's default retry keeps sending for up to 600 s. Worse, a retry of a
+publish whose answer was lost sends the message twice. So every publish
+here is one call, with retries explicitly off and a deadline of
+`publish_timeout_seconds`, which the spec keeps at most half the claim
+lease: by the time anyone may take the claim over, the attempt is over. The
+retry is the orchestrator's recovery path, which first reads the receipts.
+
+An outcome is `definitive` only when Pub/Sub refused the message outright
+(topic not found, permission denied, invalid argument, ...): then nothing
+was sent and the claim's lease may be released at once. Anything else
+(timeouts, unavailable, a retry deadline) may or may not have been
+delivered; the claim keeps its lease and the recovery path decides from the
+receipts.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Sequence
 
 from google.api_core import exceptions as gexc
+from google.pubsub_v1 import PublisherClient as GeneratedPublisher
 
-log = logging.getLogger(__name__)
+from phase3ops.orchestrator.phase4_trigger import TriggerMessage
+
+# Pub/Sub answered: the message was not accepted, and retrying will not change that.
+NOTHING_SENT = (
+    gexc.NotFound,
+    gexc.PermissionDenied,
+    gexc.Unauthenticated,
+    gexc.InvalidArgument,
+    gexc.FailedPrecondition,
+)
 
 
 class PublishFailed(RuntimeError):
-    """Pub/Sub did not confirm the publish; the trigger may or may not exist."""
+    """Some trigger messages were not confirmed; `definitive` when none of them can have been sent."""
+
+    def __init__(self, message: str, definitive: bool):
+        super().__init__(message)
+        self.definitive = definitive
 
 
 @dataclass(frozen=True)
-class Receipt:
-    trigger_id: str
-    game_date: str
-    message_id: str
+class PublishOutcome:
+    message: TriggerMessage
+    message_id: str | None = None
+    error: str | None = None
+    definitive: bool = False  # failed, and certainly not sent
 
-
-def trigger_id_for(pipeline_name: str, game_date: str) -> str:
-    """Stable per game date, so Phase 4 can drop a duplicate by id."""
-    return f"{pipeline_name}:{game_date}"
+    @property
+    def ok(self) -> bool:
+        return self.message_id is not None
 
 
 class Phase4Publisher:
-    def __init__(
-        self,
-        publisher,
-        project: str,
-        topic: str,
-        timeout_seconds: float,
-        subscriber=None,
-        receipts_subscription: str | None = None,
-    ):
+    def __init__(self, publisher, project: str, topic: str, timeout_seconds: float):
         self._publisher = publisher
-        self._topic_path = publisher.topic_path(project, topic)
-        self._timeout = timeout_seconds
-        self._subscriber = subscriber
-        self._receipts_path = (
-            subscriber.subscription_path(project, receipts_subscription)
-            if subscriber is not None and receipts_subscription
-            else None
-        )
+        self.topic_path = publisher.topic_path(project, topic)
+        self.timeout_seconds = float(timeout_seconds)
 
-    @property
-    def can_confirm(self) -> bool:
-        return self._receipts_path is not None
-
-    def publish(self, payload: dict[str, Any]) -> str:
-        data = json.dumps(payload, sort_keys=True).encode("utf-8")
-        attributes = {"trigger_id": payload["trigger_id"], "game_date": payload["game_date"]}
+    def publish_all(self, messages: Sequence[TriggerMessage]) -> list[PublishOutcome]:
+        """Publish the messages in one call, bounded; one outcome per message."""
+        if not messages:
+            return []
+        request = {
+            "topic": self.topic_path,
+            "messages": [{"data": m.data, "attributes": m.attributes} for m in messages],
+        }
         try:
-            return self._publisher.publish(self._topic_path, data, **attributes).result(timeout=self._timeout)
-        except Exception as exc:  # the future raises anything from grpc to a timeout
-            raise PublishFailed(f"publishing {payload['trigger_id']} to {self._topic_path} failed: {exc}") from exc
+            response = GeneratedPublisher.publish(self._publisher, request=request, retry=None, timeout=self.timeout_seconds)
+        except Exception as exc:  # anything from grpc to a deadline
+            return [PublishOutcome(m, error=_describe(exc), definitive=_nothing_sent(exc)) for m in messages]
+        return [PublishOutcome(m, message_id=message_id) for m, message_id in zip(messages, response.message_ids)]
 
-    def drain_receipts(self, max_messages: int = 100) -> Iterator[Receipt]:
-        """Yield every receipt waiting on the subscription and acknowledge it.
 
-        Acknowledging only after the caller consumed the receipt means a crash
-        mid-way leaves the receipt for the next drain.
-        """
-        if self._receipts_path is None:
-            return
-        empty_pulls = 0
-        # A pull may come back empty while messages exist; two in a row is our evidence of "drained".
-        while empty_pulls < 2:
-            try:
-                response = self._subscriber.pull(
-                    request={"subscription": self._receipts_path, "max_messages": max_messages, "return_immediately": True},
-                    timeout=self._timeout,
-                )
-            except gexc.NotFound:
-                log.error(
-                    "receipts subscription does not exist; stale claims will be re-published",
-                    extra={"event": "receipts_unavailable", "subscription": self._receipts_path},
-                )
-                return
-            if not response.received_messages:
-                empty_pulls += 1
-                continue
-            empty_pulls = 0
-            for received in response.received_messages:
-                attributes = received.message.attributes
-                if "trigger_id" in attributes and "game_date" in attributes:
-                    yield Receipt(attributes["trigger_id"], attributes["game_date"], received.message.message_id)
-            self._subscriber.acknowledge(
-                request={"subscription": self._receipts_path, "ack_ids": [r.ack_id for r in response.received_messages]}
-            )
+def _nothing_sent(exc: BaseException) -> bool:
+    return isinstance(exc, NOTHING_SENT)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

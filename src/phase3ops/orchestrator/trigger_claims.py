@@ -1,24 +1,52 @@
-"""Trigger claims: the durable "Phase 4 is being / was triggered" marker.
+"""Trigger claims: the durable "Phase 4 is being / was triggered" marker of a game date.
 
 One document per game date, created with `create()` so exactly one delivery
-wins it, in state `pending` with a lease. The winner publishes, then marks it
-`published`. A pending claim whose lease ran out (its owner crashed or its
-publish failed) may be taken over by exactly one later delivery, chosen by a
-transaction. The claim stores the trigger's content, so a re-publish sends
-the same message with the same `trigger_id`.
+wins it, in state `pending` with a lease. It stores the exact messages to
+publish, so whoever finishes the claim sends the same bytes, and which of
+them (parts) went out. The winner publishes, then marks the claim
+`published`.
+
+Leases are measured in Firestore's time, never a host's: a lease runs from
+the commit time of the last write to the claim (the document's update time:
+the claim, a takeover, a part marked published by its owner) and a reader
+compares that with the time Firestore read the document (`read_time`).
+Clock skew between instances and slow I/O between a read and a write cannot
+shorten it. (Not a SERVER_TIMESTAMP field: the emulator stamps those when it
+receives a transaction's writes, which can be seconds before the commit when
+two transactions wait on each other, and a lease must not start before the
+write that takes it is visible.)
+
+A pending claim whose lease ran out is recovered in one transaction, by
+whoever finds it (a delivery or the reconciliation, whoever owned it): the
+transaction reads the claim and the receipts of its unpublished messages;
+messages with a receipt are marked published from that evidence, and if any
+remain, the caller becomes the owner with a fresh lease and must publish
+exactly those. Two recoverers serialise on the transaction: one wins.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from phase3ops.orchestrator.phase4_trigger import TriggerMessage
+
 PENDING = "pending"
 PUBLISHED = "published"
+BY_PUBLISHER = "publisher"
+BY_RECEIPT = "receipt"
+
+
+@dataclass(frozen=True)
+class PublishedPart:
+    message_id: str
+    confirmed_by: str  # publisher | receipt
+    published_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -27,132 +55,186 @@ class TriggerClaim:
     trigger_id: str
     state: str
     owner: str
-    lease_expires_at: dt.datetime
     attempts: int
-    payload: dict[str, Any]
+    lease_seconds: float
+    decision: dict[str, Any]  # mode, trigger_reason, reason, completed, executions
+    messages: tuple[TriggerMessage, ...]
+    published: dict[str, PublishedPart] = field(default_factory=dict)
+    lease_started_at: dt.datetime | None = None  # commit time of the claim's last write (its update time)
     claimed_at: dt.datetime | None = None
-    published_message_id: str | None = None
     published_at: dt.datetime | None = None
-    confirmed_by: str | None = None
+    history: tuple[dict[str, Any], ...] = ()  # claimed, taken over, confirmed by receipt, lease released
+    read_time: dt.datetime | None = None  # when Firestore read this copy
 
     @property
     def is_published(self) -> bool:
         return self.state == PUBLISHED
 
-    def lease_active(self, now: dt.datetime) -> bool:
-        return self.lease_expires_at > now
+    @property
+    def lease_expires_at(self) -> dt.datetime | None:
+        if self.lease_started_at is None:
+            return None
+        return self.lease_started_at + dt.timedelta(seconds=self.lease_seconds)
+
+    @property
+    def lease_active(self) -> bool:
+        """Live at the moment Firestore read the claim. A claim just created by
+        this caller has no read time yet and is live by construction."""
+        if self.read_time is None or self.lease_expires_at is None:
+            return True
+        return self.read_time < self.lease_expires_at
+
+    @property
+    def unpublished(self) -> tuple[TriggerMessage, ...]:
+        return tuple(m for m in self.messages if m.part not in self.published)
+
+    @property
+    def executions(self) -> dict[str, str]:
+        """The processor runs the trigger was decided on (a later run is `late`)."""
+        return dict(self.decision.get("executions", {}))
 
     @classmethod
-    def from_document(cls, data: dict[str, Any]) -> "TriggerClaim":
+    def from_document(
+        cls, data: Mapping[str, Any], read_time: dt.datetime | None = None, update_time: dt.datetime | None = None
+    ) -> "TriggerClaim":
         return cls(
             game_date=dt.date.fromisoformat(data["game_date"]),
             trigger_id=data["trigger_id"],
             state=data["state"],
             owner=data["owner"],
-            lease_expires_at=data["lease_expires_at"],
             attempts=int(data.get("attempts", 1)),
-            payload=dict(data["payload"]),
+            lease_seconds=float(data.get("lease_seconds", 0)),
+            decision=dict(data.get("decision") or {}),
+            messages=tuple(TriggerMessage.from_document(m) for m in data.get("messages", ())),
+            published={part: PublishedPart(**value) for part, value in (data.get("published") or {}).items()},
+            lease_started_at=update_time,
             claimed_at=data.get("claimed_at"),
-            published_message_id=data.get("published_message_id"),
             published_at=data.get("published_at"),
-            confirmed_by=data.get("confirmed_by"),
+            history=tuple(data.get("history") or ()),
+            read_time=read_time,
         )
 
 
+class Recovery(enum.Enum):
+    ALREADY_PUBLISHED = "already_published"  # someone finished it meanwhile
+    STILL_LEASED = "still_leased"  # someone else took it over just before us
+    CONFIRMED = "confirmed"  # every message had a receipt: marked published, nothing to send
+    TAKEN_OVER = "taken_over"  # ours now: publish `claim.unpublished`
+
+
 class TriggerClaims:
-    def __init__(self, client: firestore.Client, collection: str, lease: dt.timedelta):
+    def __init__(self, client: firestore.Client, collection: str, receipts_collection: str, lease: dt.timedelta):
         self._client = client
         self._collection = client.collection(collection)
-        self._lease = lease
+        self._receipts = client.collection(receipts_collection)
+        self.lease = lease
+
+    def document(self, game_date: dt.date):
+        return self._collection.document(game_date.isoformat())
 
     def get(self, game_date: dt.date) -> TriggerClaim | None:
         return self.from_snapshot(self.document(game_date).get())
 
     @staticmethod
     def from_snapshot(snapshot) -> TriggerClaim | None:
-        return TriggerClaim.from_document(snapshot.to_dict()) if snapshot.exists else None
+        if not snapshot.exists:
+            return None
+        return TriggerClaim.from_document(snapshot.to_dict(), snapshot.read_time, snapshot.update_time)
 
     def claims_between(self, first: dt.date, last: dt.date) -> dict[dt.date, TriggerClaim]:
         query = self._collection.where(
             filter=firestore.FieldFilter("game_date", ">=", first.isoformat())
         ).where(filter=firestore.FieldFilter("game_date", "<=", last.isoformat()))
-        claims = (TriggerClaim.from_document(s.to_dict()) for s in query.stream())
+        claims = (self.from_snapshot(s) for s in query.stream())
         return {claim.game_date: claim for claim in claims}
 
     def try_claim(
-        self, game_date: dt.date, trigger_id: str, owner: str, payload: dict[str, Any], now: dt.datetime
+        self, game_date: dt.date, trigger_id: str, owner: str, decision: dict[str, Any], messages: Sequence[TriggerMessage]
     ) -> TriggerClaim | None:
-        """Create the claim; None when another delivery already holds one."""
+        """Create the claim; None when another caller already holds one."""
         data = {
             "game_date": game_date.isoformat(),
             "trigger_id": trigger_id,
             "state": PENDING,
             "owner": owner,
-            "lease_expires_at": now + self._lease,
             "attempts": 1,
-            "payload": payload,
-            "claimed_at": now,
+            "lease_seconds": self.lease.total_seconds(),
+            "claimed_at": firestore.SERVER_TIMESTAMP,
+            "decision": decision,
+            "messages": [m.to_document() for m in messages],
+            "published": {},
+            "history": [{"event": "claimed", "owner": owner}],
         }
         try:
             self.document(game_date).create(data)
         except gexc.AlreadyExists:
             return None
-        return TriggerClaim.from_document(data)
+        return TriggerClaim.from_document({k: v for k, v in data.items() if v is not firestore.SERVER_TIMESTAMP})
 
-    def take_over(self, game_date: dt.date, owner: str, now: dt.datetime) -> TriggerClaim | None:
-        """Become the owner of a pending claim whose lease expired; None if someone else did."""
-        return _take_over(self._client.transaction(), self.document(game_date), owner, now, self._lease)
+    def mark_published(self, claim: TriggerClaim, message_ids: Mapping[str, str], complete: bool) -> None:
+        """Record which parts went out; `complete` once every part has."""
+        update: dict[str, Any] = {
+            f"published.{part}": {"message_id": message_id, "confirmed_by": BY_PUBLISHER, "published_at": firestore.SERVER_TIMESTAMP}
+            for part, message_id in message_ids.items()
+        }
+        if complete:
+            update.update({"state": PUBLISHED, "published_at": firestore.SERVER_TIMESTAMP})
+        if update:
+            self.document(claim.game_date).update(update)
 
-    def release_lease(self, claim: TriggerClaim, now: dt.datetime) -> None:
-        """After a failed publish: let the next delivery retry at once instead of waiting out the lease."""
-        _release(self._client.transaction(), self.document(claim.game_date), claim.owner, now)
+    def release_lease(self, claim: TriggerClaim, owner: str) -> None:
+        """After a publish Pub/Sub refused outright (nothing was sent): the next caller
+        may recover the claim at once instead of waiting out the lease."""
+        _release(self._client.transaction(), self.document(claim.game_date), owner)
 
-    def mark_published(self, game_date: dt.date, message_id: str | None, now: dt.datetime, confirmed_by: str) -> None:
-        self.document(game_date).update(
-            {
-                "state": PUBLISHED,
-                "published_message_id": message_id,
-                "published_at": now,
-                "confirmed_by": confirmed_by,
-            }
-        )
-
-    def confirm_published(self, game_date: dt.date, message_id: str, now: dt.datetime) -> bool:
-        """Mark a pending claim published on evidence from the receipts; True if it was pending."""
-        return _confirm(self._client.transaction(), self.document(game_date), message_id, now)
-
-    def document(self, game_date: dt.date):
-        return self._collection.document(game_date.isoformat())
+    def recover(self, game_date: dt.date, owner: str) -> tuple[Recovery, TriggerClaim]:
+        """Decide, as exactly one winner, what becomes of a claim whose lease ran out."""
+        return _recover(self._client.transaction(), self._client, self.document(game_date), self._receipts, owner)
 
 
 @firestore.transactional
-def _take_over(transaction, ref, owner: str, now: dt.datetime, lease: dt.timedelta) -> TriggerClaim | None:
+def _recover(transaction, client, ref, receipts, owner: str) -> tuple[Recovery, TriggerClaim]:
     snapshot = ref.get(transaction=transaction)
-    if not snapshot.exists:
-        return None
-    claim = TriggerClaim.from_document(snapshot.to_dict())
-    if claim.is_published or claim.lease_active(now):
-        return None
-    update = {"owner": owner, "lease_expires_at": now + lease, "attempts": claim.attempts + 1}
+    claim = TriggerClaims.from_snapshot(snapshot)
+    if claim.is_published:
+        return Recovery.ALREADY_PUBLISHED, claim
+    if claim.lease_active:
+        return Recovery.STILL_LEASED, claim
+    pending = claim.unpublished
+    receipt_refs = {receipts.document(m.trigger_id).path: m for m in pending}
+    found = {}
+    for receipt in client.get_all([receipts.document(m.trigger_id) for m in pending], transaction=transaction):
+        if receipt.exists:
+            message = receipt_refs[receipt.reference.path]
+            data = receipt.to_dict()
+            found[message.part] = {"message_id": data["message_id"], "confirmed_by": BY_RECEIPT, "published_at": data.get("publish_time")}
+    update: dict[str, Any] = {f"published.{part}": value for part, value in found.items()}
+    history = list(claim.history)
+    if found:
+        history.append({"event": "confirmed_by_receipt", "parts": sorted(found), "by": owner, "at": snapshot.read_time})
+    if len(found) == len(pending):
+        update.update({"state": PUBLISHED, "published_at": firestore.SERVER_TIMESTAMP, "history": history})
+        transaction.update(ref, update)
+        return Recovery.CONFIRMED, _with(claim, found, state=PUBLISHED)
+    history.append(
+        {"event": "taken_over", "owner": owner, "previous_owner": claim.owner, "attempt": claim.attempts + 1, "at": snapshot.read_time}
+    )
+    update.update({"owner": owner, "attempts": claim.attempts + 1, "history": history})
     transaction.update(ref, update)
-    return TriggerClaim.from_document({**snapshot.to_dict(), **update})
+    return Recovery.TAKEN_OVER, _with(claim, found, owner=owner, attempts=claim.attempts + 1, read_time=None)
+
+
+def _with(claim: TriggerClaim, found: dict[str, dict[str, Any]], **changes: Any) -> TriggerClaim:
+    published = {**claim.published, **{part: PublishedPart(**value) for part, value in found.items()}}
+    fields = {**claim.__dict__, "published": published, **changes}
+    return TriggerClaim(**fields)
 
 
 @firestore.transactional
-def _release(transaction, ref, owner: str, now: dt.datetime) -> None:
+def _release(transaction, ref, owner: str) -> None:
     snapshot = ref.get(transaction=transaction)
     if snapshot.exists:
         data = snapshot.to_dict()
         if data["state"] == PENDING and data["owner"] == owner:
-            transaction.update(ref, {"lease_expires_at": now})
-
-
-@firestore.transactional
-def _confirm(transaction, ref, message_id: str, now: dt.datetime) -> bool:
-    snapshot = ref.get(transaction=transaction)
-    if not snapshot.exists or snapshot.to_dict()["state"] != PENDING:
-        return False
-    transaction.update(
-        ref, {"state": PUBLISHED, "published_message_id": message_id, "published_at": now, "confirmed_by": "receipt"}
-    )
-    return True
+            history = [*(data.get("history") or []), {"event": "lease_released", "owner": owner, "at": snapshot.read_time}]
+            transaction.update(ref, {"lease_seconds": 0, "history": history})

@@ -1,0 +1,410 @@
+"""The races and faults that broke exactly-once in review, each repeated over many trials.
+
+Every trial is a game date of its own; each test asserts, over all of them,
+zero duplicate and zero lost Phase 4 messages: exactly one per (date, source
+table). Real emulators, real publishes, the receipts recorder running on the
+Phase 4 topic as its Eventarc trigger would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from typing import Any
+
+import grpc
+import pytest
+from google.api_core import exceptions as gexc
+from google.cloud import firestore, pubsub_v1
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+from phase3ops.orchestrator.orchestrator import ClaimInFlight
+from phase3ops.orchestrator.phase4_publisher import PublishFailed
+from phase3ops.spec.pipeline import load_pipeline_spec
+from tests.integration.conftest import PAST, exactly_once, make_pipeline, per_date_and_table, short_lease_spec_file
+from tests.integration.test_orchestrator_exactly_once import _direct_event, completing_last, handle_until_acked
+
+pytestmark = pytest.mark.emulators
+TRIALS = 20
+LEASE = 1  # seconds: recovery shows within a second
+PUBLISH_TIMEOUT = 0.5
+
+
+@pytest.fixture
+def race(gcp_project, tmp_path):
+    spec = load_pipeline_spec(short_lease_spec_file(tmp_path, lease=LEASE, publish_timeout=PUBLISH_TIMEOUT))
+    pipeline = make_pipeline(gcp_project, spec)
+    yield pipeline
+    pipeline.stop()
+
+
+def trial_dates(count: int = TRIALS) -> list[dt.date]:
+    return [PAST - dt.timedelta(days=offset) for offset in range(count)]
+
+
+def record_all_but_last(pipeline, instance, dates) -> dict[dt.date, dict]:
+    """Deliver the first four completions of every date; return each date's completing event."""
+    *first, final = completing_last(pipeline.spec)
+    finals = {}
+    for day in dates:
+        for name in first:
+            assert instance.handle_event(_direct_event(name, day)).outcome == "waiting"
+        finals[day] = _direct_event(final, day)
+    return finals
+
+
+def wait_for_receipts(pipeline, dates, timeout: float = 20.0) -> None:
+    ids = [f"{pipeline.spec.name}:{day}:{p.output_table}" for day in dates for p in pipeline.spec.processors]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(pipeline.receipt(trigger_id) for trigger_id in ids):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the receipts recorder did not record every published message")
+
+
+def race_at_once(handlers: list) -> list[Any]:
+    """Run the handlers at the same instant on threads; return what each returned or raised."""
+    barrier = threading.Barrier(len(handlers))
+    results: list[Any] = [None] * len(handlers)
+
+    def run(index: int, handler) -> None:
+        barrier.wait(timeout=30)
+        try:
+            results[index] = handler()
+        except Exception as exc:  # what Eventarc sees as a failed invocation
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, h)) for i, h in enumerate(handlers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def instances(pipeline, count: int) -> list:
+    """Function instances of their own, each with its own clients."""
+    return [
+        pipeline.orchestrator(firestore_client=firestore.Client(project=pipeline.project), publisher_client=pubsub_v1.PublisherClient())
+        for _ in range(count)
+    ]
+
+
+# -- 1a: a crash after publishing, then a transient error in the recovery step --------------
+
+
+def test_a_transient_error_in_the_confirm_step_then_redelivery_sends_nothing_twice(race):
+    orchestrator = race.orchestrator()
+    dates = trial_dates()
+    crashed, blipped = set(), set()
+    publish_all, recover = orchestrator.publisher.publish_all, orchestrator.claims.recover
+
+    def publish_then_crash(messages):
+        outcomes = publish_all(messages)
+        if messages[0].game_date not in crashed:
+            crashed.add(messages[0].game_date)
+            raise RuntimeError("instance crashed between publish and mark")
+        return outcomes
+
+    def recover_after_a_blip(game_date, owner):
+        if game_date not in blipped:
+            blipped.add(game_date)
+            raise gexc.ServiceUnavailable("Firestore unavailable for a moment")
+        return recover(game_date, owner)
+
+    orchestrator.publisher.publish_all = publish_then_crash
+    orchestrator.claims.recover = recover_after_a_blip
+    finals = record_all_but_last(race, orchestrator, dates)
+    for day in dates:
+        with pytest.raises(RuntimeError):
+            orchestrator.handle_event(finals[day])
+
+    for day in dates:  # Pub/Sub redelivers each until it is acknowledged
+        handle_until_acked_or_transient(orchestrator, finals[day])
+
+    assert (len(crashed), len(blipped)) == (TRIALS, TRIALS)
+    assert per_date_and_table(race.triggers()) == exactly_once(race.spec, dates)
+    for day in dates:
+        claim = race.claim(day)
+        assert claim["state"] == "published"
+        assert {v["confirmed_by"] for v in claim["published"].values()} == {"receipt"}
+
+
+def handle_until_acked_or_transient(instance, event, attempts: int = 200):
+    for _ in range(attempts):
+        try:
+            return instance.handle_event(event)
+        except (ClaimInFlight, PublishFailed, gexc.ServiceUnavailable):
+            time.sleep(0.1)
+    raise AssertionError("still not acknowledged")
+
+
+# -- 1b: two deliveries find the same stale claim at once ------------------------------------
+
+
+@pytest.mark.parametrize("crash", ["before_publish", "after_publish"])
+def test_two_deliveries_recovering_one_stale_claim_at_once(race, crash):
+    claimer = race.orchestrator()
+    dates = trial_dates()
+    publish_all = claimer.publisher.publish_all
+
+    def crash_around_publish(messages):
+        if crash == "after_publish":
+            publish_all(messages)
+        raise RuntimeError(f"instance crashed {crash.replace('_', ' ')}")
+
+    claimer.publisher.publish_all = crash_around_publish
+    finals = record_all_but_last(race, claimer, dates)
+    for day in dates:
+        with pytest.raises(RuntimeError):
+            claimer.handle_event(finals[day])
+    if crash == "after_publish":
+        wait_for_receipts(race, dates)
+    time.sleep(LEASE + 0.2)  # every claim is stale now
+
+    first, second = instances(race, 2)
+    # Two redeliveries of every date's message, all at the same instant (the trials run side by side).
+    results = race_at_once([lambda day=day, i=i: i.handle_event(finals[day]) for day in dates for i in (first, second)])
+    outcomes = [results[index : index + 2] for index in range(0, len(results), 2)]
+    for day, pair in zip(dates, outcomes):
+        for instance, result in zip((first, second), pair):
+            if isinstance(result, Exception):
+                assert isinstance(result, (ClaimInFlight, PublishFailed)), result
+                handle_until_acked(instance, finals[day])
+
+    assert per_date_and_table(race.triggers()) == exactly_once(race.spec, dates)
+    winners = {"republished"} if crash == "before_publish" else {"confirmed_by_receipt"}
+    for results in outcomes:
+        assert sorted(getattr(r, "outcome", type(r).__name__) for r in results) in (
+            sorted([*winners, "already_triggered"]),
+            sorted([*winners, "ClaimInFlight"]),
+        )
+
+
+# -- 1c: four simultaneous redeliveries, nothing injected ------------------------------------
+
+
+def test_four_simultaneous_redeliveries_of_the_completing_message(race):
+    setup = race.orchestrator()
+    dates = trial_dates()
+    finals = record_all_but_last(race, setup, dates)
+    four = instances(race, 4)
+
+    for day in dates:
+        results = race_at_once([lambda instance=instance: instance.handle_event(finals[day]) for instance in four])
+        assert sum(getattr(r, "outcome", None) == "triggered" for r in results) == 1, results
+        for instance, result in zip(four, results):
+            if isinstance(result, Exception):
+                assert isinstance(result, ClaimInFlight), result
+                assert handle_until_acked(instance, finals[day]).outcome == "already_triggered"
+
+    assert per_date_and_table(race.triggers()) == exactly_once(race.spec, dates)
+
+
+# -- 1d: a malformed or foreign message on the Phase 4 topic never blocks the evidence -------
+
+
+def test_malformed_and_foreign_messages_on_the_phase4_topic_do_not_hide_receipts(race, caplog):
+    topic = race.publisher.topic_path(race.project, race.spec.topics.phase4_trigger)
+    strays = [
+        (json.dumps({"game_date": "28/11/2026", "source_table": "player_game_summary"}).encode(), {"trigger_id": f"{race.spec.name}:28/11/2026:x", "game_date": "28/11/2026"}),
+        (b"not json at all", {}),
+        (b"{}", {"trigger_id": "another-pipeline:2026-11-28:player_game_summary", "game_date": "2026-11-28"}),
+    ]
+    for data, attributes in strays:
+        race.publisher.publish(topic, data, **attributes).result(timeout=10)
+
+    claimer = race.orchestrator()
+    dates = trial_dates(5)
+    publish_all = claimer.publisher.publish_all
+
+    def publish_then_crash(messages):
+        publish_all(messages)
+        raise RuntimeError("instance crashed between publish and mark")
+
+    claimer.publisher.publish_all = publish_then_crash
+    finals = record_all_but_last(race, claimer, dates)
+    for day in dates:
+        with pytest.raises(RuntimeError):
+            claimer.handle_event(finals[day])
+        race.publisher.publish(topic, b"stray", trigger_id=f"{race.spec.name}:{day}", game_date="yesterday").result(timeout=10)
+    wait_for_receipts(race, dates)
+    time.sleep(LEASE + 0.2)
+
+    recoverer = race.orchestrator()
+    with caplog.at_level("INFO", logger="phase3ops.orchestrator"):
+        decisions = [handle_until_acked(recoverer, finals[day]) for day in dates]
+
+    assert [d.outcome for d in decisions] == ["confirmed_by_receipt"] * len(dates)
+    received = race.triggers()
+    ours = [m for m in received if "source_table" in m.attributes]  # the strays carry none
+    assert per_date_and_table(ours) == exactly_once(race.spec, dates)
+    assert race.receipts.failures == []  # every stray was acknowledged, none retried for ever
+
+
+# -- 2: a publish that times out while Pub/Sub is unavailable --------------------------------
+
+
+class _Unavailable(grpc.RpcError, grpc.Call):
+    """The failed call a gRPC channel returns while the service is unreachable."""
+
+    def result(self, timeout=None):
+        raise self
+
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return "injected: Pub/Sub unavailable"
+
+    def initial_metadata(self):
+        return ()
+
+    def trailing_metadata(self):
+        return ()
+
+    def is_active(self):
+        return False
+
+    def time_remaining(self):
+        return None
+
+    def cancel(self):
+        return False
+
+    def add_callback(self, callback):
+        return False
+
+
+class PublishOutage(grpc.UnaryUnaryClientInterceptor):
+    """Publish calls fail with UNAVAILABLE for `seconds` from the first one. With
+    `delivered`, each failed call did reach Pub/Sub (only the answer was lost)."""
+
+    def __init__(self, seconds: float, delivered: bool):
+        self.seconds, self.delivered = seconds, delivered
+        self.until: float | None = None
+        self.failed_calls = 0
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        if client_call_details.method.endswith("/Publish"):
+            now = time.monotonic()
+            self.until = self.until or now + self.seconds
+            if now < self.until:
+                self.failed_calls += 1
+                if self.delivered:
+                    continuation(client_call_details, request).result()
+                return _Unavailable()
+        return continuation(client_call_details, request)
+
+
+@pytest.mark.parametrize("delivered", [False, True], ids=["never_sent", "sent_but_unanswered"])
+def test_a_publish_that_times_out_during_an_outage_is_sent_once(gcp_project, tmp_path, emulator_hosts, delivered):
+    # Publish deadline 1 s inside a 2 s lease; Pub/Sub unreachable for 2.5 s.
+    spec = load_pipeline_spec(short_lease_spec_file(tmp_path, lease=2, publish_timeout=1))
+    pipeline = make_pipeline(gcp_project, spec)
+    try:
+        outage = PublishOutage(2.5, delivered)
+        channel = grpc.intercept_channel(grpc.insecure_channel(emulator_hosts["PUBSUB_EMULATOR_HOST"]), outage)
+        flaky = pubsub_v1.PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+        orchestrator = pipeline.orchestrator(publisher_client=flaky)
+        dates = trial_dates(3)
+        finals = record_all_but_last(pipeline, orchestrator, dates)
+        started = time.monotonic()
+        for day in dates:
+            handle_until_acked(orchestrator, finals[day], attempts=400, delay=0.05)
+        assert outage.failed_calls > 0 and time.monotonic() - started > 2.0  # the outage was really hit
+
+        time.sleep(3)  # anything the client library might still have been retrying would land by now
+        assert per_date_and_table(pipeline.triggers()) == exactly_once(spec, dates)
+    finally:
+        pipeline.stop()
+
+
+# -- a reconciliation run that dies between claim and publish --------------------------------
+
+
+def test_a_claim_left_by_a_dead_reconciliation_run_is_recovered_by_the_next_delivery(race):
+    orchestrator = race.orchestrator()
+    dates = trial_dates(5)
+    finals = record_all_but_last(race, orchestrator, dates)
+    reconciliation = race.orchestrator()
+    store = reconciliation.store
+    for day in dates:
+        # The reconciliation records the last completion itself (rows without a completion) ...
+        orchestrator.store.record(*_parsed(race, finals[day]))
+
+    def die(messages):
+        raise SystemExit("the reconciliation job was killed")
+
+    reconciliation.publisher.publish_all = die
+    for day in dates:
+        with pytest.raises(SystemExit):
+            reconciliation.advance(day, owner="reconcile-20261129T093000-dead")
+        assert race.claim(day)["owner"] == "reconcile-20261129T093000-dead"
+    assert store is reconciliation.store
+
+    # ... and the completion's own redelivery is not acknowledged as "in flight": it waits out
+    # the lease and recovers the claim, though a dead reconciliation run owns it.
+    for day in dates:
+        handle_until_acked(orchestrator, finals[day])
+    assert per_date_and_table(race.triggers()) == exactly_once(race.spec, dates)
+
+
+def _parsed(pipeline, event):
+    from phase3ops.orchestrator.messages import parse_completion, parse_delivery
+
+    delivery = parse_delivery(event)
+    return parse_completion(delivery.raw_data, pipeline.spec, delivery.message_id), delivery
+
+
+# -- a lease is never shortened by slow I/O or a skewed clock --------------------------------
+
+
+def real_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@pytest.mark.parametrize("fault, trials", [("slow_reads", 5), ("clock_ahead", TRIALS)])
+def test_a_slow_or_skewed_instance_never_takes_over_a_live_claim(gcp_project, tmp_path, fault, trials):
+    spec = load_pipeline_spec(short_lease_spec_file(tmp_path, lease=2, publish_timeout=1))
+    pipeline = make_pipeline(gcp_project, spec)
+    try:
+        claimer, rival = instances(pipeline, 2)
+        rival.in_flight_wait = 0  # look once: a live claim must make it ask for redelivery, never take over
+        dates = trial_dates(trials)  # past dates by any real clock from 2026-11-29 on
+        finals = record_all_but_last(pipeline, claimer, dates)
+        claimer.clock = real_now
+        rival.clock = real_now if fault == "slow_reads" else (lambda: real_now() + dt.timedelta(seconds=30))
+        read_date, publish_all = claimer._read_date, claimer.publisher.publish_all
+        claimed = threading.Event()
+        if fault == "slow_reads":
+
+            def slow_read(game_date):  # the reads before the claim take 1.5 s of a 2 s lease
+                result = read_date(game_date)
+                time.sleep(1.5)
+                return result
+
+            claimer._read_date = slow_read
+
+        def slow_publish(messages):  # claimed; the publish takes a while
+            claimed.set()
+            time.sleep(1.0 if fault == "slow_reads" else 0.3)
+            return publish_all(messages)
+
+        claimer.publisher.publish_all = slow_publish
+        for day in dates:
+            claimed.clear()
+            worker = threading.Thread(target=lambda: claimer.handle_event(finals[day]))
+            worker.start()
+            assert claimed.wait(timeout=10)
+            # A lease measured from before the slow reads, or by a clock 30 s ahead, would be over now.
+            time.sleep(0.8 if fault == "slow_reads" else 0.05)
+            with pytest.raises(ClaimInFlight):
+                rival.handle_event(finals[day])
+            worker.join(timeout=10)
+        assert per_date_and_table(pipeline.triggers()) == exactly_once(spec, dates)
+    finally:
+        pipeline.stop()
