@@ -35,9 +35,10 @@ def test_tokens_increase_with_every_grant_and_release_keeps_the_document(locks):
     second = locks.acquire("player_game_summary", DAY, owner="run-2")
     assert (first.token, second.token) == (1, 2)
     second.release()
-    document = lock_document(locks)
-    assert document["owner"] is None and document["token"] == 2
-    assert document["expires_at"] > document["lease_expires_at"]  # what the TTL policy deletes by
+    snapshot = locks.document("player_game_summary", DAY).get()
+    document = snapshot.to_dict()
+    assert document["owner"] is None and document["token"] == 2 and document["lease_seconds"] == 0
+    assert document["expires_at"] > snapshot.update_time + dt.timedelta(hours=23)  # what the TTL policy deletes by
 
 
 def test_a_held_lock_makes_the_caller_wait_then_fail(locks):
@@ -116,3 +117,18 @@ def test_a_holder_killed_mid_run_is_taken_over_after_its_lease(locks, gcp_projec
     assert time.monotonic() - killed_at < 5
     assert [r.previous_owner for r in caplog.records if getattr(r, "event", None) == "lock_takeover"] == ["doomed"]
     successor.release()
+
+
+def test_a_lease_is_measured_in_firestores_time_not_a_skewed_host_clock(locks):
+    held = locks.acquire("player_game_summary", DAY, owner="holder")
+    an_hour_ahead = LeaseLocks(
+        locks._client,
+        "locks",
+        lease_seconds=1.5,
+        max_wait_seconds=0.3,
+        clock=lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),
+    )
+    with pytest.raises(LockBusy, match="held by holder"):
+        an_hour_ahead.acquire("player_game_summary", DAY, owner="skewed")
+    held.ensure_current()
+    assert held.release()

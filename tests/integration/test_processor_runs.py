@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -13,6 +14,7 @@ from google.cloud import firestore, pubsub_v1
 from phase3ops.analytics.factory import build_runner
 from phase3ops.analytics.runner import ProcessorRunner
 from phase3ops.analytics.synthetic import generate_game_day, write_game_day
+from phase3ops.locking.lease_lock import LockLost
 from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_subscription
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
@@ -52,7 +54,7 @@ class Analytics:
 def analytics(gcp_project, tmp_path) -> Analytics:
     spec = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    ensure_orchestrator_topology(publisher, subscriber, gcp_project, spec)
+    ensure_orchestrator_topology(publisher, gcp_project, spec)
     completions = ensure_subscription(subscriber, gcp_project, spec.topics.completion, "completions-listener")
     warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
     write_game_day(warehouse, spec, generate_game_day(spec, DAY, games=4, seed=5, stale_scrapes=True))
@@ -67,10 +69,13 @@ def test_a_run_writes_rows_and_publishes_its_completion(analytics):
     rows = analytics.rows("player_game_summary")
     assert result.status == "success" and result.record_count == len(rows) == 4 * 2 * 13
     [message] = analytics.published(at_least=1)
-    assert message["processor_name"] == "player_game_summary"
+    # The reference pipeline's unified publisher format, nulls dropped.
+    assert (message["processor_name"], message["phase"]) == ("PlayerGameSummaryProcessor", "phase_3_analytics")
     assert (message["game_date"], message["status"], message["record_count"]) == ("2026-11-28", "success", len(rows))
     assert (message["execution_id"], message["correlation_id"]) == (result.execution_id, "corr-1")
-    assert message["output_table"] == "player_game_summary"
+    assert (message["output_table"], message["output_dataset"]) == ("player_game_summary", "nba_analytics")
+    assert message["metadata"]["lock_token"] == result.lock_token and "trigger_message_id" not in message
+    assert {"timestamp", "duration_seconds", "records_failed"} <= set(message)
 
 
 @pytest.mark.parametrize("concurrent_runs", [2, 5])
@@ -131,6 +136,110 @@ def test_a_failed_run_publishes_nothing(analytics, failing_step):
 
     assert analytics.published() == []
     assert analytics.rows("player_game_summary") == []
+
+
+class PausedWriter:
+    """Holder A: stops right after its lease check, inside the write, with its lease
+    renewal frozen too (a GC pause, a frozen VM), until the test lets it go on."""
+
+    def __init__(self, runner):
+        self.paused, self.resume = threading.Event(), threading.Event()
+        real_write, real_renew = runner.warehouse.write_partition, runner.locks._renew
+
+        def write_after_pause(*args, **kwargs):
+            self.paused.set()
+            self.resume.wait(timeout=60)
+            return real_write(*args, **kwargs)
+
+        def frozen_renew(lease):
+            self.resume.wait(timeout=60)
+            return real_renew(lease)
+
+        runner.warehouse = _Wrapped(runner.warehouse, write_partition=write_after_pause)
+        runner.locks._renew = frozen_renew
+        self.result: object = None
+        self.thread = threading.Thread(target=self._run, args=(runner,))
+
+    def _run(self, runner) -> None:
+        try:
+            self.result = runner.run("player_game_summary", DAY)
+        except Exception as exc:  # inspected by the test
+            self.result = exc
+
+    def start(self) -> "PausedWriter":
+        self.thread.start()
+        assert self.paused.wait(timeout=30)
+        return self
+
+    def finish(self):
+        self.resume.set()
+        self.thread.join(timeout=60)
+        return self.result
+
+
+def corrected_scrape(analytics) -> None:
+    """Phase 2 re-scrapes the box scores: every player's points change, newer scraped_at."""
+    raw = analytics.spec.raw_table("player_boxscores")
+    rows = analytics.warehouse.query(f"SELECT * FROM `{raw.dataset}.{raw.name}` WHERE game_date = DATE '{DAY}'")
+    newest = max(r["scraped_at"] for r in rows)
+    corrected = [{**r, "points": r["points"] + 100, "scraped_at": newest + dt.timedelta(minutes=30)} for r in rows]
+    analytics.warehouse.append(raw, corrected)
+
+
+def test_a_paused_holder_whose_lease_was_taken_over_cannot_overwrite_its_successor(analytics, caplog):
+    holder_a = PausedWriter(analytics.runner()).start()  # computed the old scrape, now paused
+    time.sleep(1.5 + 0.3)  # A's lease (1.5 s) runs out; its renewal is frozen
+    corrected_scrape(analytics)
+    result_b = analytics.runner().run("player_game_summary", DAY)  # takes the lock over: token 2
+    b_points = {r["player_lookup"]: r["points"] for r in analytics.rows("player_game_summary")}
+
+    with caplog.at_level("WARNING", logger="phase3ops.analytics"):
+        result_a = holder_a.finish()
+
+    assert isinstance(result_a, LockLost) and "newer lock token" in str(result_a)
+    assert {r["player_lookup"]: r["points"] for r in analytics.rows("player_game_summary")} == b_points  # 0 rows put back
+    assert all(points >= 100 for points in b_points.values()) and len(b_points) == 104
+    [fenced] = [r for r in caplog.records if getattr(r, "event", None) == "write_fenced"]
+    assert (fenced.token, fenced.levelname) == (1, "WARNING")
+    [message] = analytics.published(at_least=1)  # only B's completion: A published nothing
+    assert (message["execution_id"], message["metadata"]["lock_token"]) == (result_b.execution_id, 2)
+
+
+def test_a_paused_holder_that_found_no_rows_publishes_no_stale_no_data(analytics):
+    raw = analytics.spec.raw_table("player_boxscores")
+    moved = analytics.warehouse.query(f"SELECT * FROM `{raw.dataset}.{raw.name}` WHERE game_date = DATE '{DAY}'")
+    analytics.warehouse.execute(f"DELETE FROM `{raw.dataset}.{raw.name}` WHERE game_date = DATE '{DAY}'")
+    holder_a = PausedWriter(analytics.runner()).start()  # found no box scores: about to report no_data
+    time.sleep(1.5 + 0.3)
+    analytics.warehouse.append(raw, moved)  # the late scraper delivers
+    result_b = analytics.runner().run("player_game_summary", DAY)
+
+    result_a = holder_a.finish()
+
+    assert isinstance(result_a, LockLost)
+    assert result_b.status == "success" and len(analytics.rows("player_game_summary")) == 104
+    assert [m["status"] for m in analytics.published(at_least=1)] == ["success"]  # no no_data after B's success
+
+
+def test_every_write_advances_the_fence_of_its_table_and_date(analytics):
+    analytics.runner().run("player_game_summary", DAY)
+    analytics.runner().run("player_game_summary", dt.date(2026, 12, 25))  # no rows: the fence still moves
+    fences = analytics.spec.analytics.write_fences
+    rows = analytics.warehouse.query(f"SELECT table_name, game_date, token FROM `{fences.dataset}.{fences.name}` ORDER BY game_date")
+    assert [(r["table_name"], str(r["game_date"]), r["token"]) for r in rows] == [
+        ("nba_analytics.player_game_summary", "2026-11-28", 1),
+        ("nba_analytics.player_game_summary", "2026-12-25", 1),
+    ]
+
+
+class _Wrapped:
+    """The real object, with some attributes replaced."""
+
+    def __init__(self, real, **replaced):
+        self._real, self._replaced = real, replaced
+
+    def __getattr__(self, name):
+        return self._replaced.get(name) or getattr(self._real, name)
 
 
 def test_no_rows_publishes_no_data_and_writes_nothing(analytics):

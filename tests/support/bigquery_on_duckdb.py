@@ -2,9 +2,13 @@
 
 There is no BigQuery emulator offline. The adapter's own code (staging
 loads, project-qualified BigQuery SQL, the MERGE, its retry on serialization
-conflicts) runs unchanged against this client, which executes each statement
-on a real DuckDB database after transpiling it with SQLGlot. It records the
-statements so tests can assert what BigQuery would have been sent.
+conflicts, the fenced multi-statement transaction) runs unchanged against
+this client, which executes each statement on a real DuckDB database after
+transpiling it with SQLGlot; a `BEGIN TRANSACTION; ASSERT ...; ...; COMMIT
+TRANSACTION;` script runs in one DuckDB transaction, and a failed ASSERT fails
+the query with its description and rolls everything back, as BigQuery does.
+It records the statements so tests can assert what BigQuery would have been
+sent.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from typing import Any, Callable
 
 from phase3ops.spec.pipeline import TableSpec
 from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+
+_ASSERT = re.compile(r"^ASSERT NOT EXISTS \((?P<check>.*)\) AS '(?P<description>[^']*)'$", re.DOTALL)
 
 
 @dataclass
@@ -57,7 +64,30 @@ class BigQueryOnDuckDB:
             self.before_query(statement)
         if self.fail_next:
             raise self.fail_next.pop(0)
+        if statement.startswith("BEGIN TRANSACTION;"):
+            return self._script(statement)
         return _Job(self._duckdb.execute(self._unqualify(statement)))
+
+    def _script(self, script: str):
+        from google.api_core import exceptions as gexc
+
+        from phase3ops.warehouse.sql import to_duckdb
+
+        statements = [s.strip().rstrip(";") for s in script.split(";\n") if s.strip()]
+        if statements[0] != "BEGIN TRANSACTION" or statements[-1] != "COMMIT TRANSACTION":
+            raise gexc.BadRequest(f"not a single transaction: {script[:80]}")
+
+        def run(conn):
+            for statement in statements[1:-1]:
+                assertion = _ASSERT.match(statement)
+                if assertion:
+                    if conn.execute(to_duckdb(self._unqualify(assertion["check"]))).fetchall():
+                        raise gexc.BadRequest(f"Query error: {assertion['description']} at [2:1]")
+                else:
+                    conn.execute(to_duckdb(self._unqualify(statement)))
+
+        self._duckdb._in_transaction(run)
+        return _Job([])
 
     def create_table(self, table):
         dataset, name = table.dataset_id, table.table_id

@@ -9,6 +9,7 @@ from google.api_core import exceptions as gexc
 
 from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.warehouse.bigquery_warehouse import BigQueryWarehouse, is_serialization_conflict
+from phase3ops.warehouse.port import WriteFence, WriteFenced
 from tests.support.bigquery_on_duckdb import BigQueryOnDuckDB
 from tests.support.specs import REPO_ROOT
 from tests.unit.test_duckdb_warehouse import DAY, T0, summary
@@ -85,3 +86,46 @@ def test_other_errors_are_not_retried(warehouse, client):
 )
 def test_what_counts_as_a_serialization_conflict(error, retry):
     assert is_serialization_conflict(error) is retry
+
+
+FENCES = SPEC.analytics.write_fences
+
+
+def fence(token: int) -> WriteFence:
+    return WriteFence(FENCES, token, f"host:{token}", f"exec-{token}")
+
+
+def test_a_fenced_write_is_one_transaction_with_the_assert_and_both_merges(warehouse, client):
+    client.register(FENCES)
+    warehouse.ensure_tables([FENCES])
+    warehouse.write_partition(TABLE, DAY, [summary("a", 1)], fence=fence(2))
+
+    [script] = [s for s in client.statements if s.startswith("BEGIN TRANSACTION;")]
+    lines = script.splitlines()
+    assert lines[1].startswith("ASSERT NOT EXISTS (SELECT token, owner, execution_id FROM `my-proj.nba_analytics.phase3_write_fences`")
+    assert "MERGE `my-proj.nba_analytics.phase3_write_fences` T" in script
+    assert "MERGE `my-proj.nba_analytics.player_game_summary` T" in script
+    assert lines[-1] == "COMMIT TRANSACTION;"
+    assert warehouse.query("SELECT token FROM `nba_analytics.phase3_write_fences`") == [{"token": 2}]
+
+
+def test_a_superseded_writer_is_refused_and_nothing_it_sent_is_applied(warehouse, client):
+    client.register(FENCES)
+    warehouse.ensure_tables([FENCES])
+    warehouse.write_partition(TABLE, DAY, [summary("a", 50)], fence=fence(2))  # the successor wrote first
+
+    with pytest.raises(WriteFenced, match="newer lock token than 1"):
+        warehouse.write_partition(TABLE, DAY, [summary("a", 1), summary("b", 1)], fence=fence(1))
+
+    assert warehouse.query("SELECT player_lookup, points FROM `nba_analytics.player_game_summary`") == [{"player_lookup": "a", "points": 50}]
+    assert warehouse.query("SELECT token, owner FROM `nba_analytics.phase3_write_fences`") == [{"token": 2, "owner": "host:2"}]
+    warehouse.write_partition(TABLE, DAY, [summary("a", 51)], fence=fence(2))  # the holder itself may write again
+
+
+def test_a_concurrent_transaction_is_retried_like_a_merge(warehouse, client):
+    client.register(FENCES)
+    warehouse.ensure_tables([FENCES])
+    client.fail_next = [gexc.BadRequest("Transaction is aborted due to concurrent update against table my-proj:nba_analytics.phase3_write_fences")]
+    warehouse.write_partition(TABLE, DAY, [summary("a", 1)], fence=fence(1))
+    assert sum(s.startswith("BEGIN TRANSACTION;") for s in client.statements) == 2
+    assert warehouse.row_counts(TABLE, DAY, DAY) == {DAY: 1}

@@ -10,7 +10,9 @@ subscription's max attempts, dead-letters the message), so:
 - 200: every requested processor ran and published its completion;
 - 400: the envelope or its data can never be processed (the reason is in the body and the log);
 - 401: the push token is missing or wrong;
-- 503: a processor lock stayed busy; 500: anything else failed. Both are retried.
+- 503: a processor lock stayed busy; 409: the run lost its lock to a newer run
+  (the warehouse refused its write); 500: anything else failed. All are
+  retried; a retry runs under a new lock with the newest data.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from flask import Flask, jsonify, request
 
 from phase3ops.analytics.push_auth import PushAuth, Unauthorized
 from phase3ops.analytics.runner import ProcessorRunner
-from phase3ops.locking.lease_lock import LockBusy
+from phase3ops.locking.lease_lock import LockBusy, LockLost
 
 log = logging.getLogger("phase3ops.analytics.service")
 
@@ -93,10 +95,13 @@ def create_app(runner: ProcessorRunner, auth: PushAuth) -> Flask:
         results = []
         for name in processors:
             try:
-                results.append(runner.run(name, game_date, correlation_id or message_id))
+                results.append(runner.run(name, game_date, correlation_id or message_id, trigger_message_id=message_id))
             except LockBusy as exc:
                 log.warning("%s %s: %s", name, game_date, exc, extra={"event": "processor_lock_busy", "processor": name})
                 return jsonify(error=str(exc), processor=name), 503
+            except LockLost as exc:
+                log.warning("%s %s: %s", name, game_date, exc, extra={"event": "processor_lock_lost", "processor": name})
+                return jsonify(error=str(exc), processor=name), 409
             except Exception as exc:
                 log.exception("%s %s failed", name, game_date, extra={"event": "processor_failed", "processor": name, "game_date": game_date.isoformat()})
                 return jsonify(error=f"{type(exc).__name__}: {exc}", processor=name), 500

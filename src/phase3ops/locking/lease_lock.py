@@ -8,12 +8,21 @@ What the lock this replaces got wrong, and what this one does instead:
   caller's owner id *and* fencing token are still the current ones;
 - a busy lock made the run return success without doing anything: here the
   caller waits with backoff, then raises `LockBusy` so the request is retried;
-- a holder whose lease ran out could still write: here `ensure_current()`
-  re-reads the lock right before the write and raises `LockLost`.
+- a holder whose lease ran out could still write: here every grant carries
+  a fencing token that grows with each grant, and the warehouse write checks
+  it in the same transaction as the MERGE (`warehouse.port.WriteFence`), so a
+  paused holder can never overwrite its successor; `ensure_current()` is
+  only an early, cheap exit before the work.
+
+Leases are measured in Firestore's time: a lease runs from the commit time
+of the last grant or renewal (the document's update time; nothing else
+writes a held lock) for `lease_seconds`, and a reader compares that with
+the time Firestore read the document. Two instances' clocks never meet, and
+slow I/O cannot shorten a lease.
 
 The lock document is never deleted by a run. Its `token` grows with every
-new grant, and `expires_at` (lease end + retention) lets a Firestore TTL
-policy remove documents of dead or released locks.
+new grant, and `expires_at` (well after the lease, plus retention) lets a
+Firestore TTL policy remove documents of dead or released locks.
 """
 
 from __future__ import annotations
@@ -118,12 +127,11 @@ class LeaseLocks:
             delay = min(delay * 2, 2.0)
 
     def _renew(self, lease: "Lease") -> bool:
-        lease_end = self._clock() + self.settings.lease
         return _update_if_ours(
             lease.ref,
             lease.owner,
             lease.token,
-            {"renewed_at": self._clock(), "lease_expires_at": lease_end, "expires_at": lease_end + self.settings.retention},
+            {"renewed_at": firestore.SERVER_TIMESTAMP, "expires_at": _ttl(self._clock(), self.settings)},
         )
 
     def _is_current(self, lease: "Lease") -> bool:
@@ -131,19 +139,19 @@ class LeaseLocks:
         if not snapshot.exists:
             return False
         data = snapshot.to_dict()
-        return (
-            data.get("owner") == lease.owner
-            and data.get("token") == lease.token
-            and data["lease_expires_at"] > self._clock()
-        )
+        return data.get("owner") == lease.owner and data.get("token") == lease.token and _lease_live(snapshot)
 
     def _release(self, lease: "Lease") -> bool:
-        now = self._clock()
         return _update_if_ours(
             lease.ref,
             lease.owner,
             lease.token,
-            {"owner": None, "released_at": now, "lease_expires_at": now, "expires_at": now + self.settings.retention},
+            {
+                "owner": None,
+                "released_at": firestore.SERVER_TIMESTAMP,
+                "lease_seconds": 0,
+                "expires_at": self._clock() + self.settings.retention,
+            },
         )
 
 
@@ -231,22 +239,37 @@ class _Grant:
 # longer than a short lease.)
 
 
+def lease_end(snapshot) -> dt.datetime | None:
+    """When a lock's lease runs out, in Firestore's time (None for a lock never granted)."""
+    if not snapshot.exists:
+        return None
+    return snapshot.update_time + dt.timedelta(seconds=float(snapshot.to_dict().get("lease_seconds", 0)))
+
+
+def _lease_live(snapshot) -> bool:
+    end = lease_end(snapshot)
+    return snapshot.exists and snapshot.to_dict().get("owner") is not None and snapshot.read_time < end
+
+
+def _ttl(now: dt.datetime, settings: LockSettingsView) -> dt.datetime:
+    # Only for the TTL policy, which deletes within a day or so: a host clock is precise enough.
+    return now + 2 * settings.lease + settings.retention
+
+
 def _try_grant(ref, owner: str, clock: Clock, settings: LockSettingsView) -> _Grant:
     snapshot = ref.get()
     data = snapshot.to_dict() if snapshot.exists else {}
-    now = clock()
     holder = data.get("owner")
-    if holder is not None and data["lease_expires_at"] > now:
-        return _Grant(None, holder=holder, holder_lease_end=data["lease_expires_at"])
+    if _lease_live(snapshot):
+        return _Grant(None, holder=holder, holder_lease_end=lease_end(snapshot))
     token = int(data.get("token", 0)) + 1
-    lease_end = now + settings.lease
     grant = {
         "owner": owner,
         "token": token,
-        "acquired_at": now,
-        "renewed_at": now,
-        "lease_expires_at": lease_end,
-        "expires_at": lease_end + settings.retention,
+        "acquired_at": firestore.SERVER_TIMESTAMP,
+        "renewed_at": firestore.SERVER_TIMESTAMP,
+        "lease_seconds": settings.lease.total_seconds(),
+        "expires_at": _ttl(clock(), settings),
         "released_at": None,
     }
     try:

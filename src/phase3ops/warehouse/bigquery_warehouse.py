@@ -2,9 +2,13 @@
 
 Writes are one MERGE per (table, game date) from a staging table that a load
 job filled, so a write is atomic and two concurrent runs cannot leave
-duplicates. BigQuery rejects one of two MERGEs that touch the same partition
-at once ("Could not serialize access to table ... due to concurrent
-update"); that statement is retried with backoff, never replaced by a
+duplicates. A fenced write runs the MERGE in one multi-statement
+transaction with an ASSERT on the write-fences table and the fence's
+advance: a superseded writer's script fails the ASSERT and BigQuery rolls
+the whole transaction back. BigQuery rejects one of two statements or
+transactions that touch the same table at once ("Could not serialize access
+to table ... due to concurrent update", "Transaction is aborted due to
+concurrent update"); that is retried with backoff, never replaced by a
 non-atomic DELETE + INSERT (the reference did, and left 72 duplicates).
 """
 
@@ -20,7 +24,7 @@ from google.api_core import exceptions as gexc
 
 from phase3ops.spec.pipeline import TableSpec
 from phase3ops.warehouse import sql
-from phase3ops.warehouse.port import Row, Warehouse, json_ready
+from phase3ops.warehouse.port import Row, Warehouse, WriteFenced, json_ready
 
 log = logging.getLogger("phase3ops.warehouse")
 
@@ -80,7 +84,18 @@ class BigQueryWarehouse(Warehouse):
             job.result()
 
     def merge(self, table: TableSpec, staging: str, game_date: dt.date) -> None:
-        statement = sql.merge_partition(table, staging, game_date)
+        self._execute_with_retries(sql.merge_partition(table, staging, game_date), f"MERGE into {table.qualified_name} for {game_date}")
+
+    def run_fenced(self, refusal_check: str, statements: Sequence[str], refusal: str) -> None:
+        script = sql.fenced_transaction(refusal_check, list(statements), refusal)
+        try:
+            self._execute_with_retries(script, refusal.split(":")[0])
+        except Exception as exc:
+            if refusal in str(exc):  # the ASSERT failed: BigQuery rolled the transaction back
+                raise WriteFenced(refusal) from exc
+            raise
+
+    def _execute_with_retries(self, statement: str, what: str) -> None:
         for attempt in range(1, self._max_attempts + 1):
             try:
                 self.execute(statement)
@@ -90,11 +105,10 @@ class BigQueryWarehouse(Warehouse):
                     raise
                 delay = min(30.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random())
                 log.warning(
-                    "MERGE into %s for %s hit a concurrent update; retrying in %.1fs",
-                    table.qualified_name,
-                    game_date,
+                    "%s hit a concurrent update; retrying in %.1fs",
+                    what,
                     delay,
-                    extra={"event": "merge_retry", "table": table.qualified_name, "attempt": attempt},
+                    extra={"event": "merge_retry", "statement": what, "attempt": attempt},
                 )
                 self._sleep(delay)
 

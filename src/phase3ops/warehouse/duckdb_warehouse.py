@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from phase3ops.spec.pipeline import TableSpec
 from phase3ops.warehouse import sql
-from phase3ops.warehouse.port import Row, Warehouse, WarehouseError
+from phase3ops.warehouse.port import Row, Warehouse, WarehouseError, WriteFenced
 
 _DUCKDB_TYPES = {
     "STRING": "VARCHAR",
@@ -95,6 +95,19 @@ class DuckDBWarehouse(Warehouse):
             return [dict(zip(names, map(_from_duckdb, row))) for row in cursor.fetchall()]
 
         return self._in_transaction(run)
+
+    def run_fenced(self, refusal_check: str, statements: Sequence[str], refusal: str) -> None:
+        check, work = sql.to_duckdb(refusal_check), [sql.to_duckdb(s) for s in statements]
+
+        def fenced(conn: duckdb.DuckDBPyConnection) -> None:
+            newer = conn.execute(check).fetchall()
+            if newer:
+                token, owner, execution_id = newer[0]
+                raise WriteFenced(f"{refusal} (token {token}, {owner}, {execution_id})")
+            for statement in work:
+                conn.execute(statement)
+
+        self._in_transaction(fenced)
 
     def drop_staging(self, table: TableSpec, staging: str) -> None:
         self._in_transaction(lambda conn: conn.execute(f'DROP TABLE IF EXISTS "{table.dataset}"."{staging}"'))

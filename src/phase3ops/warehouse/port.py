@@ -1,9 +1,10 @@
 """The warehouse port: the few operations Phase 3 needs from BigQuery or DuckDB.
 
-Adapters implement four primitives (create tables, load a batch to a
-staging table, run one statement, drop a staging table); everything else,
-the atomic partition write and the duplicate and row counts, is built here
-once on top of them, from the SQL in `sql.py`.
+Adapters implement five primitives (create tables, load a batch to a
+staging table, run one statement, run statements as one fenced transaction,
+drop a staging table); everything else, the atomic and fenced partition
+write and the duplicate and row counts, is built here once on top of them,
+from the SQL in `sql.py`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from phase3ops.spec.pipeline import PARTITION_COLUMN, TableSpec
@@ -21,6 +23,22 @@ Row = Mapping[str, Any]
 
 class WarehouseError(RuntimeError):
     pass
+
+
+class WriteFenced(WarehouseError):
+    """A run under a newer lock token already wrote this table and date: this writer
+    was superseded (its lease was taken over) and nothing it sent was applied."""
+
+
+@dataclass(frozen=True)
+class WriteFence:
+    """The lock a write happens under. The write applies only if no newer token has
+    written the same (table, game date), checked in the same transaction as the write."""
+
+    fences: TableSpec  # the write-fences table (pipeline.yaml: analytics.write_fences_table)
+    token: int
+    owner: str
+    execution_id: str
 
 
 class Warehouse(abc.ABC):
@@ -41,6 +59,11 @@ class Warehouse(abc.ABC):
         """Run one statement written in BigQuery's dialect; rows as dicts."""
 
     @abc.abstractmethod
+    def run_fenced(self, refusal_check: str, statements: Sequence[str], refusal: str) -> None:
+        """In one transaction: if `refusal_check` (a SELECT) returns a row, apply
+        nothing and raise WriteFenced(refusal); else run `statements`."""
+
+    @abc.abstractmethod
     def drop_staging(self, table: TableSpec, staging: str) -> None:
         """Drop a staging table; no error if it is already gone."""
 
@@ -50,20 +73,43 @@ class Warehouse(abc.ABC):
 
     # -- built on the primitives ---------------------------------------------
 
-    def write_partition(self, table: TableSpec, game_date: dt.date, rows: Sequence[Row]) -> int:
-        """Replace the game date's rows of `table` with `rows` in one atomic MERGE."""
+    def write_partition(
+        self, table: TableSpec, game_date: dt.date, rows: Sequence[Row], fence: WriteFence | None = None
+    ) -> int:
+        """Replace the game date's rows of `table` with `rows` in one atomic MERGE.
+
+        With a `fence`, the MERGE runs in one transaction with the fence check
+        and advance: a writer whose token a newer one superseded changes
+        nothing and gets WriteFenced. With a fence and no rows, only the fence
+        advances (an empty run never wipes a date, but it does supersede older
+        writers). Without a fence and rows, nothing happens.
+        """
         foreign = [row for row in rows if row[PARTITION_COLUMN] != game_date]
         if foreign:
             raise WarehouseError(
                 f"{len(foreign)} rows for {table.qualified_name} are not for {game_date} "
                 f"(first: {foreign[0][PARTITION_COLUMN]})"
             )
-        staging = _staging_name(table)
-        self.load_staging(table, staging, rows)
+        if not rows and fence is None:
+            return 0
+        staging = _staging_name(table) if rows else None
+        if staging:
+            self.load_staging(table, staging, rows)
         try:
-            self.merge(table, staging, game_date)
+            if fence is None:
+                self.merge(table, staging, game_date)
+            else:
+                statements = [sql.advance_fence(fence.fences, table, game_date, fence.token, fence.owner, fence.execution_id)]
+                if staging:
+                    statements.append(sql.merge_partition(table, staging, game_date))
+                self.run_fenced(
+                    sql.newer_fence(fence.fences, table, game_date, fence.token),
+                    statements,
+                    f"write fence: {table.qualified_name} {game_date} was written under a newer lock token than {fence.token}",
+                )
         finally:
-            self.drop_staging(table, staging)
+            if staging:
+                self.drop_staging(table, staging)
         return len(rows)
 
     def append(self, table: TableSpec, rows: Sequence[Row]) -> int:

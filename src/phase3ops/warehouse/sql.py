@@ -25,6 +25,13 @@ def quote(*parts: str) -> str:
     return "`" + ".".join(parts) + "`"
 
 
+def string_literal(value: str) -> str:
+    """A BigQuery string literal; quotes and backslashes escaped, control characters refused."""
+    if any(ord(ch) < 32 for ch in value):
+        raise ValueError(f"not a safe string literal: {value!r}")
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def date_literal(value: dt.date) -> str:
     # A date object (never a string) renders only digits and dashes: safe to inline.
     return f"DATE '{dt.date.fromisoformat(value.isoformat()).isoformat()}'"
@@ -83,6 +90,44 @@ def merge_partition(table: TableSpec, staging: str, game_date: dt.date) -> str:
         f"WHEN MATCHED THEN UPDATE SET {updates}\n"
         f"WHEN NOT MATCHED BY TARGET THEN INSERT ({insert_columns}) VALUES ({insert_values})\n"
         f"WHEN NOT MATCHED BY SOURCE AND T.{PARTITION_COLUMN} = {day} THEN DELETE"
+    )
+
+
+def newer_fence(fences: TableSpec, table: TableSpec, game_date: dt.date, token: int) -> str:
+    """The fence row of (table, date) if a token newer than `token` wrote it: a write
+    under `token` must then be refused."""
+    return (
+        f"SELECT token, owner, execution_id FROM {quote(fences.dataset, fences.name)}\n"
+        f"WHERE table_name = {string_literal(table.qualified_name)} AND {PARTITION_COLUMN} = {date_literal(game_date)} "
+        f"AND token > {int(token)}"
+    )
+
+
+def advance_fence(fences: TableSpec, table: TableSpec, game_date: dt.date, token: int, owner: str, execution_id: str) -> str:
+    """Record that `token` wrote (table, date); never moves a fence backwards."""
+    day = date_literal(game_date)
+    return (
+        f"MERGE {quote(fences.dataset, fences.name)} T\n"
+        f"USING (SELECT {string_literal(table.qualified_name)} AS table_name, {day} AS {PARTITION_COLUMN}, "
+        f"{int(token)} AS token, {string_literal(owner)} AS owner, {string_literal(execution_id)} AS execution_id, "
+        f"CURRENT_TIMESTAMP() AS written_at) S\n"
+        f"ON T.table_name = S.table_name AND T.{PARTITION_COLUMN} = S.{PARTITION_COLUMN} AND T.{PARTITION_COLUMN} = {day}\n"
+        f"WHEN MATCHED AND T.token <= S.token THEN UPDATE SET token = S.token, owner = S.owner, "
+        f"execution_id = S.execution_id, written_at = S.written_at\n"
+        f"WHEN NOT MATCHED BY TARGET THEN INSERT (table_name, {PARTITION_COLUMN}, token, owner, execution_id, written_at) "
+        f"VALUES (S.table_name, S.{PARTITION_COLUMN}, S.token, S.owner, S.execution_id, S.written_at)"
+    )
+
+
+def fenced_transaction(refusal_check: str, statements: list[str], refusal: str) -> str:
+    """One BigQuery multi-statement transaction: the ASSERT fails the script (and
+    BigQuery rolls the transaction back) when the refusal check finds a row."""
+    body = ";\n".join(statements)
+    return (
+        "BEGIN TRANSACTION;\n"
+        f"ASSERT NOT EXISTS ({refusal_check}) AS {string_literal(refusal)};\n"
+        f"{body};\n"
+        "COMMIT TRANSACTION;"
     )
 
 
