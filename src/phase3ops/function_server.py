@@ -1,6 +1,7 @@
-"""Serve the pipeline's HTTP workloads locally: the orchestrator with the
-Functions Framework (what Cloud Functions gen2 runs) and the analytics
-service with gunicorn (what its image runs).
+"""Serve the pipeline's HTTP workloads locally: the orchestrator and the
+receipts recorder with the Functions Framework (what Cloud Functions gen2
+runs), the analytics service with gunicorn (what its image runs), and the
+Phase 4 stand-in with gunicorn.
 
 A Pub/Sub push subscription on the emulator posts to them; the Functions
 Framework turns the push request into the `messagePublished` CloudEvent the
@@ -23,7 +24,9 @@ from phase3ops.emulators import free_port, stop_process_group
 
 FUNCTION_SOURCE = Path("functions/orchestrator/main.py")
 FUNCTION_TARGET = "handle_phase3_completion"
+RECEIPTS_TARGET = "record_phase4_trigger_receipt"
 SERVICE_APP = "phase3ops.analytics.service:create_app_from_environment()"
+PHASE4_STANDIN_APP = "phase3ops.local.phase4_standin:create_app_from_environment()"
 
 
 class ServerError(RuntimeError):
@@ -79,7 +82,12 @@ def start_server(
 
 
 def start_function_server(
-    repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None, source: Path | None = None
+    repo_root: Path,
+    env: dict[str, str],
+    log_path: Path,
+    port: int | None = None,
+    source: Path | None = None,
+    target: str = FUNCTION_TARGET,
 ) -> Server:
     port = port or free_port()
     command = [
@@ -87,7 +95,7 @@ def start_function_server(
         "-m",
         "functions_framework",
         f"--source={source or repo_root / FUNCTION_SOURCE}",
-        f"--target={FUNCTION_TARGET}",
+        f"--target={target}",
         "--signature-type=cloudevent",
         "--host=127.0.0.1",
         f"--port={port}",
@@ -95,10 +103,14 @@ def start_function_server(
     return start_server(command, env, log_path, repo_root, f"http://127.0.0.1:{port}")
 
 
-def start_analytics_service(repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None) -> Server:
+def start_gunicorn(app: str, repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None) -> Server:
     port = port or free_port()
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8", "--timeout", "0", SERVICE_APP]
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8", "--timeout", "0", app]
     return start_server(command, env, log_path, repo_root, f"http://127.0.0.1:{port}", ready_path="/healthz")
+
+
+def start_analytics_service(repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None) -> Server:
+    return start_gunicorn(SERVICE_APP, repo_root, env, log_path, port)
 
 
 def listening(url: str) -> bool:

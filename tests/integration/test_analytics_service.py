@@ -37,7 +37,7 @@ def test_a_push_runs_the_requested_processors(client, analytics):  # noqa: F811
     assert response.status_code == 200, response.json
     assert [r["processor"] for r in response.json["results"]] == ["team_offense_game_summary", "team_defense_game_summary"]
     messages = analytics.published(at_least=2)
-    assert sorted(m["processor_name"] for m in messages) == ["team_defense_game_summary", "team_offense_game_summary"]
+    assert sorted(m["output_table"] for m in messages) == ["team_defense_game_summary", "team_offense_game_summary"]
     assert {m["correlation_id"] for m in messages} == {"c-9"}
 
 
@@ -159,7 +159,7 @@ def test_the_service_under_gunicorn_behind_a_push_subscription(analytics, emulat
     finally:
         stop_process_group(server.pid)
         log.close()
-    assert sorted(m["processor_name"] for m in messages) == sorted(analytics.spec.processor_names)
+    assert sorted(m["output_table"] for m in messages) == sorted(p.output_table for p in analytics.spec.processors)
     assert all(m["status"] == "success" and m["game_date"] == DAY.isoformat() for m in messages)
     lines = [json.loads(line) for line in (tmp_path / "service.log").read_text().splitlines() if line.startswith("{")]
     assert sum(line.get("event") == "processor_run" for line in lines) == 5

@@ -1,12 +1,14 @@
 """End to end: `local up`, chaos days, the health check, reconciliation, `local down`.
 
 The same commands a newcomer runs, as subprocesses, against a run directory
-of the test's own. Asserts exactly one Phase 4 trigger per complete date,
+of the test's own. Asserts that the Phase 4 stand-in accepted exactly one
+message per source table per date (by the precompute service's contract),
 zero duplicate rows, nothing to reconcile, and no process left running.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import os
@@ -58,7 +60,7 @@ def test_local_environment_end_to_end(tmp_path):
             assert day.returncode == 0, day.stdout[-3000:] + day.stderr[-3000:]
             assert "chaos: killed a player_game_summary instance holding its lock" in day.stdout
             assert day.stdout.rstrip().endswith("All checks passed")
-            assert f"{date}  trigger_id=nba-phase3-to-phase4:{date}  mode=overnight" in day.stdout
+            assert f"Phase 4 (stand-in) accepted for {date}: mode=overnight" in day.stdout
 
         env = {k: v for k, v in _local_env(run_dir).items()}
         orchestrator_log = (run_dir / "logs" / "orchestrator.log").read_text()
@@ -67,6 +69,13 @@ def test_local_environment_end_to_end(tmp_path):
         assert sorted(d["game_date"] for d in published) == DATES  # exactly one publish per date
         assert any(d.get("outcome") == "retry_later" for d in decisions)  # the killed instance's claim was waited out
         assert "exited with code 137" in orchestrator_log
+        ledger = [json.loads(line) for line in (run_dir / "data" / "phase4-accepted.jsonl").read_text().splitlines()]
+        accepted = collections.Counter((entry["game_date"], entry["source_table"]) for entry in ledger)
+        tables = ["player_game_summary", "team_offense_game_summary", "team_defense_game_summary", "upcoming_player_game_context", "upcoming_team_game_context"]
+        assert accepted == {(date, table): 1 for date in DATES for table in tables}  # every message accepted exactly once
+        receipts_log = (run_dir / "logs" / "receipts.log").read_text()
+        assert receipts_log.count('"outcome": "recorded"') == len(DATES) * len(tables)
+        assert '"phase4_trigger_duplicate"' not in receipts_log
         service_log = (run_dir / "logs" / "analytics-service.log").read_text()
         assert service_log.count('"event": "lock_takeover"') == len(DATES)
 

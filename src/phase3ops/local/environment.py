@@ -3,9 +3,11 @@
 `up` starts (or reuses) the Firestore and Pub/Sub emulators, creates the
 topics and subscriptions the pipeline spec and the infra program declare
 (the same names; push subscriptions to local endpoints), and serves the
-orchestrator with the Functions Framework and the analytics service with
-gunicorn, each on a free port, logging into the run directory. What it
-started is written to `<run dir>/state.json`; `down` stops exactly that.
+orchestrator and the receipts recorder with the Functions Framework, the
+analytics service with gunicorn, and a Phase 4 stand-in that enforces the
+precompute service's contract and keeps a ledger of what it accepted, each
+on a free port, logging into the run directory. What it started is written
+to `<run dir>/state.json`; `down` stops exactly that.
 
 The local profile shortens two timings of pipeline.yaml so crash recovery
 shows in seconds instead of minutes (processor lock lease 6 s, trigger claim
@@ -25,7 +27,15 @@ from ruamel.yaml import YAML
 
 from phase3ops import emulators
 from phase3ops.emulators import stop_process_group
-from phase3ops.function_server import listening, start_analytics_service, start_function_server
+from phase3ops.function_server import (
+    PHASE4_STANDIN_APP,
+    RECEIPTS_TARGET,
+    listening,
+    start_analytics_service,
+    start_function_server,
+    start_gunicorn,
+)
+from phase3ops.local.phase4_standin import LEDGER_ENV
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 
 PROJECT = "phase3ops-local"
@@ -37,10 +47,12 @@ LOCAL_TIMINGS = {
 }
 FUNCTION_SUBSCRIPTION = "eventarc-phase3-to-phase4-orchestrator"
 DUPLICATE_SUBSCRIPTION = "eventarc-phase3-to-phase4-orchestrator-duplicate"
-PHASE4_LISTENER = "phase4-local-listener"
+RECEIPTS_SUBSCRIPTION = "eventarc-phase4-trigger-receipts"
+PHASE4_SUBSCRIPTION = "nba-phase4-precompute-push"
 CHAOS_FUNCTION_SOURCE = Path(__file__).parent / "chaos_function.py"
 
 Say = Callable[[str], None]
+COMPONENT_ORDER = ("firestore", "pubsub", "analytics", "orchestrator", "receipts", "phase4")
 
 
 @dataclass
@@ -87,6 +99,11 @@ class LocalState:
     @property
     def chaos_armed_file(self) -> Path:
         return Path(self.run_dir) / "chaos-armed"
+
+    @property
+    def phase4_ledger(self) -> Path:
+        """What the Phase 4 stand-in accepted, one JSON line per message."""
+        return Path(self.run_dir) / "data" / "phase4-accepted.jsonl"
 
     def save(self) -> None:
         data = asdict(self)
@@ -148,6 +165,16 @@ def up(repo_root: Path, run_dir: Path, say: Say) -> LocalState:
         state.save()
     if not _serving(state, "orchestrator"):
         restart_orchestrator(repo_root, state, say)
+    if not _serving(state, "receipts"):
+        say("Starting the receipts recorder (Functions Framework) ...")
+        server = start_function_server(repo_root, state.env, run_dir / "logs" / "receipts.log", target=RECEIPTS_TARGET)
+        state.components["receipts"] = Component(spec.orchestrator.receipts_function_name, server.pid, server.url, str(server.log_path))
+        state.save()
+    if not _serving(state, "phase4"):
+        say("Starting the Phase 4 stand-in (gunicorn) ...")
+        server = start_gunicorn(PHASE4_STANDIN_APP, repo_root, {LEDGER_ENV: str(state.phase4_ledger)}, run_dir / "logs" / "phase4-standin.log")
+        state.components["phase4"] = Component("phase4-standin", server.pid, server.url, str(server.log_path))
+        state.save()
     _ensure_topology(spec, state)
     say(f"Up: project {state.project}, run directory {run_dir}")
     return state
@@ -174,7 +201,7 @@ def down(run_dir: Path, say: Say) -> list[str]:
         say(f"Nothing to stop: no {STATE_FILE} in {run_dir}")
         return []
     stopped = []
-    for key in ("orchestrator", "analytics", "pubsub", "firestore"):
+    for key in COMPONENT_ORDER[::-1]:
         component = state.components.get(key)
         if component is not None and component.alive():
             stop_process_group(component.pid)
@@ -190,13 +217,13 @@ def status_rows(run_dir: Path) -> list[tuple[str, str, str, str]]:
     if state is None:
         return []
     rows = []
-    for key in ("firestore", "pubsub", "analytics", "orchestrator"):
+    for key in COMPONENT_ORDER:
         component = state.components.get(key)
         if component is None:
             rows.append((key, "-", "-", "not started"))
             continue
         url = component.address if component.address.startswith("http") else f"http://{component.address}"
-        health = "running" if component.alive() and listening(url + ("/healthz" if key == "analytics" else "")) else (
+        health = "running" if component.alive() and listening(url + ("/healthz" if key in ("analytics", "phase4") else "")) else (
             "not answering" if component.alive() else "stopped"
         )
         rows.append((component.name, str(component.pid), component.address, health))
@@ -228,7 +255,7 @@ def _ensure_topology(spec: PipelineSpec, state: LocalState) -> None:
     from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_subscription, ensure_topic
 
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    ensure_orchestrator_topology(publisher, subscriber, state.project, spec)
+    ensure_orchestrator_topology(publisher, state.project, spec)
     dead_letter = f"{spec.topics.phase3_trigger}-dead-letter"
     ensure_topic(publisher, state.project, dead_letter)
     ensure_subscription(subscriber, state.project, dead_letter, f"{dead_letter}-sub")
@@ -248,4 +275,14 @@ def _ensure_topology(spec: PipelineSpec, state: LocalState) -> None:
         FUNCTION_SUBSCRIPTION,
         push_endpoint=f"{orchestrator}/projects/{state.project}/topics/{spec.topics.completion}",
     )
-    ensure_subscription(subscriber, state.project, spec.topics.phase4_trigger, PHASE4_LISTENER)
+    receipts = state.components["receipts"].address
+    ensure_subscription(
+        subscriber,
+        state.project,
+        spec.topics.phase4_trigger,
+        RECEIPTS_SUBSCRIPTION,
+        push_endpoint=f"{receipts}/projects/{state.project}/topics/{spec.topics.phase4_trigger}",
+    )
+    ensure_subscription(
+        subscriber, state.project, spec.topics.phase4_trigger, PHASE4_SUBSCRIPTION, push_endpoint=state.components["phase4"].address + "/process"
+    )

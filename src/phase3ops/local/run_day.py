@@ -2,9 +2,11 @@
 
 Writes a deterministic game day of raw data, triggers Phase 3 through
 Pub/Sub as Phase 2 would (one message per processor), and lets the running
-services work: the analytics service runs the processors, the orchestrator
-records their completions and triggers Phase 4. Ends with the health check
-and the Phase 4 triggers received.
+services work: the analytics service runs the processors and publishes
+their completions in the reference pipeline's format, the orchestrator
+records them and triggers Phase 4, the Phase 4 stand-in accepts (or refuses)
+each message by the precompute service's contract. Ends with what Phase 4
+accepted per table and the health check.
 
 `--chaos` adds the failures the system this replaces suffered:
 - every message delivered more than once: each Phase 3 trigger is published
@@ -13,8 +15,9 @@ and the Phase 4 triggers received.
   the date (the duplicate triggers), serialised by the processor locks;
 - a processor instance killed mid-run: a process holds player_game_summary's
   lock and is SIGKILLed, so the service's run must take the lock over;
-- the orchestrator killed between claim and publish (then restarted, as the
-  platform would start a new instance, and the message redelivered);
+- the orchestrator killed half-way through publishing the date's Phase 4
+  messages (2 of 5 sent; then restarted, as the platform would start a new
+  instance, the message redelivered, and only the 3 without a receipt sent);
 - a late scraper: the team box scores land 75 minutes after the rest, after
   the first team processor runs found nothing.
 """
@@ -35,11 +38,11 @@ from typing import Callable
 from phase3ops.analytics.synthetic import generate_game_day, write_game_day
 from phase3ops.local.environment import (
     DUPLICATE_SUBSCRIPTION,
-    PHASE4_LISTENER,
     LocalState,
     render_table,
     restart_orchestrator,
 )
+from phase3ops.local.phase4_standin import accepted_counts
 from phase3ops.orchestrator.readiness import local_today
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 
@@ -65,7 +68,6 @@ class DayRun:
         self.firestore = firestore.Client(project=state.project)
         self.started = time.monotonic()
         self._say = say
-        self.triggers: list[dict] = []
 
     def say(self, text: str) -> None:
         self._say(f"[{time.monotonic() - self.started:6.1f}s] {text}")
@@ -81,7 +83,7 @@ class DayRun:
             day.stale[LATE_TABLE] = []
             self._duplicate_completion_deliveries(on=True)
             self.state.chaos_armed_file.write_text(str(self.game_date))
-            self.say("chaos: every completion delivered twice; the orchestrator will die between its next claim and publish")
+            self.say("chaos: every completion delivered twice; the orchestrator will die half-way through its next Phase 4 fan-out")
         write_game_day(self.warehouse, self.spec, day)
         self.say(f"raw data for {self.game_date}: {day.games} games" + (f" ({LATE_TABLE} held back: a late scraper)" if held_back else ""))
 
@@ -101,20 +103,17 @@ class DayRun:
             self.say(f"chaos: the late scraper delivered {LATE_TABLE} ({len(late_rows)} rows); Phase 2 triggers the team processors again")
             self._trigger_phase3(["team_offense_game_summary", "team_defense_game_summary"], copies)
 
-        triggered = self._wait_until(self._trigger_arrived, f"the Phase 4 trigger for {self.game_date}", 240)
+        triggered = self._wait_until(self._phase4_accepted_every_table, f"Phase 4 to accept the triggers of {self.game_date}", 240)
         self._settle()
         if self.chaos:
             self._duplicate_completion_deliveries(on=False)
         self._say("")
         self._say(self._progress_table())
         self._say("")
-        self._say(f"Phase 4 triggers received: {len(self.triggers)}")
-        for trigger in self.triggers:
-            self._say(f"  {trigger['game_date']}  trigger_id={trigger['trigger_id']}  mode={trigger['mode']}  tables={len(trigger['completed_tables'])}")
+        accepted_once = self._phase4_table()
         self._say("")
         health_code = self._health()
-        ours = [t for t in self.triggers if t["game_date"] == self.game_date.isoformat()]
-        return 0 if triggered and len(ours) == 1 and health_code == 0 else 1
+        return 0 if triggered and accepted_once and health_code == 0 else 1
 
     # -- steps ---------------------------------------------------------------
 
@@ -170,20 +169,28 @@ class DayRun:
         refs = [collection.document(f"{self.game_date.isoformat()}_{name}") for name in self.spec.processor_names]
         return {s.get("processor"): s.to_dict() for s in self.firestore.get_all(refs) if s.exists}
 
-    def _trigger_arrived(self) -> bool:
-        response = self.subscriber.pull(
-            request={"subscription": self.subscriber.subscription_path(self.state.project, PHASE4_LISTENER), "max_messages": 50, "return_immediately": True},
-            timeout=10,
-        )
-        if response.received_messages:
-            self.triggers += [json.loads(r.message.data) for r in response.received_messages]
-            self.subscriber.acknowledge(
-                request={
-                    "subscription": self.subscriber.subscription_path(self.state.project, PHASE4_LISTENER),
-                    "ack_ids": [r.ack_id for r in response.received_messages],
-                }
-            )
-        return any(t["game_date"] == self.game_date.isoformat() for t in self.triggers)
+    def _accepted(self) -> dict[str, int]:
+        """What the Phase 4 stand-in accepted for the date, per source table."""
+        date = self.game_date.isoformat()
+        return {table: n for (day, table), n in accepted_counts(self.state.phase4_ledger).items() if day == date}
+
+    def _phase4_accepted_every_table(self) -> bool:
+        accepted = self._accepted()
+        return all(accepted.get(p.output_table) for p in self.spec.processors)
+
+    def _phase4_table(self) -> bool:
+        """Print what Phase 4 accepted per table; True when every table exactly once."""
+        accepted = self._accepted()
+        claim = self.firestore.collection(self.spec.orchestrator.collections.triggers).document(self.game_date.isoformat()).get()
+        published = (claim.to_dict() or {}).get("published", {}) if claim.exists else {}
+        decision = (claim.to_dict() or {}).get("decision", {}) if claim.exists else {}
+        self._say(f"Phase 4 (stand-in) accepted for {self.game_date}: mode={decision.get('mode', '-')}  reason={decision.get('trigger_reason', '-')}")
+        rows = [
+            (p.output_table, str(accepted.get(p.output_table, 0)), published.get(p.output_table, {}).get("confirmed_by", "-"))
+            for p in self.spec.processors
+        ]
+        self._say(render_table(rows, ("source_table", "accepted", "confirmed by")))
+        return all(accepted.get(p.output_table) == 1 for p in self.spec.processors)
 
     def _wait_until(self, condition: Callable[[], bool], what: str, timeout: float) -> bool:
         self.say(f"waiting for {what} ...")
@@ -214,8 +221,9 @@ class DayRun:
         last, quiet_since = None, time.monotonic()
         while time.monotonic() < deadline:
             self._keep_orchestrator_alive()
-            self._trigger_arrived()
-            snapshot = json.dumps({n: (r["execution_id"], r["status"]) for n, r in self._records().items()}, sort_keys=True) + str(len(self.triggers))
+            snapshot = json.dumps({n: (r["execution_id"], r["status"]) for n, r in self._records().items()}, sort_keys=True) + json.dumps(
+                self._accepted(), sort_keys=True
+            )
             if snapshot != last:
                 last, quiet_since = snapshot, time.monotonic()
             elif time.monotonic() - quiet_since >= quiet_seconds:
