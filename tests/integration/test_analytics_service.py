@@ -9,8 +9,11 @@ import time
 
 import pytest
 
+from phase3ops.analytics.factory import build_fan_out
 from phase3ops.analytics.push_auth import PushAuth
 from phase3ops.analytics.service import create_app
+from phase3ops.pubsub_admin import ensure_subscription
+from tests.support.delivery import pull_everything
 from phase3ops.locking.lease_lock import LeaseLocks
 from tests.integration.test_processor_runs import DAY, analytics  # noqa: F401 - the fixture
 
@@ -24,7 +27,15 @@ def push_body(data, message_id: str = "m-1") -> dict:
 
 @pytest.fixture
 def client(analytics):  # noqa: F811
-    return create_app(analytics.runner(max_wait_seconds=0.3), PushAuth(None)).test_client()
+    fan_out = build_fan_out(analytics.spec, analytics.project)
+    return create_app(analytics.runner(max_wait_seconds=0.3), PushAuth(None), fan_out).test_client()
+
+
+@pytest.fixture
+def phase3_triggers(analytics):  # noqa: F811
+    """What lands on the Phase 3 trigger topic (where a split message goes)."""
+    subscription = ensure_subscription(analytics.subscriber, analytics.project, analytics.spec.topics.phase3_trigger, "trigger-listener")
+    return lambda at_least=0: [json.loads(m.data) for m in pull_everything(analytics.subscriber, subscription, 0.5, at_least=at_least)]
 
 
 def test_healthz(client):
@@ -32,19 +43,27 @@ def test_healthz(client):
     assert response.status_code == 200 and response.json["status"] == "ok"
 
 
-def test_a_push_runs_the_requested_processors(client, analytics):  # noqa: F811
-    response = client.post("/", json=push_body({"game_date": DAY.isoformat(), "processors": ["team_offense_game_summary", "team_defense_game_summary"], "correlation_id": "c-9"}))
+def test_a_push_naming_one_processor_runs_it(client, analytics, phase3_triggers):  # noqa: F811
+    response = client.post("/", json=push_body({"game_date": DAY.isoformat(), "processors": ["team_offense_game_summary"], "correlation_id": "c-9"}))
     assert response.status_code == 200, response.json
-    assert [r["processor"] for r in response.json["results"]] == ["team_offense_game_summary", "team_defense_game_summary"]
-    messages = analytics.published(at_least=2)
-    assert sorted(m["output_table"] for m in messages) == ["team_defense_game_summary", "team_offense_game_summary"]
-    assert {m["correlation_id"] for m in messages} == {"c-9"}
+    assert [r["processor"] for r in response.json["results"]] == ["team_offense_game_summary"]
+    [message] = analytics.published(at_least=1)
+    assert (message["output_table"], message["correlation_id"]) == ("team_offense_game_summary", "c-9")
+    assert phase3_triggers() == []
 
 
-def test_all_processors_when_none_are_named(client, analytics):  # noqa: F811
-    response = client.post("/", json=push_body({"game_date": DAY.isoformat()}))
-    assert response.status_code == 200
-    assert len(analytics.published(at_least=5)) == 5
+@pytest.mark.parametrize("named", [["team_offense_game_summary", "team_defense_game_summary"], None])
+def test_a_push_naming_several_processors_or_none_is_split_one_per_processor(client, analytics, phase3_triggers, named):  # noqa: F811
+    """Each request stays one bounded run, well inside the push ack deadline."""
+    data = {"game_date": DAY.isoformat(), "correlation_id": "c-9", **({"processors": named} if named else {})}
+    response = client.post("/", json=push_body(data, message_id="m-42"))
+    assert response.status_code == 200, response.json
+    expected = named or list(analytics.spec.processor_names)
+    assert [s["processor"] for s in response.json["split"]] == expected
+    assert analytics.published() == []  # nothing ran in this request
+    split = phase3_triggers(at_least=len(expected))
+    assert sorted(m["processors"][0] for m in split) == sorted(expected)
+    assert all(len(m["processors"]) == 1 and m["correlation_id"] == "c-9" and m["game_date"] == DAY.isoformat() for m in split)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +117,7 @@ def test_push_auth_checks_signature_audience_and_service_account(analytics):  # 
         "push@proj.iam.gserviceaccount.com",
         verify=lambda tok, aud: jwt.decode(tok, certs={"k1": public}, audience=aud),
     )
-    client = create_app(analytics.runner(), auth).test_client()
+    client = create_app(analytics.runner(), auth, build_fan_out(analytics.spec, analytics.project)).test_client()
     body = push_body({"game_date": "2026-02-31"})  # valid auth reaches validation (400); invalid stops at 401
 
     assert client.post("/", json=body).status_code == 401

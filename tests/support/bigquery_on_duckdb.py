@@ -55,6 +55,15 @@ class BigQueryOnDuckDB:
         for table in tables:
             self._schemas[f"{table.dataset}.{table.name}"] = table
 
+    def get_dataset(self, dataset):
+        from google.api_core import exceptions as gexc
+
+        query = "SELECT 1 FROM information_schema.schemata WHERE schema_name = ?"
+        found = self._duckdb._in_transaction(lambda conn: conn.execute(query, [dataset.dataset_id]).fetchall())
+        if not found:
+            raise gexc.NotFound(f"Not found: Dataset {self.project}:{dataset.dataset_id}")
+        return dataset
+
     def create_dataset(self, dataset, exists_ok: bool = False):
         self._duckdb.execute(f"CREATE SCHEMA IF NOT EXISTS `{dataset.dataset_id}`")
 

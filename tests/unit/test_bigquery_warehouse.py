@@ -129,3 +129,15 @@ def test_a_concurrent_transaction_is_retried_like_a_merge(warehouse, client):
     warehouse.write_partition(TABLE, DAY, [summary("a", 1)], fence=fence(1))
     assert sum(s.startswith("BEGIN TRANSACTION;") for s in client.statements) == 2
     assert warehouse.row_counts(TABLE, DAY, DAY) == {DAY: 1}
+
+
+def test_an_existing_dataset_is_not_created_again(warehouse, client):
+    """The service may edit the dataset the infra created, without the right to create datasets."""
+
+    def forbidden(dataset, exists_ok=False):
+        raise gexc.Forbidden(f"Access Denied: Project my-proj: User does not have bigquery.datasets.create permission ({dataset.dataset_id})")
+
+    client.create_dataset = forbidden
+    warehouse.ensure_tables([TABLE])  # nba_analytics exists (the fixture made it): looked up, not created
+    with pytest.raises(gexc.Forbidden):
+        warehouse.ensure_tables([SPEC.raw_table("schedule")])  # nba_raw does not: only then is it created

@@ -1,9 +1,10 @@
-"""Wire a `ProcessorRunner` to real clients from the environment."""
+"""Wire a `ProcessorRunner` and the per-processor fan-out to real clients from the environment."""
 
 from __future__ import annotations
 
 from phase3ops import cloud
 from phase3ops.analytics.completions import CompletionPublisher
+from phase3ops.analytics.fan_out import PerProcessorFanOut
 from phase3ops.analytics.runner import ProcessorRunner
 from phase3ops.locking.lease_lock import LeaseLocks
 from phase3ops.spec.pipeline import PipelineSpec
@@ -30,3 +31,7 @@ def build_runner(
     )
     completions = CompletionPublisher(publisher_client or cloud.publisher_client(), project, spec.topics.completion)
     return ProcessorRunner(spec, warehouse or warehouse_from_environment(), locks, completions)
+
+
+def build_fan_out(spec: PipelineSpec, project: str | None = None, publisher_client=None) -> PerProcessorFanOut:
+    return PerProcessorFanOut(publisher_client or cloud.publisher_client(), cloud.project_id(project), spec.topics.phase3_trigger)

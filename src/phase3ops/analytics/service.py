@@ -3,11 +3,14 @@
 POST /   body: the standard push envelope
          {"message": {"data": base64(JSON), "messageId": ..., "attributes": {...}}, "subscription": ...}
          data: {"game_date": "YYYY-MM-DD", "processors": [optional names], "correlation_id": optional}
+         One named processor: it runs. None (all five) or several: the message
+         is split into one message per processor on the same topic, so every
+         request is one bounded run (see fan_out.py).
 GET  /healthz
 
 Pub/Sub treats any answer but 2xx as "deliver again" (and, after the
 subscription's max attempts, dead-letters the message), so:
-- 200: every requested processor ran and published its completion;
+- 200: the processor ran and published its completion, or the message was split;
 - 400: the envelope or its data can never be processed (the reason is in the body and the log);
 - 401: the push token is missing or wrong;
 - 503: a processor lock stayed busy; 409: the run lost its lock to a newer run
@@ -26,6 +29,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
+from phase3ops.analytics.fan_out import PerProcessorFanOut
 from phase3ops.analytics.push_auth import PushAuth, Unauthorized
 from phase3ops.analytics.runner import ProcessorRunner
 from phase3ops.locking.lease_lock import LockBusy, LockLost
@@ -67,7 +71,7 @@ def parse_push(body: Any, known_processors: tuple[str, ...]) -> tuple[dt.date, l
     return game_date, processors, data.get("correlation_id"), message_id
 
 
-def create_app(runner: ProcessorRunner, auth: PushAuth) -> Flask:
+def create_app(runner: ProcessorRunner, auth: PushAuth, fan_out: PerProcessorFanOut) -> Flask:
     app = Flask("nba-phase3-analytics-processors")
 
     @app.get("/healthz")
@@ -92,6 +96,17 @@ def create_app(runner: ProcessorRunner, auth: PushAuth) -> Flask:
                 extra={"event": "push_rejected", "field": exc.field, "body": request.get_data(as_text=True)[:4000]},
             )
             return jsonify(error=exc.reason, field=exc.field), 400
+        if len(processors) != 1:
+            try:
+                ids = fan_out.split(game_date, processors, correlation_id or message_id, split_from=message_id)
+            except Exception as exc:
+                log.error("%s: %s", game_date, exc, extra={"event": "fan_out_failed", "game_date": game_date.isoformat()})
+                return jsonify(error=str(exc)), 500
+            log.info(
+                "%s: split into %d messages, one per processor", game_date, len(ids),
+                extra={"event": "trigger_split", "game_date": game_date.isoformat(), "processors": processors, "message_ids": ids},
+            )  # fmt: skip
+            return jsonify(game_date=game_date.isoformat(), split=[{"processor": p, "message_id": i} for p, i in zip(processors, ids)])
         results = []
         for name in processors:
             try:
@@ -115,11 +130,12 @@ def create_app(runner: ProcessorRunner, auth: PushAuth) -> Flask:
 
 def create_app_from_environment() -> Flask:
     """Gunicorn's app factory: `gunicorn 'phase3ops.analytics.service:create_app_from_environment()'`."""
-    from phase3ops.analytics.factory import build_runner
+    from phase3ops.analytics.factory import build_fan_out, build_runner
     from phase3ops.logs import configure_json_logging
     from phase3ops.spec.pipeline import load_pipeline_spec
 
     configure_json_logging()
-    runner = build_runner(load_pipeline_spec())
+    spec = load_pipeline_spec()
+    runner = build_runner(spec)
     runner.prepare()
-    return create_app(runner, PushAuth.from_environment())
+    return create_app(runner, PushAuth.from_environment(), build_fan_out(spec))

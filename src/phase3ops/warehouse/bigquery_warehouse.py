@@ -58,8 +58,16 @@ class BigQueryWarehouse(Warehouse):
     def ensure_tables(self, tables: Iterable[TableSpec]) -> None:
         from google.cloud import bigquery
 
+        tables = list(tables)
         for dataset in sorted({t.dataset for t in tables}):
             ref = bigquery.Dataset(f"{self._project}.{dataset}")
+            try:
+                # Look first: the service's identity may edit the dataset the infra
+                # program created without being allowed to create datasets.
+                self._client.get_dataset(ref)
+                continue
+            except gexc.NotFound:
+                pass
             if self._location:
                 ref.location = self._location
             self._client.create_dataset(ref, exists_ok=True)
