@@ -44,7 +44,7 @@ def main() -> int:
         spec = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
         orchestrator = build_orchestrator(spec, "bench-reconcile")
         warehouse = DuckDBWarehouse(directory / "warehouse.duckdb")
-        warehouse.ensure_tables(p.table for p in spec.processors)
+        warehouse.ensure_tables([*(p.table for p in spec.processors), spec.raw_table(spec.game_schedule_table)])
         last = dt.date(2026, 6, 30)
         dates = [last - dt.timedelta(days=n) for n in range(DAYS)]
         now = dt.datetime.now(dt.timezone.utc)
@@ -56,8 +56,8 @@ def main() -> int:
             for processor in spec.processors:
                 completion = Completion(processor.name, processor.name, day, "success", f"seed-{processor.name}-{day}", None, processor.output_table, 1)
                 orchestrator.store.record(completion, Delivery(f"seed:{processor.name}:{day}", now, {}, b""))
-            orchestrator.claims.try_claim(day, f"seed:{day}", "seed", {"trigger_id": f"seed:{day}", "game_date": str(day)}, now)
-            orchestrator.claims.mark_published(day, "seed", now, confirmed_by="seed")
+            claim = orchestrator.claims.try_claim(day, f"seed:{day}", "seed", {"trigger_reason": "all_complete"}, [])
+            orchestrator.claims.mark_published(claim, {}, complete=True)
 
         calls: list[str] = []
         for obj, name in ((orchestrator.store, "records_between"), (orchestrator.claims, "claims_between"), (warehouse, "row_counts")):

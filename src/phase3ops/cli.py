@@ -65,7 +65,7 @@ def _plan(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     missing = stack_plan.config.secrets_not_in_stack_file
     if not args.policies:
-        print((as_json if args.json else as_text)(stack_plan.result, missing))
+        print((as_json if args.json else as_text)(stack_plan.result, missing, stack_plan.preconditions))
         return EXIT_OK
     from phase3ops.plan import policies
 
@@ -76,11 +76,11 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"error: policy config: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if args.json:
-        graph = json.loads(as_json(stack_plan.result, missing))
+        graph = json.loads(as_json(stack_plan.result, missing, stack_plan.preconditions))
         graph["policies"] = json.loads(policies.as_json(pack, violations))
         print(json.dumps(graph, indent=2))
     else:
-        print(as_text(stack_plan.result, missing))
+        print(as_text(stack_plan.result, missing, stack_plan.preconditions))
         print()
         print(policies.render(pack, violations))
     return EXIT_FINDINGS if any(v.level == "mandatory" for v in violations) else EXIT_OK
@@ -115,7 +115,7 @@ def _pipeline(args: argparse.Namespace):
 
 def _health(args: argparse.Namespace) -> int:
     from phase3ops import cloud
-    from phase3ops.checks.context import target_from_environment
+    from phase3ops.checks.context import STACK_ENV, target_from_environment
     from phase3ops.checks.health import check_dates, header, publish_metrics
     from phase3ops.checks.results import exit_code, render
 
@@ -130,6 +130,7 @@ def _health(args: argparse.Namespace) -> int:
             orchestrator, warehouse, first, last, now,
             target=target, project=cloud.project_id(),
             alerts_dir=Path(orchestrator.spec.source).resolve().parent / "alerts",
+            stack=args.stack or os.environ.get(STACK_ENV) or None,
             region=os.environ.get("PHASE3OPS_REGION", "us-west2"),
         )  # fmt: skip
     except (SpecError, SettingError):
@@ -270,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="machine-readable report")
         if name == "health":
             command.add_argument("--verbose", action="store_true", help="details of passing checks too")
+            command.add_argument(
+                "--stack", help="the deployed stack, whose alerts/stacks/<stack>.yaml overrides apply (default: $PHASE3OPS_STACK)"
+            )
         else:
             command.add_argument("--fix", action="store_true", help="repair what the dry run lists")
         command.set_defaults(handler=handler)

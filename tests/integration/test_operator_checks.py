@@ -120,7 +120,7 @@ def test_rows_without_a_completion_are_found_and_repaired_with_exactly_one_trigg
     assert health.returncode == 1
     assert f"- {day} player_game_summary: wrote" in health.stdout and "(tracking failure)" in health.stdout
     assert "Fix: scripts/reconcile_phase3_completion.py --days 1 --fix" in health.stdout
-    assert "1 check failed:" in health.stdout
+    assert "2 checks failed:" in health.stdout  # completion tracking, and a game date left untriggered
 
     dry = deployment.script("reconcile_phase3_completion.py", "--date", str(day))
     assert dry.returncode == 1
@@ -197,6 +197,24 @@ def test_a_late_first_scrape_fails_in_the_same_day_and_time_zone(deployment):
     assert [c["status"] for c in json.loads(on_time.stdout)["checks"] if c["name"] == "scraper_timing"] == ["ok"]
 
 
+def test_a_game_date_left_untriggered_fails_and_a_date_without_games_owes_nothing(deployment):
+    game_day = deployment.dates[0] - dt.timedelta(days=2)  # games scraped, processors never ran, deadline long past
+    write_game_day(deployment.warehouse, deployment.spec, generate_game_day(deployment.spec, game_day, games=2, seed=15))
+    off_day = game_day - dt.timedelta(days=1)  # nothing at all: an off-day
+
+    result = deployment.script("phase3_health_check.sh", "--date", str(game_day), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    [check] = [c for c in report["checks"] if c["name"] == "game_day_triggers"]
+    assert check["status"] == "failed"
+    assert check["findings"] == [f"{game_day}: 2 games, trigger deadline 10:00 passed, Phase 4 not triggered (no trigger claim)"]
+    assert report["metrics"]["untriggered_game_dates"] == 1.0
+
+    quiet = json.loads(deployment.script("phase3_health_check.sh", "--date", str(off_day), "--json").stdout)
+    assert [c["status"] for c in quiet["checks"] if c["name"] == "game_day_triggers"] == ["ok"]
+    assert quiet["metrics"]["untriggered_game_dates"] == 0.0
+
+
 def test_could_not_check_is_exit_2_never_a_pass(deployment):
     broken = dict(deployment.env, PHASE3OPS_WAREHOUSE="oracle://nope")
     result = subprocess.run([str(REPO_ROOT / "scripts/phase3_health_check.sh")], env=broken, capture_output=True, text=True, timeout=60)
@@ -229,7 +247,7 @@ def test_a_year_is_read_in_the_same_round_trips_as_a_day(deployment):
     calls.clear()
     year = state_module.read_state(deployment.spec, orchestrator.store, orchestrator.claims, deployment.warehouse, last - dt.timedelta(days=364), last)
     assert len(year) == 365 and len(one_day) == 1
-    assert len(calls) == day_calls == 2 + len(deployment.spec.processors)
+    assert len(calls) == day_calls == 3 + len(deployment.spec.processors)  # records, claims, each table, the schedule
     assert year[last].counted == one_day[last].counted == set(deployment.spec.processor_names)
 
 

@@ -128,10 +128,11 @@ def test_a_count_rule_counts_over_its_window():
     assert 'resource.type="cloud_run_revision"' in metric["filter"]
 
 
-def test_log_metric_labels_become_extractors():
-    metric = log_metric_body(SHIPPED.rule("phase4-trigger-absent"))
-    assert metric["label_extractors"] == {"mode": "EXTRACT(jsonPayload.mode)"}
-    assert metric["metric_descriptor"]["labels"] == [{"key": "mode", "value_type": "STRING"}]
+def test_log_metric_labels_become_extractors(repo):
+    shutil.copy(CORPUS / "pass" / "extra-threshold-explicit-aggregation.yaml", repo / "alerts")
+    metric = log_metric_body(load_alert_specs(repo / "alerts").rule("extra-threshold-explicit-aggregation"))
+    assert metric["label_extractors"] == {"processor": "EXTRACT(jsonPayload.processor)"}
+    assert metric["metric_descriptor"]["labels"] == [{"key": "processor", "value_type": "STRING"}]
 
 
 def test_the_shipped_rules_cover_what_the_on_call_needs():

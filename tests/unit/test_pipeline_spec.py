@@ -143,3 +143,17 @@ def test_located_through_environment_variable(tmp_path, monkeypatch):
     path = write_pipeline_variant(tmp_path, {"metadata.name": "from-env"})
     monkeypatch.setenv("PHASE3OPS_PIPELINE", str(path))
     assert load_pipeline_spec().name == "from-env"
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"spec.analytics.request_timeout_seconds": 580}, "spec.analytics.request_timeout_seconds: 580 s leaves less than 30 s before the push ack deadline (600 s)"),
+        ({"spec.analytics.lock.max_wait_seconds": 540}, "spec.analytics.lock.max_wait_seconds: 540 s must be shorter than request_timeout_seconds (540 s)"),
+        ({"spec.game_schedule.table": "calendar"}, "spec.game_schedule.table: 'calendar' is not a raw table"),
+        ({"spec.scheduled_checks.0.args": ["drift"]}, "spec.scheduled_checks[0].args[0]: 'drift' is not one of 'health', 'reconcile'"),
+    ],
+)
+def test_a_request_must_end_before_pubsub_gives_up_on_it(tmp_path, changes, expected):
+    problems = problems_of(write_pipeline_variant(tmp_path, changes))
+    assert [p for p in problems if expected in p], problems

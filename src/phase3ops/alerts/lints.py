@@ -179,6 +179,22 @@ def log_metric_is_used_and_exists(rule: AlertRule, context: LintContext) -> list
     return problems
 
 
+def custom_metrics_are_declared(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
+    """A policy on a custom metric the infra does not declare fails to create (404 Cannot find metric(s))."""
+    from phase3ops.checks.metrics import CUSTOM_METRICS, METRIC_PREFIX, custom_metric
+
+    problems = []
+    for index, condition in enumerate(rule.conditions):
+        kind = next(iter(condition))
+        metric = condition[kind].get("metric", "")
+        if metric.startswith("custom.googleapis.com/") and custom_metric(metric) is None:
+            declared = ", ".join(METRIC_PREFIX + name for name in sorted(CUSTOM_METRICS))
+            problems.append(
+                rule.problem(["conditions", index, kind, "metric"], f"{metric} is not a declared custom metric (declared: {declared})")
+            )
+    return problems
+
+
 def is_a_valid_api_object(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
     try:
         to_proto(policy_body(rule, "https://runbooks.invalid/", ["projects/p/notificationChannels/1"]))
@@ -197,6 +213,7 @@ LINTS: tuple[Lint, ...] = (
     runbook_section_exists,
     names_only_deployed_workloads,
     log_metric_is_used_and_exists,
+    custom_metrics_are_declared,
     is_a_valid_api_object,
 )
 

@@ -12,6 +12,7 @@ from phase3ops.spec.pipeline import PipelineSpec
 from phase3ops.warehouse.port import Warehouse
 
 TARGET_ENV = "PHASE3OPS_TARGET"
+STACK_ENV = "PHASE3OPS_STACK"
 
 
 def target_from_environment() -> str:
@@ -35,6 +36,7 @@ class CheckContext:
     target: str = "local"
     project: str = ""
     alerts_dir: Path | None = None
+    stack: str | None = None  # whose alerts/stacks/<stack>.yaml overrides the deployment applied
     region: str = "us-west2"
     notes: dict[str, float] = field(default_factory=dict)
 

@@ -1,5 +1,5 @@
-"""Deployment state (cloud only): the function is ACTIVE, the service's latest revision is ready,
-and every alert policy from alerts/ exists and is enabled."""
+"""Deployment state (cloud only): the functions are ACTIVE, the service's latest revision is ready,
+and every alert policy from alerts/ exists, enabled exactly when the stack's overrides say so."""
 
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ def run(context: CheckContext) -> CheckResult:
 
     findings, details = [], []
     location = f"projects/{context.project}/locations/{context.region}"
-    function_name = context.spec.orchestrator.function_name
-    function = functions_v2.FunctionServiceClient().get_function(name=f"{location}/functions/{function_name}")
-    details.append(f"function {function_name}: {function.state.name}")
-    if function.state != functions_v2.Function.State.ACTIVE:
-        findings.append(f"function {function_name} is {function.state.name}, not ACTIVE")
+    functions = functions_v2.FunctionServiceClient()
+    for function_name in (context.spec.orchestrator.function_name, context.spec.orchestrator.receipts_function_name):
+        function = functions.get_function(name=f"{location}/functions/{function_name}")
+        details.append(f"function {function_name}: {function.state.name}")
+        if function.state != functions_v2.Function.State.ACTIVE:
+            findings.append(f"function {function_name} is {function.state.name}, not ACTIVE")
 
     service_name = context.spec.analytics.service_name
     service = run_v2.ServicesClient().get_service(name=f"{location}/services/{service_name}")
@@ -35,20 +36,13 @@ def run(context: CheckContext) -> CheckResult:
         )
 
     if context.alerts_dir is not None:
-        from phase3ops.alerts.specs import load_alert_specs
-
-        expected = {rule.name: rule.enabled for rule in load_alert_specs(context.alerts_dir).rules}
         deployed = {
             policy.user_labels.get("rule"): policy.enabled
             for policy in monitoring_v3.AlertPolicyServiceClient().list_alert_policies(name=f"projects/{context.project}")
             if policy.user_labels.get("managed-by") == "pulumi"
         }
-        for name, enabled in sorted(expected.items()):
-            if name not in deployed:
-                findings.append(f"alert policy {name} from alerts/{name}.yaml is not deployed")
-            elif enabled and not deployed[name]:
-                findings.append(f"alert policy {name} is disabled in Cloud Monitoring")
-        details.append(f"{len(deployed)} alert policies deployed, {len(expected)} in alerts/")
+        findings += alert_policy_findings(expected_alert_states(context), deployed)
+        details.append(f"{len(deployed)} alert policies deployed, stack {context.stack}")
     return CheckResult(
         NAME,
         TITLE,
@@ -59,3 +53,26 @@ def run(context: CheckContext) -> CheckResult:
         findings,
         details,
     )
+
+
+def expected_alert_states(context: CheckContext) -> dict[str, bool]:
+    """Each rule's `enabled` as the infra program deployed it: the stack's overrides applied."""
+    from phase3ops.alerts.specs import load_alert_specs
+    from phase3ops.checks.context import STACK_ENV
+    from phase3ops.cloud import SettingError
+
+    if not context.stack:
+        raise SettingError(
+            f"which stack was deployed? set {STACK_ENV} or pass --stack: its alerts/stacks/<stack>.yaml decides which rules are enabled"
+        )
+    return {rule.name: rule.enabled for rule in load_alert_specs(context.alerts_dir, context.stack).rules}
+
+
+def alert_policy_findings(expected: dict[str, bool], deployed: dict[str, bool]) -> list[str]:
+    findings = []
+    for name, enabled in sorted(expected.items()):
+        if name not in deployed:
+            findings.append(f"alert policy {name} from alerts/{name}.yaml is not deployed")
+        elif deployed[name] != enabled:
+            findings.append(f"alert policy {name} is {'disabled' if enabled else 'enabled'} in Cloud Monitoring; the stack deploys it {'enabled' if enabled else 'disabled'}")
+    return findings

@@ -6,13 +6,13 @@ import datetime as dt
 import logging
 from typing import Callable
 
-from phase3ops.checks import completion_tracking, deployment_state, duplicates, scraper_timing
+from phase3ops.checks import completion_tracking, deployment_state, duplicates, game_day_triggers, scraper_timing
 from phase3ops.checks.context import CheckContext
 from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.checks.state import read_state
 
-CHECKS = (completion_tracking, duplicates, scraper_timing, deployment_state)
+CHECKS = (completion_tracking, game_day_triggers, duplicates, scraper_timing, deployment_state)
 log = logging.getLogger("phase3ops.checks")
 
 

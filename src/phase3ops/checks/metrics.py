@@ -1,11 +1,48 @@
-"""Write the health check's numbers as custom metrics the alert rules watch (cloud only)."""
+"""The health check's numbers as custom metrics, declared once: written by the check, created by the infra program.
+
+Cloud Monitoring only knows a custom metric after its descriptor exists; an
+alert policy on an unknown metric fails to create ("Cannot find
+metric(s)"). The infra program declares every metric below (kind, value
+type, unit) before the policies that watch it, and `write_metrics` writes
+exactly these, with the same value types.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 METRIC_PREFIX = "custom.googleapis.com/phase3/"
-INTEGER_METRICS = {"duplicate_rows", "pending_trigger_claims"}
+MONITORED_RESOURCE = "global"
+
+
+@dataclass(frozen=True)
+class CustomMetric:
+    name: str
+    value_type: str  # INT64 | DOUBLE
+    description: str
+    unit: str = "1"
+    metric_kind: str = "GAUGE"  # one point per health check run
+
+    @property
+    def type(self) -> str:
+        return METRIC_PREFIX + self.name
+
+
+CUSTOM_METRICS: dict[str, CustomMetric] = {
+    metric.name: metric
+    for metric in (
+        CustomMetric("completion_accuracy", "DOUBLE", "Share of (date, processor) pairs whose completion record agrees with the warehouse"),
+        CustomMetric("duplicate_rows", "INT64", "Rows beyond one per primary key in the Phase 3 tables"),
+        CustomMetric("pending_trigger_claims", "INT64", "Phase 4 trigger claims pending longer than the health check's threshold"),
+        CustomMetric("untriggered_game_dates", "INT64", "Dates with games past their trigger deadline without a published Phase 4 trigger"),
+    )
+}
+
+
+def custom_metric(metric_type: str) -> CustomMetric | None:
+    """The declared metric a `custom.googleapis.com/...` type names, if any."""
+    return CUSTOM_METRICS.get(metric_type.removeprefix(METRIC_PREFIX)) if metric_type.startswith(METRIC_PREFIX) else None
 
 
 def write_metrics(project: str, values: dict[str, float], now: dt.datetime) -> None:
@@ -14,14 +51,12 @@ def write_metrics(project: str, values: dict[str, float], now: dt.datetime) -> N
     client = monitoring_v3.MetricServiceClient()
     series = []
     for name, value in sorted(values.items()):
-        point = monitoring_v3.Point(
-            interval=monitoring_v3.TimeInterval(end_time=now),
-            value=monitoring_v3.TypedValue(int64_value=int(value)) if name in INTEGER_METRICS else monitoring_v3.TypedValue(double_value=value),
-        )
+        metric = CUSTOM_METRICS[name]  # an undeclared name is a bug: its policy would never see it
+        typed = monitoring_v3.TypedValue(int64_value=int(value)) if metric.value_type == "INT64" else monitoring_v3.TypedValue(double_value=value)
         item = monitoring_v3.TimeSeries()
-        item.metric.type = METRIC_PREFIX + name
-        item.resource.type = "global"
+        item.metric.type = metric.type
+        item.resource.type = MONITORED_RESOURCE
         item.resource.labels["project_id"] = project
-        item.points = [point]
+        item.points = [monitoring_v3.Point(interval=monitoring_v3.TimeInterval(end_time=now), value=typed)]
         series.append(item)
     client.create_time_series(name=f"projects/{project}", time_series=series)

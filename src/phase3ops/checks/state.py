@@ -1,9 +1,9 @@
 """What the pipeline recorded and wrote for a range of game dates, read in a fixed number of round trips.
 
 One query for every completion record of the range, one for every trigger
-claim, and one row-count query per Phase 3 table: a year of dates costs the
-same seven round trips as a day (reading per date was the slow part of the
-reference reconciliation).
+claim, one row-count query per Phase 3 table and one for the game schedule:
+a year of dates costs the same eight round trips as a day (reading per date
+was the slow part of the reference reconciliation).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class DateState:
     records: dict[str, CompletionRecord] = field(default_factory=dict)
     claim: TriggerClaim | None = None
     rows: dict[str, int] = field(default_factory=dict)  # processor -> rows in its table for the date
+    games: int = 0  # rows of the game schedule for the date
 
     @property
     def counted(self) -> set[str]:
@@ -44,4 +45,6 @@ def read_state(
     for processor in spec.processors:
         for day, count in warehouse.row_counts(processor.table, first, last).items():
             states[day].rows[processor.name] = count
+    for day, count in warehouse.row_counts(spec.raw_table(spec.game_schedule_table), first, last).items():
+        states[day].games = count
     return states

@@ -77,6 +77,10 @@ class LockSettings:
     retention_hours: float
 
 
+PUSH_ACK_DEADLINE_SECONDS = 600  # Pub/Sub's maximum, and its push request timeout
+PUSH_TIMEOUT_MARGIN_SECONDS = 30
+
+
 @dataclass(frozen=True)
 class AnalyticsSettings:
     service_name: str
@@ -84,6 +88,7 @@ class AnalyticsSettings:
     raw_dataset: str
     lock: LockSettings
     write_fences_table: str
+    request_timeout_seconds: int = 540
 
     @property
     def write_fences(self) -> "TableSpec":
@@ -188,6 +193,7 @@ class PipelineSpec:
     analytics: AnalyticsSettings
     scheduled_checks: tuple[ScheduledCheck, ...]
     scraper_timing: ScraperTiming
+    game_schedule_table: str
     raw_tables: tuple[TableSpec, ...]
     processors: tuple[Processor, ...]
     modes: tuple[ModeRule, ...]
@@ -341,9 +347,31 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
         problems.append(document.problem(["spec", "timezone"], f"unknown time zone {spec['timezone']!r}"))
 
     raw_names = [t["name"] for t in spec["raw_tables"]]
-    if spec["scraper_timing"]["table"] not in raw_names:
+    for section in ("scraper_timing", "game_schedule"):
+        if spec[section]["table"] not in raw_names:
+            problems.append(
+                document.problem(["spec", section, "table"], f"{spec[section]['table']!r} is not a raw table ({', '.join(raw_names)})")
+            )
+    analytics = spec["analytics"]
+    output_tables = [p["output_table"] for p in processors]
+    if analytics["write_fences_table"] in output_tables:
+        problems.append(document.problem(["spec", "analytics", "write_fences_table"], "must not be a processor's output table"))
+    timeout = analytics.get("request_timeout_seconds", 540)
+    if timeout + PUSH_TIMEOUT_MARGIN_SECONDS > PUSH_ACK_DEADLINE_SECONDS:
         problems.append(
-            document.problem(["spec", "scraper_timing", "table"], f"{spec['scraper_timing']['table']!r} is not a raw table ({', '.join(raw_names)})")
+            document.problem(
+                ["spec", "analytics", "request_timeout_seconds"],
+                f"{timeout} s leaves less than {PUSH_TIMEOUT_MARGIN_SECONDS} s before the push ack deadline "
+                f"({PUSH_ACK_DEADLINE_SECONDS} s): a run would be redelivered while it still runs",
+            )
+        )
+    max_wait = analytics["lock"].get("max_wait_seconds", 120)
+    if max_wait >= timeout:
+        problems.append(
+            document.problem(
+                ["spec", "analytics", "lock", "max_wait_seconds"],
+                f"{max_wait} s must be shorter than request_timeout_seconds ({timeout} s): the wait alone would outlive the request",
+            )
         )
 
     orchestrator = spec["orchestrator"]
@@ -460,6 +488,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
                 retention_hours=lock.get("retention_hours", 24),
             ),
             write_fences_table=analytics["write_fences_table"],
+            request_timeout_seconds=analytics.get("request_timeout_seconds", 540),
         ),
         scheduled_checks=tuple(ScheduledCheck(c["name"], tuple(c["args"]), c["schedule"]) for c in spec["scheduled_checks"]),
         scraper_timing=ScraperTiming(
@@ -467,6 +496,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
             first_run_by=dt.time.fromisoformat(spec["scraper_timing"]["first_run_by"]),
             pending_claim_minutes=spec["scraper_timing"].get("pending_claim_minutes", 30),
         ),
+        game_schedule_table=spec["game_schedule"]["table"],
         raw_tables=tuple(_table(analytics["raw_dataset"], t["name"], t) for t in spec["raw_tables"]),
         processors=tuple(
             Processor(
