@@ -1,0 +1,86 @@
+"""The plan against Google's own API definitions (the Google Cloud SDK's generated messages).
+
+Pulumi's mocks accept any value; these tests hold every field name and enum
+value the plan sends for a Google API resource against the API message it
+becomes, so a typo fails CI instead of `pulumi up`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+
+from phase3ops.conformance.plan_conformance import NOT_GOOGLE_APIS, RESOURCES, check_plan
+from phase3ops.conformance.sdk import SdkUnavailable, sdk_root
+from phase3ops.plan.plan import plan_stack
+from tests.support.repo_copy import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def sdk():
+    try:
+        return sdk_root()
+    except SdkUnavailable as exc:
+        pytest.skip(f"no Google Cloud SDK to read the API definitions from: {exc}")
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def plan(request):
+    return plan_stack(REPO_ROOT, request.param).result
+
+
+def test_every_field_and_enum_value_the_plan_sends_is_in_the_api(sdk, plan):
+    coverage = check_plan(plan.resources)
+    assert [str(f) for f in coverage.findings] == []
+    assert coverage.fields_checked > 500 and coverage.enums_checked > 50
+
+
+def test_every_resource_type_in_the_plan_is_covered(sdk, plan):
+    planned = {r.type for r in plan.resources if r.custom and not r.type.startswith("pulumi:")}
+    assert planned - set(NOT_GOOGLE_APIS) == check_plan(plan.resources).types
+    assert planned <= set(RESOURCES) | set(NOT_GOOGLE_APIS)
+
+
+def altered(plan, name: str, change) -> list:
+    resources = []
+    for resource in plan.resources:
+        if resource.name == name:
+            inputs = copy.deepcopy(resource.inputs)
+            change(inputs)
+            resource = dataclasses.replace(resource, inputs=inputs)
+        resources.append(resource)
+    return resources
+
+
+@pytest.mark.parametrize(
+    "name, change, expected",
+    [
+        (
+            "orchestrator-errors",
+            lambda i: i["conditions"][0]["conditionThreshold"]["aggregations"][0].update(perSeriesAligner="ALIGN_SUMM"),
+            "orchestrator-errors: conditions[].conditionThreshold.aggregations[].perSeriesAligner: 'ALIGN_SUMM' is not one of",
+        ),
+        ("orchestrator-errors", lambda i: i.update(combiner="COMBINE_UNSPECIFIED"), "'COMBINE_UNSPECIFIED' is not one of AND"),
+        (
+            "phase3-to-phase4-orchestrator",
+            lambda i: i["serviceConfig"].update(ingressSetting=i["serviceConfig"].pop("ingressSettings")),
+            "serviceConfig.ingressSetting: the API has no field 'ingressSetting' in ServiceConfig (cloudfunctions v2)",
+        ),
+        ("phase3-to-phase4-orchestrator", lambda i: i["eventTrigger"].update(retryPolicy="RETRY"), "'RETRY' is not one of RETRY_POLICY_DO_NOT_RETRY"),
+        ("nba-phase3-analytics-processors", lambda i: i.update(ingress="INTERNAL_ONLY"), "'INTERNAL_ONLY' is not one of INGRESS_TRAFFIC_ALL"),
+        ("nba-phase3-analytics-processors-push", lambda i: i.update(ackDeadlineSeconds="600s"), "'600s' is not an integer"),
+        ("metric-duplicate_rows", lambda i: i.update(valueType="INTEGER"), "'INTEGER' is not one of BOOL, DISTRIBUTION, DOUBLE, INT64"),
+    ],
+)
+def test_a_typo_in_the_program_is_caught(sdk, plan, name, change, expected):
+    findings = [str(f) for f in check_plan(altered(plan, name, change)).findings]
+    assert [f for f in findings if expected in f], findings
+
+
+def test_a_resource_type_nobody_mapped_is_reported(sdk, plan):
+    [topic] = [r for r in plan.resources if r.type == "gcp:pubsub/topic:Topic"][:1]
+    stranger = dataclasses.replace(topic, type="gcp:pubsub/schema:Schema", name="a-schema")
+    [finding] = check_plan([stranger]).findings
+    assert str(finding) == "a-schema: gcp:pubsub/schema:Schema: no API definition is mapped for this resource type"
