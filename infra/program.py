@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pulumi
 
+from infra.components.analytics_datasets import AnalyticsDatasets, AnalyticsDatasetsArgs, analytics_dataset
 from infra.components.analytics_service import AnalyticsService, AnalyticsServiceArgs
 from infra.components.identities import WorkloadIdentities, WorkloadIdentitiesArgs
 from infra.components.lock_ttl import LockTtl, LockTtlArgs
 from infra.components.messaging import Messaging, MessagingArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.orchestrator_function import OrchestratorFunction, OrchestratorFunctionArgs
+from infra.components.project_apis import ProjectApis, ProjectApisArgs
 from infra.components.scheduled_checks import ScheduledChecks, ScheduledChecksArgs
 from infra.function_source import collect_function_source
 from infra.settings import load_settings
@@ -26,7 +28,24 @@ def deploy(repo_root: Path) -> None:
     config = pulumi.Config()
     labels = settings.labels
 
-    identities = WorkloadIdentities("identities", WorkloadIdentitiesArgs(project=settings.project))
+    # Everything waits for the APIs it calls to be enabled.
+    apis = ProjectApis("apis", ProjectApisArgs(project=settings.project))
+    after_apis = pulumi.ResourceOptions(depends_on=[apis])
+    identities = WorkloadIdentities("identities", WorkloadIdentitiesArgs(project=settings.project), opts=after_apis)
+    dataset = analytics_dataset(settings.project, settings.region, pipeline.analytics.dataset, labels, after_apis)
+    AnalyticsDatasets(
+        "datasets",
+        AnalyticsDatasetsArgs(
+            project=settings.project,
+            dataset=dataset,
+            dataset_name=pipeline.analytics.dataset,
+            raw_dataset=pipeline.analytics.raw_dataset,
+            analytics_editors={"analytics": identities.member("analytics")},
+            analytics_readers={"health-check": identities.member("health_check"), "reconcile": identities.member("reconcile")},
+            raw_readers={"analytics": identities.member("analytics"), "health-check": identities.member("health_check")},
+        ),
+        opts=after_apis,
+    )
     messaging = Messaging(
         "messaging",
         MessagingArgs(
@@ -35,8 +54,9 @@ def deploy(repo_root: Path) -> None:
             labels=labels,
             orchestrator_member=identities.member("orchestrator"),
             analytics_member=identities.member("analytics"),
-            checks_member=identities.member("checks"),
+            reconcile_member=identities.member("reconcile"),
         ),
+        opts=after_apis,
     )
     orchestrator = OrchestratorFunction(
         "orchestrator",
@@ -55,7 +75,7 @@ def deploy(repo_root: Path) -> None:
             labels=labels,
         ),
         # The receipts function's trigger must exist before the first trigger is published.
-        opts=pulumi.ResourceOptions(depends_on=[messaging]),
+        opts=pulumi.ResourceOptions(depends_on=[apis, messaging]),
     )
     analytics = AnalyticsService(
         "analytics",
@@ -71,8 +91,9 @@ def deploy(repo_root: Path) -> None:
             max_instances=settings.service_max_instances,
             labels=labels,
         ),
+        opts=after_apis,
     )
-    LockTtl("lock-ttl", LockTtlArgs(project=settings.project, collection=pipeline.analytics.lock.collection))
+    LockTtl("lock-ttl", LockTtlArgs(project=settings.project, collection=pipeline.analytics.lock.collection), opts=after_apis)
     checks = ScheduledChecks(
         "checks",
         ScheduledChecksArgs(
@@ -80,11 +101,12 @@ def deploy(repo_root: Path) -> None:
             region=settings.region,
             pipeline=pipeline,
             image=settings.analytics_image,
-            runtime_service_account=identities.email("checks"),
+            service_accounts={"health": identities.email("health_check"), "reconcile": identities.email("reconcile")},
             scheduler_service_account=identities.email("scheduler"),
             scheduler_member=identities.member("scheduler"),
             labels=labels,
         ),
+        opts=after_apis,
     )
     monitoring = Monitoring(
         "monitoring",
@@ -94,7 +116,9 @@ def deploy(repo_root: Path) -> None:
             slack_tokens={c.token_config_key: config.require_secret(c.token_config_key) for c in alerts.channels},
             runbook_base_url=settings.runbook_base_url,
             labels=labels,
+            log_metric_wait_seconds=settings.log_metric_wait_seconds,
         ),
+        opts=after_apis,
     )
 
     pulumi.export("orchestrator_function_name", orchestrator.function.name)

@@ -8,6 +8,8 @@ Keys (declared with descriptions in Pulumi.yaml; values in Pulumi.<stack>.yaml):
   <project>:runbookBaseUrl     where docs/runbook.md is browsable, e.g. https://github.com/<org>/<repo>/blob/main/ (required)
   <project>:team               owning team, a label on every resource (default data-platform)
   <project>:functionMaxInstances, functionTimeoutSeconds, serviceMaxInstances (bounded defaults)
+  <project>:logMetricWaitSeconds  how long a new log-based metric gets to become queryable before
+                               the alert policy on it is created (default 600: the API's "up to 10 minutes")
   <project>:<tokenConfigKey>   one secret Slack token per channel in alerts/channels.yaml
                                (pulumi config set --secret slackOncallToken xoxb-...)
 """
@@ -38,6 +40,7 @@ class StackSettings:
     function_max_instances: int
     function_timeout_seconds: int
     service_max_instances: int
+    log_metric_wait_seconds: int
 
     @property
     def labels(self) -> dict[str, str]:
@@ -91,6 +94,7 @@ def load_settings() -> StackSettings:
         function_max_instances=bounded("functionMaxInstances", 10, 1, 100),
         function_timeout_seconds=bounded("functionTimeoutSeconds", 120, 10, 540),
         service_max_instances=bounded("serviceMaxInstances", 5, 1, 100),
+        log_metric_wait_seconds=bounded("logMetricWaitSeconds", 600, 0, 900),
     )
     if problems:
         raise StackConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))

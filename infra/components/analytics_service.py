@@ -1,4 +1,12 @@
-"""The analytics Cloud Run service, reachable only through its authenticated push subscription."""
+"""The analytics Cloud Run service, reachable only through its authenticated push subscription.
+
+One request runs one processor (see phase3ops.analytics.fan_out), within
+`analytics.request_timeout_seconds` from pipeline.yaml, which the spec keeps
+well inside the push subscription's 600 s ack deadline. Startup and
+liveness probes on /healthz: gunicorn binds the port before the app has
+loaded its spec and created its tables, so a bare TCP check would route
+pushes to an instance that cannot serve them yet.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.components import child_options
+
 from infra.components.push_subscription import PushSubscription, PushSubscriptionArgs
 from phase3ops.spec.pipeline import PipelineSpec
+
+
+PORT = 8080
+HEALTH_PATH = "/healthz"
 
 
 @dataclass
@@ -26,19 +40,21 @@ class AnalyticsServiceArgs:
 
 
 def runtime_environment(project: str, region: str) -> list[dict[str, str]]:
-    """What the image needs to find its project, warehouse and spec (shared with the check jobs)."""
+    """What the image needs to find its project, warehouse, spec and stack (shared with the check jobs)."""
     return [
         {"name": "GOOGLE_CLOUD_PROJECT", "value": project},
         {"name": "PHASE3OPS_WAREHOUSE", "value": "bigquery"},
         {"name": "PHASE3OPS_BIGQUERY_LOCATION", "value": region},
         {"name": "PHASE3OPS_PIPELINE", "value": "/app/pipeline.yaml"},
+        # Which alerts/stacks/<stack>.yaml overrides the deployment applied.
+        {"name": "PHASE3OPS_STACK", "value": pulumi.get_stack()},
     ]
 
 
 class AnalyticsService(pulumi.ComponentResource):
     def __init__(self, name: str, args: AnalyticsServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("phase3:infra:AnalyticsService", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         service_name = args.pipeline.analytics.service_name
         labels = {**args.labels, "component": "analytics"}
         # Pub/Sub signs its push token for this audience; Cloud Run accepts it as
@@ -56,15 +72,28 @@ class AnalyticsService(pulumi.ComponentResource):
             labels=labels,
             template={
                 "service_account": args.runtime_service_account,
-                "timeout": "900s",
+                "timeout": f"{args.pipeline.analytics.request_timeout_seconds}s",
                 "max_instance_request_concurrency": 8,
                 "scaling": {"min_instance_count": 0, "max_instance_count": args.max_instances},
                 "labels": labels,
                 "containers": [
                     {
                         "image": args.image,
-                        "ports": {"container_port": 8080},
+                        "ports": {"container_port": PORT},
                         "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+                        "startup_probe": {
+                            "http_get": {"path": HEALTH_PATH, "port": PORT},
+                            "initial_delay_seconds": 0,
+                            "period_seconds": 5,
+                            "timeout_seconds": 3,
+                            "failure_threshold": 24,  # up to 2 minutes to load the spec and create tables
+                        },
+                        "liveness_probe": {
+                            "http_get": {"path": HEALTH_PATH, "port": PORT},
+                            "period_seconds": 30,
+                            "timeout_seconds": 5,
+                            "failure_threshold": 3,
+                        },
                         "envs": [
                             *runtime_environment(args.project, args.region),
                             {"name": "PHASE3OPS_PUSH_AUDIENCE", "value": audience},

@@ -1,9 +1,11 @@
 """One service account per workload, with only the project roles it needs.
 
-Resource-scoped grants (a topic, a subscription, a service, a job) are made
-next to the resource they are on, by the component that creates it; this
-component holds the identities and their project-wide roles. No primitive
-role (owner, editor, viewer) is ever granted.
+Resource-scoped grants (a dataset, a topic, a subscription, a service, a
+job) are made next to the resource they are on, by the component that
+creates it; this component holds the identities and the few roles that
+only exist project-wide (running BigQuery jobs, writing logs and metrics,
+reading Firestore). No primitive role (owner, editor, viewer) is ever
+granted, and nobody gets BigQuery data roles on the whole project.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+
+from infra.components import child_options
 
 @dataclass(frozen=True)
 class Workload:
@@ -23,24 +27,23 @@ class Workload:
 WORKLOADS: dict[str, Workload] = {
     "orchestrator": Workload(
         "phase3-orchestrator",
-        "Phase 3 -> Phase 4 orchestrator function",
+        "Phase 3 -> Phase 4 orchestrator and receipts functions",
         ("roles/datastore.user", "roles/logging.logWriter"),
     ),
-    "orchestrator_trigger": Workload(
-        "phase3-orchestrator-trigger", "Eventarc trigger of the orchestrator function", ("roles/eventarc.eventReceiver",)
-    ),
+    # Only invokes the functions (granted on each function's service); a direct
+    # Pub/Sub trigger needs no eventarc.eventReceiver.
+    "orchestrator_trigger": Workload("phase3-orchestrator-trigger", "Eventarc triggers of the orchestrator functions"),
     "analytics": Workload(
         "phase3-analytics",
-        "Phase 3 analytics processors (Cloud Run)",
-        ("roles/datastore.user", "roles/bigquery.dataEditor", "roles/bigquery.jobUser", "roles/logging.logWriter"),
+        "Phase 3 analytics processors (Cloud Run); edits only the analytics dataset",
+        ("roles/datastore.user", "roles/bigquery.jobUser", "roles/logging.logWriter"),
     ),
     "analytics_push": Workload("phase3-analytics-push", "Pub/Sub push identity calling the analytics service"),
-    "checks": Workload(
-        "phase3-checks",
-        "Scheduled health check and reconciliation jobs",
+    "health_check": Workload(
+        "phase3-health-check",
+        "Daily health check job: reads state, writes its metrics, changes nothing",
         (
-            "roles/datastore.user",
-            "roles/bigquery.dataViewer",
+            "roles/datastore.viewer",
             "roles/bigquery.jobUser",
             "roles/monitoring.metricWriter",
             "roles/monitoring.viewer",
@@ -48,6 +51,11 @@ WORKLOADS: dict[str, Workload] = {
             "roles/run.viewer",
             "roles/logging.logWriter",
         ),
+    ),
+    "reconcile": Workload(
+        "phase3-reconcile",
+        "Daily reconciliation job: records missing completions, finishes triggers",
+        ("roles/datastore.user", "roles/bigquery.jobUser", "roles/logging.logWriter"),
     ),
     "scheduler": Workload("phase3-scheduler", "Cloud Scheduler identity starting the check jobs"),
 }
@@ -63,7 +71,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WorkloadIdentitiesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("phase3:infra:WorkloadIdentities", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         self.accounts = {}
         for key, workload in WORKLOADS.items():
             account = gcp.serviceaccount.Account(
@@ -80,7 +88,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
                     project=args.project,
                     role=role,
                     member=account.member,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
+                    opts=child_options(self, opts, account),
                 )
         self.register_outputs({workload: account.email for workload, account in self.accounts.items()})
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.components import child_options
+
 
 @dataclass
 class LockTtlArgs:
@@ -26,6 +28,6 @@ class LockTtl(pulumi.ComponentResource):
             field=args.field,
             ttl_config={},  # empty: TTL on
             index_config={},  # empty: no single-field indexes on a field nobody queries
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child_options(self, opts),
         )
         self.register_outputs({"field": self.field.name})

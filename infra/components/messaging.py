@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.components import child_options
 from phase3ops.spec.pipeline import PipelineSpec
 
 RETENTION = "604800s"  # 7 days: a day of outage can be replayed
@@ -23,13 +24,13 @@ class MessagingArgs:
     labels: dict[str, str]
     orchestrator_member: pulumi.Input[str]
     analytics_member: pulumi.Input[str]
-    checks_member: pulumi.Input[str]
+    reconcile_member: pulumi.Input[str]
 
 
 class Messaging(pulumi.ComponentResource):
     def __init__(self, name: str, args: MessagingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("phase3:infra:Messaging", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         topics = args.pipeline.topics
         labels = {**args.labels, "component": "messaging"}
 
@@ -42,12 +43,14 @@ class Messaging(pulumi.ComponentResource):
         self.completion = topic(topics.completion)
         self.phase4_trigger = topic(topics.phase4_trigger)
 
-        # The analytics service publishes completions; the orchestrator (and the
-        # reconciliation, through the same code) publishes Phase 4 triggers.
+        # The analytics service publishes completions, and splits a Phase 3 trigger
+        # into one message per processor on its own topic; the orchestrator (and
+        # the reconciliation, through the same code) publishes Phase 4 triggers.
         grants = [
             (self.completion, topics.completion, args.analytics_member, "analytics"),
+            (self.phase3_trigger, topics.phase3_trigger, args.analytics_member, "analytics"),
             (self.phase4_trigger, topics.phase4_trigger, args.orchestrator_member, "orchestrator"),
-            (self.phase4_trigger, topics.phase4_trigger, args.checks_member, "checks"),
+            (self.phase4_trigger, topics.phase4_trigger, args.reconcile_member, "reconcile"),
         ]
         for target, topic_name, member, who in grants:
             gcp.pubsub.TopicIAMMember(

@@ -5,6 +5,16 @@ builds the API body that `phase3ops validate` already parsed into the
 Cloud Monitoring API's own AlertPolicy, and this component hands the same
 body to Pulumi, with the channel ids filled in. Adding a rule is adding a
 YAML file.
+
+A policy can only be created on a metric Cloud Monitoring knows:
+- the health check's custom metrics are declared here (MetricDescriptor,
+  from `phase3ops.checks.metrics`), and a policy on one depends on its
+  descriptor, instead of waiting for the check's first run to create it;
+- a new log-based metric can take minutes to become queryable ("could take
+  up to 10 minutes to become available": the policy fails with 404, a
+  long-open provider issue), so a policy on one waits for a time.Sleep
+  that starts when the metric is created and runs again only if the metric
+  is replaced.
 """
 
 from __future__ import annotations
@@ -13,9 +23,12 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as time
 
+from infra.components import child_options
 from phase3ops.alerts.policies import log_metric_body, policy_body
-from phase3ops.alerts.specs import AlertSpecs
+from phase3ops.alerts.specs import AlertRule, AlertSpecs
+from phase3ops.checks.metrics import CUSTOM_METRICS, custom_metric
 
 
 @dataclass
@@ -25,12 +38,13 @@ class MonitoringArgs:
     slack_tokens: dict[str, pulumi.Output[str]]  # tokenConfigKey -> secret token
     runbook_base_url: str
     labels: dict[str, str]
+    log_metric_wait_seconds: int = 600
 
 
 class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("phase3:infra:Monitoring", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         self.channels: dict[str, gcp.monitoring.NotificationChannel] = {}
         for channel in args.specs.channels:
             self.channels[channel.name] = gcp.monitoring.NotificationChannel(
@@ -43,18 +57,40 @@ class Monitoring(pulumi.ComponentResource):
                 user_labels={**args.labels, "component": "monitoring", "owner": channel.team},
                 # Kept encrypted in state and visible as secret to CrossGuard, which
                 # otherwise receives secret values as plain text.
-                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["sensitiveLabels"]),
+                opts=child_options(self, opts, additional_secret_outputs=["sensitiveLabels"]),
             )
 
+        self.descriptors: dict[str, gcp.monitoring.MetricDescriptor] = {
+            metric.name: gcp.monitoring.MetricDescriptor(
+                f"metric-{metric.name}",
+                project=args.project,
+                type=metric.type,
+                metric_kind=metric.metric_kind,
+                value_type=metric.value_type,
+                unit=metric.unit,
+                display_name=f"phase3 {metric.name}",
+                description=metric.description,
+                opts=child,
+            )
+            for metric in CUSTOM_METRICS.values()
+        }
         self.metrics: dict[str, gcp.logging.Metric] = {}
+        self.metric_waits: dict[str, time.Sleep] = {}
         self.policies: dict[str, gcp.monitoring.AlertPolicy] = {}
         for rule in args.specs.rules:
-            depends_on = []
+            depends_on = [self.descriptors[name] for name in _custom_metrics_of(rule)]
             metric_body = log_metric_body(rule)
             if metric_body is not None:
                 metric = gcp.logging.Metric(metric_body["name"], project=args.project, **metric_body, opts=child)
                 self.metrics[metric_body["name"]] = metric
-                depends_on.append(metric)
+                wait = time.Sleep(
+                    f"{metric_body['name']}-queryable",
+                    create_duration=f"{args.log_metric_wait_seconds}s",
+                    triggers={"metric": metric.id},
+                    opts=child_options(self, opts, metric),
+                )
+                self.metric_waits[metric_body["name"]] = wait
+                depends_on.append(wait)
             channels = [self.channels[name] for name in rule.spec["notify"]["channels"]]
             body = policy_body(rule, args.runbook_base_url)
             body["notification_channels"] = [c.name for c in channels]
@@ -63,8 +99,8 @@ class Monitoring(pulumi.ComponentResource):
                 rule.name,
                 project=args.project,
                 **body,
-                # The log metric must exist before a policy can filter on its type.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+                # The metric must be known to Cloud Monitoring before a policy can filter on its type.
+                opts=child_options(self, opts, *depends_on),
             )
         self.register_outputs(
             {
@@ -72,3 +108,12 @@ class Monitoring(pulumi.ComponentResource):
                 "policies": {name: p.name for name, p in self.policies.items()},
             }
         )
+
+
+def _custom_metrics_of(rule: AlertRule) -> list[str]:
+    names = []
+    for condition in rule.conditions:
+        declared = custom_metric(next(iter(condition.values())).get("metric", ""))
+        if declared is not None:
+            names.append(declared.name)
+    return names

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.components import child_options
+
 from infra.function_source import FunctionSource
 from phase3ops.spec.pipeline import PipelineSpec
 
@@ -42,7 +44,7 @@ class OrchestratorFunctionArgs:
 class OrchestratorFunction(pulumi.ComponentResource):
     def __init__(self, name: str, args: OrchestratorFunctionArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("phase3:infra:OrchestratorFunction", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         function_name = args.pipeline.orchestrator.function_name
         labels = {**args.labels, "component": "orchestrator"}
 
@@ -65,6 +67,7 @@ class OrchestratorFunction(pulumi.ComponentResource):
             opts=child,
         )
         self.function = self._function(
+            opts,
             args,
             function_name,
             ENTRY_POINT,
@@ -74,6 +77,7 @@ class OrchestratorFunction(pulumi.ComponentResource):
             labels,
         )
         self.receipts_function = self._function(
+            opts,
             args,
             args.pipeline.orchestrator.receipts_function_name,
             RECEIPTS_ENTRY_POINT,
@@ -92,6 +96,7 @@ class OrchestratorFunction(pulumi.ComponentResource):
 
     def _function(
         self,
+        opts: pulumi.ResourceOptions | None,
         args: OrchestratorFunctionArgs,
         function_name: str,
         entry_point: str,
@@ -100,7 +105,7 @@ class OrchestratorFunction(pulumi.ComponentResource):
         max_instances: int,
         labels: dict[str, str],
     ) -> gcp.cloudfunctionsv2.Function:
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         function = gcp.cloudfunctionsv2.Function(
             function_name,
             name=function_name,

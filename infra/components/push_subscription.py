@@ -2,9 +2,15 @@
 
 Creates the subscription, its dead-letter topic `<topic>-dead-letter`, a
 `<topic>-dead-letter-sub` subscription that keeps dead letters until someone
-looks (the dead-letter alert watches it), and the two grants the Pub/Sub
-service agent needs for dead-lettering: publisher on the dead-letter topic,
-subscriber on the source subscription.
+looks (the dead-letter alert watches it), and the grants the Pub/Sub service
+agent needs: publisher on the dead-letter topic and subscriber on the source
+subscription (dead-lettering), and token creator on the push identity
+(signing the OIDC token: granted by default only on projects created after
+April 2021, so granted here for older ones).
+
+The ack deadline is Pub/Sub's maximum, 600 s, which is also the push request
+timeout: the service's request timeout must end before it (pipeline.yaml
+checks `analytics.request_timeout_seconds` against it).
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+
+from infra.components import child_options
+from phase3ops.spec.pipeline import PUSH_ACK_DEADLINE_SECONDS
 
 MAX_DELIVERY_ATTEMPTS = 5
 
@@ -32,13 +41,13 @@ class PushSubscriptionArgs:
     push_service_account_email: pulumi.Input[str]
     audience: str
     labels: dict[str, str]
-    ack_deadline_seconds: int = 600
+    ack_deadline_seconds: int = PUSH_ACK_DEADLINE_SECONDS
 
 
 class PushSubscription(pulumi.ComponentResource):
     def __init__(self, name: str, args: PushSubscriptionArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("phase3:infra:PushSubscription", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         dead_letter_name = f"{args.topic_name}-dead-letter"
         self.dead_letter_topic = gcp.pubsub.Topic(
             dead_letter_name, name=dead_letter_name, project=args.project, labels=args.labels, opts=child
@@ -86,6 +95,13 @@ class PushSubscription(pulumi.ComponentResource):
             subscription=self.subscription.name,
             project=args.project,
             role="roles/pubsub.subscriber",
+            member=agent,
+            opts=child,
+        )
+        gcp.serviceaccount.IAMMember(
+            f"{args.subscription_name}-token-creator-pubsub-agent",
+            service_account_id=pulumi.Output.concat("projects/", args.project, "/serviceAccounts/", args.push_service_account_email),
+            role="roles/iam.serviceAccountTokenCreator",
             member=agent,
             opts=child,
         )

@@ -1,5 +1,10 @@
 """The daily health check and reconciliation: Cloud Run jobs (the analytics
-image) started by Cloud Scheduler in the pipeline's time zone."""
+image) started by Cloud Scheduler in the pipeline's time zone.
+
+Each job runs under the identity of its command: `health` reads and writes
+only its metrics, `reconcile` may record completions and publish triggers.
+Jobs have no probes: they serve no port, they run a command to its end.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+
+from infra.components import child_options
 
 from infra.components.analytics_service import runtime_environment
 from phase3ops.spec.pipeline import PipelineSpec
@@ -18,7 +25,7 @@ class ScheduledChecksArgs:
     region: str
     pipeline: PipelineSpec
     image: str
-    runtime_service_account: pulumi.Input[str]
+    service_accounts: dict[str, pulumi.Input[str]]  # command (health, reconcile) -> email
     scheduler_service_account: pulumi.Input[str]
     scheduler_member: pulumi.Input[str]
     labels: dict[str, str]
@@ -27,7 +34,7 @@ class ScheduledChecksArgs:
 class ScheduledChecks(pulumi.ComponentResource):
     def __init__(self, name: str, args: ScheduledChecksArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("phase3:infra:ScheduledChecks", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self, opts)
         labels = {**args.labels, "component": "checks"}
         self.jobs: dict[str, gcp.cloudrunv2.Job] = {}
         for check in args.pipeline.scheduled_checks:
@@ -42,7 +49,7 @@ class ScheduledChecks(pulumi.ComponentResource):
                     "task_count": 1,
                     "labels": labels,
                     "template": {
-                        "service_account": args.runtime_service_account,
+                        "service_account": args.service_accounts[check.args[0]],
                         "timeout": "1800s",
                         "max_retries": 1,
                         "containers": [

@@ -72,6 +72,7 @@ def test_push_subscription_authenticates_and_dead_letters(dev):
     assert grants == {
         ("TopicIAMMember", "nba-phase3-trigger-dead-letter", "roles/pubsub.publisher"),
         ("SubscriptionIAMMember", "nba-phase3-analytics-processors-push", "roles/pubsub.subscriber"),
+        ("IAMMember", None, "roles/iam.serviceAccountTokenCreator"),  # signs the push OIDC token (older projects)
     }
     assert one(dev, SUBSCRIPTION, "nba-phase3-trigger-dead-letter-sub")
 
@@ -106,7 +107,7 @@ def test_least_privilege(dev):
     roles = [r.inputs["role"] for r in dev.resources if "role" in r.inputs]
     assert roles and not [role for role in roles if role in ("roles/owner", "roles/editor", "roles/viewer")]
     accounts = {r.inputs["accountId"] for r in dev.of_type("gcp:serviceaccount/account:Account")}
-    assert len(accounts) == 6  # one per workload
+    assert len(accounts) == 7  # one per workload
 
 
 def test_monitoring_one_policy_per_rule_wired_to_its_channels_and_metrics(dev):
@@ -117,11 +118,13 @@ def test_monitoring_one_policy_per_rule_wired_to_its_channels_and_metrics(dev):
     policies = {p.name: p for p in dev.of_type(POLICY)}
     metrics = {m.inputs["name"]: m for m in dev.of_type(METRIC)}
     assert set(policies) == {r.name for r in specs.rules}
+    waits = {w.name: w for w in dev.of_type("time:index/sleep:Sleep")}
     for rule in specs.rules:
         policy = policies[rule.name]
         assert policy.inputs["notificationChannels"] == [channel_ids[name] for name in rule.spec["notify"]["channels"]]
         if rule.log_metric:
-            assert metrics[rule.log_metric["name"]].urn in policy.dependencies
+            wait = waits[f"{rule.log_metric['name']}-queryable"]
+            assert wait.urn in policy.dependencies and metrics[rule.log_metric["name"]].urn in wait.dependencies
     assert not policies["phase4-trigger-absent"].inputs["enabled"]  # dev's override
     assert policies["orchestrator-errors"].inputs["conditions"][0]["conditionThreshold"]["thresholdValue"] == 20
 
@@ -232,4 +235,6 @@ def test_the_text_plan_shows_the_graph(dev):
     assert "Secrets to set before `pulumi up`: phase3-orchestration:slackOncallToken" in text
     assert "├─ phase3:infra:Monitoring  monitoring" in text
     assert "eventTrigger.retryPolicy=RETRY_POLICY_RETRY" in text
-    assert "orchestrator-errors (AlertPolicy) -> phase3_orchestrator_errors (Metric)" in text
+    assert "orchestrator-errors (AlertPolicy) -> phase3_orchestrator_errors-queryable (Sleep)" in text
+    assert "phase3_orchestrator_errors-queryable (Sleep) -> phase3_orchestrator_errors (Metric)" in text
+    assert "nba-phase3-trigger (Topic) -> apis (ProjectApis)" in text  # one edge for all thirteen APIs

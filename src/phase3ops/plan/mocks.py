@@ -76,11 +76,30 @@ COMPUTED: dict[str, Callable[[MockResourceArgs, str], dict[str, Any]]] = {
     "gcp:storage/bucketObject:BucketObject": _bucket_object,
 }
 
+def _dataset(args: MockResourceArgs, project: str) -> dict[str, Any]:
+    return {"id": f"projects/{project}/datasets/{args.inputs.get('datasetId', args.name)}"}
+
+
+def _metric_descriptor(args: MockResourceArgs, project: str) -> dict[str, Any]:
+    return {"name": f"projects/{project}/metricDescriptors/{args.inputs.get('type')}"}
+
+
+COMPUTED["gcp:bigquery/dataset:Dataset"] = _dataset
+COMPUTED["gcp:monitoring/metricDescriptor:MetricDescriptor"] = _metric_descriptor
+
 INVOKES: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
     "gcp:organizations/getProject:getProject": lambda args, project: {
         "number": MOCK_PROJECT_NUMBER,
         "projectId": args.get("projectId") or project,
         "name": args.get("projectId") or project,
+    },
+    # The plan cannot know whether Phase 2's dataset exists: it assumes so and
+    # lists it among the preconditions; `pulumi preview` stops if it does not.
+    "gcp:bigquery/getDataset:getDataset": lambda args, project: {
+        "datasetId": args["datasetId"],
+        "project": args.get("project") or project,
+        "id": f"projects/{args.get('project') or project}/datasets/{args['datasetId']}",
+        "location": "us-west2",
     },
 }
 

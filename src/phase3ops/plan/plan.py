@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phase3ops.plan.mocks import PlanMocks
+from phase3ops.plan.preconditions import Precondition, preconditions
 from phase3ops.plan.runner import PlanResult, program_from_main, run_program
 from phase3ops.plan.stack_config import StackConfig, load_stack_config
+from phase3ops.spec.pipeline import load_pipeline_spec
 
 
 class PlanError(RuntimeError):
@@ -19,6 +21,7 @@ class PlanError(RuntimeError):
 class StackPlan:
     config: StackConfig
     result: PlanResult
+    preconditions: list[Precondition]
 
 
 def plan_stack(repo_root: Path, stack: str) -> StackPlan:
@@ -33,7 +36,7 @@ def plan_stack(repo_root: Path, stack: str) -> StackPlan:
         )
     except Exception as exc:
         raise PlanError(f"planning stack {stack} failed: {type(exc).__name__}: {exc}") from exc
-    return StackPlan(config, result)
+    return StackPlan(config, result, preconditions(config, load_pipeline_spec(repo_root / "pipeline.yaml")))
 
 
 def _forget_program_modules() -> None:

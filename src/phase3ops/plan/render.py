@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Sequence
 
+from phase3ops.plan.preconditions import Precondition
 from phase3ops.plan.runner import STACK_TYPE, PlannedResource, PlanResult
 
 SECRET = "[secret]"
@@ -83,7 +84,7 @@ def edges(result: PlanResult) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def as_json(result: PlanResult, secrets_not_in_stack_file: list[str]) -> str:
+def as_json(result: PlanResult, secrets_not_in_stack_file: list[str], preconditions: Sequence[Precondition] = ()) -> str:
     return json.dumps(
         {
             "project": result.project,
@@ -104,13 +105,14 @@ def as_json(result: PlanResult, secrets_not_in_stack_file: list[str]) -> str:
             "outputs": result.outputs,
             "secret_outputs": result.secret_outputs,
             "secrets_not_in_stack_file": secrets_not_in_stack_file,
+            "preconditions": [vars(p) for p in preconditions],
         },
         indent=2,
         default=str,
     )
 
 
-def as_text(result: PlanResult, secrets_not_in_stack_file: list[str]) -> str:
+def as_text(result: PlanResult, secrets_not_in_stack_file: list[str], preconditions: Sequence[Precondition] = ()) -> str:
     by_urn = result.by_urn()
     children: dict[str | None, list[PlannedResource]] = {}
     for resource in _ordered(result):
@@ -132,11 +134,43 @@ def as_text(result: PlanResult, secrets_not_in_stack_file: list[str]) -> str:
             walk(resource.urn, prefix + ("" if parent is None else ("   " if last else "│  ")))
 
     walk(None, "")
-    lines += ["", "Dependencies (besides parents):"]
-    for source, target in edges(result):
+    lines += ["", "Dependencies (besides parents; a component stands for all its resources):"]
+    for source, target in _collapsed_edges(result):
         lines.append(f"  {_label(by_urn[source])} -> {_label(by_urn[target]) if target in by_urn else target}")
     lines += ["", "Outputs:"] + [f"  {key}: {json.dumps(value, default=str)}" for key, value in sorted(result.outputs.items())]
+    if preconditions:
+        lines += ["", "Preconditions this program cannot create (a first deploy, in this order):"]
+        for number, item in enumerate(preconditions, 1):
+            lines += [f"  {number}. {item.what}: {item.why}", f"     {item.command}"]
     return "\n".join(lines)
+
+
+def _collapsed_edges(result: PlanResult) -> list[tuple[str, str]]:
+    """Edges for people: where a resource depends on every resource of a component (all
+    the project's APIs, say), one edge to the component instead of one per resource."""
+    children: dict[str, set[str]] = {}
+    for resource in result.resources:
+        if resource.parent:
+            children.setdefault(resource.parent, set()).add(resource.urn)
+
+    def descendants(urn: str) -> set[str]:
+        found = set()
+        for child in children.get(urn, ()):
+            found |= {child} | descendants(child)
+        return found
+
+    components = {r.urn: {u for u in descendants(r.urn) if u in result.by_urn() and result.by_urn()[u].custom}
+                  for r in result.resources if not r.custom and r.type != STACK_TYPE}  # fmt: skip
+    targets: dict[str, set[str]] = {}
+    for source, target in edges(result):
+        targets.setdefault(source, set()).add(target)
+    collapsed = []
+    for source, found in targets.items():
+        for component, members in components.items():
+            if members and members <= found and source not in members:
+                found = (found - members) | {component}
+        collapsed += [(source, target) for target in found]
+    return sorted(collapsed)
 
 
 def _properties(resource: PlannedResource) -> str:

@@ -1,0 +1,74 @@
+"""What the infra program needs that it cannot create, each with the command that checks or provides it.
+
+`phase3ops plan` lists these, in the order of a first deploy, so nobody
+learns them from a failed `pulumi up`. Everything else the program uses it
+creates itself (APIs, datasets it owns, identities, topics, functions, ...)
+or checks before it changes anything (Phase 2's raw dataset is looked up:
+a preview without it stops with its name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from phase3ops.plan.stack_config import StackConfig
+from phase3ops.spec.pipeline import PipelineSpec
+
+
+@dataclass(frozen=True)
+class Precondition:
+    what: str
+    why: str
+    command: str
+
+
+def preconditions(config: StackConfig, pipeline: PipelineSpec) -> list[Precondition]:
+    project = config.values.get("gcp:project", "<project>")
+    region = config.values.get("gcp:region", "us-west2")
+    own = lambda key: f"{config.project}:{key}"  # noqa: E731 - the stack file's full key
+    image = config.values.get(own("analyticsImage"), "<image>@sha256:<digest>")
+    secrets = [key.split(":", 1)[1] for key in config.secret_keys]
+    return [
+        Precondition(
+            "Service Usage and Cloud Resource Manager APIs enabled",
+            "the program enables every other API it uses, through these two",
+            f"gcloud services enable serviceusage.googleapis.com cloudresourcemanager.googleapis.com --project {project}",
+        ),
+        Precondition(
+            "the deploying identity may create what the plan lists",
+            "service accounts, IAM grants, functions, Cloud Run, Pub/Sub, BigQuery, Monitoring, Firestore indexes",
+            f"gcloud projects get-iam-policy {project} (roles/owner, or the admin role of each service in the plan)",
+        ),
+        Precondition(
+            "the Firestore (default) database, Native mode",
+            "completions, trigger claims, receipts and locks live there; its location is chosen once, for good",
+            f"gcloud firestore databases describe --database='(default)' --project {project} "
+            f"|| gcloud firestore databases create --location={region} --type=firestore-native --project {project}",
+        ),
+        Precondition(
+            f"Phase 2's raw dataset {pipeline.analytics.raw_dataset}",
+            "the processors read it; the program grants read access on it and stops the preview if it is missing",
+            f"bq show --dataset {project}:{pipeline.analytics.raw_dataset}",
+        ),
+        Precondition(
+            f"the analytics dataset {pipeline.analytics.dataset}, if the pipeline this replaces already created it",
+            "the program creates it; an existing one must be adopted once, or the create fails",
+            f"bq show --dataset {project}:{pipeline.analytics.dataset} && pulumi import gcp:bigquery/dataset:Dataset "
+            f"{pipeline.analytics.dataset} projects/{project}/datasets/{pipeline.analytics.dataset} --protect",
+        ),
+        Precondition(
+            "the analytics image, built from Dockerfile and pushed, referenced by digest",
+            "Cloud Run services and jobs run it; a tag is refused",
+            f"docker manifest inspect {image}",
+        ),
+        Precondition(
+            "the stack's secrets",
+            "one Slack token per channel in alerts/channels.yaml",
+            " && ".join(f"pulumi config set --secret {key} <token>" for key in secrets) or "(none declared)",
+        ),
+        Precondition(
+            "the Pulumi plugins: gcp, and pulumiverse's time (the wait before alert policies on new log metrics)",
+            "`pulumi up` installs both on first use; behind a proxy, install them by hand",
+            "pulumi plugin install resource time v0.1.1 --server github://api.github.com/pulumiverse",
+        ),
+    ]
