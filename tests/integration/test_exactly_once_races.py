@@ -187,19 +187,37 @@ def test_two_deliveries_recovering_one_stale_claim_at_once(race, crash):
 # -- 1c: four simultaneous redeliveries, nothing injected ------------------------------------
 
 
-def test_four_simultaneous_redeliveries_of_the_completing_message(race):
+@pytest.mark.parametrize("claim", ["fresh", "stale_after_publish"])
+def test_four_simultaneous_redeliveries_of_the_completing_message(race, claim):
     setup = race.orchestrator()
     dates = trial_dates()
     finals = record_all_but_last(race, setup, dates)
-    four = instances(race, 4)
+    if claim == "stale_after_publish":  # the claimer published, died before marking; its lease runs out
+        publish_all = setup.publisher.publish_all
 
-    for day in dates:
-        results = race_at_once([lambda instance=instance: instance.handle_event(finals[day]) for instance in four])
-        assert sum(getattr(r, "outcome", None) == "triggered" for r in results) == 1, results
-        for instance, result in zip(four, results):
-            if isinstance(result, Exception):
+        def publish_then_crash(messages):
+            publish_all(messages)
+            raise RuntimeError("instance crashed between publish and mark")
+
+        setup.publisher.publish_all = publish_then_crash
+        for day in dates:
+            with pytest.raises(RuntimeError):
+                setup.handle_event(finals[day])
+        wait_for_receipts(race, dates)
+        time.sleep(LEASE + 0.2)
+    four = instances(race, 4)
+    winner = "triggered" if claim == "fresh" else "confirmed_by_receipt"
+
+    # Four redeliveries of every date's message at the same instant (the trials run side by side).
+    results = race_at_once([lambda day=day, i=i: i.handle_event(finals[day]) for day in dates for i in four])
+    for index, day in enumerate(dates):
+        outcomes = []
+        for instance, result in zip(four, results[index * 4 : index * 4 + 4]):
+            if isinstance(result, Exception):  # redelivered until acknowledged
                 assert isinstance(result, ClaimInFlight), result
-                assert handle_until_acked(instance, finals[day]).outcome == "already_triggered"
+                result = handle_until_acked(instance, finals[day])
+            outcomes.append(result.outcome)
+        assert sorted(outcomes) == sorted([winner] + ["already_triggered"] * 3), (day, outcomes)
 
     assert per_date_and_table(race.triggers()) == exactly_once(race.spec, dates)
 

@@ -32,7 +32,7 @@ from phase3ops.orchestrator.messages import BadMessage, Completion, parse_comple
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
 from phase3ops.orchestrator.phase4_trigger import TriggerMessage, build_trigger_messages, date_trigger_id
 from phase3ops.orchestrator.readiness import Readiness, evaluate
-from phase3ops.orchestrator.trigger_claims import Recovery, TriggerClaim, TriggerClaims
+from phase3ops.orchestrator.trigger_claims import ClaimContended, Recovery, TriggerClaim, TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec
 
 log = logging.getLogger("phase3ops.orchestrator")
@@ -223,7 +223,10 @@ class Orchestrator:
             raise ClaimInFlight(_in_flight(claim))
         # The claim's owner died or its publish failed. Exactly one caller decides,
         # from the receipts, what went out, and publishes the rest.
-        recovery, claim = self.claims.recover(claim.game_date, owner)
+        try:
+            recovery, claim = self.claims.recover(claim.game_date, owner)
+        except ClaimContended as exc:
+            raise ClaimInFlight(str(exc)) from exc
         if recovery is Recovery.ALREADY_PUBLISHED:
             return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
         if recovery is Recovery.STILL_LEASED:

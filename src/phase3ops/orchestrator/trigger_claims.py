@@ -115,6 +115,10 @@ class TriggerClaim:
         )
 
 
+class ClaimContended(RuntimeError):
+    """Other callers are recovering the same claim at this moment; the transaction kept losing."""
+
+
 class Recovery(enum.Enum):
     ALREADY_PUBLISHED = "already_published"  # someone finished it meanwhile
     STILL_LEASED = "still_leased"  # someone else took it over just before us
@@ -189,7 +193,12 @@ class TriggerClaims:
 
     def recover(self, game_date: dt.date, owner: str) -> tuple[Recovery, TriggerClaim]:
         """Decide, as exactly one winner, what becomes of a claim whose lease ran out."""
-        return _recover(self._client.transaction(), self._client, self.document(game_date), self._receipts, owner)
+        try:
+            return _recover(self._client.transaction(), self._client, self.document(game_date), self._receipts, owner)
+        except ValueError as exc:
+            if isinstance(exc.__cause__, gexc.Aborted):  # the client's retries all lost to concurrent recoverers
+                raise ClaimContended(f"the stale claim of {game_date} is being recovered by others ({exc})") from exc
+            raise
 
 
 @firestore.transactional
