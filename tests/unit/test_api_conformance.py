@@ -84,3 +84,19 @@ def test_a_resource_type_nobody_mapped_is_reported(sdk, plan):
     stranger = dataclasses.replace(topic, type="gcp:pubsub/schema:Schema", name="a-schema")
     [finding] = check_plan([stranger]).findings
     assert str(finding) == "a-schema: gcp:pubsub/schema:Schema: no API definition is mapped for this resource type"
+
+
+def test_the_filter_checker_knows_every_log_entry_field_and_severity(sdk):
+    """The filter lint's tables of LogEntry fields are Google's, not a guess: a field
+    missing here would be reported as a typo in a filter that Logging accepts."""
+    from phase3ops.alerts.filters import LOG_ENTRY_FIELDS, SEVERITIES
+    from phase3ops.conformance.sdk import json_fields, messages
+
+    logging = messages("logging", "v2")
+    assert set(json_fields(logging.LogEntry)) <= set(LOG_ENTRY_FIELDS)
+    assert set(LOG_ENTRY_FIELDS) - set(json_fields(logging.LogEntry)) <= {"apphubDestination", "apphubSource"}  # newer than this SDK
+    assert list(SEVERITIES) == [e.name for e in logging.LogEntry.SeverityValueValuesEnum]
+    for field, message in (("httpRequest", logging.HttpRequest), ("operation", logging.LogEntryOperation),
+                           ("sourceLocation", logging.LogEntrySourceLocation), ("split", logging.LogSplit),
+                           ("metadata", logging.MonitoredResourceMetadata)):  # fmt: skip
+        assert set(LOG_ENTRY_FIELDS[field]) == set(json_fields(message)), field

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from phase3ops.alerts import durations
+from phase3ops.alerts.filters import filters_parse_and_name_real_things
 from phase3ops.alerts.policies import LOG_METRIC_REFERENCE, STATISTICS, policy_body, to_proto
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
 from phase3ops.spec.documents import SpecProblem
@@ -215,6 +216,7 @@ LINTS: tuple[Lint, ...] = (
     log_metric_is_used_and_exists,
     custom_metrics_are_declared,
     is_a_valid_api_object,
+    filters_parse_and_name_real_things,
 )
 
 
