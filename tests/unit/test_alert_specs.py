@@ -12,6 +12,7 @@ import pytest
 from phase3ops.alerts.policies import log_metric_body, policy_body, to_proto
 from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.alerts.validate import validate
+from phase3ops.spec.documents import SpecError
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
 CORPUS = Path(__file__).resolve().parent.parent / "alerts_corpus"
@@ -150,3 +151,152 @@ def test_the_shipped_rules_cover_what_the_on_call_needs():
         "dead-letter-not-empty",
         "scraper-first-run-late",
     } <= names
+
+
+DEV_HEADER = "# yaml-language-server: $schema=../schema/stack-overrides.schema.json\napiVersion: phase3ops/v1\nkind: AlertOverrides\nstack: dev\nrules:\n"
+
+
+def write_dev_overrides(repo: Path, rules: str) -> Path:
+    """alerts/stacks/dev.yaml with these rules (the YAML under `rules:`, indented by two); they start at line 6."""
+    overrides = repo / "alerts" / "stacks" / "dev.yaml"
+    overrides.write_text(DEV_HEADER + rules)
+    return overrides
+
+
+def dev_problems(repo: Path) -> list:
+    report = validate(repo, stacks=["dev"])
+    assert "dev" not in report.specs, "a broken override must leave the stack unusable"
+    return report.problems
+
+
+@pytest.mark.parametrize(
+    "rules, line, path, fragment",
+    [
+        (  # a condition past the end of the rule's list
+            '  orchestrator-errors:\n    conditions:\n      "3":\n        threshold:\n          value: 1\n',
+            8,
+            "rules.orchestrator-errors.conditions.3",
+            "there is no spec.conditions[3]: rule orchestrator-errors has 1 condition (index 0)",
+        ),
+        (  # one index exists, the other does not
+            '  orchestrator-errors:\n    conditions:\n      "0":\n        threshold:\n          value: 1\n      "1":\n        threshold:\n          value: 2\n',
+            11,
+            "rules.orchestrator-errors.conditions.1",
+            "there is no spec.conditions[1]: rule orchestrator-errors has 1 condition (index 0)",
+        ),
+        (  # patching by index a list the rule does not have at all
+            '  orchestrator-errors:\n    conditions:\n      "0":\n        threshold:\n          groupBy:\n            "0": resource.label.service_name\n',
+            10,
+            "rules.orchestrator-errors.conditions.0.threshold.groupBy",
+            "patches spec.conditions[0].threshold.groupBy by index, but rule orchestrator-errors has no spec.conditions[0].threshold.groupBy",
+        ),
+        (  # patching by index a mapping
+            '  orchestrator-errors:\n    documentation:\n      "0":\n        summary: x\n',
+            7,
+            "rules.orchestrator-errors.documentation",
+            "patches spec.documentation by index, but in rule orchestrator-errors it is a mapping, not a list",
+        ),
+        (  # patching by index a number
+            '  orchestrator-errors:\n    conditions:\n      "0":\n        threshold:\n          value:\n            "0": 1\n',
+            10,
+            "rules.orchestrator-errors.conditions.0.threshold.value",
+            "patches spec.conditions[0].threshold.value by index, but in rule orchestrator-errors it is a number, not a list",
+        ),
+    ],
+    ids=["index-past-the-end", "second-index-past-the-end", "no-such-list", "mapping", "number"],
+)
+def test_an_override_by_index_of_nothing_is_an_error_at_the_override(repo, rules, line, path, fragment):
+    write_dev_overrides(repo, rules)
+    problems = dev_problems(repo)
+    assert [(p.file.endswith("alerts/stacks/dev.yaml"), p.line, p.path) for p in problems] == [(True, line, path)], [str(p) for p in problems]
+    assert fragment in problems[0].message
+    assert problems[0].message.endswith("[stack dev]")
+    with pytest.raises(SpecError) as raised:
+        load_alert_specs(repo / "alerts", "dev", strict=False)
+    assert [(p.line, p.path) for p in raised.value.problems] == [(line, path)]
+
+
+def test_an_index_past_the_end_counts_the_conditions_the_rule_has(repo):
+    write_dev_overrides(repo, '  orchestrator-errors:\n    conditions:\n      "3":\n        threshold:\n          value: 1\n')
+    [problem] = dev_problems(repo)
+    assert str(problem).startswith(f"{problem.file}:8: rules.orchestrator-errors.conditions.3: ")
+    assert "has 1 condition" in problem.message and "orchestrator-errors" in problem.message
+
+
+def test_an_overrides_type_error_is_reported_at_the_override(repo):
+    overrides = write_dev_overrides(
+        repo,
+        '  orchestrator-errors:\n    conditions:\n      "0":\n        threshold:\n          value: "twenty"\n'
+        "  lock-takeovers:\n    notify:\n      rateLimit: soon\n",
+    )
+    problems = dev_problems(repo)
+    assert all(p.file.endswith("alerts/stacks/dev.yaml") for p in problems), [str(p) for p in problems]
+    by_path = {p.path: p for p in problems}
+    assert set(by_path) == {"rules.orchestrator-errors.conditions.0.threshold.value", "rules.lock-takeovers.notify.rateLimit"}
+    value = by_path["rules.orchestrator-errors.conditions.0.threshold.value"]
+    assert value.line == 10 and 'value: "twenty"' in overrides.read_text().splitlines()[value.line - 1]
+    assert "overrides spec.conditions[0].threshold.value of rule orchestrator-errors" in value.message
+    assert "'twenty' is not of type 'number'" in value.message
+    rate_limit = by_path["rules.lock-takeovers.notify.rateLimit"]
+    assert rate_limit.line == 13
+    assert "overrides spec.notify.rateLimit of rule lock-takeovers" in rate_limit.message and "'soon' does not match" in rate_limit.message
+
+
+def test_an_override_that_adds_a_key_the_schema_forbids_is_reported_at_that_key(repo):
+    write_dev_overrides(
+        repo,
+        '  orchestrator-errors:\n    conditions:\n      "0":\n        threshold:\n          for: 5m\n          valu: 1\n'
+        '  analytics-service-5xx:\n    conditions:\n      "0":\n        absence:\n          metric: log:x\n          window: 5m\n',
+    )
+    problems = {(p.line, p.path): p.message for p in dev_problems(repo)}
+    assert set(problems) == {
+        (11, "rules.orchestrator-errors.conditions.0.threshold.valu"),
+        (15, "rules.analytics-service-5xx.conditions.0.absence"),
+    }, problems
+    assert "'valu' was unexpected" in problems[(11, "rules.orchestrator-errors.conditions.0.threshold.valu")]
+    assert "of rule analytics-service-5xx" in problems[(15, "rules.analytics-service-5xx.conditions.0.absence")]
+    assert "too many properties" in problems[(15, "rules.analytics-service-5xx.conditions.0.absence")]
+
+
+def test_an_override_that_replaces_a_list_is_located_in_the_override(repo):
+    write_dev_overrides(repo, "  orchestrator-errors:\n    conditions:\n      - threshold:\n          metric: log:phase3_orchestrator_errors\n")
+    problems = dev_problems(repo)
+    assert problems and all(p.file.endswith("alerts/stacks/dev.yaml") for p in problems), [str(p) for p in problems]
+    assert {(p.line, p.path) for p in problems} == {(8, "rules.orchestrator-errors.conditions[0].threshold")}
+    assert "'value' is a required property" in " ".join(p.message for p in problems)
+
+
+def test_an_override_for_a_rule_no_file_defines_stays_an_error(repo):
+    write_dev_overrides(repo, "  ghost-rule:\n    enabled: false\n")
+    [problem] = validate(repo, stacks=["dev"]).problems
+    assert (problem.file.endswith("alerts/stacks/dev.yaml"), problem.line, problem.path) == (True, 6, "rules.ghost-rule")
+    assert "overrides 'ghost-rule', which no rule file defines" in problem.message
+    with pytest.raises(SpecError, match="ghost-rule"):
+        load_alert_specs(repo / "alerts", "dev")
+
+
+def test_merged_values_are_located_where_they_were_written(repo):
+    from phase3ops.alerts.specs import _Layer, _Origins
+    from phase3ops.spec.documents import read_yaml
+
+    alerts = repo / "alerts"
+    write_dev_overrides(repo, '  orchestrator-errors:\n    conditions:\n      "0":\n        threshold:\n          value: 20\n')
+    defaults, rule, overrides = (read_yaml(alerts / name) for name in ("defaults.yaml", "orchestrator-errors.yaml", "stacks/dev.yaml"))
+    origins = _Origins(_Layer(defaults, ("spec",), "orchestrator-errors"))
+    spec = origins.merge(defaults.data["spec"], rule.data["spec"], _Layer(rule, ("spec",), "orchestrator-errors"))
+    origins.merge(spec, overrides.data["rules"]["orchestrator-errors"], _Layer(overrides, ("rules", "orchestrator-errors"), "orchestrator-errors", True))
+
+    def where(*path):
+        layer, at = origins.origin(path)
+        problem = layer.problem(at, "")
+        return Path(problem.file).name, problem.line, problem.path
+
+    assert where("conditions", 0, "threshold", "value") == ("dev.yaml", 10, "rules.orchestrator-errors.conditions.0.threshold.value")
+    rule_lines = (alerts / "orchestrator-errors.yaml").read_text().splitlines()
+    window = 1 + next(n for n, text in enumerate(rule_lines) if text.strip() == "window: 10m")
+    second_command = 1 + next(n for n, text in enumerate(rule_lines) if text.strip() == "- scripts/reconcile_phase3_completion.py --days 3")
+    assert where("conditions", 0, "threshold", "window") == ("orchestrator-errors.yaml", window, "spec.conditions[0].threshold.window")
+    assert where("documentation", "commands", 1) == ("orchestrator-errors.yaml", second_command, "spec.documentation.commands[1]")
+    assert where("notify", "channels", 0) == ("defaults.yaml", 12, "spec.notify.channels[0]")
+    assert where("combiner") == ("defaults.yaml", 8, "spec.combiner")
+    assert origins.problems == []

@@ -132,7 +132,7 @@ def test_missing_schema_comment_is_reported(tmp_path):
 
 
 def test_missing_file_and_missing_required_sections(tmp_path):
-    assert "file not found" in problems_of(tmp_path / "absent.yaml")[0]
+    assert "--pipeline names a file that does not exist" in problems_of(tmp_path / "absent.yaml")[0]
     path = write_pipeline_variant(tmp_path, {"spec.modes": DELETE, "spec.orchestrator.collections": DELETE})
     problems = problems_of(path)
     assert any("spec: 'modes' is a required property" in p for p in problems)

@@ -10,6 +10,7 @@ keys so a reviewer knows they must be set before `pulumi up`.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,14 @@ def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
         else:
             values[full] = _as_engine_string(value)
 
+    declared = {key if ":" in key else f"{name}:{key}" for key in (project_data.get("config") or {})}
+    for key in raw:
+        full = key if ":" in key else f"{name}:{key}"
+        if full.startswith(f"{name}:") and full not in declared:
+            # The Pulumi CLI refuses an undeclared key of the project's own namespace; so does the plan.
+            close = difflib.get_close_matches(full, sorted(declared), n=1)
+            hint = f"; did you mean {close[0].split(':', 1)[1]}?" if close else f"; declared: {', '.join(sorted(k.split(':', 1)[1] for k in declared if k.startswith(name + ':')))}"
+            problems.append(stack_doc.problem(["config", key], f"{full} is not declared in Pulumi.yaml{hint}"))
     missing_secrets = []
     for key, declaration in (project_data.get("config") or {}).items():
         if not isinstance(declaration, dict):

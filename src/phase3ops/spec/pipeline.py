@@ -255,11 +255,17 @@ def _alias_key(name: str) -> str:
 def locate_pipeline_spec(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The spec to use: an explicit path, then $PHASE3OPS_PIPELINE, then the
     nearest `pipeline.yaml` in the working directory or one of its parents."""
-    if explicit:
-        return Path(explicit)
-    from_env = os.environ.get(PIPELINE_ENV)
-    if from_env:
-        return Path(from_env)
+    for given, source in ((explicit, "--pipeline"), (os.environ.get(PIPELINE_ENV), f"${PIPELINE_ENV}")):
+        if not given:
+            continue
+        path = Path(given)
+        if path.is_dir():
+            if (path / PIPELINE_FILE_NAME).is_file():
+                return path / PIPELINE_FILE_NAME
+            raise SpecError([SpecProblem(str(path), None, "", f"{source} names a directory without a {PIPELINE_FILE_NAME}")])
+        if not path.is_file():
+            raise SpecError([SpecProblem(str(path), None, "", f"{source} names a file that does not exist")])
+        return path
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         candidate = folder / PIPELINE_FILE_NAME
