@@ -20,7 +20,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore, pubsub_v1
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
-from phase3ops.orchestrator.orchestrator import ClaimInFlight
+from phase3ops.orchestrator.orchestrator import ClaimInFlight, RetryLater
 from phase3ops.orchestrator.phase4_publisher import PublishFailed
 from phase3ops.spec.pipeline import load_pipeline_spec
 from tests.integration.conftest import PAST, exactly_once, make_pipeline, per_date_and_table, short_lease_spec_file
@@ -220,6 +220,45 @@ def test_four_simultaneous_redeliveries_of_the_completing_message(race, claim):
         assert sorted(outcomes) == sorted([winner] + ["already_triggered"] * 3), (day, outcomes)
 
     assert per_date_and_table(race.triggers()) == exactly_once(race.spec, dates)
+
+
+# -- expected contention: re-runs of one processor delivered at the same instant ------------
+
+
+def test_simultaneous_reruns_of_one_processor_are_retried_quietly_and_all_recorded(race, caplog):
+    """Six runs of one (date, processor) land together on six instances: their transactions
+    contend for one record. Each delivery is acknowledged or asks for redelivery with one
+    WARNING; none logs an ERROR or fails with the Firestore client's own error; every run is
+    in the record's history."""
+    import base64
+    import uuid
+
+    from tests.support.completions import completion
+
+    six = instances(race, 6)
+    dates = trial_dates(10)
+    processor = race.spec.processor_names[0]
+
+    def rerun(day, index):
+        body = completion(processor, day, execution_id=f"rerun-{index}")
+        return {"message": {"data": base64.b64encode(json.dumps(body).encode()).decode(), "messageId": uuid.uuid4().hex,
+                            "publishTime": dt.datetime.now(dt.timezone.utc).isoformat()}}  # fmt: skip
+
+    events = {(day, i): rerun(day, i) for day in dates for i in range(len(six))}
+    with caplog.at_level("INFO", logger="phase3ops"):
+        results = race_at_once([lambda day=day, i=i, o=o: o.handle_event(events[(day, i)]) for day in dates for i, o in enumerate(six)])
+        retried = 0
+        for (key, instance), result in zip([((d, i), o) for d in dates for i, o in enumerate(six)], results):
+            if isinstance(result, Exception):
+                assert isinstance(result, RetryLater), repr(result)  # was: google.api_core Aborted / ValueError, logged as a crash
+                retried += 1
+                handle_until_acked(instance, events[key])
+    assert [r.getMessage() for r in caplog.records if r.levelno >= 40] == []
+    decisions = [r for r in caplog.records if getattr(r, "event", None) == "phase3_completion"]
+    assert len(decisions) == len(events) + retried  # one line per delivery, however often its transaction was retried
+    for day in dates:
+        record = race.firestore.collection(race.spec.orchestrator.collections.completions).document(f"{day}_{processor}").get().to_dict()
+        assert sorted(r["execution_id"] for r in record["runs"]) == [f"rerun-{i}" for i in range(len(six))], day
 
 
 # -- 1d: a malformed or foreign message on the Phase 4 topic never blocks the evidence -------

@@ -20,7 +20,7 @@ import uuid
 import pytest
 from google.cloud import firestore, pubsub_v1
 
-from phase3ops.orchestrator.orchestrator import ClaimInFlight
+from phase3ops.orchestrator.orchestrator import ClaimInFlight, RetryLater
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed, PublishOutcome
 from tests.integration.conftest import PAST, TODAY, TOMORROW, Clock, exactly_once, per_date_and_table
 from tests.support.completions import completion
@@ -42,7 +42,7 @@ def handle_until_acked(instance, event, attempts: int = 200, delay: float = 0.1)
     for _ in range(attempts):
         try:
             return instance.handle_event(event)
-        except (ClaimInFlight, PublishFailed):
+        except (RetryLater, PublishFailed):
             time.sleep(delay)
     raise AssertionError(f"still not acknowledged after {attempts} deliveries")
 

@@ -41,6 +41,10 @@ class RecordOutcome(str, enum.Enum):
     STALE_TOKEN = "refused_stale_token"  # written under a lock token a newer run superseded: refused
 
 
+class RecordContended(RuntimeError):
+    """Concurrent deliveries for the same (date, processor) kept the transaction from committing."""
+
+
 MAX_RUNS = 50  # history kept per (date, processor); the oldest entries go first
 
 
@@ -115,7 +119,13 @@ class CompletionStore:
             ref.create({**incoming, "runs": [{**run, "outcome": RecordOutcome.RECORDED.value}]})
             return RecordOutcome.RECORDED
         except gexc.AlreadyExists:
+            pass
+        try:
             return _record_in_transaction(self._client.transaction(), ref, incoming, run)
+        except (ValueError, gexc.Aborted) as exc:
+            if isinstance(exc, gexc.Aborted) or isinstance(exc.__cause__, gexc.Aborted):
+                raise RecordContended(f"{ref.id}: concurrent deliveries held the record ({exc})") from exc
+            raise
 
     def document(self, game_date: dt.date, processor: str):
         return self._collection.document(record_document_id(game_date, processor))

@@ -16,7 +16,7 @@ import functions_framework
 
 from phase3ops.logs import configure_json_logging
 from phase3ops.orchestrator.factory import build_orchestrator, build_receipt_recorder
-from phase3ops.orchestrator.orchestrator import Orchestrator
+from phase3ops.orchestrator.orchestrator import Orchestrator, RetryLater
 from phase3ops.orchestrator.receipts import ReceiptRecorder
 from phase3ops.spec.pipeline import load_pipeline_spec
 
@@ -41,6 +41,13 @@ def receipt_recorder_instance() -> ReceiptRecorder:
         configure_json_logging()
         _recorder = build_receipt_recorder(load_pipeline_spec())
     return _recorder
+
+
+@functions_framework.errorhandler(RetryLater)
+def ask_for_redelivery(error: RetryLater):
+    """An expected retry (the decision is logged at WARNING): answer non-2xx so Pub/Sub
+    redelivers, without Flask logging an ERROR traceback that would page someone."""
+    return f"retry later: {error}", 503
 
 
 @functions_framework.cloud_event

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence
 
-from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordOutcome
+from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordContended, RecordOutcome
 from phase3ops.orchestrator.messages import BadMessage, Completion, parse_completion, parse_delivery
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
 from phase3ops.orchestrator.phase4_trigger import TriggerMessage, build_trigger_messages, date_trigger_id
@@ -47,14 +48,25 @@ WAITING = "waiting"  # the date is not complete yet for its mode
 ALREADY_TRIGGERED = "already_triggered"
 LATE = "late"  # a run the published trigger did not include (a re-run or backfill after it)
 REJECTED = "rejected"
-RETRY_LATER = "retry_later"  # a claim is pending under a live lease: raised for redelivery
+RETRY_LATER = "retry_later"  # another delivery is busy with the date (a live claim, contention): raised for redelivery
 PUBLISH_FAILED = "publish_failed"  # raised for redelivery
 
 IN_FLIGHT_WAIT_SECONDS = 1.0  # how long a delivery waits for someone else's publish before asking for redelivery
 IN_FLIGHT_POLL_SECONDS = 0.05
+# Transactions that lose to concurrent deliveries of the same date are tried again in
+# the same delivery, with jittered exponential backoff, before asking for redelivery:
+# expected contention then costs a few hundred milliseconds and one log line, not a
+# stream of redeliveries.
+CONTENTION_ATTEMPTS = 4
+CONTENTION_BACKOFF_SECONDS = 0.05
 
 
-class ClaimInFlight(RuntimeError):
+class RetryLater(RuntimeError):
+    """Expected, not a fault: another delivery is busy with the same date. Raised so Pub/Sub
+    redelivers; logged once at WARNING (`retry_later`), never as an error."""
+
+
+class ClaimInFlight(RetryLater):
     """The date's claim is pending under a live lease: someone is publishing it.
 
     Raised so Pub/Sub redelivers later; by then the claim is published, or
@@ -141,7 +153,11 @@ class Orchestrator:
                 )
             )
 
-        record = self.store.record(completion, delivery)
+        try:
+            record = _retry_contended(lambda: self.store.record(completion, delivery), RecordContended)
+        except RecordContended as exc:
+            self._log(Decision(RETRY_LATER, game_date=completion.game_date.isoformat(), processor=completion.processor, reason=str(exc)))
+            raise RetryLater(str(exc)) from exc
         context = dict(
             processor=completion.processor,
             status=completion.status,
@@ -153,8 +169,8 @@ class Orchestrator:
         fresh = record in (RecordOutcome.RECORDED, RecordOutcome.UPDATED)
         try:
             decision = self.advance(completion.game_date, owner=delivery.message_id, completing=completion if fresh else None)
-        except (ClaimInFlight, PublishFailed) as exc:
-            outcome = RETRY_LATER if isinstance(exc, ClaimInFlight) else PUBLISH_FAILED
+        except (RetryLater, PublishFailed) as exc:
+            outcome = RETRY_LATER if isinstance(exc, RetryLater) else PUBLISH_FAILED
             self._log(Decision(outcome, game_date=completion.game_date.isoformat(), reason=str(exc), **context))
             raise
         if decision.outcome == ALREADY_TRIGGERED and fresh:
@@ -224,7 +240,7 @@ class Orchestrator:
         # The claim's owner died or its publish failed. Exactly one caller decides,
         # from the receipts, what went out, and publishes the rest.
         try:
-            recovery, claim = self.claims.recover(claim.game_date, owner)
+            recovery, claim = _retry_contended(lambda: self.claims.recover(claim.game_date, owner), ClaimContended)
         except ClaimContended as exc:
             raise ClaimInFlight(str(exc)) from exc
         if recovery is Recovery.ALREADY_PUBLISHED:
@@ -283,6 +299,17 @@ class Orchestrator:
             extra={"event": "phase3_completion", **fields},
         )
         return decision
+
+
+def _retry_contended(attempt: Callable[[], Any], contended: type[Exception]) -> Any:
+    for tries in range(1, CONTENTION_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except contended as exc:
+            if tries == CONTENTION_ATTEMPTS:
+                exc.args = (f"{exc} (tried {tries} times)",)
+                raise
+            time.sleep(CONTENTION_BACKOFF_SECONDS * 2 ** (tries - 1) * random.uniform(0.5, 1.5))
 
 
 def _counted(records: dict[str, CompletionRecord]) -> set[str]:

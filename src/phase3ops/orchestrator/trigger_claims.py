@@ -195,8 +195,9 @@ class TriggerClaims:
         """Decide, as exactly one winner, what becomes of a claim whose lease ran out."""
         try:
             return _recover(self._client.transaction(), self._client, self.document(game_date), self._receipts, owner)
-        except ValueError as exc:
-            if isinstance(exc.__cause__, gexc.Aborted):  # the client's retries all lost to concurrent recoverers
+        except (ValueError, gexc.Aborted) as exc:
+            # Lost to concurrent recoverers: every commit retry, or a read that timed out on their locks.
+            if isinstance(exc, gexc.Aborted) or isinstance(exc.__cause__, gexc.Aborted):
                 raise ClaimContended(f"the stale claim of {game_date} is being recovered by others ({exc})") from exc
             raise
 
