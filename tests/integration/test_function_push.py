@@ -63,7 +63,7 @@ def test_push_delivery_through_the_functions_framework(gcp_project, repo_root, e
 def test_an_expected_retry_answers_503_at_warning_without_a_traceback(gcp_project, repo_root, emulator_hosts, tmp_path):
     """A delivery that finds the date's claim held by another live instance asks for
     redelivery. That is routine: it must not log an ERROR (the orchestrator-errors alert
-    counts those) nor Flask's traceback, only one `retry_later` WARNING."""
+    counts those) nor Flask's traceback: one `retry_later` WARNING per date and minute."""
     from google.cloud import firestore
 
     from phase3ops.orchestrator.trigger_claims import TriggerClaims
@@ -82,15 +82,18 @@ def test_an_expected_retry_answers_503_at_warning_without_a_traceback(gcp_projec
     endpoint = server.push_endpoint(gcp_project, spec.topics.completion)
     try:
         answers = [_post_push(endpoint, completion(name, day)) for name in spec.processor_names]
+        last = completion(spec.processor_names[-1], day)
+        answers += [_post_push(endpoint, last) for _ in range(3)]  # Pub/Sub redelivering it
         malformed = _post_push(endpoint, {"processor_name": "PlayerGameSummaryProcessor"})  # a real fault, for contrast
     finally:
         server.stop()
 
-    assert answers[-1] == 503 and set(answers) <= {204, 200, 503} and malformed in (200, 204), answers
+    assert answers[-4:] == [503] * 4 and set(answers) <= {204, 200, 503} and malformed in (200, 204), answers
     log = (tmp_path / "function.log").read_text()
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     retries = [line for line in lines if line.get("outcome") == "retry_later"]
-    assert len(retries) == answers.count(503) and {line["severity"] for line in retries} == {"WARNING"}
+    # One WARNING for the date; the retries after it within the minute at INFO (a summary, not a stream).
+    assert len(retries) == answers.count(503) and [line["severity"] for line in retries] == ["WARNING"] + ["INFO"] * (len(retries) - 1)
     assert "Traceback" not in log and "Exception on /" not in log  # was: Flask's ERROR traceback for every redelivery
     assert [line["outcome"] for line in lines if line.get("severity") in ("ERROR", "CRITICAL")] == ["rejected"]
 

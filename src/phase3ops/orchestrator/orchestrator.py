@@ -33,6 +33,7 @@ from phase3ops.orchestrator.messages import BadMessage, Completion, parse_comple
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
 from phase3ops.orchestrator.phase4_trigger import TriggerMessage, build_trigger_messages, date_trigger_id
 from phase3ops.orchestrator.readiness import Readiness, evaluate
+from phase3ops.orchestrator.retry_summary import RetrySummary
 from phase3ops.orchestrator.trigger_claims import ClaimContended, Recovery, TriggerClaim, TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec
 
@@ -99,7 +100,6 @@ class Decision:
 _SEVERITY = {
     REJECTED: logging.ERROR,
     PUBLISH_FAILED: logging.ERROR,
-    RETRY_LATER: logging.WARNING,
     LATE: logging.WARNING,
     REPUBLISHED: logging.WARNING,
     CONFIRMED_BY_RECEIPT: logging.WARNING,
@@ -129,6 +129,7 @@ class Orchestrator:
         # Decides which mode a date is in; leases never read it (they use Firestore's time).
         self.clock = clock
         self.in_flight_wait = in_flight_wait
+        self.retries = RetrySummary()
 
     # -- one Pub/Sub delivery -------------------------------------------------
 
@@ -293,6 +294,10 @@ class Orchestrator:
             logging.WARNING if decision.overdue else _SEVERITY.get(decision.outcome, logging.INFO),
             _RECORD_SEVERITY.get(decision.record or "", logging.INFO),
         )
+        if decision.outcome == RETRY_LATER:
+            severity, quiet = self.retries.level(decision.game_date)
+            if quiet:
+                fields["retries_since_last_warning"] = quiet
         log.log(
             severity,
             f"{decision.outcome}: {decision.game_date or '-'} {decision.processor or ''} {decision.reason}".strip(),
