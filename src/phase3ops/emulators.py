@@ -118,11 +118,11 @@ def gcloud_path() -> str:
     return path
 
 
-def start_emulator(kind: str, log_dir: Path, port: int | None = None, timeout: float = 90.0) -> Emulator:
+def start_emulator(kind: str, log_dir: Path, port: int | None = None, timeout: float = 90.0, extra_args: tuple[str, ...] = ()) -> Emulator:
     log_dir.mkdir(parents=True, exist_ok=True)
     host_port = f"127.0.0.1:{port or free_port()}"
     log_path = log_dir / f"{kind}-emulator.log"
-    command = [gcloud_path(), *_COMMANDS[kind], f"--host-port={host_port}", "--quiet"]
+    command = [gcloud_path(), *_COMMANDS[kind], f"--host-port={host_port}", *extra_args, "--quiet"]
     log_file = open(log_path, "ab")
     process = subprocess.Popen(
         command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -163,3 +163,28 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def export_firestore(host_port: str, project: str, directory: Path, timeout: float = 60.0) -> Path:
+    """Save the Firestore emulator's data for `project` (its export API); returns the
+    metadata file that `gcloud emulators firestore start --import-data` reads."""
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    request = urllib.request.Request(
+        f"http://{host_port}/emulator/v1/projects/{project}:export",
+        data=json.dumps({"database": f"projects/{project}/databases/(default)", "export_directory": str(directory)}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout):
+        pass
+    exports = sorted(directory.glob("*/*.overall_export_metadata"), key=lambda p: p.stat().st_mtime)
+    if not exports:
+        raise EmulatorError(f"the Firestore emulator wrote no export to {directory}")
+    return exports[-1]
+
+
+def latest_firestore_export(directory: Path) -> Path | None:
+    exports = sorted(directory.glob("*/*.overall_export_metadata"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
+    return exports[-1] if exports else None

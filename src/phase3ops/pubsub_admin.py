@@ -48,3 +48,17 @@ def ensure_orchestrator_topology(publisher, project: str, spec: PipelineSpec) ->
     """The topics between the phases (the functions' Eventarc triggers create their own subscriptions)."""
     for topic in (spec.topics.phase3_trigger, spec.topics.completion, spec.topics.phase4_trigger):
         ensure_topic(publisher, project, topic)
+
+
+def ensure_push_endpoint(subscriber, project: str, subscription: str, push_endpoint: str) -> bool:
+    """Point an existing push subscription at `push_endpoint`; True if it had to change.
+
+    Creating a subscription that exists leaves its old endpoint in place: a
+    service restarted on a new port would never receive a message.
+    """
+    path = subscriber.subscription_path(project, subscription)
+    current = subscriber.get_subscription(request={"subscription": path}).push_config.push_endpoint
+    if current == push_endpoint:
+        return False
+    subscriber.modify_push_config(request={"subscription": path, "push_config": {"push_endpoint": push_endpoint}})
+    return True

@@ -10,6 +10,7 @@ SPEC_PATHS = ("pipeline.yaml", "alerts", "docs", "Pulumi.yaml", "Pulumi.dev.yaml
 
 
 def copy_specs(destination: Path) -> Path:
+    destination.mkdir(parents=True, exist_ok=True)
     for name in SPEC_PATHS:
         source = REPO_ROOT / name
         if source.is_dir():

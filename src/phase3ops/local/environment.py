@@ -1,25 +1,31 @@
-"""`phase3ops local up | down | status`: the pipeline's processes on this machine.
+"""`phase3ops local up | down | status | env`: the pipeline's processes on this machine.
 
-`up` starts (or reuses) the Firestore and Pub/Sub emulators, creates the
-topics and subscriptions the pipeline spec and the infra program declare
-(the same names; push subscriptions to local endpoints), and serves the
-orchestrator and the receipts recorder with the Functions Framework, the
-analytics service with gunicorn, and a Phase 4 stand-in that enforces the
-precompute service's contract and keeps a ledger of what it accepted, each
-on a free port, logging into the run directory. What it started is written
-to `<run dir>/state.json`; `down` stops exactly that.
+`up` converges: whatever is recorded, alive and answering is kept; whatever
+is missing, dead or silent is started again; and every push subscription
+is pointed at the endpoint that serves it now. So `up` after a crash, a
+Ctrl-C or an edit of pipeline.yaml is always the fix:
 
-The local profile shortens two timings of pipeline.yaml so crash recovery
-shows in seconds instead of minutes (processor lock lease 6 s, trigger claim
-lease 6 s); everything else is the spec as the cloud runs it.
+- the Firestore and Pub/Sub emulators (Firestore loads what `down` saved);
+- the topics and subscriptions the pipeline spec and the infra program
+  declare, with the same names, push subscriptions to local endpoints;
+- the orchestrator and the receipts recorder (Functions Framework), the
+  analytics service (gunicorn), and a Phase 4 stand-in that enforces the
+  precompute service's contract and keeps a ledger of what it accepted.
+
+The user's pipeline.yaml is validated first (errors name its own lines);
+the services read a copy with the local profile's shorter leases (processor
+lock and trigger claim 6 s, so recovery shows in seconds), regenerated and
+the services restarted when the user's file changes. Each process is
+recorded in `<run dir>/state.json` the moment it starts; `down` saves the
+Firestore data next to the warehouse and stops exactly what is recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-import json
-import os
-from dataclasses import asdict, dataclass, field
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,10 +42,10 @@ from phase3ops.function_server import (
     start_gunicorn,
 )
 from phase3ops.local.phase4_standin import LEDGER_ENV
-from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
+from phase3ops.local.state import HELPER_PREFIX, PROJECT, STATE_FILE, Component, LocalState
+from phase3ops.spec.documents import SpecError, SpecProblem
+from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, PipelineSpec, load_pipeline_spec
 
-PROJECT = "phase3ops-local"
-STATE_FILE = "state.json"
 LOCAL_TIMINGS = {
     ("orchestrator", "claim_lease_seconds"): 6,
     ("orchestrator", "publish_timeout_seconds"): 3,
@@ -50,79 +56,129 @@ DUPLICATE_SUBSCRIPTION = "eventarc-phase3-to-phase4-orchestrator-duplicate"
 RECEIPTS_SUBSCRIPTION = "eventarc-phase4-trigger-receipts"
 PHASE4_SUBSCRIPTION = "nba-phase4-precompute-push"
 CHAOS_FUNCTION_SOURCE = Path(__file__).parent / "chaos_function.py"
+EMULATORS = ("firestore", "pubsub")
+SPEC_READERS = ("analytics", "orchestrator", "receipts")
+COMPONENT_ORDER = (*EMULATORS, *SPEC_READERS, "phase4")
+HEALTH_PATHS = {"analytics": "/healthz", "phase4": "/healthz"}
 
 Say = Callable[[str], None]
-COMPONENT_ORDER = ("firestore", "pubsub", "analytics", "orchestrator", "receipts", "phase4")
 
 
-@dataclass
-class Component:
-    name: str
-    pid: int
-    address: str
-    log: str
-
-    def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        try:  # a zombie of ours is not alive
-            waited, _ = os.waitpid(self.pid, os.WNOHANG)
-            return waited == 0
-        except ChildProcessError:
-            return True
+class LocalUpFailed(RuntimeError):
+    """`up` stopped part-way; the message says what it left running and what to do."""
 
 
-@dataclass
-class LocalState:
-    run_dir: str
-    project: str
-    pipeline: str
-    warehouse: str
-    components: dict[str, Component] = field(default_factory=dict)
-
-    @property
-    def env(self) -> dict[str, str]:
-        """What every local process and command needs to find the emulators, the spec and the warehouse."""
-        return {
-            "FIRESTORE_EMULATOR_HOST": self.components["firestore"].address,
-            "PUBSUB_EMULATOR_HOST": self.components["pubsub"].address,
-            "GOOGLE_CLOUD_PROJECT": self.project,
-            "PHASE3OPS_PIPELINE": self.pipeline,
-            "PHASE3OPS_WAREHOUSE": f"duckdb:{self.warehouse}",
-            "PHASE3OPS_TARGET": "local",
-        }
-
-    @property
-    def chaos_armed_file(self) -> Path:
-        return Path(self.run_dir) / "chaos-armed"
-
-    @property
-    def phase4_ledger(self) -> Path:
-        """What the Phase 4 stand-in accepted, one JSON line per message."""
-        return Path(self.run_dir) / "data" / "phase4-accepted.jsonl"
-
-    def save(self) -> None:
-        data = asdict(self)
-        Path(self.run_dir, STATE_FILE).write_text(json.dumps(data, indent=2))
-
-    @classmethod
-    def load(cls, run_dir: Path) -> "LocalState | None":
-        path = run_dir / STATE_FILE
-        if not path.is_file():
-            return None
-        data = json.loads(path.read_text())
-        components = {name: Component(**c) for name, c in data.pop("components").items()}
-        return cls(**data, components=components)
+def find_repo_root(start: Path | None = None) -> Path:
+    """The nearest folder, from `start` up, that holds pipeline.yaml: `local` works from any subfolder."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PIPELINE_FILE_NAME).is_file():
+            return folder
+    raise SpecError([SpecProblem(PIPELINE_FILE_NAME, None, "", f"no {PIPELINE_FILE_NAME} in {here} or its parents: run from the repository, or pass --repo")])
 
 
-def local_spec(repo_root: Path, run_dir: Path) -> Path:
-    """pipeline.yaml with the local profile's shorter leases."""
+def default_run_dir(repo_root: Path) -> Path:
+    return repo_root / ".phase3ops" / "local"
+
+
+# -- up -------------------------------------------------------------------------
+
+
+def up(repo_root: Path, run_dir: Path, say: Say) -> LocalState:
+    repo_root, run_dir = repo_root.resolve(), run_dir.resolve()
+    source = repo_root / PIPELINE_FILE_NAME
+    load_pipeline_spec(source)  # the user's file, first: its errors name its own lines, and nothing has started
+    local_copy, spec_hash = _local_spec_text(source)
+    state = LocalState.load(run_dir) or LocalState(
+        str(run_dir), PROJECT, str(source), str(run_dir / PIPELINE_FILE_NAME), "", str(run_dir / "data" / "warehouse.duckdb")
+    )
+    try:
+        _converge(repo_root, state, source, local_copy, spec_hash, say)
+    except Exception as exc:
+        running = [f"{c.name} (pid {c.pid})" for key in COMPONENT_ORDER if (c := state.components.get(key)) and c.alive()]
+        left = f"; left running: {', '.join(running)} (`phase3ops local up` again after fixing it keeps them, `phase3ops local down` stops them)" if running else ""
+        raise LocalUpFailed(f"local up failed: {type(exc).__name__}: {exc}{left}") from exc
+    say(f"Up: project {state.project}, run directory {run_dir}")
+    return state
+
+
+def _converge(repo_root: Path, state: LocalState, source: Path, local_copy: str, spec_hash: str, say: Say) -> None:
+    state.source_pipeline = str(source)
+    restarted_emulators = _ensure_emulators(state, say)
+    spec_changed = spec_hash != state.spec_hash or not Path(state.pipeline).is_file()
+    if spec_changed:
+        if state.spec_hash:
+            say(f"{source} changed: regenerating {state.pipeline} and restarting what reads it")
+        Path(state.pipeline).write_text(local_copy)
+        state.spec_hash = spec_hash
+        state.save()
+    spec = load_pipeline_spec(state.pipeline)
+    _ensure_tables(spec, state)
+    for key in (*SPEC_READERS, "phase4"):
+        component = state.components.get(key)
+        stale = restarted_emulators or (spec_changed and key in SPEC_READERS)
+        if component is not None and not stale and answers(key, component):
+            continue
+        if component is not None and component.alive():
+            stop_process_group(component.pid)
+        _start(key, repo_root, state, spec, say)
+    _ensure_topology(spec, state)
+
+
+def _ensure_emulators(state: LocalState, say: Say) -> bool:
+    """Keep the recorded emulators if they answer, start the others; True when one was (re)started."""
+    missing = [kind for kind in EMULATORS if not ((c := state.components.get(kind)) and c.alive() and emulators.answers(c.address))]
+    if not missing:
+        say(f"Reusing the emulators of {state.run_dir}")
+        return False
+    for kind in missing:
+        if (stale := state.components.get(kind)) is not None and stale.alive():
+            stop_process_group(stale.pid)
+        saved = emulators.latest_firestore_export(state.firestore_export) if kind == emulators.FIRESTORE else None
+        say(f"Starting the {kind} emulator{f' with the data saved in {saved.parent}' if saved else ''} ...")
+        extra = (f"--import-data={saved}",) if saved else ()
+        started = emulators.start_emulator(kind, state.logs_dir, extra_args=extra)
+        state.record(kind, Component(f"{kind} emulator", started.pid, started.host_port, str(started.log_path)))
+    return True
+
+
+def _start(key: str, repo_root: Path, state: LocalState, spec: PipelineSpec, say: Say) -> None:
+    env = state.env | {"PHASE3OPS_CHAOS_ARMED": str(state.chaos_armed_file)}
+    logs = state.logs_dir
+    if key == "analytics":
+        say("Starting the analytics service (gunicorn) ...")
+        server, name = start_analytics_service(repo_root, env, logs / "analytics-service.log"), spec.analytics.service_name
+    elif key == "orchestrator":
+        say("Starting the orchestrator (Functions Framework) ...")
+        server = start_function_server(repo_root, env, logs / "orchestrator.log", source=CHAOS_FUNCTION_SOURCE)
+        name = spec.orchestrator.function_name
+    elif key == "receipts":
+        say("Starting the receipts recorder (Functions Framework) ...")
+        server = start_function_server(repo_root, env, logs / "receipts.log", target=RECEIPTS_TARGET)
+        name = spec.orchestrator.receipts_function_name
+    else:
+        say("Starting the Phase 4 stand-in (gunicorn) ...")
+        server = start_gunicorn(PHASE4_STANDIN_APP, repo_root, {LEDGER_ENV: str(state.phase4_ledger)}, logs / "phase4-standin.log")
+        name = "phase4-standin"
+    state.record(key, Component(name, server.pid, server.url, str(server.log_path)))
+
+
+def restart_orchestrator(repo_root: Path, state: LocalState, say: Say) -> None:
+    """A new orchestrator instance (the chaos day kills one), and the subscriptions pointed at it."""
+    spec = load_pipeline_spec(state.pipeline)
+    _start("orchestrator", repo_root, state, spec, say)
+    _ensure_topology(spec, state)
+
+
+def answers(key: str, component: Component) -> bool:
+    return component.alive() and listening(component.url + HEALTH_PATHS.get(key, ""))
+
+
+def _local_spec_text(source: Path) -> tuple[str, str]:
+    """The local profile's copy of the user's spec, and a hash of what it was made from."""
+    text = source.read_text()
     yaml = YAML(typ="rt")
-    document = yaml.load((repo_root / "pipeline.yaml").read_text())
+    document = yaml.load(text)
     for path, value in LOCAL_TIMINGS.items():
         node = document["spec"]
         for part in path[:-1]:
@@ -130,78 +186,133 @@ def local_spec(repo_root: Path, run_dir: Path) -> Path:
         node[path[-1]] = value
     buffer = io.StringIO()
     yaml.dump(document, buffer)
-    target = run_dir / "pipeline.yaml"
-    schema = repo_root / "src/phase3ops/spec/schemas/pipeline.schema.json"
-    target.write_text(f"# yaml-language-server: $schema={schema}\n# Generated by `phase3ops local up` from {repo_root / 'pipeline.yaml'}\n" + buffer.getvalue())
-    return target
+    schema = Path(__file__).resolve().parents[1] / "spec" / "schemas" / "pipeline.schema.json"
+    copy = f"# yaml-language-server: $schema={schema}\n# Generated by `phase3ops local up` from {source}: edit that file, not this one.\n" + buffer.getvalue()
+    digest = hashlib.sha256((text + repr(sorted(LOCAL_TIMINGS.items()))).encode()).hexdigest()
+    return copy, digest
 
 
-def up(repo_root: Path, run_dir: Path, say: Say) -> LocalState:
-    run_dir = run_dir.resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state = LocalState.load(run_dir)
-    if state is not None and all(state.components[n].alive() for n in ("firestore", "pubsub") if n in state.components):
-        say(f"Reusing the emulators of {run_dir}")
-    else:
-        if state is not None:
-            down(run_dir, lambda _: None)
-        say("Starting the Firestore and Pub/Sub emulators ...")
-        started = emulators.start_both(run_dir / "logs")
-        data_dir = run_dir / "data"
-        data_dir.mkdir(exist_ok=True)
-        state = LocalState(str(run_dir), PROJECT, str(local_spec(repo_root, run_dir)), str(data_dir / "warehouse.duckdb"))
-        for kind, emulator in started.items():
-            state.components[kind] = Component(f"{kind} emulator", emulator.pid, emulator.host_port, str(emulator.log_path))
-        state.save()
+def _ensure_tables(spec: PipelineSpec, state: LocalState) -> None:
+    from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(state.warehouse)
+    warehouse.ensure_tables([*spec.raw_tables, *(p.table for p in spec.processors), spec.analytics.write_fences])
+
+
+@dataclass(frozen=True)
+class PushRoute:
+    subscription: str
+    topic: str
+    component: str  # which component serves it
+    path: str  # the path on that component's URL
+
+    def endpoint(self, state: LocalState) -> str:
+        return state.components[self.component].url + self.path
+
+
+def push_routes(spec: PipelineSpec, state: LocalState) -> list[PushRoute]:
+    """Every push subscription `up` keeps, and where it must deliver."""
+    project, topics = state.project, spec.topics
+    return [
+        PushRoute(f"{spec.analytics.service_name}-push", topics.phase3_trigger, "analytics", "/"),
+        PushRoute(FUNCTION_SUBSCRIPTION, topics.completion, "orchestrator", f"/projects/{project}/topics/{topics.completion}"),
+        PushRoute(RECEIPTS_SUBSCRIPTION, topics.phase4_trigger, "receipts", f"/projects/{project}/topics/{topics.phase4_trigger}"),
+        PushRoute(PHASE4_SUBSCRIPTION, topics.phase4_trigger, "phase4", "/process"),
+    ]
+
+
+def _ensure_topology(spec: PipelineSpec, state: LocalState) -> None:
+    from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_push_endpoint, ensure_subscription, ensure_topic
+
+    publisher, subscriber = _pubsub_clients(state)
+    ensure_orchestrator_topology(publisher, state.project, spec)
+    dead_letter = f"{spec.topics.phase3_trigger}-dead-letter"
+    ensure_topic(publisher, state.project, dead_letter)
+    ensure_subscription(subscriber, state.project, dead_letter, f"{dead_letter}-sub")
+    for route in push_routes(spec, state):
+        ack_deadline = 600 if route.component == "analytics" else 60
+        ensure_subscription(subscriber, state.project, route.topic, route.subscription, route.endpoint(state), ack_deadline)
+        ensure_push_endpoint(subscriber, state.project, route.subscription, route.endpoint(state))
+    duplicate = subscriber.subscription_path(state.project, DUPLICATE_SUBSCRIPTION)
+    if _exists(subscriber, duplicate):  # a chaos day's, still there: point it at today's orchestrator too
+        ensure_push_endpoint(subscriber, state.project, DUPLICATE_SUBSCRIPTION, push_routes(spec, state)[1].endpoint(state))
+
+
+def _pubsub_clients(state: LocalState):
+    import os
+
+    from google.cloud import pubsub_v1
+
     os.environ.update(state.env)
+    return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+
+
+def _exists(subscriber, path: str) -> bool:
+    from google.api_core import exceptions as gexc
+
+    try:
+        subscriber.get_subscription(request={"subscription": path})
+        return True
+    except gexc.NotFound:
+        return False
+
+
+# -- status, env, down ----------------------------------------------------------
+
+
+def status_rows(run_dir: Path) -> list[tuple[str, str, str, str]]:
+    """One row per component (running, not answering, stopped), then every push
+    subscription whose endpoint is not the one that serves it now."""
+    state = LocalState.load(run_dir.resolve())
+    if state is None:
+        return []
+    rows = []
+    for key in COMPONENT_ORDER:
+        component = state.components.get(key)
+        if component is None:
+            rows.append((key, "-", "-", "not started"))
+            continue
+        healthy = answers(key, component) if key not in EMULATORS else component.alive() and emulators.answers(component.address)
+        rows.append((component.name, str(component.pid), component.address, "running" if healthy else ("not answering" if component.alive() else "stopped")))
+    for key, helper in state.helpers().items():
+        rows.append((helper.name, str(helper.pid), "-", "running" if helper.alive() else "stopped"))
+    rows += _subscription_rows(state)
+    return rows
+
+
+def _subscription_rows(state: LocalState) -> list[tuple[str, str, str, str]]:
+    pubsub = state.components.get("pubsub")
+    if pubsub is None or not emulators.answers(pubsub.address):
+        return []
+    from google.api_core import exceptions as gexc
+
     spec = load_pipeline_spec(state.pipeline)
-    _ensure_tables(spec, state)
-
-    env = state.env | {"PHASE3OPS_CHAOS_ARMED": str(state.chaos_armed_file)}
-    if not _serving(state, "analytics"):
-        say("Starting the analytics service (gunicorn) ...")
-        server = start_analytics_service(repo_root, env, run_dir / "logs" / "analytics-service.log")
-        state.components["analytics"] = Component(spec.analytics.service_name, server.pid, server.url, str(server.log_path))
-        state.save()
-    if not _serving(state, "orchestrator"):
-        restart_orchestrator(repo_root, state, say)
-    if not _serving(state, "receipts"):
-        say("Starting the receipts recorder (Functions Framework) ...")
-        server = start_function_server(repo_root, state.env, run_dir / "logs" / "receipts.log", target=RECEIPTS_TARGET)
-        state.components["receipts"] = Component(spec.orchestrator.receipts_function_name, server.pid, server.url, str(server.log_path))
-        state.save()
-    if not _serving(state, "phase4"):
-        say("Starting the Phase 4 stand-in (gunicorn) ...")
-        server = start_gunicorn(PHASE4_STANDIN_APP, repo_root, {LEDGER_ENV: str(state.phase4_ledger)}, run_dir / "logs" / "phase4-standin.log")
-        state.components["phase4"] = Component("phase4-standin", server.pid, server.url, str(server.log_path))
-        state.save()
-    _ensure_topology(spec, state)
-    say(f"Up: project {state.project}, run directory {run_dir}")
-    return state
-
-
-def restart_orchestrator(repo_root: Path, state: LocalState, say: Say) -> None:
-    """Start the orchestrator (again, on its old port: the push subscriptions point there)."""
-    spec = load_pipeline_spec(state.pipeline)
-    previous = state.components.get("orchestrator")
-    port = int(previous.address.rsplit(":", 1)[1]) if previous else None
-    say("Starting the orchestrator (Functions Framework) ...")
-    env = state.env | {"PHASE3OPS_CHAOS_ARMED": str(state.chaos_armed_file)}
-    server = start_function_server(
-        repo_root, env, Path(state.run_dir) / "logs" / "orchestrator.log", port=port, source=CHAOS_FUNCTION_SOURCE
-    )
-    state.components["orchestrator"] = Component(spec.orchestrator.function_name, server.pid, server.url, str(server.log_path))
-    state.save()
+    _, subscriber = _pubsub_clients(state)
+    rows = []
+    for route in push_routes(spec, state):
+        if route.component not in state.components:
+            continue
+        expected = route.endpoint(state)
+        try:
+            actual = subscriber.get_subscription(request={"subscription": subscriber.subscription_path(state.project, route.subscription)}).push_config.push_endpoint
+        except gexc.NotFound:
+            actual = None
+        if actual != expected:
+            rows.append((f"subscription {route.subscription}", "-", actual or "-", f"stale: should push to {expected} (phase3ops local up)"))
+    return rows
 
 
 def down(run_dir: Path, say: Say) -> list[str]:
-    """Stop what `up` started, nothing else; keep logs and data."""
-    state = LocalState.load(run_dir.resolve())
+    """Save the Firestore data, then stop what was recorded, nothing else; logs and data stay."""
+    run_dir = run_dir.resolve()
+    state = LocalState.load(run_dir)
     if state is None:
         say(f"Nothing to stop: no {STATE_FILE} in {run_dir}")
         return []
+    _save_firestore(state, say)
     stopped = []
-    for key in COMPONENT_ORDER[::-1]:
+    keys = [*state.helpers(), *reversed(COMPONENT_ORDER)]
+    for key in keys:
         component = state.components.get(key)
         if component is not None and component.alive():
             stop_process_group(component.pid)
@@ -212,77 +323,41 @@ def down(run_dir: Path, say: Say) -> list[str]:
     return stopped
 
 
-def status_rows(run_dir: Path) -> list[tuple[str, str, str, str]]:
-    state = LocalState.load(run_dir.resolve())
-    if state is None:
-        return []
-    rows = []
-    for key in COMPONENT_ORDER:
-        component = state.components.get(key)
-        if component is None:
-            rows.append((key, "-", "-", "not started"))
-            continue
-        url = component.address if component.address.startswith("http") else f"http://{component.address}"
-        health = "running" if component.alive() and listening(url + ("/healthz" if key in ("analytics", "phase4") else "")) else (
-            "not answering" if component.alive() else "stopped"
-        )
-        rows.append((component.name, str(component.pid), component.address, health))
-    return rows
+def _save_firestore(state: LocalState, say: Say) -> None:
+    firestore = state.components.get("firestore")
+    if firestore is None or not firestore.alive() or not emulators.answers(firestore.address):
+        if firestore is not None:
+            say("The Firestore emulator is not running: its data since the last save is lost; the warehouse keeps its rows")
+        return
+    fresh = state.firestore_export.with_name(state.firestore_export.name + ".new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    try:
+        emulators.export_firestore(firestore.address, state.project, fresh)
+    except Exception as exc:  # never keep processes running because a save failed
+        say(f"Could not save the Firestore data ({type(exc).__name__}: {exc}); it is lost when the emulator stops")
+        shutil.rmtree(fresh, ignore_errors=True)
+        return
+    shutil.rmtree(state.firestore_export, ignore_errors=True)
+    fresh.replace(state.firestore_export)
+    say(f"Saved the Firestore data to {state.firestore_export} (loaded again by the next `local up`)")
 
 
 def render_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
-def _serving(state: LocalState, key: str) -> bool:
-    component = state.components.get(key)
-    return component is not None and component.alive()
-
-
-def _ensure_tables(spec: PipelineSpec, state: LocalState) -> None:
-    from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
-
-    warehouse = DuckDBWarehouse(state.warehouse)
-    warehouse.ensure_tables([*spec.raw_tables, *(p.table for p in spec.processors)])
-
-
-def _ensure_topology(spec: PipelineSpec, state: LocalState) -> None:
-    from google.cloud import pubsub_v1
-
-    from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_subscription, ensure_topic
-
-    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    ensure_orchestrator_topology(publisher, state.project, spec)
-    dead_letter = f"{spec.topics.phase3_trigger}-dead-letter"
-    ensure_topic(publisher, state.project, dead_letter)
-    ensure_subscription(subscriber, state.project, dead_letter, f"{dead_letter}-sub")
-    ensure_subscription(
-        subscriber,
-        state.project,
-        spec.topics.phase3_trigger,
-        f"{spec.analytics.service_name}-push",
-        push_endpoint=state.components["analytics"].address + "/",
-        ack_deadline_seconds=600,
-    )
-    orchestrator = state.components["orchestrator"].address
-    ensure_subscription(
-        subscriber,
-        state.project,
-        spec.topics.completion,
-        FUNCTION_SUBSCRIPTION,
-        push_endpoint=f"{orchestrator}/projects/{state.project}/topics/{spec.topics.completion}",
-    )
-    receipts = state.components["receipts"].address
-    ensure_subscription(
-        subscriber,
-        state.project,
-        spec.topics.phase4_trigger,
-        RECEIPTS_SUBSCRIPTION,
-        push_endpoint=f"{receipts}/projects/{state.project}/topics/{spec.topics.phase4_trigger}",
-    )
-    ensure_subscription(
-        subscriber, state.project, spec.topics.phase4_trigger, PHASE4_SUBSCRIPTION, push_endpoint=state.components["phase4"].address + "/process"
-    )
+__all__ = [
+    "HELPER_PREFIX",
+    "LocalState",
+    "LocalUpFailed",
+    "default_run_dir",
+    "down",
+    "find_repo_root",
+    "render_table",
+    "restart_orchestrator",
+    "status_rows",
+    "up",
+]

@@ -8,7 +8,14 @@ records them and triggers Phase 4, the Phase 4 stand-in accepts (or refuses)
 each message by the precompute service's contract. Ends with what Phase 4
 accepted per table and the health check.
 
-`--chaos` adds the failures the system this replaces suffered:
+It knows first what the day should end with, and says so at once: a date
+the rules trigger ends with one accepted message per table; a date already
+triggered ends with the new runs recorded as `late` and nothing new for
+Phase 4; a date no mode decides yet (two or more days ahead) ends with its
+completions and no trigger. It never waits for what will not come.
+
+`--chaos` adds the failures the system this replaces suffered (see
+chaos.py), undone whatever ends the day:
 - every message delivered more than once: each Phase 3 trigger is published
   twice, and a second push subscription delivers every completion again;
 - processors finishing concurrently, and two instances of each processor for
@@ -24,35 +31,54 @@ accepted per table and the health check.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from phase3ops.analytics.synthetic import generate_game_day, write_game_day
-from phase3ops.local.environment import (
-    DUPLICATE_SUBSCRIPTION,
-    LocalState,
-    render_table,
-    restart_orchestrator,
-)
+from phase3ops.local.environment import LocalState, render_table, restart_orchestrator
 from phase3ops.local.phase4_standin import accepted_counts
-from phase3ops.orchestrator.readiness import local_today
+from phase3ops.orchestrator.readiness import local_today, mode_for
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 
 Say = Callable[[str], None]
 LATE_TABLE = "team_boxscores"
 KILLED_PROCESSOR = "player_game_summary"
+WAIT_SECONDS = 240
+
+TRIGGER, ALREADY_TRIGGERED, NO_TRIGGER = "trigger", "already_triggered", "no_trigger"
 
 
 class NotRunning(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the day must end with, decided before it starts."""
+
+    kind: str  # trigger | already_triggered | no_trigger
+    why: str
+
+
+def expectation(spec: PipelineSpec, claim: dict | None, game_date: dt.date, now: dt.datetime) -> Expectation:
+    if claim is not None and claim.get("state") == "published":
+        return Expectation(
+            ALREADY_TRIGGERED,
+            f"Phase 4 was already triggered for {game_date} ({(claim.get('decision') or {}).get('trigger_reason', '-')}, "
+            f"published {claim.get('published_at')}): this day's runs will be recorded as late, and Phase 4 gets nothing new",
+        )
+    mode = mode_for(spec, game_date, now)
+    if mode is None:
+        days = (game_date - local_today(spec, now)).days
+        return Expectation(NO_TRIGGER, f"{game_date} is {days} days ahead: no mode triggers it yet; the runs complete, no trigger is expected")
+    return Expectation(TRIGGER, f"{game_date} is {'an' if mode.name[0] in 'aeiou' else 'a'} {mode.name} date: Phase 4 must accept one message per table")
 
 
 class DayRun:
@@ -75,45 +101,55 @@ class DayRun:
     # -- the day -------------------------------------------------------------
 
     def run(self) -> int:
+        expected = expectation(self.spec, self._claim(), self.game_date, dt.datetime.now(dt.timezone.utc))
+        self.say(f"expect: {expected.why}")
+        accepted_before = self._accepted()
+        runs_before = self._runs()
+        chaos = None
+        if self.chaos:
+            from phase3ops.local.chaos import ChaosDay
+
+            chaos = ChaosDay(self.state, self.spec, self.game_date, self.subscriber, self.say)
+        with chaos or contextlib.nullcontext():
+            finished = self._play(chaos, expected, runs_before)
+            self._settle()
+        self._say("")
+        self._say(self._progress_table())
+        self._say("")
+        phase4_ok = self._phase4_report(expected, accepted_before, runs_before)
+        self._say("")
+        health_code = self._health()
+        return 0 if finished and phase4_ok and health_code == 0 else 1
+
+    def _play(self, chaos, expected: Expectation, runs_before: dict[str, int]) -> bool:
         day = generate_game_day(self.spec, self.game_date, games=self.games, seed=7, stale_scrapes=self.chaos)
         held_back = {}
-        if self.chaos:
+        if chaos is not None:
             held_back = {LATE_TABLE: day.tables[LATE_TABLE]}
             day.tables[LATE_TABLE] = []
             day.stale[LATE_TABLE] = []
-            self._duplicate_completion_deliveries(on=True)
-            self.state.chaos_armed_file.write_text(str(self.game_date))
             self.say("chaos: every completion delivered twice; the orchestrator will die half-way through its next Phase 4 fan-out")
         write_game_day(self.warehouse, self.spec, day)
         self.say(f"raw data for {self.game_date}: {day.games} games" + (f" ({LATE_TABLE} held back: a late scraper)" if held_back else ""))
 
-        rogue = self._hold_lock(KILLED_PROCESSOR) if self.chaos else None
-        copies = 2 if self.chaos else 1
+        holder = chaos.hold_lock(KILLED_PROCESSOR) if chaos is not None else None
+        copies = 2 if chaos is not None else 1
         self._trigger_phase3(self.spec.processor_names, copies)
-        if rogue is not None:
+        if holder is not None:
             time.sleep(1.0)
-            rogue.send_signal(signal.SIGKILL)
-            rogue.wait(timeout=10)
-            self.say(f"chaos: killed a {KILLED_PROCESSOR} instance holding its lock (pid {rogue.pid}); the lease runs out, the next run takes over")
+            pid = chaos.kill_lock_holder()
+            self.say(f"chaos: killed a {KILLED_PROCESSOR} instance holding its lock (pid {pid}); the lease runs out, the next run takes over")
 
         if held_back:
-            self._wait_until(lambda: len(self._records()) == len(self.spec.processor_names), "the first processor runs", 120)
+            self._wait_until(lambda: self._new_runs(runs_before) == set(self.spec.processor_names), "the first processor runs")
             late_rows = [{**row, "scraped_at": row["scraped_at"] + dt.timedelta(minutes=75)} for row in held_back[LATE_TABLE]]
             self.warehouse.write_partition(self.spec.raw_table(LATE_TABLE), self.game_date, late_rows)
             self.say(f"chaos: the late scraper delivered {LATE_TABLE} ({len(late_rows)} rows); Phase 2 triggers the team processors again")
             self._trigger_phase3(["team_offense_game_summary", "team_defense_game_summary"], copies)
 
-        triggered = self._wait_until(self._phase4_accepted_every_table, f"Phase 4 to accept the triggers of {self.game_date}", 240)
-        self._settle()
-        if self.chaos:
-            self._duplicate_completion_deliveries(on=False)
-        self._say("")
-        self._say(self._progress_table())
-        self._say("")
-        accepted_once = self._phase4_table()
-        self._say("")
-        health_code = self._health()
-        return 0 if triggered and accepted_once and health_code == 0 else 1
+        if expected.kind == TRIGGER:
+            return self._wait_until(self._phase4_accepted_every_table, f"Phase 4 to accept the triggers of {self.game_date}")
+        return self._wait_until(lambda: self._new_runs(runs_before) == set(self.spec.processor_names), f"every processor's run for {self.game_date}")
 
     # -- steps ---------------------------------------------------------------
 
@@ -125,49 +161,21 @@ class DayRun:
                 self.publisher.publish(topic, json.dumps(message).encode()).result(timeout=30)
         self.say(f"Phase 2 -> {self.spec.topics.phase3_trigger}: {len(processors)} processors x {copies}")
 
-    def _hold_lock(self, processor: str) -> subprocess.Popen:
-        lock = self.spec.analytics.lock
-        program = textwrap.dedent(f"""
-            import datetime as dt, time
-            from google.cloud import firestore
-            from phase3ops.locking.lease_lock import LeaseLocks
-            locks = LeaseLocks(firestore.Client(project={self.state.project!r}), {lock.collection!r}, lease_seconds={lock.lease_seconds})
-            lease = locks.acquire({processor!r}, dt.date.fromisoformat({self.game_date.isoformat()!r}), owner="chaos-doomed-instance")
-            lease.start_renewing()
-            print("holding", flush=True)
-            time.sleep(600)
-        """)
-        process = subprocess.Popen(
-            [sys.executable, "-c", program],
-            env={**os.environ, **self.state.env, "PYTHONWARNINGS": "ignore"},
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        if process.stdout.readline().strip() != "holding":
-            process.kill()
-            raise RuntimeError("the chaos lock holder did not start")
-        return process
-
-    def _duplicate_completion_deliveries(self, on: bool) -> None:
-        from google.api_core import exceptions as gexc
-
-        from phase3ops.pubsub_admin import ensure_subscription
-
-        path = self.subscriber.subscription_path(self.state.project, DUPLICATE_SUBSCRIPTION)
-        if on:
-            endpoint = f"{self.state.components['orchestrator'].address}/projects/{self.state.project}/topics/{self.spec.topics.completion}"
-            ensure_subscription(self.subscriber, self.state.project, self.spec.topics.completion, DUPLICATE_SUBSCRIPTION, push_endpoint=endpoint)
-        else:
-            try:
-                self.subscriber.delete_subscription(request={"subscription": path})
-            except gexc.NotFound:
-                pass
-
     def _records(self) -> dict[str, dict]:
         collection = self.firestore.collection(self.spec.orchestrator.collections.completions)
         refs = [collection.document(f"{self.game_date.isoformat()}_{name}") for name in self.spec.processor_names]
         return {s.get("processor"): s.to_dict() for s in self.firestore.get_all(refs) if s.exists}
+
+    def _runs(self) -> dict[str, int]:
+        return {name: len(record.get("runs") or []) for name, record in self._records().items()}
+
+    def _new_runs(self, before: dict[str, int]) -> set[str]:
+        """The processors with a run recorded since the day started."""
+        return {name for name, count in self._runs().items() if count > before.get(name, 0)}
+
+    def _claim(self) -> dict | None:
+        snapshot = self.firestore.collection(self.spec.orchestrator.collections.triggers).document(self.game_date.isoformat()).get()
+        return snapshot.to_dict() if snapshot.exists else None
 
     def _accepted(self) -> dict[str, int]:
         """What the Phase 4 stand-in accepted for the date, per source table."""
@@ -178,21 +186,27 @@ class DayRun:
         accepted = self._accepted()
         return all(accepted.get(p.output_table) for p in self.spec.processors)
 
-    def _phase4_table(self) -> bool:
-        """Print what Phase 4 accepted per table; True when every table exactly once."""
+    def _phase4_report(self, expected: Expectation, before: dict[str, int], runs_before: dict[str, int]) -> bool:
+        """Print what Phase 4 accepted per table; True when it is what the day expected."""
         accepted = self._accepted()
-        claim = self.firestore.collection(self.spec.orchestrator.collections.triggers).document(self.game_date.isoformat()).get()
-        published = (claim.to_dict() or {}).get("published", {}) if claim.exists else {}
-        decision = (claim.to_dict() or {}).get("decision", {}) if claim.exists else {}
+        claim = self._claim() or {}
+        published, decision = claim.get("published", {}), claim.get("decision", {})
         self._say(f"Phase 4 (stand-in) accepted for {self.game_date}: mode={decision.get('mode', '-')}  reason={decision.get('trigger_reason', '-')}")
         rows = [
             (p.output_table, str(accepted.get(p.output_table, 0)), published.get(p.output_table, {}).get("confirmed_by", "-"))
             for p in self.spec.processors
         ]
         self._say(render_table(rows, ("source_table", "accepted", "confirmed by")))
-        return all(accepted.get(p.output_table) == 1 for p in self.spec.processors)
+        if expected.kind == TRIGGER:
+            return all(accepted.get(p.output_table) == 1 for p in self.spec.processors)
+        if expected.kind == ALREADY_TRIGGERED:
+            late = ", ".join(sorted(self._new_runs(runs_before))) or "no processor"
+            self._say(f"already triggered before this day: nothing new for Phase 4 ({'unchanged' if accepted == before else 'CHANGED'}); the runs of {late} were recorded late")
+        else:
+            self._say("no trigger expected for this date, and none sent" if not accepted else "a trigger was sent for a date no mode decides: unexpected")
+        return accepted == before
 
-    def _wait_until(self, condition: Callable[[], bool], what: str, timeout: float) -> bool:
+    def _wait_until(self, condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> bool:
         self.say(f"waiting for {what} ...")
         deadline = time.monotonic() + timeout
         last_report = 0.0
@@ -206,7 +220,7 @@ class DayRun:
                 done = {name: r["status"] for name, r in self._records().items()}
                 self.say("  completions: " + (", ".join(f"{n}={s}" for n, s in sorted(done.items())) or "none yet"))
             time.sleep(0.5)
-        self.say(f"{what}: NOT within {timeout:.0f}s")
+        self.say(f"{what}: NOT within {timeout:.0f}s (logs: {self.state.logs_dir})")
         return False
 
     def _keep_orchestrator_alive(self) -> None:
@@ -216,14 +230,13 @@ class DayRun:
             restart_orchestrator(self.repo_root, self.state, lambda _: None)
 
     def _settle(self, quiet_seconds: float = 4.0, timeout: float = 90.0) -> None:
-        """Let duplicate deliveries and late runs finish: records unchanged and no new trigger for a while."""
+        """Let duplicate deliveries and late runs finish: records unchanged and nothing new for Phase 4 for a while."""
         deadline = time.monotonic() + timeout
         last, quiet_since = None, time.monotonic()
         while time.monotonic() < deadline:
             self._keep_orchestrator_alive()
-            snapshot = json.dumps({n: (r["execution_id"], r["status"]) for n, r in self._records().items()}, sort_keys=True) + json.dumps(
-                self._accepted(), sort_keys=True
-            )
+            snapshot = json.dumps({n: (r["execution_id"], r["status"], len(r.get("runs", []))) for n, r in self._records().items()}, sort_keys=True)
+            snapshot += json.dumps(self._accepted(), sort_keys=True)
             if snapshot != last:
                 last, quiet_since = snapshot, time.monotonic()
             elif time.monotonic() - quiet_since >= quiet_seconds:
@@ -255,9 +268,27 @@ class DayRun:
 
 def run_day(repo_root: Path, run_dir: Path, game_date: dt.date | None, games: int, chaos: bool, say: Say) -> int:
     state = LocalState.load(run_dir.resolve())
-    if state is None or not all(c.alive() for c in state.components.values()):
+    if state is None:
         raise NotRunning(f"the local environment in {run_dir} is not running: run `phase3ops local up` first")
+    dead = [c.name for key, c in state.components.items() if not key.startswith("helper:") and not c.alive()]
+    if dead:
+        raise NotRunning(f"not running: {', '.join(dead)}; run `phase3ops local up` (it restarts them)")
     os.environ.update(state.env)
     spec = load_pipeline_spec(state.pipeline)
     game_date = game_date or local_today(spec, dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=1)
-    return DayRun(repo_root, state, game_date, games, chaos, say).run()
+    with _signals_as_interrupts():
+        return DayRun(repo_root, state, game_date, games, chaos, say).run()
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts():
+    """SIGTERM ends the day like Ctrl-C: through every `finally`, so chaos is undone."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
