@@ -5,7 +5,4 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_phase3ops.sh"
 cmd="$(phase3ops_command)" || exit 2
-case " $* " in
-  *" --stack "*) exec "$cmd" drift "$@" ;;
-  *) exec "$cmd" drift --stack "${DRIFT_STACK:-prod}" "$@" ;;
-esac
+PHASE3OPS_PROG="$0" exec "$cmd" drift "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runbook: reconcile Phase 3 completion tracking with the warehouse.
 
-    scripts/reconcile_phase3_completion.py --days N [--date YYYY-MM-DD] [--fix] [--json]
+    scripts/reconcile_phase3_completion.py [--days N] [--date YYYY-MM-DD] [--fix] [--local] [--json]
 
 Dry run unless --fix. Exit 0 consistent (or repaired), 1 issues found or a
 fix failed, 2 could not check.
@@ -23,4 +23,5 @@ except ImportError:
     sys.exit(2)
 
 if __name__ == "__main__":
-    sys.exit(main(["reconcile", *sys.argv[1:]]))
+    invoked = os.path.relpath(sys.argv[0])  # the usage shows the name the runbook gives
+    sys.exit(main(["reconcile", *sys.argv[1:]], prog=invoked if not invoked.startswith("..") else sys.argv[0]))

@@ -1,12 +1,13 @@
 """`phase3ops`: the one command line for the pipeline's operators.
 
 Exit codes follow the checks' convention: 0 clean, 1 findings, 2 could not
-check (bad spec, missing setting, unreachable service).
+check (bad spec, missing setting, unreachable service, bad arguments).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -18,12 +19,37 @@ from phase3ops.spec.documents import SpecError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
+EXIT_CODES = "exit codes: 0 clean, 1 findings, 2 could not check (bad spec, missing setting, unreachable service, bad arguments)"
+PIPELINE_ENV_HELP = "PHASE3OPS_PIPELINE   the pipeline spec, when --pipeline is not given (else the nearest pipeline.yaml)"
+STATE_ENV_HELP = """\
+environment (set by `eval "$(phase3ops local env)"` for the local pipeline, or by the scheduled jobs):
+  GOOGLE_CLOUD_PROJECT     the project (or --project)
+  PHASE3OPS_WAREHOUSE      duckdb (default), duckdb:<file>, or bigquery
+  FIRESTORE_EMULATOR_HOST  use the Firestore emulator there (checked to answer before anything runs)
+  PUBSUB_EMULATOR_HOST     use the Pub/Sub emulator there (likewise)
+  PHASE3OPS_TARGET         local (default) or cloud: cloud also checks the deployment and writes the metrics
+  """ + PIPELINE_ENV_HELP
+
+
+class UsageError(Exception):
+    """Arguments that cannot be carried out; the message says why."""
+
+
+# -- validate and plan ----------------------------------------------------------
+
 
 def _validate(args: argparse.Namespace) -> int:
-    from phase3ops.alerts.validate import validate
+    from phase3ops.alerts.validate import known_stacks, validate
+    from phase3ops.spec.pipeline import locate_pipeline_spec
 
     repo_root = Path(args.repo).resolve()
-    report = validate(repo_root, Path(args.pipeline) if args.pipeline else None, args.stack or None)
+    if args.stack:
+        known = known_stacks(repo_root, repo_root / "alerts")
+        unknown = [s for s in args.stack if s not in known]
+        if unknown:
+            raise UsageError(f"no stack {', '.join(unknown)}: known stacks are {', '.join(known)} (Pulumi.<stack>.yaml or alerts/stacks/<stack>.yaml)")
+    pipeline = locate_pipeline_spec(args.pipeline) if (args.pipeline or os.environ.get("PHASE3OPS_PIPELINE")) else None
+    report = validate(repo_root, pipeline, args.stack or None)
     if args.json:
         print(
             json.dumps(
@@ -40,8 +66,8 @@ def _validate(args: argparse.Namespace) -> int:
         base = report.specs[""]
         metrics = sum(1 for r in base.rules if r.log_metric)
         print(
-            f"valid: pipeline.yaml and {len(base.rules)} alert rules, {len(base.channels)} channels, "
-            f"{metrics} log-based metrics (stacks checked: base{''.join(', ' + s for s in report.stacks)})"
+            f"valid: {pipeline or 'pipeline.yaml'} and {len(base.rules)} alert rules, {len(base.channels)} channels, "
+            f"{metrics} log-based metric{'s' if metrics != 1 else ''} (stacks checked: base{''.join(', ' + s for s in report.stacks)})"
         )
     else:
         print(SpecError(report.problems), file=sys.stderr)
@@ -54,6 +80,8 @@ def _plan(args: argparse.Namespace) -> int:
     from phase3ops.plan.render import as_json, as_text
 
     repo_root = Path(args.repo).resolve()
+    if args.pipeline:
+        raise UsageError(f"plan reads {repo_root / 'pipeline.yaml'}, as pulumi up does (it bundles that file); --pipeline does not apply, use --repo")
     report = validate(repo_root, stacks=[args.stack])
     if not report.ok:
         print(SpecError(report.problems), file=sys.stderr)
@@ -86,19 +114,31 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if any(v.level == "mandatory" for v in violations) else EXIT_OK
 
 
-def _date(text: str):
-    import datetime as dt
+# -- the checks -----------------------------------------------------------------
 
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+def _target_environment(args: argparse.Namespace) -> None:
+    """Point this process at the pipeline asked for, and make sure it answers, before any client is built."""
+    from phase3ops import cloud
+
+    if getattr(args, "local", None) is not None:
+        from phase3ops.local.environment import default_run_dir, find_repo_root
+        from phase3ops.local.state import LocalState
+
+        run_dir = Path(args.local) if args.local else default_run_dir(find_repo_root())
+        state = LocalState.load(run_dir.resolve())
+        if state is None:
+            raise UsageError(f"--local: no local environment in {run_dir} (phase3ops local up)")
+        os.environ.update(state.env)
+        if not args.pipeline:
+            args.pipeline = state.pipeline
+    if args.project:
+        os.environ["GOOGLE_CLOUD_PROJECT"] = args.project
+    cloud.check_emulators_answer()
 
 
 def _pipeline(args: argparse.Namespace):
     """The spec's orchestrator (its store and claims), the warehouse, now, and the dates asked for."""
-    import datetime as dt
-
     from phase3ops.checks.health import window
     from phase3ops.orchestrator.factory import build_orchestrator
     from phase3ops.orchestrator.readiness import local_today
@@ -119,6 +159,7 @@ def _health(args: argparse.Namespace) -> int:
     from phase3ops.checks.health import check_dates, header, publish_metrics
     from phase3ops.checks.results import exit_code, render
 
+    _target_environment(args)
     target = target_from_environment()
     if target == "cloud":
         from phase3ops.logs import configure_json_logging
@@ -150,6 +191,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     from phase3ops.checks import reconcile
     from phase3ops.checks.state import read_state
 
+    _target_environment(args)
     try:
         orchestrator, warehouse, now, first, last = _pipeline(args)
         spec = orchestrator.spec
@@ -214,18 +256,34 @@ def _drift(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if result.drifted else EXIT_OK
 
 
+# -- local ------------------------------------------------------------------------
+
+
 def _local(args: argparse.Namespace) -> int:
     from phase3ops.local import environment
+    from phase3ops.local.state import LocalState
 
-    repo_root = Path(args.repo).resolve()
-    run_dir = Path(args.run_dir)
+    repo_root = Path(args.repo).resolve() if args.repo else environment.find_repo_root()
+    run_dir = Path(args.run_dir) if args.run_dir else environment.default_run_dir(repo_root)
     say = lambda text: print(text, flush=True)  # noqa: E731 - progress as it happens
     if args.action == "up":
-        environment.up(repo_root, run_dir, say)
-    elif args.action == "down":
+        try:
+            environment.up(repo_root, run_dir, say)
+        except environment.LocalUpFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        args.action = "status"
+    if args.action == "down":
         environment.down(run_dir, say)
         return EXIT_OK
-    elif args.action == "run-day":
+    if args.action == "env":
+        state = LocalState.load(run_dir.resolve())
+        if state is None:
+            print(f"error: no local environment in {run_dir} (phase3ops local up)", file=sys.stderr)
+            return EXIT_ERROR
+        print(state.shell_exports())
+        return EXIT_OK
+    if args.action == "run-day":
         from phase3ops.local.run_day import NotRunning, run_day
 
         try:
@@ -241,45 +299,101 @@ def _local(args: argparse.Namespace) -> int:
     return EXIT_OK if all(row[3] == "running" for row in rows) else EXIT_FINDINGS
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="phase3ops", description=__doc__.splitlines()[0])
-    parser.add_argument("--pipeline", help="pipeline spec (default: $PHASE3OPS_PIPELINE or the nearest pipeline.yaml)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# -- arguments --------------------------------------------------------------------
 
-    check = commands.add_parser("validate", help="check pipeline.yaml and alerts/ offline; exit 2 listing every problem")
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments exit 2 with the usage and the reason (argparse's own), never a traceback."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> argparse.ArgumentParser:
+    """`command_prog`: the name a runbook wrapper is invoked by, shown in its command's usage."""
+    named = {"prog": command_prog} if command_prog else {}
+    parser = _Parser(
+        prog=prog,
+        description="The Phase 3 -> Phase 4 hand-off's operator commands: validate and plan the specs, check and repair "
+        "the pipeline, classify drift, run it locally.",
+        epilog=f"{EXIT_CODES}\nenvironment:\n  {PIPELINE_ENV_HELP}",
+    )
+    parser.add_argument("--pipeline", help="the pipeline spec (default: $PHASE3OPS_PIPELINE, else the nearest pipeline.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    check = commands.add_parser(
+        "validate",
+        help="check pipeline.yaml and alerts/ offline; exit 2 listing every problem",
+        description="Check pipeline.yaml and every file of alerts/, as each stack deploys them, against their schemas, "
+        "the lints and Cloud Monitoring's own message types. Every problem is listed at once with file and line.",
+        epilog=f"exit codes: 0 valid, 2 problems (listed on stderr)\nenvironment:\n  {PIPELINE_ENV_HELP}",
+    )
     check.add_argument("--repo", default=".", help="repository root (default: .)")
-    check.add_argument("--stack", action="append", help="only these stacks (default: every Pulumi.<stack>.yaml and alerts/stacks/<stack>.yaml)")
+    check.add_argument("--stack", action="append", help="only this stack (repeatable; default: every Pulumi.<stack>.yaml and alerts/stacks/<stack>.yaml)")
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.set_defaults(handler=_validate)
 
-    plan = commands.add_parser("plan", help="run the infra program offline under Pulumi's mocks and print the resource graph")
+    plan = commands.add_parser(
+        "plan",
+        help="run the infra program offline under Pulumi's mocks and print the resource graph",
+        description="Run infra/__main__.py in-process under Pulumi's mocks with the stack's config file (no cloud, no "
+        "Pulumi CLI) and print what it would register, its dependency edges, outputs, and the preconditions it cannot create.",
+        epilog="exit codes: 0 planned, 1 a mandatory policy violation (--policies), 2 could not plan (spec, config key, unmocked invoke)",
+    )
     plan.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to use (default: dev)")
-    plan.add_argument("--repo", default=".", help="repository root (default: .)")
+    plan.add_argument("--repo", default=".", help="repository root (default: .); the program reads its pipeline.yaml, as pulumi up does")
     plan.add_argument("--json", action="store_true", help="machine-readable graph")
     plan.add_argument("--policies", action="store_true", help="also evaluate the CrossGuard pack in policies/ (exit 1 on a mandatory violation)")
     plan.add_argument("--policy-config", type=Path, help="policy pack config JSON, as for pulumi --policy-pack-config")
     plan.set_defaults(handler=_plan)
 
-    for name, handler, description in (
-        ("health", _health, "check completion tracking, duplicates, scraper timing and (in the cloud) the deployment"),
-        ("reconcile", _reconcile, "list dates whose state is inconsistent; --fix repairs them and publishes missed triggers once"),
-    ):
-        command = commands.add_parser(name, help=description)
-        dates = command.add_mutually_exclusive_group()
-        dates.add_argument("--date", type=_date, help="one game date (YYYY-MM-DD)")
-        dates.add_argument("--days", type=int, default=3, help="the last N game dates up to today (default 3)")
+    for name, handler, summary, description in (
+        ("health", _health, "check completion tracking, game-day triggers, duplicates, scraper timing and (in the cloud) the deployment",
+         "Run every health check on the game dates asked for and say what fixes each finding."),
+        ("reconcile", _reconcile, "list dates whose state is inconsistent; --fix repairs them and publishes missed triggers once",
+         "Find dates that are complete but untriggered, have a pending claim, or rows without a completion; "
+         "--fix records the missing completions and sends each date through the orchestrator's exactly-once path."),
+    ):  # fmt: skip
+        command = commands.add_parser(name, help=summary, description=description, epilog=f"{EXIT_CODES}\n{STATE_ENV_HELP}", **named)
+        command.add_argument("--date", type=_date, help="the last game date to look at (YYYY-MM-DD; default today in the pipeline's time zone)")
+        command.add_argument("--days", type=_positive, help="how many game dates, ending at --date (default: 3, or 1 with --date)")
+        command.add_argument("--project", help="Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)")
+        command.add_argument("--local", nargs="?", const="", metavar="RUN_DIR", help="check the pipeline `phase3ops local up` runs (default run dir: <repo>/.phase3ops/local)")
         command.add_argument("--json", action="store_true", help="machine-readable report")
         if name == "health":
             command.add_argument("--verbose", action="store_true", help="details of passing checks too")
-            command.add_argument(
-                "--stack", help="the deployed stack, whose alerts/stacks/<stack>.yaml overrides apply (default: $PHASE3OPS_STACK)"
-            )
+            command.add_argument("--stack", help="the deployed stack, whose alerts/stacks/<stack>.yaml overrides apply (default: $PHASE3OPS_STACK)")
         else:
             command.add_argument("--fix", action="store_true", help="repair what the dry run lists")
         command.set_defaults(handler=handler)
 
-    drift = commands.add_parser("drift", help="classify what `pulumi preview --refresh` says differs: outside changes, undeployed code, known diffs")
-    drift.add_argument("--stack", required=True)
+    drift = commands.add_parser(
+        "drift",
+        **named,
+        help="classify what `pulumi preview --refresh` says differs: outside changes, undeployed code, known diffs",
+        description="Run `pulumi preview --refresh --expect-no-changes --diff --json` for the stack (or read a saved "
+        "digest or event stream) and classify every change.",
+        epilog="exit codes: 0 no drift, 1 drift, 2 the preview itself failed (credentials, config)",
+    )
+    drift.add_argument("--stack", default=os.environ.get("DRIFT_STACK") or "prod", help="the stack to preview (default: $DRIFT_STACK, else prod)")
     drift.add_argument("--from-file", help="a saved `pulumi preview --json` digest or streamed engine events, instead of running the CLI")
     drift.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     drift.add_argument("--allowlist", default="infra/drift-allowlist.yaml", help="known permanent differences (relative to --repo)")
@@ -287,38 +401,48 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--verbose", action="store_true", help="also list known differences and diagnostics")
     drift.set_defaults(handler=_drift)
 
-    local = commands.add_parser("local", help="the whole pipeline on this machine: emulators, orchestrator, analytics service")
-    local_actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
+    local = commands.add_parser(
+        "local",
+        help="the whole pipeline on this machine: emulators, orchestrator, receipts, analytics service, Phase 4 stand-in",
+        description="Run the pipeline locally. `up` converges (starts what is missing or dead, repoints subscriptions, "
+        "applies an edited pipeline.yaml); `down` saves the Firestore data and stops what `up` and the chaos days started.",
+        epilog="exit codes: 0 done (status: everything running), 1 status found something not running, 2 could not (spec, processes)",
+    )
+    local_actions = local.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
     for action, description in (
-        ("up", "start (or reuse) everything; idempotent"),
-        ("down", "stop what `up` started"),
-        ("status", "what is running where"),
+        ("up", "start or repair everything; idempotent"),
+        ("down", "save the Firestore data, stop what `up` and the chaos days started"),
+        ("status", "what runs where, whether it answers, and any push subscription pointing at a stale endpoint"),
+        ("env", 'print the shell exports that point commands at the local pipeline: eval "$(phase3ops local env)"'),
         ("run-day", "run a game day through the local pipeline, then the health check"),
     ):
-        sub = local_actions.add_parser(action, help=description)
-        sub.add_argument("--run-dir", default=".phase3ops/local", help="state, logs and data (default .phase3ops/local)")
-        sub.add_argument("--repo", default=".", help="repository root (default: .)")
+        sub = local_actions.add_parser(action, help=description, description=description.capitalize() + ".")
+        sub.add_argument("--run-dir", help="state, logs and data (default: <repo>/.phase3ops/local)")
+        sub.add_argument("--repo", help="repository root (default: the nearest folder with a pipeline.yaml)")
         if action == "run-day":
             sub.add_argument("--date", type=_date, help="game date (default: yesterday in the pipeline time zone)")
-            sub.add_argument("--games", type=int, default=5, help="games on the day (default 5)")
-            sub.add_argument("--chaos", action="store_true", help="inject the reference system's failures")
+            sub.add_argument("--games", type=_positive, default=5, help="games on the day (default 5)")
+            sub.add_argument("--chaos", action="store_true", help="inject the reference system's failures (undone on any exit)")
         sub.set_defaults(handler=_local)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     # google-api-core warns on every import that Python 3.11 support ends in
     # 2027; operators should not read that above every report.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
-    args = build_parser().parse_args(argv)
+    args = build_parser(command_prog=prog or os.environ.get("PHASE3OPS_PROG")).parse_args(argv)
     try:
         return args.handler(args)
     except SpecError as exc:
         print(exc, file=sys.stderr)
         return EXIT_ERROR
-    except SettingError as exc:
+    except (SettingError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

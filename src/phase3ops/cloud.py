@@ -9,6 +9,7 @@ knows whether it is on an emulator.
 from __future__ import annotations
 
 import os
+import socket
 
 PROJECT_ENV_VARS = ("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT", "GCLOUD_PROJECT")
 
@@ -24,9 +25,7 @@ def project_id(explicit: str | None = None) -> str:
         value = os.environ.get(name)
         if value:
             return value
-    raise SettingError(
-        f"no Google Cloud project: set {PROJECT_ENV_VARS[0]} (or pass --project)"
-    )
+    raise SettingError(f"no Google Cloud project: pass --project or set {PROJECT_ENV_VARS[0]}")
 
 
 def firestore_client(project: str | None = None):
@@ -47,3 +46,30 @@ def subscriber_client():
     from google.cloud import pubsub_v1
 
     return pubsub_v1.SubscriberClient()
+
+
+EMULATOR_ENV_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
+
+
+def check_emulators_answer(timeout: float = 2.0) -> None:
+    """Fail in seconds, naming the variable, when an emulator variable points at nothing.
+
+    The client libraries would otherwise retry an unreachable emulator for
+    minutes before giving up with a RetryError.
+    """
+    silent = []
+    for name in EMULATOR_ENV_VARS:
+        value = os.environ.get(name)
+        if not value:
+            continue
+        host, _, port = value.rpartition(":")
+        try:
+            with socket.create_connection((host or "localhost", int(port)), timeout=timeout):
+                pass
+        except (OSError, ValueError):
+            silent.append(f"{name}={value}")
+    if silent:
+        raise SettingError(
+            f"nothing answers at {', '.join(silent)}: start the local environment (phase3ops local up) "
+            f"or unset {' and '.join(v.split('=')[0] for v in silent)} to use Google Cloud"
+        )

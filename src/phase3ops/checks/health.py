@@ -47,7 +47,9 @@ def header(context: CheckContext) -> str:
     return f"Phase 3 health check: game dates {span} ({context.spec.timezone}), {context.target} target, at {context.now:%Y-%m-%d %H:%M %Z}"
 
 
-def window(today: dt.date, date: dt.date | None, days: int) -> tuple[dt.date, dt.date]:
-    if date is not None:
-        return date, date
-    return today - dt.timedelta(days=days - 1), today
+def window(today: dt.date, date: dt.date | None, days: int | None) -> tuple[dt.date, dt.date]:
+    """The game dates to check: `days` dates ending at `date` (default: today; one date when
+    only `date` is given, the last 3 when neither is)."""
+    last = date or today
+    count = days if days is not None else (1 if date is not None else 3)
+    return last - dt.timedelta(days=count - 1), last

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from phase3ops.checks.state import DateState
 from phase3ops.orchestrator import orchestrator as outcomes
 from phase3ops.orchestrator.messages import Completion, Delivery
-from phase3ops.orchestrator.orchestrator import ClaimInFlight, Orchestrator
+from phase3ops.orchestrator.orchestrator import Orchestrator, RetryLater
 from phase3ops.orchestrator.readiness import evaluate
 from phase3ops.spec.pipeline import PipelineSpec
 
@@ -94,7 +94,7 @@ def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime) -> li
     for day in sorted({i.game_date for i in issues}):
         try:
             decision = orchestrator.advance(day, owner=run_id)
-        except ClaimInFlight as exc:
+        except RetryLater as exc:
             results.append(FixResult(day, False, f"not repaired yet: {exc}"))
             continue
         except Exception as exc:
