@@ -309,6 +309,18 @@ def test_a_pending_claim_is_never_acknowledged_as_in_flight(pipeline):
     assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
 
 
+def test_the_trigger_line_says_how_far_ahead_of_the_deadline_it_came(pipeline, caplog):
+    """The dashboard charts `minutes_before_deadline`: the date's trigger_deadline (10:00 New York,
+    the next day) minus the time the trigger was sent; negative when late."""
+    pipeline.clock.now = dt.datetime(2026, 11, 29, 13, 30, tzinfo=dt.timezone.utc)  # 08:30 in New York
+    with caplog.at_level("INFO", logger="phase3ops.orchestrator"):
+        pipeline.publish_day(PAST)
+        pipeline.deliver()
+    [sent] = [r for r in caplog.records if getattr(r, "outcome", None) == "triggered"]
+    assert sent.minutes_before_deadline == 90.0
+    assert not [r for r in caplog.records if getattr(r, "outcome", None) == "waiting" and hasattr(r, "minutes_before_deadline")]
+
+
 def test_late_completion_is_recorded_and_does_not_trigger_again(pipeline, caplog):
     pipeline.publish_day(PAST)
     pipeline.deliver()

@@ -32,7 +32,7 @@ from phase3ops.orchestrator.completion_store import CompletionRecord, Completion
 from phase3ops.orchestrator.messages import BadMessage, Completion, parse_completion, parse_delivery
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
 from phase3ops.orchestrator.phase4_trigger import TriggerMessage, build_trigger_messages, date_trigger_id
-from phase3ops.orchestrator.readiness import Readiness, evaluate
+from phase3ops.orchestrator.readiness import Readiness, evaluate, trigger_deadline
 from phase3ops.orchestrator.retry_summary import RetrySummary
 from phase3ops.orchestrator.trigger_claims import ClaimContended, Recovery, TriggerClaim, TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec
@@ -104,6 +104,7 @@ _SEVERITY = {
     REPUBLISHED: logging.WARNING,
     CONFIRMED_BY_RECEIPT: logging.WARNING,
 }
+_SENT = (TRIGGERED, REPUBLISHED, CONFIRMED_BY_RECEIPT)  # outcomes that settle the date's trigger
 # A run the record refused or kept out of the count is worth a look, not a page.
 _RECORD_SEVERITY = {RecordOutcome.STALE_TOKEN.value: logging.WARNING, RecordOutcome.KEPT_SUCCESS.value: logging.WARNING}
 
@@ -290,6 +291,10 @@ class Orchestrator:
             k: v for k, v in asdict(decision).items() if k not in ("extra", "trigger_runs") and v not in (None, (), "")
         }
         fields.update(decision.extra)
+        if decision.outcome in _SENT and decision.game_date:
+            # The dashboard charts this: how far ahead of the date's deadline Phase 4 got its trigger.
+            deadline = trigger_deadline(self.spec, dt.date.fromisoformat(decision.game_date))
+            fields["minutes_before_deadline"] = round((deadline - self.clock()).total_seconds() / 60, 1)
         severity = max(
             logging.WARNING if decision.overdue else _SEVERITY.get(decision.outcome, logging.INFO),
             _RECORD_SEVERITY.get(decision.record or "", logging.INFO),
