@@ -1,4 +1,4 @@
-"""Everything the stack deploys, from pipeline.yaml and alerts/, grouped in components."""
+"""Everything the stack deploys, from pipeline.yaml, alerts/ and dashboards/, grouped in components."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pulumi
 
 from infra.components.analytics_datasets import AnalyticsDatasets, AnalyticsDatasetsArgs, analytics_dataset
 from infra.components.analytics_service import AnalyticsService, AnalyticsServiceArgs
+from infra.components.dashboards import Dashboards, DashboardsArgs
 from infra.components.identities import WorkloadIdentities, WorkloadIdentitiesArgs
 from infra.components.lock_ttl import LockTtl, LockTtlArgs
 from infra.components.messaging import Messaging, MessagingArgs
@@ -18,6 +19,7 @@ from infra.components.scheduled_checks import ScheduledChecks, ScheduledChecksAr
 from infra.function_source import collect_function_source
 from infra.settings import load_settings
 from phase3ops.alerts.specs import load_alert_specs
+from phase3ops.dashboards.specs import load_dashboard_specs
 from phase3ops.spec.pipeline import load_pipeline_spec
 
 
@@ -25,6 +27,7 @@ def deploy(repo_root: Path) -> None:
     settings = load_settings()
     pipeline = load_pipeline_spec(repo_root / "pipeline.yaml")
     alerts = load_alert_specs(repo_root / "alerts", pulumi.get_stack())
+    dashboards_spec = load_dashboard_specs(repo_root / "dashboards", pulumi.get_stack())
     config = pulumi.Config()
     labels = settings.labels
 
@@ -108,6 +111,8 @@ def deploy(repo_root: Path) -> None:
         ),
         opts=after_apis,
     )
+    # Before the alert policies: each policy links the dashboards by their console URL.
+    dashboards = Dashboards("dashboards", DashboardsArgs(project=settings.project, specs=dashboards_spec, labels=labels), opts=after_apis)
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(
@@ -117,6 +122,7 @@ def deploy(repo_root: Path) -> None:
             runbook_base_url=settings.runbook_base_url,
             labels=labels,
             log_metric_wait_seconds=settings.log_metric_wait_seconds,
+            dashboard_links=dashboards.links,
         ),
         opts=after_apis,
     )
@@ -138,3 +144,4 @@ def deploy(repo_root: Path) -> None:
     pulumi.export("check_jobs", {name: job.name for name, job in checks.jobs.items()})
     pulumi.export("notification_channels", {name: c.name for name, c in monitoring.channels.items()})
     pulumi.export("alert_policies", {name: p.name for name, p in monitoring.policies.items()})
+    pulumi.export("dashboards", dashboards.urls)

@@ -10,6 +10,7 @@ directly.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Callable, Iterable
 
@@ -31,6 +32,7 @@ SUBSCRIPTION = "gcp:pubsub/subscription:Subscription"
 ALERT_POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
 LOG_METRIC = "gcp:logging/metric:Metric"
+DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
 PUBSUB_EVENT = "google.cloud.pubsub.topic.v1.messagePublished"
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 PRIMITIVE_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
@@ -84,6 +86,35 @@ def _filters(props: Any) -> list[str]:
 def _names_workload(texts: Iterable[str], name: str) -> bool:
     pattern = re.compile(rf'(service_name|function_name|job_name)\s*=\s*"{re.escape(name)}"')
     return any(pattern.search(text) for text in texts)
+
+
+def _names_workload_in_a_list(texts: Iterable[str], name: str) -> bool:
+    """`service_name=one_of("a", "b")` (Monitoring) or `service_name=("a" OR "b")` (Logging) names b too."""
+    pattern = re.compile(rf'(service_name|function_name|job_name)\s*=\s*(one_of)?\s*\([^)]*"{re.escape(name)}"')
+    return any(pattern.search(text) for text in texts)
+
+
+def _dashboard_filters(props: Any) -> list[str]:
+    """Every filter of a dashboard's widgets (time series and logs panels), from its dashboardJson."""
+    try:
+        body = json.loads(props.get("dashboardJson") or "")
+    except (TypeError, ValueError):
+        return []
+    found = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "filter" and isinstance(value, str):
+                    found.append(value)
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(body)
+    return found
 
 
 # -- resource rules ----------------------------------------------------------
@@ -220,6 +251,20 @@ def workloads_covered_by_alerts(args: StackValidationArgs, report_violation: Rep
                 report_violation(f"{resource.resource_type.rsplit(':', 1)[-1]} {name} is watched by no alert policy", resource.urn)
 
 
+def workloads_on_a_dashboard(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """An incident opens on the dashboards: a workload none of them shows is one the on-call cannot see."""
+    texts = [text for r in args.resources if r.resource_type == DASHBOARD for text in _dashboard_filters(r.props)]
+    # A chart on a log-based metric shows what the metric's filter names.
+    log_metrics = {r.props.get("name"): r.props.get("filter", "") for r in args.resources if r.resource_type == LOG_METRIC}
+    charted = {name for text in texts for name in re.findall(r'metric\.type\s*=\s*"logging\.googleapis\.com/user/([^"]+)"', text)}
+    texts += [log_metrics[name] for name in charted if name in log_metrics]
+    for resource in args.resources:
+        if resource.resource_type in (FUNCTION, RUN_SERVICE):
+            name = resource.props.get("name") or resource.name
+            if not (_names_workload(texts, name) or _names_workload_in_a_list(texts, name)):
+                report_violation(f"{resource.resource_type.rsplit(':', 1)[-1]} {name} appears on no dashboard", resource.urn)
+
+
 def channels_are_used(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     used = {c for r in args.resources if r.resource_type == ALERT_POLICY for c in r.props.get("notificationChannels") or []}
     for resource in args.resources:
@@ -303,6 +348,12 @@ def build_policies() -> list:
             description="Every function and Cloud Run service is named by at least one alert policy.",
             validate=workloads_covered_by_alerts,
             enforcement_level=MANDATORY,
+        ),
+        StackValidationPolicy(
+            name="workloads-on-a-dashboard",
+            description="Every function and Cloud Run service is named by a filter of some dashboard widget.",
+            validate=workloads_on_a_dashboard,
+            enforcement_level=ADVISORY,
         ),
         StackValidationPolicy(
             name="channels-are-used",

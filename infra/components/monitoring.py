@@ -15,11 +15,15 @@ A policy can only be created on a metric Cloud Monitoring knows:
   long-open provider issue), so a policy on one waits for a time.Sleep
   that starts when the metric is created and runs again only if the metric
   is replaced.
+
+Every policy's documentation links the runbook section and the dashboards
+(`dashboard_links`, from the Dashboards component), so an incident opens on
+what the on-call needs to look at.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
@@ -39,6 +43,7 @@ class MonitoringArgs:
     runbook_base_url: str
     labels: dict[str, str]
     log_metric_wait_seconds: int = 600
+    dashboard_links: list[tuple[str, pulumi.Input[str]]] = field(default_factory=list)  # (title, console URL)
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -92,7 +97,7 @@ class Monitoring(pulumi.ComponentResource):
                 self.metric_waits[metric_body["name"]] = wait
                 depends_on.append(wait)
             channels = [self.channels[name] for name in rule.spec["notify"]["channels"]]
-            body = policy_body(rule, args.runbook_base_url)
+            body = policy_body(rule, args.runbook_base_url, dashboards=args.dashboard_links)
             body["notification_channels"] = [c.name for c in channels]
             body["user_labels"] = {**body["user_labels"], "team": args.labels["team"]}
             self.policies[rule.name] = gcp.monitoring.AlertPolicy(

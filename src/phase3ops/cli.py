@@ -47,7 +47,10 @@ def _validate(args: argparse.Namespace) -> int:
         known = known_stacks(repo_root, repo_root / "alerts")
         unknown = [s for s in args.stack if s not in known]
         if unknown:
-            raise UsageError(f"no stack {', '.join(unknown)}: known stacks are {', '.join(known)} (Pulumi.<stack>.yaml or alerts/stacks/<stack>.yaml)")
+            raise UsageError(
+                f"no stack {', '.join(unknown)}: known stacks are {', '.join(known)} "
+                "(Pulumi.<stack>.yaml, alerts/stacks/<stack>.yaml or dashboards/stacks/<stack>.yaml)"
+            )
     pipeline = locate_pipeline_spec(args.pipeline) if (args.pipeline or os.environ.get("PHASE3OPS_PIPELINE")) else None
     report = validate(repo_root, pipeline, args.stack or None)
     if args.json:
@@ -57,16 +60,19 @@ def _validate(args: argparse.Namespace) -> int:
                     "ok": report.ok,
                     "stacks": report.stacks,
                     "rules": {stack or "base": [r.name for r in specs.rules] for stack, specs in report.specs.items()},
+                    "dashboards": {stack or "base": [d.name for d in specs.dashboards] for stack, specs in report.dashboards.items()},
                     "problems": [p.as_dict() for p in report.problems],
                 },
                 indent=2,
             )
         )
     elif report.ok:
-        base = report.specs[""]
-        metrics = sum(1 for r in base.rules if r.log_metric)
+        base, dashboards = report.specs[""], report.dashboards[""].dashboards
+        metrics = sum(1 for r in base.rules if r.log_metric) + sum(len(d.log_metrics) for d in dashboards)
+        widgets = sum(len(d.tiles) for d in dashboards)
         print(
             f"valid: {pipeline or 'pipeline.yaml'} and {len(base.rules)} alert rules, {len(base.channels)} channels, "
+            f"{len(dashboards)} dashboard{'s' if len(dashboards) != 1 else ''} ({widgets} widgets), "
             f"{metrics} log-based metric{'s' if metrics != 1 else ''} (stacks checked: base{''.join(', ' + s for s in report.stacks)})"
         )
     else:

@@ -79,6 +79,20 @@ def test_a_typo_in_the_program_is_caught(sdk, plan, name, change, expected):
     assert [f for f in findings if expected in f], findings
 
 
+def test_the_dashboard_body_is_held_against_the_monitoring_v1_dashboard(sdk, plan):
+    [dashboard] = [r for r in plan.resources if r.type == "gcp:monitoring/dashboard:Dashboard"]
+    coverage = check_plan([dashboard])
+    assert coverage.findings == [] and coverage.fields_checked > 100 and coverage.enums_checked > 20
+
+    def typo(text: str, old: str, new: str):
+        return check_plan(altered(plan, dashboard.name, lambda i: i.update(dashboardJson=i["dashboardJson"].replace(old, new, 1)))).findings
+
+    [enum] = typo(dashboard.inputs["dashboardJson"], '"plotType": "STACKED_BAR"', '"plotType": "BARS"')
+    assert str(enum).startswith("phase3-handoff: mosaicLayout.tiles[].widget.xyChart.dataSets[].plotType: 'BARS' is not one of HEATMAP, LINE")
+    [field] = typo(dashboard.inputs["dashboardJson"], '"legendTemplate"', '"legend"')
+    assert str(field) == "phase3-handoff: mosaicLayout.tiles[].widget.xyChart.dataSets[].legend: the API has no field 'legend' in DataSet (monitoring v1)"
+
+
 def test_a_resource_type_nobody_mapped_is_reported(sdk, plan):
     [topic] = [r for r in plan.resources if r.type == "gcp:pubsub/topic:Topic"][:1]
     stranger = dataclasses.replace(topic, type="gcp:pubsub/schema:Schema", name="a-schema")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
 
@@ -104,6 +105,26 @@ def test_workloads_must_be_covered_by_an_alert_policy():
     on_metric = stack_resource(rules.ALERT_POLICY, "p2", {"conditions": [{"conditionThreshold": {"filter": "metric.type=x"}}]}, [metric])
     assert run_stack_rule(rules.workloads_covered_by_alerts, [service, function, metric, on_service, on_metric]) == []
     assert run_stack_rule(rules.workloads_covered_by_alerts, [service, function, metric, on_service]) == ["Function fn is watched by no alert policy"]
+
+
+def test_workloads_must_appear_on_a_dashboard():
+    service = stack_resource(rules.RUN_SERVICE, "svc", {"name": "svc"})
+    function = stack_resource(rules.FUNCTION, "fn", {"name": "fn"})
+    receipts = stack_resource(rules.FUNCTION, "rcpt", {"name": "rcpt"})
+    metric = stack_resource(rules.LOG_METRIC, "m", {"name": "m", "filter": 'resource.labels.service_name="rcpt" AND jsonPayload.event="x"'})
+    widgets = {"mosaicLayout": {"tiles": [
+        {"widget": {"xyChart": {"dataSets": [{"timeSeriesQuery": {"timeSeriesFilter": {"filter": 'metric.type="run.googleapis.com/request_count" AND resource.labels.service_name=one_of("svc", "other")'}}}]}}},
+        {"widget": {"logsPanel": {"filter": 'resource.labels.service_name="fn"'}}},
+        {"widget": {"scorecard": {"timeSeriesQuery": {"timeSeriesFilter": {"filter": 'metric.type="logging.googleapis.com/user/m"'}}}}},
+    ]}}  # fmt: skip
+    dashboard = stack_resource(rules.DASHBOARD, "d", {"dashboardJson": json.dumps(widgets)})
+    assert run_stack_rule(rules.workloads_on_a_dashboard, [service, function, receipts, metric, dashboard]) == []
+    # The receipts function is named only by the log metric's filter: without the metric, it is on no dashboard.
+    assert run_stack_rule(rules.workloads_on_a_dashboard, [service, function, receipts, dashboard]) == ["Function rcpt appears on no dashboard"]
+    without_panel = json.dumps({"mosaicLayout": {"tiles": widgets["mosaicLayout"]["tiles"][:1]}})
+    found = run_stack_rule(rules.workloads_on_a_dashboard, [service, function, stack_resource(rules.DASHBOARD, "d", {"dashboardJson": without_panel})])
+    assert found == ["Function fn appears on no dashboard"]
+    assert run_stack_rule(rules.workloads_on_a_dashboard, [service]) == ["Service svc appears on no dashboard"]
 
 
 def test_every_channel_must_be_used():

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Union
 
 from phase3ops.alerts.specs import AlertRule
-from phase3ops.spec.documents import SpecProblem
+from phase3ops.spec.documents import SpecDocument, SpecProblem
 
 if TYPE_CHECKING:  # lints.py imports this module for its LINTS
     from phase3ops.alerts.lints import LintContext
@@ -930,6 +930,86 @@ def monitoring_filter_problems(text: str, resource_type: str | None = None) -> l
     return [str(p) for p in _monitoring_problems(text, resource_type)]
 
 
+LOGGING, MONITORING = "Logging", "Monitoring"
+
+
+def filter_problems(text: str, language: str, resource_type: str | None = None) -> list[FilterProblem]:
+    """`logging_filter_problems` or `monitoring_filter_problems`, keeping each problem's offset (to find its line)."""
+    return _logging_problems(text) if language == LOGGING else _monitoring_problems(text, resource_type)
+
+
+def pinned_resource_types(text: str, language: str) -> set[str] | None:
+    """The resource types every match of the filter must have (None: any, or the filter does not parse)."""
+    try:
+        tree = parse_logging_filter(text) if language == LOGGING else parse_monitoring_filter(text)
+    except FilterSyntaxError:
+        return None
+    return _pinned_resource_types(tree)
+
+
+@dataclass(frozen=True)
+class LabelRestriction:
+    """`resource.labels.KEY = value` (or metric.label.KEY ...) in a filter, and which values it admits."""
+
+    owner: str  # "resource" or "metric"
+    key: str
+    source: str  # as written, for messages
+    offset: int
+    values: tuple[str, ...]  # the values named (an exact value, a one_of's values, a prefix ...)
+    how: str  # "equals", "starts_with", "ends_with", "has_substring" or "regex"
+
+    def admits(self, name: str) -> bool:
+        if self.how == "equals":
+            return name in self.values
+        if self.how == "starts_with":
+            return any(name.startswith(v) for v in self.values)
+        if self.how == "ends_with":
+            return any(name.endswith(v) for v in self.values)
+        if self.how == "has_substring":
+            return any(v in name for v in self.values)
+        return any(re.fullmatch(v, name) for v in self.values)
+
+
+_HOW = {"one_of": "equals", "starts_with": "starts_with", "ends_with": "ends_with",
+        "has_substring": "has_substring", "monitoring.regex.full_match": "regex"}  # fmt: skip
+
+
+def label_restrictions(text: str, language: str) -> list[LabelRestriction]:
+    """Every positive `resource.label(s).KEY` and `metric.label(s).KEY` restriction whose values can be read.
+
+    Negated restrictions (`!=`, under NOT) say what is excluded, not what is
+    named, and are left out; so are filters that do not parse (reported by
+    `filter_problems`).
+    """
+    try:
+        tree = parse_logging_filter(text) if language == LOGGING else parse_monitoring_filter(text)
+    except FilterSyntaxError:
+        return []
+    negated = {id(n) for node in _walk(tree) if isinstance(node, Not) for n in _walk(node.item)}
+    found = []
+    for node in _walk(tree):
+        if not (isinstance(node, Comparison) and isinstance(node.field, FieldPath)) or id(node) in negated:
+            continue
+        parts = node.field.parts
+        if len(parts) != 3 or parts[0] not in ("resource", "metric") or parts[1] not in ("labels", "label"):
+            continue
+        value = node.value
+        if node.operator == "=" and isinstance(value, Call) and value.name in _HOW:
+            values = tuple(leaf.value for a in value.arguments[:1 if value.name != "one_of" else None] for leaf in _value_leaves(a))
+            how = _HOW[value.name]
+        elif node.operator == "=" and not isinstance(value, Call):
+            values, how = tuple(leaf.value for leaf in _value_leaves(value)), "equals"
+        elif node.operator == ":" and not isinstance(value, Call):
+            values, how = tuple(leaf.value for leaf in _value_leaves(value)), "has_substring"
+        elif node.operator == "=~" and isinstance(value, Literal):
+            values, how = (f".*(?:{value.value}).*",), "regex"
+        else:
+            continue
+        if values:
+            found.append(LabelRestriction(parts[0], parts[2], str(node), node.offset, values, how))
+    return found
+
+
 # ---------------------------------------------------------------------------
 # The lint
 
@@ -969,15 +1049,19 @@ _BLOCK_SCALAR_KEY = re.compile(r":\s*[|>][+-]?[0-9]?\s*(#.*)?$")
 
 
 def _line_in_rule_file(rule: AlertRule, path: list[str | int], text: str, offset: int) -> int | None:
-    """The line of the rule file holding character `offset` of a block-scalar filter (`filter: >-`).
+    return block_scalar_line(rule.document, ["spec", *path], text, offset)
+
+
+def block_scalar_line(document: SpecDocument, parts: list[str | int], text: str, offset: int) -> int | None:
+    """The line of the document holding character `offset` of a block-scalar filter (`filter: >-`) at `parts`.
 
     A folded or literal block turns each line break into one character, so
     counting the lines' stripped lengths finds the line. The count is checked
     against the text itself, and anything it cannot vouch for (blank lines in
     the block, a filter set by a stack's overrides) keeps the key's line.
     """
-    lines = rule.document.text.splitlines()
-    key_line = rule.document.line_of(["spec", *path])
+    lines = document.text.splitlines()
+    key_line = document.line_of(parts)
     if not key_line or key_line > len(lines) or not _BLOCK_SCALAR_KEY.search(lines[key_line - 1]):
         return None
     key_indent = len(lines[key_line - 1]) - len(lines[key_line - 1].lstrip())

@@ -129,7 +129,12 @@ def runbook_url(rule: AlertRule, runbook_base_url: str) -> str:
     return runbook_base_url.rstrip("/") + "/" + runbook
 
 
-def documentation_body(rule: AlertRule, runbook_base_url: str) -> dict[str, Any]:
+# The API keeps at most 3 documentation links: the runbook and up to 2 dashboards.
+MAX_DOCUMENTATION_LINKS = 3
+
+
+def documentation_body(rule: AlertRule, runbook_base_url: str, dashboards: Sequence[tuple[str, Any]] = ()) -> dict[str, Any]:
+    """`dashboards`: (title, console URL) of each dashboard the incident's reader should open."""
     docs = rule.spec["documentation"]
     url = runbook_url(rule, runbook_base_url)
     lines = [f"**{docs['summary']}**", "", f"Runbook: {url}"]
@@ -140,11 +145,14 @@ def documentation_body(rule: AlertRule, runbook_base_url: str) -> dict[str, Any]
         "content": "\n".join(lines),
         "mime_type": DOCUMENTATION_MIME_TYPE,
         "subject": f"[{rule.severity.upper()}] {docs['summary']}"[:255],
-        "links": [{"display_name": "Runbook", "url": url}],
+        "links": [{"display_name": "Runbook", "url": url}]
+        + [{"display_name": f"Dashboard: {title}"[:256], "url": link} for title, link in dashboards],
     }
 
 
-def policy_body(rule: AlertRule, runbook_base_url: str, channel_ids: Sequence[str] = ()) -> dict[str, Any]:
+def policy_body(
+    rule: AlertRule, runbook_base_url: str, channel_ids: Sequence[str] = (), dashboards: Sequence[tuple[str, Any]] = ()
+) -> dict[str, Any]:
     notify = rule.spec.get("notify", {})
     strategy: dict[str, Any] = {}
     # The API implements the rate limit for log-based policies only.
@@ -157,7 +165,7 @@ def policy_body(rule: AlertRule, runbook_base_url: str, channel_ids: Sequence[st
         "user_labels": {"rule": rule.name, "component": rule.component, "severity": rule.severity, "managed-by": "pulumi"},
         "combiner": rule.spec.get("combiner", "OR"),
         "conditions": [condition_body(rule, c) for c in rule.conditions],
-        "documentation": documentation_body(rule, runbook_base_url),
+        "documentation": documentation_body(rule, runbook_base_url, dashboards),
         "severity": SEVERITIES[rule.severity],
         "enabled": rule.enabled,
         "notification_channels": list(channel_ids),
@@ -169,9 +177,11 @@ def policy_body(rule: AlertRule, runbook_base_url: str, channel_ids: Sequence[st
 
 def log_metric_body(rule: AlertRule) -> dict[str, Any] | None:
     """The log-based counter metric (logging.googleapis.com/user/<name>) the rule needs, if any."""
-    metric = rule.log_metric
-    if metric is None:
-        return None
+    return None if rule.log_metric is None else counter_log_metric_body(rule.log_metric)
+
+
+def counter_log_metric_body(metric: dict[str, Any]) -> dict[str, Any]:
+    """A log-based counter from its spec (name, filter, description, labels: label -> log field)."""
     labels = metric.get("labels", {})
     body: dict[str, Any] = {
         "name": metric["name"],

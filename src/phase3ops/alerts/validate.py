@@ -1,9 +1,10 @@
 """`phase3ops validate`: every spec checked offline, every problem reported at once.
 
-Checks the pipeline spec, then the alert specs as each stack will deploy them
-(the base files, and the base merged with alerts/stacks/<stack>.yaml for
-every stack that has a Pulumi.<stack>.yaml or an overrides file), through the
-schemas, the lints and the Cloud Monitoring API's own message types.
+Checks the pipeline spec, then the alert specs and the dashboards as each
+stack will deploy them (the base files, and the base merged with
+alerts/stacks/<stack>.yaml and dashboards/stacks/<stack>.yaml for every stack
+that has a Pulumi.<stack>.yaml or an overrides file), through the schemas,
+the lints and the Cloud Monitoring APIs' own message types.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from phase3ops.alerts.lints import LintContext, lint
 from phase3ops.alerts.specs import STACKS_DIR, AlertSpecs, load_alert_specs
+from phase3ops.dashboards.specs import DashboardSpecs
+from phase3ops.dashboards.validate import DASHBOARDS_DIR, check_dashboards
 from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 
@@ -22,6 +25,7 @@ class ValidationReport:
     stacks: list[str]
     problems: list[SpecProblem] = field(default_factory=list)
     specs: dict[str, AlertSpecs] = field(default_factory=dict)  # by stack ("" = base files)
+    dashboards: dict[str, DashboardSpecs] = field(default_factory=dict)  # likewise
 
     @property
     def ok(self) -> bool:
@@ -31,6 +35,7 @@ class ValidationReport:
 def known_stacks(repo_root: Path, alerts_dir: Path) -> list[str]:
     stacks = {p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in repo_root.glob("Pulumi.*.yaml")}
     stacks |= {p.stem for p in (alerts_dir / STACKS_DIR).glob("*.yaml")}
+    stacks |= {p.stem for p in (repo_root / DASHBOARDS_DIR / STACKS_DIR).glob("*.yaml")}
     return sorted(stacks)
 
 
@@ -49,12 +54,17 @@ def validate(repo_root: Path, pipeline_path: Path | None = None, stacks: list[st
         pipeline = None
     base: set[SpecProblem] = set()
     for stack in ["", *stacks]:
+        specs = None
         try:
             specs = load_alert_specs(alerts_dir, stack or None, strict=False)
             found = list(specs.problems) + (lint(specs, lint_context(pipeline, specs, repo_root)) if pipeline else [])
             report.specs[stack] = specs
         except SpecError as error:
-            found = error.problems
+            found = list(error.problems)
+        dashboards, dashboard_problems = check_dashboards(repo_root / DASHBOARDS_DIR, stack or None, pipeline, specs)
+        found += dashboard_problems
+        if dashboards is not None:
+            report.dashboards[stack] = dashboards
         if not stack:
             base = set(found)
             report.problems.extend(found)

@@ -6,11 +6,13 @@ field the API does not have would pass every offline check and fail at
 are the APIs' JSON names; what differs is listed per resource type below
 (Pulumi-only inputs, Pulumi's renames and flattenings). A resource type the
 walker does not know is reported, so new kinds of resources cannot slip
-past it.
+past it. A resource whose body is one JSON document input (a dashboard's
+`dashboardJson`) is walked as the parsed document.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -24,6 +26,7 @@ class ApiResource:
     message: str  # the request body's message class
     pulumi_only: frozenset[str] = frozenset()  # inputs that are URL parts or provider behaviour, not body fields
     renames: dict[str, str] = field(default_factory=dict)  # plan path -> API path ("[]" marks list elements)
+    json_body: str | None = None  # the input that holds the whole request body as JSON text
 
 
 _CONTAINER_RENAMES = {"envs": "env", "commands": "command"}
@@ -51,6 +54,9 @@ RESOURCES: dict[str, ApiResource] = {
         "monitoring", "v3", "NotificationChannel", frozenset({"project", "sensitiveLabels"})
     ),
     "gcp:monitoring/metricDescriptor:MetricDescriptor": ApiResource("monitoring", "v3", "MetricDescriptor", frozenset({"project"})),
+    "gcp:monitoring/dashboard:Dashboard": ApiResource(
+        "monitoring", "v1", "Dashboard", frozenset({"project", "deletionPolicy"}), json_body="dashboardJson"
+    ),
     "gcp:logging/metric:Metric": ApiResource("logging", "v2", "LogMetric", frozenset({"project"})),
     "gcp:firestore/field:Field": ApiResource(
         "firestore", "v1", "GoogleFirestoreAdminV1Field", frozenset({"project", "database", "collection", "field"})
@@ -121,6 +127,12 @@ def check_plan(resources: Iterable[Any]) -> Coverage:
         root = getattr(messages(spec.api, spec.version), spec.message)
         coverage.types.add(resource.type)
         inputs = {k: v for k, v in resource.inputs.items() if k not in spec.pulumi_only}
+        if spec.json_body is not None:
+            try:
+                inputs = {**{k: v for k, v in inputs.items() if k != spec.json_body}, **json.loads(inputs.get(spec.json_body))}
+            except (TypeError, ValueError) as exc:
+                coverage.findings.append(Finding(resource.name, spec.json_body, f"not a JSON document: {exc}"))
+                continue
         _walk(proto, coverage, resource.name, spec, root, inputs, "", "")
     return coverage
 

@@ -84,7 +84,13 @@ def _metric_descriptor(args: MockResourceArgs, project: str) -> dict[str, Any]:
     return {"name": f"projects/{project}/metricDescriptors/{args.inputs.get('type')}"}
 
 
+def _dashboard(args: MockResourceArgs, project: str) -> dict[str, Any]:
+    # The provider's id; the dashboard's own id is Cloud Monitoring's choice.
+    return {"id": f"projects/{project}/dashboards/{_short(args.name)}"}
+
+
 COMPUTED["gcp:bigquery/dataset:Dataset"] = _dataset
+COMPUTED["gcp:monitoring/dashboard:Dashboard"] = _dashboard
 COMPUTED["gcp:monitoring/metricDescriptor:MetricDescriptor"] = _metric_descriptor
 
 INVOKES: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {

@@ -28,7 +28,7 @@ KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
     "gcp:pubsub/subscription:Subscription": ("name", "pushConfig.pushEndpoint", "deadLetterPolicy.maxDeliveryAttempts"),
     "gcp:monitoring/alertPolicy:AlertPolicy": ("displayName", "severity", "enabled", "notificationChannels"),
     "gcp:monitoring/notificationChannel:NotificationChannel": ("type", "labels.channel_name", "sensitiveLabels.authToken"),
-    "gcp:logging/metric:Metric": ("name",),
+    "gcp:logging/metric:Metric": ("name", "metricDescriptor.valueType"),
     "gcp:projects/iAMMember:IAMMember": ("role", "member"),
     "gcp:pubsub/topicIAMMember:TopicIAMMember": ("topic", "role", "member"),
     "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": ("subscription", "role", "member"),
@@ -40,6 +40,21 @@ KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
     "gcp:firestore/field:Field": ("collection", "field", "ttlConfig"),
 }
 _PATH = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _dashboard_summary(inputs: dict[str, Any]) -> list[str]:
+    """A dashboard's inputs are one JSON document: show its title, size and what it charts, not the text."""
+    try:
+        body = json.loads(inputs.get("dashboardJson") or "")
+    except (TypeError, ValueError):
+        return []
+    tiles = (body.get("mosaicLayout") or {}).get("tiles") or []
+    metrics = sorted(set(re.findall(r'metric\.type=\\?"([^"\\]+)', json.dumps(tiles))))
+    return [f"displayName={body.get('displayName')}", f"tiles={len(tiles)}", f"metrics={len(metrics)}"]
+
+
+# Properties computed from the inputs, by type, shown after the key properties.
+SUMMARIES = {"gcp:monitoring/dashboard:Dashboard": _dashboard_summary}
 
 
 def lookup(value: Any, path: str) -> Any:
@@ -180,6 +195,8 @@ def _properties(resource: PlannedResource) -> str:
         value = _tidy(lookup(inputs, path))
         if value is not None:
             shown.append(f"{path}={json.dumps(value, default=str) if not isinstance(value, str) else value}")
+    if resource.type in SUMMARIES:
+        shown += SUMMARIES[resource.type](inputs)
     return ("   " + "  ".join(shown)) if shown else ""
 
 

@@ -228,6 +228,17 @@ class PipelineSpec:
         workloads.update({check.name: "job" for check in self.scheduled_checks})
         return workloads
 
+    @property
+    def deployed_topics(self) -> frozenset[str]:
+        """Every Pub/Sub topic the infra deploys: the pipeline's three and the analytics push's dead-letter topic."""
+        return frozenset({self.topics.phase3_trigger, self.topics.completion, self.topics.phase4_trigger, f"{self.topics.phase3_trigger}-dead-letter"})
+
+    @property
+    def deployed_subscriptions(self) -> frozenset[str]:
+        """The Pub/Sub subscriptions the infra names: the analytics push and its dead letters.
+        (The functions' Eventarc triggers create subscriptions whose names Eventarc picks.)"""
+        return frozenset({f"{self.analytics.service_name}-push", f"{self.topics.phase3_trigger}-dead-letter-sub"})
+
     def raw_table(self, name: str) -> TableSpec:
         for table in self.raw_tables:
             if table.name == name:

@@ -1,0 +1,150 @@
+"""A dashboard spec as the Cloud Monitoring Dashboards API's own object.
+
+`dashboard_body` builds the request body in the API's JSON shape (camelCase,
+durations as "600s"): rows of tiles become a MosaicLayout, each tile's
+compact widget the API's widget. `to_proto` parses it strictly into the
+client library's `monitoring_dashboard_v1.Dashboard` (an unknown field or
+enum value is an error), which proves offline that the dashboard is a valid
+API object; `dashboard_json` serialises that message for Pulumi's
+`gcp.monitoring.Dashboard`, so what is deployed is what was checked.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from phase3ops.alerts import durations
+from phase3ops.alerts.policies import STATISTICS as ALERT_STATISTICS
+from phase3ops.alerts.policies import counter_log_metric_body
+from phase3ops.dashboards.metrics import metric_type
+from phase3ops.dashboards.specs import Dashboard, Tile
+
+# statistic -> (per-series aligner, cross-series reducer). A percentile keeps
+# each series' distribution (ALIGN_DELTA) and takes the percentile of them all.
+STATISTICS = {
+    **ALERT_STATISTICS,
+    "p50": ("ALIGN_DELTA", "REDUCE_PERCENTILE_50"),
+    "p95": ("ALIGN_DELTA", "REDUCE_PERCENTILE_95"),
+    "p99": ("ALIGN_DELTA", "REDUCE_PERCENTILE_99"),
+}
+PLOT_TYPES = {"line": "LINE", "stackedArea": "STACKED_AREA", "stackedBar": "STACKED_BAR", "heatmap": "HEATMAP"}
+SPARK_CHARTS = {"line": "SPARK_LINE", "bar": "SPARK_BAR"}
+CONSOLE_URL = "https://console.cloud.google.com/monitoring/dashboards/builder/{id}?project={project}"
+
+
+def series_filter(selector: dict[str, Any]) -> str:
+    parts = [f'metric.type="{metric_type(selector["metric"])}"']
+    if selector.get("resourceType"):
+        parts.append(f'resource.type="{selector["resourceType"]}"')
+    if selector.get("filter"):
+        parts.append(f"({selector['filter'].strip()})")
+    return " AND ".join(parts)
+
+
+def time_series_query(selector: dict[str, Any]) -> dict[str, Any]:
+    aligner, reducer = STATISTICS[selector["statistic"]]
+    aggregation: dict[str, Any] = {
+        "alignmentPeriod": durations.api(selector["window"]),
+        "perSeriesAligner": aligner,
+        "crossSeriesReducer": reducer,
+    }
+    if selector.get("groupBy"):
+        aggregation["groupByFields"] = list(selector["groupBy"])
+    return {"timeSeriesFilter": {"filter": series_filter(selector), "aggregation": aggregation}}
+
+
+def _xy_chart(chart: dict[str, Any]) -> dict[str, Any]:
+    data_sets = []
+    for series in chart["series"]:
+        data_set = {
+            "timeSeriesQuery": time_series_query(series),
+            "plotType": PLOT_TYPES[chart.get("plot", "line")],
+            # Zoomed out, the chart may align over longer periods, never shorter ones.
+            "minAlignmentPeriod": durations.api(series["window"]),
+        }
+        if series.get("legend"):
+            data_set["legendTemplate"] = series["legend"]
+        data_sets.append(data_set)
+    body: dict[str, Any] = {"dataSets": data_sets}
+    if chart.get("thresholds"):
+        body["thresholds"] = [{k: v for k, v in t.items() if k in ("value", "label")} for t in chart["thresholds"]]
+    if chart.get("yAxis"):
+        axis = chart["yAxis"]
+        body["yAxis"] = {k: v for k, v in {"label": axis.get("label"), "scale": axis.get("scale", "").upper() or None}.items() if v}
+    return body
+
+
+def _scorecard(card: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {"timeSeriesQuery": time_series_query(card)}
+    if card.get("sparkChart"):
+        body["sparkChartView"] = {"sparkChartType": SPARK_CHARTS[card["sparkChart"]], "minAlignmentPeriod": durations.api(card["window"])}
+    if card.get("gauge"):
+        body["gaugeView"] = {"lowerBound": card["gauge"]["lowerBound"], "upperBound": card["gauge"]["upperBound"]}
+    if card.get("thresholds"):
+        body["thresholds"] = [
+            {"value": t["value"], "color": t["color"].upper(), "direction": t["direction"].upper(), **({"label": t["label"]} if t.get("label") else {})}
+            for t in card["thresholds"]
+        ]
+    return body
+
+
+def widget_body(tile: Tile) -> dict[str, Any]:
+    widget: dict[str, Any] = {"title": tile.title, "id": tile.id}
+    if tile.kind == "xyChart":
+        widget["xyChart"] = _xy_chart(tile.body)
+    elif tile.kind == "scorecard":
+        widget["scorecard"] = _scorecard(tile.body)
+    elif tile.kind == "logsPanel":
+        widget["logsPanel"] = {"filter": tile.body["filter"].strip()}
+    else:
+        widget["text"] = {"content": tile.body["content"], "format": tile.body.get("format", "markdown").upper()}
+    return widget
+
+
+def dashboard_body(dashboard: Dashboard, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Dashboard request body; `labels` are the stack's (managed-by, team), added to the file's own."""
+    return {
+        "displayName": dashboard.display_name,
+        "labels": {**dashboard.labels, **(labels or {})},
+        "mosaicLayout": {
+            "columns": dashboard.columns,
+            "tiles": [
+                {"xPos": t.x, "yPos": t.y, "width": t.width, "height": t.height, "widget": widget_body(t)}
+                for t in dashboard.tiles
+            ],
+        },
+    }
+
+
+def to_proto(body: dict[str, Any]):
+    """Parse the body into the API's Dashboard message; raises on anything the API would refuse to parse."""
+    from google.cloud import monitoring_dashboard_v1
+
+    return monitoring_dashboard_v1.Dashboard.from_json(json.dumps(body), ignore_unknown_fields=False)
+
+
+def dashboard_json(dashboard: Dashboard, labels: dict[str, str] | None = None) -> str:
+    """What `gcp.monitoring.Dashboard` deploys: the parsed message, enums by name, without defaults, stable key order."""
+    from google.cloud import monitoring_dashboard_v1
+
+    message = to_proto(dashboard_body(dashboard, labels))
+    return monitoring_dashboard_v1.Dashboard.to_json(
+        message, use_integers_for_enums=False, always_print_fields_with_no_presence=False, sort_keys=True, indent=None
+    )
+
+
+def log_metric_body(metric: dict[str, Any]) -> dict[str, Any]:
+    """A dashboard's log-based metric: a counter, or the distribution of the number in `distribution.value`."""
+    body = counter_log_metric_body(metric)
+    distribution = metric.get("distribution")
+    if distribution:
+        body["metric_descriptor"].update(value_type="DISTRIBUTION", unit=distribution.get("unit", "1"))
+        body["value_extractor"] = f"EXTRACT({distribution['value']})"
+        body["bucket_options"] = {"explicit_buckets": {"bounds": [float(b) for b in distribution["bounds"]]}}
+    return body
+
+
+def console_url(dashboard_id: str, project: str) -> str:
+    """The dashboard in the console, from the resource id Pulumi reports (projects/<p>/dashboards/<id>, or the bare id)."""
+    return CONSOLE_URL.format(id=dashboard_id.rsplit("/", 1)[-1], project=project)
