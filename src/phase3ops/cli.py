@@ -236,6 +236,30 @@ def _reconcile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from phase3ops import cloud
+    from phase3ops.explain import explain_date
+    from phase3ops.explain.story import NothingStored
+    from phase3ops.explain.timeline import render
+    from phase3ops.spec.pipeline import load_pipeline_spec
+    from phase3ops.warehouse.factory import warehouse_from_environment
+
+    _target_environment(args)
+    try:
+        spec = load_pipeline_spec(args.pipeline)
+        story = explain_date(spec, cloud.project_id(), warehouse_from_environment(), args.game_date, dt.datetime.now(dt.timezone.utc))
+    except (SpecError, SettingError):
+        raise
+    except NothingStored as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # could not read the stores: never a story with gaps
+        print(f"Could not explain {args.game_date}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps(story.as_dict(), indent=2) if args.json else render(story))
+    return EXIT_FINDINGS if story.findings else EXIT_OK
+
+
 def _drift(args: argparse.Namespace) -> int:
     from phase3ops.drift import report
     from phase3ops.drift.allowlist import apply_allowlist, load_allowlist
@@ -347,8 +371,8 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
 
     check = commands.add_parser(
         "validate",
-        help="check pipeline.yaml and alerts/ offline; exit 2 listing every problem",
-        description="Check pipeline.yaml and every file of alerts/, as each stack deploys them, against their schemas, "
+        help="check pipeline.yaml, alerts/ and dashboards/ offline; exit 2 listing every problem",
+        description="Check pipeline.yaml and every file of alerts/ and dashboards/, as each stack deploys them, against their schemas, "
         "the lints and Cloud Monitoring's own message types. Every problem is listed at once with file and line.",
         epilog=f"exit codes: 0 valid, 2 problems (listed on stderr)\nenvironment:\n  {PIPELINE_ENV_HELP}",
     )
@@ -391,6 +415,22 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
             command.add_argument("--fix", action="store_true", help="repair what the dry run lists")
         command.set_defaults(handler=handler)
 
+    explain = commands.add_parser(
+        "explain",
+        **named,
+        help="the story of one game date: runs, locks, rejected messages, readiness, the trigger, receipts, rows",
+        description="Tell what happened to one game date from what the pipeline stored (Firestore and the warehouse, "
+        "not logs): a timeline of every processor run, lock takeover, rejected message, trigger claim, Phase 4 message "
+        "and receipt, then readiness per mode, the trigger's messages, and rows and duplicates per table.",
+        epilog="exit codes: 0 the date is consistent, 1 findings (listed last), 2 nothing is stored for the date or it "
+        f"could not be read\n{STATE_ENV_HELP}",
+    )
+    explain.add_argument("game_date", type=_date, metavar="DATE", help="the game date (YYYY-MM-DD)")
+    explain.add_argument("--project", help="Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)")
+    explain.add_argument("--local", nargs="?", const="", metavar="RUN_DIR", help="explain from the pipeline `phase3ops local up` runs (default run dir: <repo>/.phase3ops/local)")
+    explain.add_argument("--json", action="store_true", help="machine-readable story")
+    explain.set_defaults(handler=_explain)
+
     drift = commands.add_parser(
         "drift",
         **named,
@@ -420,7 +460,7 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         ("down", "save the Firestore data, stop what `up` and the chaos days started"),
         ("status", "what runs where, whether it answers, and any push subscription pointing at a stale endpoint"),
         ("env", 'print the shell exports that point commands at the local pipeline: eval "$(phase3ops local env)"'),
-        ("run-day", "run a game day through the local pipeline, then the health check"),
+        ("run-day", "run a game day through the local pipeline, then the health check and the date's story"),
     ):
         sub = local_actions.add_parser(action, help=description, description=description.capitalize() + ".")
         sub.add_argument("--run-dir", help="state, logs and data (default: <repo>/.phase3ops/local)")

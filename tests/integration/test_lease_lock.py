@@ -117,6 +117,10 @@ def test_a_holder_killed_mid_run_is_taken_over_after_its_lease(locks, gcp_projec
     assert time.monotonic() - killed_at < 5
     assert [r.previous_owner for r in caplog.records if getattr(r, "event", None) == "lock_takeover"] == ["doomed"]
     successor.release()
+    # The document keeps the grants for `phase3ops explain`: the takeover is there after the logs are gone.
+    grants = successor.ref.get().to_dict()["grants"]
+    assert [(g["owner"], g["token"], g["taken_over_from"]) for g in grants] == [("doomed", 1, None), ("successor", 2, "doomed")]
+    assert grants[0]["at"] < grants[1]["at"]
 
 
 def test_a_lease_is_measured_in_firestores_time_not_a_skewed_host_clock(locks):

@@ -59,7 +59,8 @@ def test_local_environment_end_to_end(tmp_path):
             day = phase3ops("local", "run-day", "--run-dir", str(run_dir), "--date", date, "--games", "3", "--chaos")
             assert day.returncode == 0, day.stdout[-3000:] + day.stderr[-3000:]
             assert "chaos: killed a player_game_summary instance holding its lock" in day.stdout
-            assert day.stdout.rstrip().endswith("All checks passed")
+            assert "\nAll checks passed\n" in day.stdout
+            assert day.stdout.rstrip().endswith("No findings: the date is consistent")  # the date's story ends the day
             assert f"Phase 4 (stand-in) accepted for {date}: mode=overnight" in day.stdout
 
         env = {k: v for k, v in _local_env(run_dir).items()}

@@ -365,6 +365,9 @@ def test_bad_messages_are_logged_stored_and_acknowledged(pipeline, caplog, paylo
     stored = pipeline.firestore.collection(pipeline.spec.orchestrator.collections.rejected).document(message_id).get()
     assert stored.exists and stored.to_dict()["data"] == payload and stored.to_dict()["field"] == field
     assert pipeline.triggers() == []
+    # Filed under the date it names, when it names a real one, for `phase3ops explain`.
+    named = pipeline.orchestrator().store.rejected_for_date(dt.date(2026, 11, 28))
+    assert [r["message_id"] for r in named] == ([message_id] if b'"2026-11-28"' in payload else [])
 
 
 def test_transient_firestore_failure_raises_so_pubsub_redelivers(pipeline):

@@ -140,3 +140,10 @@ def test_bad_envelopes(event, field):
     with pytest.raises(BadMessage) as caught:
         parse_delivery(event)
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize("reported, kept", [(12.5, 12.5), (3, 3.0), ("12", None), (True, None), (None, None)])
+def test_the_run_duration_is_kept_when_it_is_a_number(reported, kept):
+    """`phase3ops explain` shows when a run started from its duration; anything but a number is not a duration."""
+    parsed = parse_completion(raw({**completion("player_game_summary", "2026-11-28"), "duration_seconds": reported}), SPEC)
+    assert parsed.duration_seconds == kept

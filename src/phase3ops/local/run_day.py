@@ -6,7 +6,7 @@ services work: the analytics service runs the processors and publishes
 their completions in the reference pipeline's format, the orchestrator
 records them and triggers Phase 4, the Phase 4 stand-in accepts (or refuses)
 each message by the precompute service's contract. Ends with what Phase 4
-accepted per table and the health check.
+accepted per table, the health check, and the date's story (`explain`).
 
 It knows first what the day should end with, and says so at once: a date
 the rules trigger ends with one accepted message per table; a date already
@@ -119,6 +119,8 @@ class DayRun:
         phase4_ok = self._phase4_report(expected, accepted_before, runs_before)
         self._say("")
         health_code = self._health()
+        self._say("")
+        self._explain()
         return 0 if finished and phase4_ok and health_code == 0 else 1
 
     def _play(self, chaos, expected: Expectation, runs_before: dict[str, int]) -> bool:
@@ -264,6 +266,16 @@ class DayRun:
         )
         self._say(render(results, header(context)))
         return exit_code(results)
+
+
+    def _explain(self) -> None:
+        from phase3ops.explain import explain_date
+        from phase3ops.explain.timeline import render
+
+        story = explain_date(self.spec, self.state.project, self.warehouse, self.game_date, dt.datetime.now(dt.timezone.utc))
+        self._say(f"The story of {self.game_date}, from what the pipeline stored (phase3ops explain {self.game_date} --local):")
+        self._say("")
+        self._say(render(story))
 
 
 def run_day(repo_root: Path, run_dir: Path, game_date: dt.date | None, games: int, chaos: bool, say: Say) -> int:

@@ -43,6 +43,7 @@ from google.cloud import firestore
 log = logging.getLogger("phase3ops.lock")
 
 Clock = Callable[[], dt.datetime]
+GRANT_HISTORY = 20  # grants kept in the lock document
 
 
 class LockBusy(RuntimeError):
@@ -51,6 +52,10 @@ class LockBusy(RuntimeError):
 
 class LockLost(RuntimeError):
     """The caller's lease ran out and the lock was (or may be) granted to someone else."""
+
+
+def lock_document_id(processor: str, game_date: dt.date) -> str:
+    return f"{processor}_{game_date.isoformat()}"
 
 
 def utc_now() -> dt.datetime:
@@ -90,7 +95,7 @@ class LeaseLocks:
         self._clock = clock
 
     def document(self, processor: str, game_date: dt.date):
-        return self._collection.document(f"{processor}_{game_date.isoformat()}")
+        return self._collection.document(lock_document_id(processor, game_date))
 
     def acquire(self, processor: str, game_date: dt.date, owner: str | None = None) -> "Lease":
         """Wait (with jittered exponential backoff) until the lock is ours, or raise LockBusy."""
@@ -263,6 +268,9 @@ def _try_grant(ref, owner: str, clock: Clock, settings: LockSettingsView) -> _Gr
     if _lease_live(snapshot):
         return _Grant(None, holder=holder, holder_lease_end=lease_end(snapshot))
     token = int(data.get("token", 0)) + 1
+    # The last grants, for `phase3ops explain`: who held the lock under which token, and who took it over from whom.
+    grants = [*(data.get("grants") or [])][-(GRANT_HISTORY - 1) :]
+    grants.append({"owner": owner, "token": token, "at": snapshot.read_time, "taken_over_from": holder})
     grant = {
         "owner": owner,
         "token": token,
@@ -271,6 +279,7 @@ def _try_grant(ref, owner: str, clock: Clock, settings: LockSettingsView) -> _Gr
         "lease_seconds": settings.lease.total_seconds(),
         "expires_at": _ttl(clock(), settings),
         "released_at": None,
+        "grants": grants,
     }
     try:
         if snapshot.exists:

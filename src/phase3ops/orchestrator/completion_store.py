@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -105,6 +106,8 @@ class CompletionStore:
             "correlation_id": completion.correlation_id,
             "message_id": delivery.message_id,
             "published_at": delivery.publish_time,
+            "duration_seconds": completion.duration_seconds,
+            "lock_owner": _text(completion.metadata.get("lock_owner")),
         }
         incoming = {
             "game_date": completion.game_date.isoformat(),
@@ -168,13 +171,45 @@ class CompletionStore:
                 "reason": reason,
                 "field": field,
                 "rejected_at": firestore.SERVER_TIMESTAMP,
+                **_what_it_claims(delivery.raw_data),
             }
         )
+
+    def rejected_for_date(self, game_date: dt.date) -> list[dict[str, Any]]:
+        """The rejected messages that name this game date (as far as they could be read)."""
+        query = self._rejected.where(filter=firestore.FieldFilter("game_date", "==", game_date.isoformat()))
+        return [snapshot.to_dict() for snapshot in query.stream()]
 
     @staticmethod
     def _records(snapshots: Iterable[Any]) -> Iterable[CompletionRecord]:
         for snapshot in snapshots:
             yield CompletionRecord.from_document(snapshot.to_dict())
+
+
+def _text(value: Any) -> str | None:
+    return value[:200] if isinstance(value, str) else None
+
+
+def _what_it_claims(raw: bytes) -> dict[str, str]:
+    """The game date and processor a rejected message names, when they can be read, so the
+    story of a date (`phase3ops explain`) includes the messages that were refused for it."""
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    if not isinstance(payload, dict):
+        return {}
+    claims: dict[str, str] = {}
+    day = payload.get("game_date") or payload.get("analysis_date")
+    if isinstance(day, str):
+        try:
+            claims["game_date"] = dt.date.fromisoformat(day).isoformat()
+        except ValueError:
+            pass
+    name = payload.get("processor_name") or payload.get("output_table")
+    if isinstance(name, str):
+        claims["processor"] = name[:200]
+    return claims
 
 
 def _is_same_run(runs: list[dict[str, Any]], run: dict[str, Any]) -> bool:

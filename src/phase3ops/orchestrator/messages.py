@@ -56,6 +56,7 @@ class Completion:
     output_table: str
     record_count: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    duration_seconds: float | None = None  # how long the run took, when the producer says
 
     @property
     def counts_towards_completion(self) -> bool:
@@ -124,7 +125,12 @@ def parse_completion(raw: bytes, spec: PipelineSpec, message_id: str = "") -> Co
         output_table=processor.output_table,
         record_count=payload.get("record_count") or 0,
         metadata=payload.get("metadata") or {},
+        duration_seconds=_number(payload.get("duration_seconds")),
     )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _processor_of(payload: dict[str, Any], spec: PipelineSpec) -> Processor:

@@ -65,7 +65,12 @@ def evaluate(spec: PipelineSpec, game_date: dt.date, completed: Collection[str],
     if mode is None:
         days_ahead = (game_date - local_today(spec, now)).days
         return Readiness(None, False, done_all, (), f"no mode decides a game date {days_ahead} days ahead")
+    return judge(spec, mode, game_date, completed, now)
 
+
+def judge(spec: PipelineSpec, mode: ModeRule, game_date: dt.date, completed: Collection[str], now: dt.datetime) -> Readiness:
+    """The date under one mode's rule, whichever mode applies to it today (`explain` shows them all)."""
+    done_all = tuple(name for name in spec.processor_names if name in completed)
     expected = mode.expected
     done = [name for name in expected if name in completed]
     missing = tuple(name for name in expected if name not in completed)
