@@ -23,6 +23,7 @@ from phase3ops.spec.documents import (
     SpecProblem,
     display_name,
     load_schema,
+    name_problems,
     read_yaml,
     schema_comment_problem,
     schema_problems,
@@ -169,12 +170,7 @@ def load_dashboard_specs(directory: Path, stack: str | None = None, strict: bool
     for document in documents:
         data = document.data
         name = data["metadata"]["name"]
-        file_name = Path(document.file).name
-        if file_name != f"{name}.yaml":
-            soft.append(document.problem(["metadata", "name"], f"{name!r} must match the file name ({file_name}): rename one of them"))
-        if name in seen:
-            soft.append(document.problem(["metadata", "name"], f"{name!r} is already defined in {seen[name]}"))
-        seen[name] = document.file
+        soft.extend(name_problems(document, seen))
         origins = Origins(Layer(document, ("spec",), name, owner_kind="dashboard"))
         spec = data["spec"]
         if name in overrides:

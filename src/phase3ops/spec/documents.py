@@ -193,3 +193,16 @@ def schema_comment_problem(document: SpecDocument) -> SpecProblem | None:
     return SpecProblem(
         document.file, 1, "", "the first line must be '# yaml-language-server: $schema=<schema path>'"
     )
+
+
+def name_problems(document: SpecDocument, seen: dict[str, str]) -> list[SpecProblem]:
+    """A spec's metadata.name must be its file's name and unique; `seen` maps names to the file that took them."""
+    name = document.data["metadata"]["name"]
+    file_name = Path(document.file).name
+    problems = []
+    if file_name != f"{name}.yaml":
+        problems.append(document.problem(["metadata", "name"], f"{name!r} must match the file name ({file_name}): rename one of them"))
+    if name in seen:
+        problems.append(document.problem(["metadata", "name"], f"{name!r} is already defined in {seen[name]}"))
+    seen[name] = document.file
+    return problems
