@@ -20,7 +20,13 @@ from tests.support.reference_messages import reference_completion
 
 pytestmark = pytest.mark.emulators
 CLEAN, CHAOS, REJECTED, INCOMPLETE, NOTHING = "2026-11-18", "2026-11-17", "2026-11-16", "2026-11-15", "2026-11-14"
-TABLES = ["player_game_summary", "team_offense_game_summary", "team_defense_game_summary", "upcoming_player_game_context", "upcoming_team_game_context"]
+TABLES = [
+    "player_game_summary",
+    "team_offense_game_summary",
+    "team_defense_game_summary",
+    "upcoming_player_game_context",
+    "upcoming_team_game_context",
+]
 WHEN = r"\d\d-\d\d \d\d:\d\d:\d\d"
 
 
@@ -136,7 +142,9 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
     # The killed processor instance: granted the lock, died; the service's run took the lock over.
     doomed = position(r"player_game_summary: lock token (\d+) granted to chaos-doomed-instance: no completion came from it")
     takeover = position(r"player_game_summary: lock token \d+ taken over by vm:\w+ from chaos-doomed-instance \(its lease ran out\)")
-    pgs_run = position(r"player_game_summary: success, 78 rows, lock token \d+ held by vm:\w+, took [\d.]+ s: recorded .*\(run player_game_summary-\S+\)")
+    pgs_run = position(
+        r"player_game_summary: success, 78 rows, lock token \d+ held by vm:\w+, took [\d.]+ s: recorded .*\(run player_game_summary-\S+\)"
+    )
     # The killed orchestrator: claimed, sent 2 of 5, died; the next delivery found 2 receipts and sent the other 3.
     claimed = position(r"trigger: claimed by delivery \d+: overnight, critical_plus_majority_60pct on 3 completions; 5 Phase 4 messages")
     confirmed = position(r"trigger: \w+, \w+ confirmed sent by their receipts \(found by delivery \d+\): not re-sent")
@@ -195,7 +203,11 @@ def test_a_rejected_message_is_part_of_the_story_and_a_finding(local, monkeypatc
 
 
 def test_an_incomplete_date_says_what_is_missing(local, monkeypatch):
-    publish(local, monkeypatch, [encode(reference_completion(name, INCOMPLETE)) for name in ("team_offense_game_summary", "upcoming_team_game_context")])
+    publish(
+        local,
+        monkeypatch,
+        [encode(reference_completion(name, INCOMPLETE)) for name in ("team_offense_game_summary", "upcoming_team_game_context")],
+    )
     told = wait_for(lambda: (r := explain(local, INCOMPLETE)).returncode == 1 and "upcoming_team_game_context" in r.stdout and r)
     lines = told.stdout.splitlines()
     assert lines[0] == f"Game date {INCOMPLETE} (America/New_York): Phase 4 not triggered"

@@ -62,9 +62,15 @@ def test_a_pending_trigger_shows_what_was_not_sent_and_the_verdict_lists_finding
     text = render(story(pending, findings=["the trigger claim is pending (1 of 2 messages confirmed, owner delivery 1234) for 180 min"],
                         events=[Event(DEADLINE, "trigger", CLAIM, "claimed by delivery 1234")]))  # fmt: skip
     story_with_parts = story(pending)
-    story_with_parts.parts = [TriggerPart("player_game_summary", "1", "publisher", ("1",)), TriggerPart("team_offense_game_summary", None, None, ())]
+    story_with_parts.parts = [
+        TriggerPart("player_game_summary", "1", "publisher", ("1",)),
+        TriggerPart("team_offense_game_summary", None, None, ()),
+    ]
     assert "trigger pending (1 of 2 messages confirmed)" in text.splitlines()[0]
-    assert text.splitlines()[-2:] == ["1 finding:", "  - the trigger claim is pending (1 of 2 messages confirmed, owner delivery 1234) for 180 min"]
+    assert text.splitlines()[-2:] == [
+        "1 finding:",
+        "  - the trigger claim is pending (1 of 2 messages confirmed, owner delivery 1234) for 180 min",
+    ]
     table = render(story_with_parts)
     assert "team_offense_game_summary     -                     not sent      none" in table
     assert "player_game_summary           1                     publisher     1" in table

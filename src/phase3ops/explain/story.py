@@ -133,7 +133,13 @@ class DateStory:
 
 
 def read_story(
-    spec: PipelineSpec, store: CompletionStore, claims: TriggerClaims, firestore_client, warehouse: Warehouse, game_date: dt.date, now: dt.datetime
+    spec: PipelineSpec,
+    store: CompletionStore,
+    claims: TriggerClaims,
+    firestore_client,
+    warehouse: Warehouse,
+    game_date: dt.date,
+    now: dt.datetime,
 ) -> DateStory:
     """Everything stored about the date, as events and summaries; raises NothingStored."""
     records, extra = store.records_for_date(game_date, spec.processor_names, also_read=[claims.document(game_date)])
@@ -163,7 +169,13 @@ def read_story(
     mode = mode_for(spec, game_date, now)
     story = DateStory(game_date, spec.timezone, now, trigger_deadline(spec, game_date), mode.name if mode else None, games, claim=claim)
     story.events = sorted(
-        [*_lock_events(locks, records), *_run_events(records, claim), *_rejected_events(rejected), *_claim_events(claim), *_receipt_events(receipts)],
+        [
+            *_lock_events(locks, records),
+            *_run_events(records, claim),
+            *_rejected_events(rejected),
+            *_claim_events(claim),
+            *_receipt_events(receipts),
+        ],
         key=lambda e: (e.at or now, _KIND_ORDER[e.kind]),
     )
     counted = {name for name, record in records.items() if record.counts}
@@ -217,14 +229,20 @@ def _run_events(records: dict[str, CompletionRecord], claim: TriggerClaim | None
             kind = LATE if late else RUN
             if late:
                 outcome = f"late, after the trigger; {outcome}"
-            events.append(Event(run.get("published_at"), processor, kind, f"{', '.join(details)}: {outcome} (run {run.get('execution_id')})"))
+            events.append(
+                Event(run.get("published_at"), processor, kind, f"{', '.join(details)}: {outcome} (run {run.get('execution_id')})")
+            )
     return events
 
 
 def _rejected_events(rejected: list[dict[str, Any]]) -> list[Event]:
     return [
-        Event(r.get("published_at") or r.get("rejected_at"), r.get("processor") or "(unknown processor)", REJECTED,
-              f"message {r.get('message_id')} rejected ({r.get('field') or 'message'}): {r.get('reason')}")  # fmt: skip
+        Event(
+            r.get("published_at") or r.get("rejected_at"),
+            r.get("processor") or "(unknown processor)",
+            REJECTED,
+            f"message {r.get('message_id')} rejected ({r.get('field') or 'message'}): {r.get('reason')}",
+        )  # fmt: skip
         for r in rejected
     ]
 
@@ -235,9 +253,13 @@ def _claim_events(claim: TriggerClaim | None) -> list[Event]:
     decision = claim.decision
     first_owner = next((h.get("owner") for h in claim.history if h.get("event") == "claimed"), claim.owner)
     events = [
-        Event(claim.claimed_at, "trigger", CLAIM,
-              f"claimed by {who(first_owner)}: {decision.get('mode')}, {decision.get('trigger_reason')} on "
-              f"{len(decision.get('completed') or ())} completions; {len(claim.messages)} Phase 4 messages")  # fmt: skip
+        Event(
+            claim.claimed_at,
+            "trigger",
+            CLAIM,
+            f"claimed by {who(first_owner)}: {decision.get('mode')}, {decision.get('trigger_reason')} on "
+            f"{len(decision.get('completed') or ())} completions; {len(claim.messages)} Phase 4 messages",
+        )  # fmt: skip
     ]
     for entry in claim.history:
         event = entry.get("event")
@@ -252,7 +274,9 @@ def _claim_events(claim: TriggerClaim | None) -> list[Event]:
         events.append(Event(entry.get("at"), "trigger", CLAIM, text))
     for part, published in sorted(claim.published.items()):
         if published.confirmed_by == "publisher":
-            events.append(Event(published.published_at, "trigger", PUBLISHED, f"Phase 4 message for {part} published: {published.message_id}"))
+            events.append(
+                Event(published.published_at, "trigger", PUBLISHED, f"Phase 4 message for {part} published: {published.message_id}")
+            )
     if claim.is_published:
         events.append(Event(claim.published_at, "trigger", PUBLISHED, f"trigger complete: all {len(claim.messages)} messages sent"))
     return events
@@ -262,7 +286,14 @@ def _receipt_events(receipts: list[dict[str, Any]]) -> list[Event]:
     events = []
     for receipt in receipts:
         table = receipt.get("source_table") or "the date"
-        events.append(Event(receipt.get("recorded_at"), "trigger", RECEIPT, f"receipt: the Phase 4 topic carried {receipt.get('message_id')} for {table}"))
+        events.append(
+            Event(
+                receipt.get("recorded_at"),
+                "trigger",
+                RECEIPT,
+                f"receipt: the Phase 4 topic carried {receipt.get('message_id')} for {table}",
+            )
+        )
         for duplicate in receipt.get("duplicate_message_ids") or ():
             events.append(Event(receipt.get("recorded_at"), "trigger", RECEIPT, f"DUPLICATE: a second message {duplicate} for {table}"))
     return events
@@ -277,7 +308,11 @@ def _parts(claim: TriggerClaim | None, receipts: list[dict[str, Any]]) -> list[T
         published = claim.published.get(message.part)
         receipt = by_trigger.get(message.trigger_id)
         seen = () if receipt is None else (receipt.get("message_id"), *(receipt.get("duplicate_message_ids") or ()))
-        parts.append(TriggerPart(message.part, published.message_id if published else None, published.confirmed_by if published else None, tuple(seen)))
+        parts.append(
+            TriggerPart(
+                message.part, published.message_id if published else None, published.confirmed_by if published else None, tuple(seen)
+            )
+        )
     return parts
 
 
@@ -287,7 +322,9 @@ def _table_state(processor: str, table: str, record: CompletionRecord | None, ro
     return TableState(processor, table, rows, duplicates, record.status, record.counts, record.record_count, len(record.runs))
 
 
-def _findings(spec: PipelineSpec, story: DateStory, now_readiness: Readiness, receipts: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+def _findings(
+    spec: PipelineSpec, story: DateStory, now_readiness: Readiness, receipts: list[dict[str, Any]]
+) -> tuple[list[str], list[str]]:
     findings, notes = [], []
     claim = story.claim
     if story.rejected:

@@ -39,8 +39,10 @@ def _header(story: DateStory, zone: zoneinfo.ZoneInfo) -> list[str]:
     games = f"{story.games} game{'s' if story.games != 1 else ''} scheduled"
     return [
         *_wrapped(f"Game date {story.game_date} ({story.timezone}): {state}"),
-        *_wrapped(f"mode now: {story.mode_now or 'none'} · trigger deadline {_when(story.deadline, zone)[:11]} · {games} · "
-                  f"explained at {_when(story.now, zone)}"),  # fmt: skip
+        *_wrapped(
+            f"mode now: {story.mode_now or 'none'} · trigger deadline {_when(story.deadline, zone)[:11]} · {games} · "
+            f"explained at {_when(story.now, zone)}"
+        ),  # fmt: skip
     ]
 
 
@@ -89,8 +91,10 @@ def _trigger(story: DateStory) -> list[str]:
 
 
 def _warehouse(story: DateStory) -> list[str]:
-    lines = ["Warehouse: the date's rows per Phase 3 table, and its completion record",
-             f"{'table':<28}  {'rows':>6}  {'duplicates':>10}  {'completion':<10}  {'reported':>8}  {'runs':>4}"]
+    lines = [
+        "Warehouse: the date's rows per Phase 3 table, and its completion record",
+        f"{'table':<28}  {'rows':>6}  {'duplicates':>10}  {'completion':<10}  {'reported':>8}  {'runs':>4}",
+    ]
     lines.append(f"{'-' * 28}  {'-' * 6}  {'-' * 10}  {'-' * 10}  {'-' * 8}  {'-' * 4}")
     for table in story.tables:
         reported = "-" if table.reported_rows is None else str(table.reported_rows)
