@@ -349,6 +349,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _target_options(command: argparse.ArgumentParser, verb: str, output: str) -> None:
+    """Which pipeline a command reads (the cloud project or the local one), and its JSON form."""
+    command.add_argument("--project", help="Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)")
+    command.add_argument(
+        "--local", nargs="?", const="", metavar="RUN_DIR",
+        help=f"{verb} the pipeline `phase3ops local up` runs (default run dir: <repo>/.phase3ops/local)",
+    )  # fmt: skip
+    command.add_argument("--json", action="store_true", help=f"machine-readable {output}")
+
+
 class _Parser(argparse.ArgumentParser):
     """Bad arguments exit 2 with the usage and the reason (argparse's own), never a traceback."""
 
@@ -405,9 +415,7 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         command = commands.add_parser(name, help=summary, description=description, epilog=f"{EXIT_CODES}\n{STATE_ENV_HELP}", **named)
         command.add_argument("--date", type=_date, help="the last game date to look at (YYYY-MM-DD; default today in the pipeline's time zone)")
         command.add_argument("--days", type=_positive, help="how many game dates, ending at --date (default: 3, or 1 with --date)")
-        command.add_argument("--project", help="Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)")
-        command.add_argument("--local", nargs="?", const="", metavar="RUN_DIR", help="check the pipeline `phase3ops local up` runs (default run dir: <repo>/.phase3ops/local)")
-        command.add_argument("--json", action="store_true", help="machine-readable report")
+        _target_options(command, "check", "report")
         if name == "health":
             command.add_argument("--verbose", action="store_true", help="details of passing checks too")
             command.add_argument("--stack", help="the deployed stack, whose alerts/stacks/<stack>.yaml overrides apply (default: $PHASE3OPS_STACK)")
@@ -426,9 +434,7 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         f"could not be read\n{STATE_ENV_HELP}",
     )
     explain.add_argument("game_date", type=_date, metavar="DATE", help="the game date (YYYY-MM-DD)")
-    explain.add_argument("--project", help="Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)")
-    explain.add_argument("--local", nargs="?", const="", metavar="RUN_DIR", help="explain from the pipeline `phase3ops local up` runs (default run dir: <repo>/.phase3ops/local)")
-    explain.add_argument("--json", action="store_true", help="machine-readable story")
+    _target_options(explain, "explain from", "story")
     explain.set_defaults(handler=_explain)
 
     drift = commands.add_parser(
