@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -259,6 +262,66 @@ def test_simultaneous_reruns_of_one_processor_are_retried_quietly_and_all_record
     for day in dates:
         record = race.firestore.collection(race.spec.orchestrator.collections.completions).document(f"{day}_{processor}").get().to_dict()
         assert sorted(r["execution_id"] for r in record["runs"]) == [f"rerun-{i}" for i in range(len(six))], day
+
+
+# -- an instance killed between reading and writing a record or a claim -------------------
+
+DOOMED_INSTANCE = """
+import json, os, sys, time
+from google.cloud.firestore_v1 import base_batch, document
+from phase3ops.orchestrator.factory import build_orchestrator
+from phase3ops.spec.pipeline import load_pipeline_spec
+
+def killed_before_it_writes(*args, **kwargs):
+    print("writing", flush=True)
+    time.sleep(600)
+
+# Every way a record or claim is written: on its own, or in a transaction (a write batch).
+document.DocumentReference.update = base_batch.BaseWriteBatch.update = base_batch.BaseWriteBatch.set = killed_before_it_writes
+orchestrator = build_orchestrator(load_pipeline_spec(sys.argv[1]), sys.argv[2])
+orchestrator.handle_event(json.loads(sys.argv[3]))
+"""
+
+
+def kill_while_writing(race, emulator_hosts, event) -> None:
+    """Hand `event` to an instance of its own that is killed after it read what it would change."""
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", DOOMED_INSTANCE, race.spec.source, race.project, json.dumps(event)],
+        env={**os.environ, **emulator_hosts, "PYTHONWARNINGS": "ignore"}, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert doomed.stdout.readline().strip() == "writing"
+    finally:
+        doomed.kill()
+        doomed.wait(timeout=10)
+
+
+def test_an_instance_killed_before_its_write_leaves_nothing_that_stalls_the_date(race, emulator_hosts):
+    """The platform can kill an instance at any instruction. Killed between reading a record or a
+    claim and writing it, it must leave nothing behind that blocks the next delivery: before, both
+    were written in Firestore transactions, whose read locks outlive the instance (a minute on the
+    emulator), and every delivery of the date asked for redelivery until they expired."""
+    claimer, survivor = race.orchestrator(), race.orchestrator()
+    dates = trial_dates(3)
+    rerun = race.spec.processor_names[0]
+    finals = record_all_but_last(race, claimer, dates)
+    for day in dates:
+        kill_while_writing(race, emulator_hosts, _direct_event(rerun, day))  # a re-run's record
+        assert survivor.handle_event(_direct_event(rerun, day)).outcome == "waiting"  # the next re-run is recorded at once
+
+    def crash(messages):
+        raise RuntimeError("instance crashed before publishing")
+
+    claimer.publisher.publish_all = crash
+    for day in dates:
+        with pytest.raises(RuntimeError):
+            claimer.handle_event(finals[day])  # a pending claim, recovered once its lease runs out
+    time.sleep(LEASE + 0.2)
+    for day in dates:
+        kill_while_writing(race, emulator_hosts, finals[day])  # the stale claim's recovery
+        decision = survivor.handle_event(finals[day])  # the first redelivery: no RetryLater
+        assert decision.outcome == "republished", decision
+    assert per_date_and_table(race.triggers()) == exactly_once(race.spec, dates)
 
 
 # -- 1d: a malformed or foreign message on the Phase 4 topic never blocks the evidence -------

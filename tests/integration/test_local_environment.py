@@ -57,7 +57,7 @@ def test_local_environment_end_to_end(tmp_path):
 
         for date in DATES:
             day = phase3ops("local", "run-day", "--run-dir", str(run_dir), "--date", date, "--games", "3", "--chaos")
-            assert day.returncode == 0, day.stdout[-3000:] + day.stderr[-3000:]
+            assert day.returncode == 0, day.stdout[-3000:] + day.stderr[-3000:] + _log_tails(run_dir)
             assert "chaos: killed a player_game_summary instance holding its lock" in day.stdout
             assert "\nAll checks passed\n" in day.stdout
             assert day.stdout.rstrip().endswith("No findings: the date is consistent")  # the date's story ends the day
@@ -119,3 +119,12 @@ def _local_env(run_dir) -> dict[str, str]:
         "PHASE3OPS_PIPELINE": state["pipeline"],
         "PHASE3OPS_WAREHOUSE": f"duckdb:{state['warehouse']}",
     }
+
+
+def _log_tails(run_dir, lines: int = 60) -> str:
+    """What the services said last, for a day that did not end as it should."""
+    tails = []
+    for log in sorted((run_dir / "logs").glob("*.log")):
+        if "emulator" not in log.name:
+            tails.append(f"\n--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+    return "".join(tails)

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Sequence
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from phase3ops.orchestrator.compare_and_set import Contended, compare_and_set
 from phase3ops.orchestrator.messages import Completion, Delivery
 
 
@@ -43,7 +44,7 @@ class RecordOutcome(str, enum.Enum):
 
 
 class RecordContended(RuntimeError):
-    """Concurrent deliveries for the same (date, processor) kept the transaction from committing."""
+    """Concurrent deliveries for the same (date, processor) kept changing the record between read and write."""
 
 
 MAX_RUNS = 50  # history kept per (date, processor); the oldest entries go first
@@ -117,18 +118,28 @@ class CompletionStore:
             "metadata": completion.metadata,
             "recorded_at": firestore.SERVER_TIMESTAMP,
         }
+        first = {**incoming, "runs": [{**run, "outcome": RecordOutcome.RECORDED.value}]}
         try:
-            # The common case, a first completion, is one create: no transaction round trips.
-            ref.create({**incoming, "runs": [{**run, "outcome": RecordOutcome.RECORDED.value}]})
+            # The common case, a first completion, is one create: no read round trip.
+            ref.create(first)
             return RecordOutcome.RECORDED
         except gexc.AlreadyExists:
             pass
+
+        def apply(snapshot) -> tuple[RecordOutcome, dict[str, Any] | None]:
+            if not snapshot.exists:
+                return RecordOutcome.RECORDED, first
+            current = snapshot.to_dict()
+            outcome = decide(current, run)
+            if outcome is RecordOutcome.DUPLICATE:
+                return outcome, None
+            runs = [*(current.get("runs") or []), {**run, "outcome": outcome.value}][-MAX_RUNS:]
+            return outcome, ({**incoming, "runs": runs} if outcome is RecordOutcome.UPDATED else {"runs": runs})
+
         try:
-            return _record_in_transaction(self._client.transaction(), ref, incoming, run)
-        except (ValueError, gexc.Aborted) as exc:
-            if isinstance(exc, gexc.Aborted) or isinstance(exc.__cause__, gexc.Aborted):
-                raise RecordContended(f"{ref.id}: concurrent deliveries held the record ({exc})") from exc
-            raise
+            return compare_and_set(ref, apply)
+        except Contended as exc:
+            raise RecordContended(f"{ref.id}: concurrent deliveries kept changing the record ({exc})") from exc
 
     def document(self, game_date: dt.date, processor: str):
         return self._collection.document(record_document_id(game_date, processor))
@@ -241,16 +252,3 @@ def decide(current: dict[str, Any], run: dict[str, Any]) -> RecordOutcome:
         return RecordOutcome.UPDATED
     return RecordOutcome.UPDATED if _is_newer(run, current) else RecordOutcome.SUPERSEDED
 
-
-@firestore.transactional
-def _record_in_transaction(transaction, ref, incoming: dict[str, Any], run: dict[str, Any]) -> RecordOutcome:
-    current = ref.get(transaction=transaction).to_dict()  # exists: create() just failed
-    outcome = decide(current, run)
-    if outcome is RecordOutcome.DUPLICATE:
-        return outcome
-    runs = [*(current.get("runs") or []), {**run, "outcome": outcome.value}][-MAX_RUNS:]
-    if outcome is RecordOutcome.UPDATED:
-        transaction.set(ref, {**incoming, "runs": runs})
-    else:
-        transaction.update(ref, {"runs": runs})
-    return outcome

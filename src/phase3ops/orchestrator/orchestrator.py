@@ -54,7 +54,7 @@ PUBLISH_FAILED = "publish_failed"  # raised for redelivery
 
 IN_FLIGHT_WAIT_SECONDS = 1.0  # how long a delivery waits for someone else's publish before asking for redelivery
 IN_FLIGHT_POLL_SECONDS = 0.05
-# Transactions that lose to concurrent deliveries of the same date are tried again in
+# Conditional writes that keep losing to concurrent deliveries of the same date are tried again in
 # the same delivery, with jittered exponential backoff, before asking for redelivery:
 # expected contention then costs a few hundred milliseconds and one log line, not a
 # stream of redeliveries.

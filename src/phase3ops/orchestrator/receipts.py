@@ -4,8 +4,8 @@ The `phase4-trigger-receipts` function is subscribed to the Phase 4 topic
 (its own Eventarc trigger, so it sees every message published there) and
 writes one document per trigger message, keyed by the message's stable
 `trigger_id`, with `create()`. Nothing ever consumes a receipt: a recovering
-orchestrator reads them inside the transaction that decides whether it may
-re-publish, so two recoverers, the reconciliation and a human all see the
+orchestrator reads them just before the conditional write that decides
+whether it may re-publish, so two recoverers, the reconciliation and a human all see the
 same evidence.
 
 A second message with a trigger_id that already has a receipt is a

@@ -11,17 +11,18 @@ the commit time of the last write to the claim (the document's update time:
 the claim, a takeover, a part marked published by its owner) and a reader
 compares that with the time Firestore read the document (`read_time`).
 Clock skew between instances and slow I/O between a read and a write cannot
-shorten it. (Not a SERVER_TIMESTAMP field: the emulator stamps those when it
-receives a transaction's writes, which can be seconds before the commit when
-two transactions wait on each other, and a lease must not start before the
-write that takes it is visible.)
+shorten it. (Not a SERVER_TIMESTAMP field: a lease must not start before the
+write that takes it is visible, and the document's update time is exactly
+that.)
 
-A pending claim whose lease ran out is recovered in one transaction, by
-whoever finds it (a delivery or the reconciliation, whoever owned it): the
-transaction reads the claim and the receipts of its unpublished messages;
-messages with a receipt are marked published from that evidence, and if any
-remain, the caller becomes the owner with a fresh lease and must publish
-exactly those. Two recoverers serialise on the transaction: one wins.
+A pending claim whose lease ran out is recovered by whoever finds it (a
+delivery or the reconciliation, whoever owned it): it reads the claim and
+the receipts of its unpublished messages; messages with a receipt are marked
+published from that evidence, and if any remain, the caller becomes the
+owner with a fresh lease and must publish exactly those. The write is
+conditional on the claim's update time (compare_and_set.py, not a
+transaction, whose read locks a killed instance would leave behind): of two
+recoverers one wins, the other reads again and finds the claim taken.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, Mapping, Sequence
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from phase3ops.orchestrator.compare_and_set import Contended, compare_and_set
 from phase3ops.orchestrator.phase4_trigger import TriggerMessage
 
 PENDING = "pending"
@@ -116,7 +118,7 @@ class TriggerClaim:
 
 
 class ClaimContended(RuntimeError):
-    """Other callers are recovering the same claim at this moment; the transaction kept losing."""
+    """Other callers are recovering the same claim at this moment; every conditional write lost."""
 
 
 class Recovery(enum.Enum):
@@ -189,31 +191,27 @@ class TriggerClaims:
     def release_lease(self, claim: TriggerClaim, owner: str) -> None:
         """After a publish Pub/Sub refused outright (nothing was sent): the next caller
         may recover the claim at once instead of waiting out the lease."""
-        _release(self._client.transaction(), self.document(claim.game_date), owner)
+        compare_and_set(self.document(claim.game_date), lambda snapshot: (None, _release(snapshot, owner)))
 
     def recover(self, game_date: dt.date, owner: str) -> tuple[Recovery, TriggerClaim]:
-        """Decide, as exactly one winner, what becomes of a claim whose lease ran out."""
+        """Decide, as exactly one winner, what becomes of a claim whose lease ran out: the
+        write is conditional on the claim being as read, so of two recoverers one loses and reads again."""
         try:
-            return _recover(self._client.transaction(), self._client, self.document(game_date), self._receipts, owner)
-        except (ValueError, gexc.Aborted) as exc:
-            # Lost to concurrent recoverers: every commit retry, or a read that timed out on their locks.
-            if isinstance(exc, gexc.Aborted) or isinstance(exc.__cause__, gexc.Aborted):
-                raise ClaimContended(f"the stale claim of {game_date} is being recovered by others ({exc})") from exc
-            raise
+            return compare_and_set(self.document(game_date), lambda snapshot: _recover(snapshot, self._client, self._receipts, owner))
+        except Contended as exc:
+            raise ClaimContended(f"the stale claim of {game_date} is being recovered by others ({exc})") from exc
 
 
-@firestore.transactional
-def _recover(transaction, client, ref, receipts, owner: str) -> tuple[Recovery, TriggerClaim]:
-    snapshot = ref.get(transaction=transaction)
+def _recover(snapshot, client, receipts, owner: str) -> tuple[tuple[Recovery, TriggerClaim], dict[str, Any] | None]:
     claim = TriggerClaims.from_snapshot(snapshot)
     if claim.is_published:
-        return Recovery.ALREADY_PUBLISHED, claim
+        return (Recovery.ALREADY_PUBLISHED, claim), None
     if claim.lease_active:
-        return Recovery.STILL_LEASED, claim
+        return (Recovery.STILL_LEASED, claim), None
     pending = claim.unpublished
     receipt_refs = {receipts.document(m.trigger_id).path: m for m in pending}
     found = {}
-    for receipt in client.get_all([receipts.document(m.trigger_id) for m in pending], transaction=transaction):
+    for receipt in client.get_all([receipts.document(m.trigger_id) for m in pending]):
         if receipt.exists:
             message = receipt_refs[receipt.reference.path]
             data = receipt.to_dict()
@@ -224,14 +222,12 @@ def _recover(transaction, client, ref, receipts, owner: str) -> tuple[Recovery, 
         history.append({"event": "confirmed_by_receipt", "parts": sorted(found), "by": owner, "at": snapshot.read_time})
     if len(found) == len(pending):
         update.update({"state": PUBLISHED, "published_at": firestore.SERVER_TIMESTAMP, "history": history})
-        transaction.update(ref, update)
-        return Recovery.CONFIRMED, _with(claim, found, state=PUBLISHED)
+        return (Recovery.CONFIRMED, _with(claim, found, state=PUBLISHED)), update
     history.append(
         {"event": "taken_over", "owner": owner, "previous_owner": claim.owner, "attempt": claim.attempts + 1, "at": snapshot.read_time}
     )
     update.update({"owner": owner, "attempts": claim.attempts + 1, "history": history})
-    transaction.update(ref, update)
-    return Recovery.TAKEN_OVER, _with(claim, found, owner=owner, attempts=claim.attempts + 1, read_time=None)
+    return (Recovery.TAKEN_OVER, _with(claim, found, owner=owner, attempts=claim.attempts + 1, read_time=None)), update
 
 
 def _with(claim: TriggerClaim, found: dict[str, dict[str, Any]], **changes: Any) -> TriggerClaim:
@@ -240,11 +236,9 @@ def _with(claim: TriggerClaim, found: dict[str, dict[str, Any]], **changes: Any)
     return TriggerClaim(**fields)
 
 
-@firestore.transactional
-def _release(transaction, ref, owner: str) -> None:
-    snapshot = ref.get(transaction=transaction)
-    if snapshot.exists:
-        data = snapshot.to_dict()
-        if data["state"] == PENDING and data["owner"] == owner:
-            history = [*(data.get("history") or []), {"event": "lease_released", "owner": owner, "at": snapshot.read_time}]
-            transaction.update(ref, {"lease_seconds": 0, "history": history})
+def _release(snapshot, owner: str) -> dict[str, Any] | None:
+    data = snapshot.to_dict() if snapshot.exists else None
+    if data is None or data["state"] != PENDING or data["owner"] != owner:
+        return None
+    history = [*(data.get("history") or []), {"event": "lease_released", "owner": owner, "at": snapshot.read_time}]
+    return {"lease_seconds": 0, "history": history}
