@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence
@@ -54,12 +53,6 @@ PUBLISH_FAILED = "publish_failed"  # raised for redelivery
 
 IN_FLIGHT_WAIT_SECONDS = 1.0  # how long a delivery waits for someone else's publish before asking for redelivery
 IN_FLIGHT_POLL_SECONDS = 0.05
-# Conditional writes that keep losing to concurrent deliveries of the same date are tried again in
-# the same delivery, with jittered exponential backoff, before asking for redelivery:
-# expected contention then costs a few hundred milliseconds and one log line, not a
-# stream of redeliveries.
-CONTENTION_ATTEMPTS = 4
-CONTENTION_BACKOFF_SECONDS = 0.05
 
 
 class RetryLater(RuntimeError):
@@ -156,7 +149,7 @@ class Orchestrator:
             )
 
         try:
-            record = _retry_contended(lambda: self.store.record(completion, delivery), RecordContended)
+            record = self.store.record(completion, delivery)
         except RecordContended as exc:
             self._log(Decision(RETRY_LATER, game_date=completion.game_date.isoformat(), processor=completion.processor, reason=str(exc)))
             raise RetryLater(str(exc)) from exc
@@ -242,7 +235,7 @@ class Orchestrator:
         # The claim's owner died or its publish failed. Exactly one caller decides,
         # from the receipts, what went out, and publishes the rest.
         try:
-            recovery, claim = _retry_contended(lambda: self.claims.recover(claim.game_date, owner), ClaimContended)
+            recovery, claim = self.claims.recover(claim.game_date, owner)
         except ClaimContended as exc:
             raise ClaimInFlight(str(exc)) from exc
         if recovery is Recovery.ALREADY_PUBLISHED:
@@ -309,17 +302,6 @@ class Orchestrator:
             extra={"event": "phase3_completion", **fields},
         )
         return decision
-
-
-def _retry_contended(attempt: Callable[[], Any], contended: type[Exception]) -> Any:
-    for tries in range(1, CONTENTION_ATTEMPTS + 1):
-        try:
-            return attempt()
-        except contended as exc:
-            if tries == CONTENTION_ATTEMPTS:
-                exc.args = (f"{exc} (tried {tries} times)",)
-                raise
-            time.sleep(CONTENTION_BACKOFF_SECONDS * 2 ** (tries - 1) * random.uniform(0.5, 1.5))
 
 
 def _counted(records: dict[str, CompletionRecord]) -> set[str]:
