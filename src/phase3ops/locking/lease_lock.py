@@ -40,6 +40,8 @@ from typing import Any, Callable
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from phase3ops.compare_and_set import compare_and_set
+
 log = logging.getLogger("phase3ops.lock")
 
 Clock = Callable[[], dt.datetime]
@@ -293,13 +295,10 @@ def _try_grant(ref, owner: str, clock: Clock, settings: LockSettingsView) -> _Gr
 
 def _update_if_ours(ref, owner: str, token: int, fields: dict[str, Any]) -> bool:
     """Apply `fields` only while owner and token are still the caller's."""
-    while True:
-        snapshot = ref.get()
+
+    def apply(snapshot) -> tuple[bool, dict[str, Any] | None]:
         data = snapshot.to_dict() if snapshot.exists else {}
-        if data.get("owner") != owner or data.get("token") != token:
-            return False
-        try:
-            ref.update(fields, option=firestore.Client.write_option(last_update_time=snapshot.update_time))
-            return True
-        except gexc.FailedPrecondition:
-            continue  # the document changed between read and write: decide again
+        ours = data.get("owner") == owner and data.get("token") == token
+        return ours, fields if ours else None
+
+    return compare_and_set(ref, apply)

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from phase3ops.orchestrator.compare_and_set import Contended, compare_and_set
+from phase3ops.compare_and_set import Contended, compare_and_set
 from phase3ops.orchestrator.messages import Completion, Delivery
 
 

@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from phase3ops.orchestrator.compare_and_set import Contended, compare_and_set
+from phase3ops.compare_and_set import Contended, compare_and_set
 from phase3ops.orchestrator.phase4_trigger import TriggerMessage
 
 PENDING = "pending"

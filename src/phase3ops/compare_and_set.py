@@ -8,7 +8,8 @@ timeout", so a date's completions and its stale trigger claim could not be
 touched. Here the write is conditional instead: an update only if the
 document's update time is still the one read, a create only if it is still
 absent. A dead writer holds nothing; a writer that loses a race reads again.
-One winner per version of the document, as with a transaction.
+One winner per version of the document, as with a transaction. The
+orchestrator's records and claims and the processor locks all write this way.
 """
 
 from __future__ import annotations
