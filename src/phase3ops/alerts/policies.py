@@ -37,14 +37,16 @@ COMPARISONS = {
 SEVERITIES = {"critical": "CRITICAL", "error": "ERROR", "warning": "WARNING"}
 
 
-def metric_type(rule: AlertRule, reference: str) -> str:
+def metric_type(reference: str) -> str:
+    """The full metric type a condition or widget names (`log:<name>` is a log-based metric)."""
     if reference.startswith(LOG_METRIC_REFERENCE):
         return LOG_METRIC_PREFIX + reference.removeprefix(LOG_METRIC_REFERENCE)
     return reference
 
 
-def metric_filter(rule: AlertRule, selector: dict[str, Any]) -> str:
-    parts = [f'metric.type="{metric_type(rule, selector["metric"])}"']
+def metric_filter(selector: dict[str, Any]) -> str:
+    """A Monitoring filter from a selector: its metric, resource type and extra filter."""
+    parts = [f'metric.type="{metric_type(selector["metric"])}"']
     if selector.get("resourceType"):
         parts.append(f'resource.type="{selector["resourceType"]}"')
     if selector.get("filter"):
@@ -101,7 +103,7 @@ def condition_body(rule: AlertRule, condition: dict[str, Any]) -> dict[str, Any]
         return {
             "display_name": title,
             "condition_absent": {
-                "filter": metric_filter(rule, absence),
+                "filter": metric_filter(absence),
                 "duration": durations.api(absence["window"]),
                 "aggregations": [aggregation(None, absence["window"], absence.get("aggregation"))],
             },
@@ -110,7 +112,7 @@ def condition_body(rule: AlertRule, condition: dict[str, Any]) -> dict[str, Any]
     return {
         "display_name": title,
         "condition_threshold": {
-            "filter": metric_filter(rule, threshold),
+            "filter": metric_filter(threshold),
             "comparison": COMPARISONS[threshold["comparison"]][0],
             "threshold_value": float(threshold["value"]),
             "duration": durations.api(threshold.get("for", "0s")),

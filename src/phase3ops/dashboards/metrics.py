@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from phase3ops.alerts.policies import LOG_METRIC_PREFIX, LOG_METRIC_REFERENCE
-from phase3ops.checks.metrics import CUSTOM_METRICS, METRIC_PREFIX, MONITORED_RESOURCE
+from phase3ops.alerts.policies import LOG_METRIC_PREFIX, metric_type
+from phase3ops.checks.metrics import CUSTOM_METRICS, METRIC_PREFIX, MONITORED_RESOURCE, custom_metric
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,6 @@ DEPLOYED_SERVICES = {
 GEN1_FUNCTION_METRICS = "cloudfunctions.googleapis.com/"
 
 
-def metric_type(reference: str) -> str:
-    """The full metric type a widget's `metric` names."""
-    if reference.startswith(LOG_METRIC_REFERENCE):
-        return LOG_METRIC_PREFIX + reference.removeprefix(LOG_METRIC_REFERENCE)
-    return reference
-
-
 @dataclass(frozen=True)
 class DeclaredLogMetric:
     name: str
@@ -98,7 +91,7 @@ def facts(reference: str, log_metrics: dict[str, DeclaredLogMetric]) -> MetricFa
             f"the log metric {name} ({declared.declared_by})",
         )
     if type_.startswith("custom.googleapis.com/"):
-        custom = CUSTOM_METRICS.get(type_.removeprefix(METRIC_PREFIX)) if type_.startswith(METRIC_PREFIX) else None
+        custom = custom_metric(type_)
         if custom is None:
             declared = ", ".join(METRIC_PREFIX + name for name in sorted(CUSTOM_METRICS))
             return f"{type_} is not a declared custom metric, so nothing writes it (declared: {declared})"

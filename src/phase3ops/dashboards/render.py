@@ -16,8 +16,7 @@ from typing import Any
 
 from phase3ops.alerts import durations
 from phase3ops.alerts.policies import STATISTICS as ALERT_STATISTICS
-from phase3ops.alerts.policies import counter_log_metric_body
-from phase3ops.dashboards.metrics import metric_type
+from phase3ops.alerts.policies import counter_log_metric_body, metric_filter
 from phase3ops.dashboards.specs import Dashboard, Tile
 
 # statistic -> (per-series aligner, cross-series reducer). A percentile keeps
@@ -33,15 +32,6 @@ SPARK_CHARTS = {"line": "SPARK_LINE", "bar": "SPARK_BAR"}
 CONSOLE_URL = "https://console.cloud.google.com/monitoring/dashboards/builder/{id}?project={project}"
 
 
-def series_filter(selector: dict[str, Any]) -> str:
-    parts = [f'metric.type="{metric_type(selector["metric"])}"']
-    if selector.get("resourceType"):
-        parts.append(f'resource.type="{selector["resourceType"]}"')
-    if selector.get("filter"):
-        parts.append(f"({selector['filter'].strip()})")
-    return " AND ".join(parts)
-
-
 def time_series_query(selector: dict[str, Any]) -> dict[str, Any]:
     aligner, reducer = STATISTICS[selector["statistic"]]
     aggregation: dict[str, Any] = {
@@ -51,7 +41,7 @@ def time_series_query(selector: dict[str, Any]) -> dict[str, Any]:
     }
     if selector.get("groupBy"):
         aggregation["groupByFields"] = list(selector["groupBy"])
-    return {"timeSeriesFilter": {"filter": series_filter(selector), "aggregation": aggregation}}
+    return {"timeSeriesFilter": {"filter": metric_filter(selector), "aggregation": aggregation}}
 
 
 def _xy_chart(chart: dict[str, Any]) -> dict[str, Any]:
