@@ -174,7 +174,8 @@ def _collapsed_edges(result: PlanResult) -> list[tuple[str, str]]:
             found |= {child} | descendants(child)
         return found
 
-    components = {r.urn: {u for u in descendants(r.urn) if u in result.by_urn() and result.by_urn()[u].custom}
+    by_urn = result.by_urn()
+    components = {r.urn: {u for u in descendants(r.urn) if u in by_urn and by_urn[u].custom}
                   for r in result.resources if not r.custom and r.type != STACK_TYPE}  # fmt: skip
     targets: dict[str, set[str]] = {}
     for source, target in edges(result):

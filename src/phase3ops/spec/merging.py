@@ -21,29 +21,22 @@ from phase3ops.spec.documents import PathPart, SpecDocument, SpecProblem, format
 Path = tuple[PathPart, ...]
 
 
-def deep_merge(base: Any, override: Any) -> Any:
-    """Mappings merge key by key; a mapping over a list patches items by index; anything else replaces."""
-    return _merge(base, override, None, (), ())
-
-
 def _is_index_patch(value: Any) -> bool:
     return isinstance(value, dict) and bool(value) and all(str(k).isdigit() for k in value)
 
 
-def _merge(base: Any, override: Any, origins: Origins | None, path: Path, at: Path) -> Any:
-    """`deep_merge`, telling `origins` (if any) where each merged value comes from.
-
-    `path` is where the merge is in the merged spec, `at` where the override
-    value is in its own document's spec.
+def _merge(base: Any, override: Any, origins: Origins, path: Path, at: Path) -> Any:
+    """Mappings merge key by key; a mapping over a list patches items by index; anything else
+    replaces. `origins` learns where each merged value comes from: `path` is where the merge is
+    in the merged spec, `at` where the override value is in its own document's spec.
     """
-    checked = origins is not None and origins.layer.overrides
-    owner = origins.layer.owner_text if origins is not None else ""
+    checked = origins.layer.overrides
+    owner = origins.layer.owner_text
     if checked and _is_index_patch(override) and not isinstance(base, list):
         origins.problem(at, f"patches spec.{format_path(path)} by index, but in {owner} it is {_kind(base)}, not a list")
         return copy.deepcopy(base)
     if isinstance(base, dict) and isinstance(override, dict):
-        if origins is not None:
-            origins.merged(path, at, had=list(base), added=[k for k in override if k not in base])
+        origins.merged(path, at, had=list(base), added=[k for k in override if k not in base])
         merged = copy.deepcopy(base)
         for key, value in override.items():
             if key in base:
@@ -53,12 +46,10 @@ def _merge(base: Any, override: Any, origins: Origins | None, path: Path, at: Pa
                 origins.problem((*at, key), f"patches spec.{where} by index, but {owner} has no spec.{where}")
             else:
                 merged[key] = copy.deepcopy(value)
-                if origins is not None:
-                    origins.replaced((*path, key), (*at, key))
+                origins.replaced((*path, key), (*at, key))
         return merged
     if isinstance(base, list) and isinstance(override, dict) and all(str(k).isdigit() for k in override):
-        if origins is not None:
-            origins.merged(path, at, had=list(range(len(base))), added=[])
+        origins.merged(path, at, had=list(range(len(base))), added=[])
         merged = copy.deepcopy(base)
         for key, value in override.items():
             index = int(key)
@@ -67,8 +58,7 @@ def _merge(base: Any, override: Any, origins: Origins | None, path: Path, at: Pa
             elif checked:
                 origins.problem((*at, key), f"there is no spec.{format_path((*path, index))}: {owner} has {_items(path, len(base))}")
         return merged
-    if origins is not None:
-        origins.replaced(path, at)
+    origins.replaced(path, at)
     return copy.deepcopy(override)
 
 
