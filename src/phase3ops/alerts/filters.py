@@ -46,22 +46,17 @@ the monitored resource types (and their labels) this project can log or
 measure. Problems say where they are as "at character N" (1-based, counted
 in the filter text as YAML delivers it) and quote the offending fragment.
 
-`filters_parse_and_name_real_things` is the lint that runs all of this over a rule.
+The alert and dashboard lints run all of this over their specs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Union
+from typing import Any, Iterator, Union
 
-from phase3ops.alerts.specs import AlertRule
-from phase3ops.spec.documents import SpecDocument, SpecProblem
-
-if TYPE_CHECKING:  # lints.py imports this module for its LINTS
-    from phase3ops.alerts.lints import LintContext
+from phase3ops.spec.documents import SpecDocument
 
 # Monitored resource types a filter here may name, with their labels as
 # Google lists them (https://cloud.google.com/monitoring/api/resources,
@@ -1010,46 +1005,7 @@ def label_restrictions(text: str, language: str) -> list[LabelRestriction]:
     return found
 
 
-# ---------------------------------------------------------------------------
-# The lint
-
-
-def filters_parse_and_name_real_things(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
-    """Every filter parses and names real fields, severities, resource types and labels.
-
-    Cloud Logging and Cloud Monitoring accept a filter that names a
-    misspelled resource type or compares with an unknown severity word, and
-    the alert then never fires; a syntax error fails only at deploy time.
-    """
-    problems = []
-
-    def report(path: list[str | int], text: str, found: list[FilterProblem]) -> None:
-        for problem in found:
-            located = rule.problem(path, str(problem))
-            line = _line_in_rule_file(rule, path, text, problem.offset)
-            problems.append(dataclasses.replace(located, line=line) if line else located)
-
-    if rule.log_metric and rule.log_metric.get("filter"):
-        report(["logMetric", "filter"], rule.log_metric["filter"], _logging_problems(rule.log_metric["filter"]))
-    for index, condition in enumerate(rule.conditions):
-        for kind, body in condition.items():
-            path: list[str | int] = ["conditions", index, kind]
-            if kind == "logMatch":
-                report(path + ["filter"], body["filter"], _logging_problems(body["filter"]))
-                continue
-            resource_type = body.get("resourceType")
-            if resource_type:
-                problems += [rule.problem(path + ["resourceType"], m) for m in resource_type_problems(resource_type)]
-            if body.get("filter"):
-                report(path + ["filter"], body["filter"], _monitoring_problems(body["filter"], resource_type))
-    return problems
-
-
 _BLOCK_SCALAR_KEY = re.compile(r":\s*[|>][+-]?[0-9]?\s*(#.*)?$")
-
-
-def _line_in_rule_file(rule: AlertRule, path: list[str | int], text: str, offset: int) -> int | None:
-    return block_scalar_line(rule.document, ["spec", *path], text, offset)
 
 
 def block_scalar_line(document: SpecDocument, parts: list[str | int], text: str, offset: int) -> int | None:

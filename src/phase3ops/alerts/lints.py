@@ -7,6 +7,7 @@ as merged with defaults and the stack's overrides.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from phase3ops.alerts import durations
-from phase3ops.alerts.filters import filters_parse_and_name_real_things
+from phase3ops.alerts.filters import LOGGING, MONITORING, block_scalar_line, filter_problems, resource_type_problems
 from phase3ops.alerts.policies import LOG_METRIC_REFERENCE, STATISTICS, policy_body, to_proto
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
 from phase3ops.spec.documents import SpecProblem
@@ -202,6 +203,37 @@ def is_a_valid_api_object(rule: AlertRule, context: LintContext) -> list[SpecPro
     except Exception as exc:  # the proto parser's errors are the API's own refusals
         return [rule.problem([], f"not a valid Cloud Monitoring AlertPolicy: {exc}")]
     return []
+
+
+def filters_parse_and_name_real_things(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
+    """Every filter parses and names real fields, severities, resource types and labels.
+
+    Cloud Logging and Cloud Monitoring accept a filter that names a
+    misspelled resource type or compares with an unknown severity word, and
+    the alert then never fires; a syntax error fails only at deploy time.
+    """
+    problems = []
+
+    def report(path: list[str | int], text: str, language: str, resource_type: str | None = None) -> None:
+        for problem in filter_problems(text, language, resource_type):
+            located = rule.problem(path, str(problem))
+            line = block_scalar_line(rule.document, ["spec", *path], text, problem.offset)
+            problems.append(dataclasses.replace(located, line=line) if line else located)
+
+    if rule.log_metric and rule.log_metric.get("filter"):
+        report(["logMetric", "filter"], rule.log_metric["filter"], LOGGING)
+    for index, condition in enumerate(rule.conditions):
+        for kind, body in condition.items():
+            path: list[str | int] = ["conditions", index, kind]
+            if kind == "logMatch":
+                report(path + ["filter"], body["filter"], LOGGING)
+                continue
+            resource_type = body.get("resourceType")
+            if resource_type:
+                problems += [rule.problem(path + ["resourceType"], m) for m in resource_type_problems(resource_type)]
+            if body.get("filter"):
+                report(path + ["filter"], body["filter"], MONITORING, resource_type)
+    return problems
 
 
 LINTS: tuple[Lint, ...] = (
