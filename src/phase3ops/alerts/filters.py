@@ -926,6 +926,17 @@ def monitoring_filter_problems(text: str, resource_type: str | None = None) -> l
 
 
 LOGGING, MONITORING = "Logging", "Monitoring"
+_RESOURCE_TYPE = re.compile(r'resource\.type\s*=\s*"?([a-z_]+)"?')
+
+
+def cloud_function_mentions(text: str) -> list[int]:
+    """Where a filter says resource.type="cloud_function" (the offsets), which never matches a gen2 function."""
+    return [m.start() for m in _RESOURCE_TYPE.finditer(text) if m.group(1) == "cloud_function"]
+
+
+def gen2_function_hint(functions: list[str]) -> str:
+    """What a gen2 function's logs and metrics arrive as, for the messages that refuse cloud_function."""
+    return f'resource.type="cloud_run_revision" with resource.labels.service_name="{functions[0] if functions else "<function>"}"'
 
 
 def filter_problems(text: str, language: str, resource_type: str | None = None) -> list[FilterProblem]:

@@ -15,12 +15,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from phase3ops.alerts import durations
-from phase3ops.alerts.filters import LOGGING, MONITORING, block_scalar_line, filter_problems, resource_type_problems
+from phase3ops.alerts.filters import (
+    LOGGING,
+    MONITORING,
+    block_scalar_line,
+    cloud_function_mentions,
+    filter_problems,
+    gen2_function_hint,
+    resource_type_problems,
+)
 from phase3ops.alerts.policies import LOG_METRIC_REFERENCE, STATISTICS, policy_body, to_proto
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
 from phase3ops.spec.documents import SpecProblem
 
-_RESOURCE_TYPE = re.compile(r'resource\.type\s*=\s*"?([a-z_]+)"?')
 _WORKLOAD_NAME = re.compile(r'resource\.labels?\.(service_name|function_name|job_name|configuration_name)\s*=\s*"([^"]+)"')
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 # Aligners that add up a counter's values over the alignment period.
@@ -63,14 +70,9 @@ def gen2_functions_log_as_cloud_run(rule: AlertRule, context: LintContext) -> li
     functions = [name for name, kind in context.workloads.items() if kind == "function"]
     problems = []
     for path, text in _filters(rule):
-        if "cloud_function" in _RESOURCE_TYPE.findall(text):
-            problems.append(
-                rule.problem(
-                    path,
-                    'resource.type="cloud_function" never matches a gen2 function: its logs and metrics arrive as '
-                    f'resource.type="cloud_run_revision" with resource.labels.service_name="{functions[0] if functions else "<function>"}"',
-                )
-            )
+        if cloud_function_mentions(text):
+            message = f'resource.type="cloud_function" never matches a gen2 function: its logs and metrics arrive as {gen2_function_hint(functions)}'
+            problems.append(rule.problem(path, message))
     return problems
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -19,7 +18,9 @@ from phase3ops.alerts.filters import (
     MONITORED_RESOURCES,
     MONITORING,
     block_scalar_line,
+    cloud_function_mentions,
     filter_problems,
+    gen2_function_hint,
     label_restrictions,
     pinned_resource_types,
     resource_type_problems,
@@ -41,7 +42,6 @@ _NAMING_LABELS = {
 }
 _PERCENTILES = ("p50", "p95", "p99")
 _DISTRIBUTION_STATISTICS = ("mean", *_PERCENTILES)
-_RESOURCE_TYPE = re.compile(r'resource\.type\s*=\s*"?([a-z_]+)"?')
 
 
 @dataclass(frozen=True)
@@ -182,17 +182,16 @@ def names_only_deployed_things(dashboard: Dashboard, context: LintContext) -> li
 def gen2_functions_report_as_cloud_run(dashboard: Dashboard, context: LintContext) -> list[SpecProblem]:
     """resource.type cloud_function never matches a gen2 function's logs or metrics."""
     functions = sorted(name for name, kind in context.deployed.items() if kind == "function")
-    hint = f'resource.type="cloud_run_revision" with resource.labels.service_name="{functions[0] if functions else "<function>"}"'
+    hint = gen2_function_hint(functions)
     problems = [
         dashboard.problem((*s.path, "resourceType"), f"cloud_function never matches a gen2 function: its metrics arrive as {hint}")
         for s in selectors(dashboard)
         if s.body.get("resourceType") == "cloud_function"
     ]
     for path, language, text, _ in filters(dashboard):
-        for match in _RESOURCE_TYPE.finditer(text):
-            if match.group(1) == "cloud_function":
-                message = f'resource.type="cloud_function" never matches a gen2 function: its logs and metrics arrive as {hint}'
-                problems.append(_located(dashboard, path, text, match.start(), message))
+        for offset in cloud_function_mentions(text):
+            message = f'resource.type="cloud_function" never matches a gen2 function: its logs and metrics arrive as {hint}'
+            problems.append(_located(dashboard, path, text, offset, message))
     return problems
 
 
