@@ -291,19 +291,18 @@ def declared_log_metrics(specs: DashboardSpecs, alert_rules: Any) -> tuple[dict[
     problems = []
     for rule in alert_rules:
         if rule.log_metric:
-            metric = rule.log_metric
-            declared.setdefault(metric["name"], DeclaredLogMetric(
-                metric["name"], frozenset(metric.get("labels", {})), False,
-                frozenset(pinned_resource_types(metric["filter"], LOGGING) or ()), f"alert rule {rule.name}",
-            ))  # fmt: skip
+            declared.setdefault(rule.log_metric["name"], _declared(rule.log_metric, f"alert rule {rule.name}"))
     for dashboard in specs.dashboards:
         for index, metric in enumerate(dashboard.log_metrics):
             name = metric["name"]
             if name in declared and declared[name].declared_by == f"dashboard {dashboard.name}":
                 problems.append(dashboard.problem(("logMetrics", index, "name"), f"log metric {name!r} is declared twice in this dashboard"))
                 continue
-            declared.setdefault(name, DeclaredLogMetric(
-                name, frozenset(metric.get("labels", {})), bool(metric.get("distribution")),
-                frozenset(pinned_resource_types(metric["filter"], LOGGING) or ()), f"dashboard {dashboard.name}",
-            ))  # fmt: skip
+            declared.setdefault(name, _declared(metric, f"dashboard {dashboard.name}"))
     return declared, problems
+
+
+def _declared(metric: dict[str, Any], by: str) -> DeclaredLogMetric:
+    """An alert rule's logMetric is a counter (no `distribution`); a dashboard's may be either."""
+    pinned = frozenset(pinned_resource_types(metric["filter"], LOGGING) or ())
+    return DeclaredLogMetric(metric["name"], frozenset(metric.get("labels", {})), bool(metric.get("distribution")), pinned, by)
