@@ -7,14 +7,11 @@ import datetime as dt
 import pytest
 from google.api_core import exceptions as gexc
 
-from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.warehouse.bigquery_warehouse import BigQueryWarehouse, is_serialization_conflict
 from phase3ops.warehouse.port import WriteFence, WriteFenced
 from tests.support.bigquery_on_duckdb import BigQueryOnDuckDB
-from tests.support.specs import REPO_ROOT
-from tests.unit.test_duckdb_warehouse import DAY, T0, summary
+from tests.support.warehouse_rows import DAY, SPEC, T0, summary
 
-SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
 TABLE = SPEC.processor("player_game_summary").table
 CONFLICT = "Could not serialize access to table my-proj:nba_analytics.player_game_summary due to concurrent update"
 

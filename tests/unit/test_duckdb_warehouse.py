@@ -7,33 +7,11 @@ import threading
 
 import pytest
 
-from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 from phase3ops.warehouse.port import WarehouseError
-from tests.support.specs import REPO_ROOT
+from tests.support.warehouse_rows import DAY, SPEC, T0, summary
 
-SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
 TABLE = SPEC.processor("player_game_summary").table
-DAY = dt.date(2026, 11, 28)
-T0 = dt.datetime(2026, 11, 29, 6, tzinfo=dt.timezone.utc)
-
-
-def summary(player: str, points: int, at: dt.datetime = T0, day: dt.date = DAY) -> dict:
-    return {
-        "game_date": day,
-        "player_lookup": player,
-        "player_name": player.title(),
-        "team_abbr": "BOS",
-        "opponent_abbr": "NYK",
-        "game_id": "g1",
-        "minutes": 30.5,
-        "points": points,
-        "rebounds": 5,
-        "assists": 3,
-        "fg_pct": 0.5,
-        "true_shooting_pct": 0.6,
-        "processed_at": at,
-    }
 
 
 @pytest.fixture
