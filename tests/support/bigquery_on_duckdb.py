@@ -4,9 +4,12 @@ There is no BigQuery emulator offline. The adapter's own code (staging
 loads, project-qualified BigQuery SQL, the MERGE, its retry on serialization
 conflicts, the fenced multi-statement transaction) runs unchanged against
 this client, which executes each statement on a real DuckDB database after
-transpiling it with SQLGlot; a `BEGIN TRANSACTION; ASSERT ...; ...; COMMIT
-TRANSACTION;` script runs in one DuckDB transaction, and a failed ASSERT fails
-the query with its description and rolls everything back, as BigQuery does.
+transpiling it with SQLGlot; a `BEGIN TRANSACTION; ...; COMMIT TRANSACTION;`
+script runs in one DuckDB transaction, its `IF @@row_count = 0 THEN RAISE
+USING MESSAGE = '...'; END IF` reads the row count of the DML before it, and a
+RAISE fails the query with its message and rolls everything back, as
+BigQuery does. A statement it does not know is refused, as BigQuery refuses
+what a transaction does not support.
 It records the statements so tests can assert what BigQuery would have been
 sent.
 """
@@ -22,7 +25,9 @@ from phase3ops.spec.pipeline import TableSpec
 from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 
 
-_ASSERT = re.compile(r"^ASSERT NOT EXISTS \((?P<check>.*)\) AS '(?P<description>[^']*)'$", re.DOTALL)
+_RAISE_IF_NOTHING_CHANGED = re.compile(r"^IF @@row_count = 0 THEN RAISE USING MESSAGE = '(?P<message>(?:[^'\\]|\\.)*)'; END IF$", re.DOTALL)
+# What BigQuery supports inside a transaction (SELECT and DML), besides the procedural IF above.
+_IN_A_TRANSACTION = ("SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE TABLE")
 
 
 @dataclass
@@ -87,13 +92,18 @@ class BigQueryOnDuckDB:
             raise gexc.BadRequest(f"not a single transaction: {script[:80]}")
 
         def run(conn):
+            row_count = None
             for statement in statements[1:-1]:
-                assertion = _ASSERT.match(statement)
-                if assertion:
-                    if conn.execute(to_duckdb(self._unqualify(assertion["check"]))).fetchall():
-                        raise gexc.BadRequest(f"Query error: {assertion['description']} at [2:1]")
+                refusal = _RAISE_IF_NOTHING_CHANGED.match(statement)
+                if refusal:
+                    if row_count == 0:
+                        message = re.sub(r"\\(.)", r"\1", refusal["message"])
+                        raise gexc.BadRequest(f"Query error: {message} at [3:1]")
+                elif statement.startswith(_IN_A_TRANSACTION):
+                    result = conn.execute(to_duckdb(self._unqualify(statement)))
+                    row_count = result.fetchall()[0][0] if not statement.startswith("SELECT") else None
                 else:
-                    conn.execute(to_duckdb(self._unqualify(statement)))
+                    raise gexc.BadRequest(f"Statement not supported in a transaction: {statement[:60]}")
 
         self._duckdb._in_transaction(run)
         return _Job([])

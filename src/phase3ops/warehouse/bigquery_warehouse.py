@@ -3,9 +3,9 @@
 Writes are one MERGE per (table, game date) from a staging table that a load
 job filled, so a write is atomic and two concurrent runs cannot leave
 duplicates. A fenced write runs the MERGE in one multi-statement
-transaction with an ASSERT on the write-fences table and the fence's
-advance: a superseded writer's script fails the ASSERT and BigQuery rolls
-the whole transaction back. BigQuery rejects one of two statements or
+transaction with the fence's advance: a MERGE on the write-fences table that
+changes no row when a newer token holds the fence, and then the script
+RAISEs (`@@row_count` = 0) and BigQuery rolls the whole transaction back. BigQuery rejects one of two statements or
 transactions that touch the same table at once ("Could not serialize access
 to table ... due to concurrent update", "Transaction is aborted due to
 concurrent update"); that is retried with backoff, never replaced by a
@@ -94,12 +94,12 @@ class BigQueryWarehouse(Warehouse):
     def merge(self, table: TableSpec, staging: str, game_date: dt.date) -> None:
         self._execute_with_retries(sql.merge_partition(table, staging, game_date), f"MERGE into {table.qualified_name} for {game_date}")
 
-    def run_fenced(self, refusal_check: str, statements: Sequence[str], refusal: str) -> None:
-        script = sql.fenced_transaction(refusal_check, list(statements), refusal)
+    def run_fenced(self, fence_statement: str, statements: Sequence[str], refusal: str) -> None:
+        script = sql.fenced_transaction(fence_statement, list(statements), refusal)
         try:
             self._execute_with_retries(script, refusal.split(":")[0])
         except Exception as exc:
-            if refusal in str(exc):  # the ASSERT failed: BigQuery rolled the transaction back
+            if refusal in str(exc):  # the script raised it: BigQuery rolled the transaction back
                 raise WriteFenced(refusal) from exc
             raise
 

@@ -96,14 +96,15 @@ class DuckDBWarehouse(Warehouse):
 
         return self._in_transaction(run)
 
-    def run_fenced(self, refusal_check: str, statements: Sequence[str], refusal: str) -> None:
-        check, work = sql.to_duckdb(refusal_check), [sql.to_duckdb(s) for s in statements]
+    def run_fenced(self, fence_statement: str, statements: Sequence[str], refusal: str) -> None:
+        advance, work = sql.to_duckdb(fence_statement), [sql.to_duckdb(s) for s in statements]
 
         def fenced(conn: duckdb.DuckDBPyConnection) -> None:
-            newer = conn.execute(check).fetchall()
-            if newer:
-                token, owner, execution_id = newer[0]
-                raise WriteFenced(f"{refusal} (token {token}, {owner}, {execution_id})")
+            # The same decision as BigQuery's script: the fence's MERGE changed no row, so a
+            # newer token holds it (DuckDB answers a DML statement with its row count).
+            [(changed,)] = conn.execute(advance).fetchall()
+            if changed == 0:
+                raise WriteFenced(refusal)
             for statement in work:
                 conn.execute(statement)
 

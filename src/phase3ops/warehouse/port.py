@@ -59,9 +59,10 @@ class Warehouse(abc.ABC):
         """Run one statement written in BigQuery's dialect; rows as dicts."""
 
     @abc.abstractmethod
-    def run_fenced(self, refusal_check: str, statements: Sequence[str], refusal: str) -> None:
-        """In one transaction: if `refusal_check` (a SELECT) returns a row, apply
-        nothing and raise WriteFenced(refusal); else run `statements`."""
+    def run_fenced(self, fence_statement: str, statements: Sequence[str], refusal: str) -> None:
+        """In one transaction: run `fence_statement` (DML that advances the fence unless a
+        newer token holds it); if it changed no row, apply nothing and raise
+        WriteFenced(refusal); else run `statements`."""
 
     @abc.abstractmethod
     def drop_staging(self, table: TableSpec, staging: str) -> None:
@@ -99,14 +100,16 @@ class Warehouse(abc.ABC):
             if fence is None:
                 self.merge(table, staging, game_date)
             else:
-                statements = [sql.advance_fence(fence.fences, table, game_date, fence.token, fence.owner, fence.execution_id)]
-                if staging:
-                    statements.append(sql.merge_partition(table, staging, game_date))
-                self.run_fenced(
-                    sql.newer_fence(fence.fences, table, game_date, fence.token),
-                    statements,
-                    f"write fence: {table.qualified_name} {game_date} was written under a newer lock token than {fence.token}",
-                )
+                try:
+                    self.run_fenced(
+                        sql.advance_fence(fence.fences, table, game_date, fence.token, fence.owner, fence.execution_id),
+                        [sql.merge_partition(table, staging, game_date)] if staging else [],
+                        f"write fence: {table.qualified_name} {game_date} was written under a newer lock token than {fence.token}",
+                    )
+                except WriteFenced as refused:
+                    holders = self.execute(sql.current_fence(fence.fences, table, game_date))
+                    held = "; ".join(f"held by token {h['token']}, {h['owner']}, run {h['execution_id']}" for h in holders)
+                    raise WriteFenced(f"{refused} ({held})" if held else str(refused)) from None
         finally:
             if staging:
                 self.drop_staging(table, staging)

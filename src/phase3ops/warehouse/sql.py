@@ -93,18 +93,15 @@ def merge_partition(table: TableSpec, staging: str, game_date: dt.date) -> str:
     )
 
 
-def newer_fence(fences: TableSpec, table: TableSpec, game_date: dt.date, token: int) -> str:
-    """The fence row of (table, date) if a token newer than `token` wrote it: a write
-    under `token` must then be refused."""
-    return (
-        f"SELECT token, owner, execution_id FROM {quote(fences.dataset, fences.name)}\n"
-        f"WHERE table_name = {string_literal(table.qualified_name)} AND {PARTITION_COLUMN} = {date_literal(game_date)} "
-        f"AND token > {int(token)}"
-    )
-
-
 def advance_fence(fences: TableSpec, table: TableSpec, game_date: dt.date, token: int, owner: str, execution_id: str) -> str:
-    """Record that `token` wrote (table, date); never moves a fence backwards."""
+    """Record that `token` writes (table, date), unless a newer token already did.
+
+    It changes exactly one row when the write may go ahead (the fence is
+    created, or moved to `token` from an older or equal one) and none when a
+    newer token wrote: the caller refuses the write on a count of 0. One
+    statement decides and advances, so nothing can write between the check
+    and the advance. The fence never moves backwards.
+    """
     day = date_literal(game_date)
     return (
         f"MERGE {quote(fences.dataset, fences.name)} T\n"
@@ -119,15 +116,24 @@ def advance_fence(fences: TableSpec, table: TableSpec, game_date: dt.date, token
     )
 
 
-def fenced_transaction(refusal_check: str, statements: list[str], refusal: str) -> str:
-    """One BigQuery multi-statement transaction: the ASSERT fails the script (and
-    BigQuery rolls the transaction back) when the refusal check finds a row."""
-    body = ";\n".join(statements)
+def refuse_if_nothing_changed(refusal: str) -> str:
+    """BigQuery scripting: end the script with `refusal` when the previous DML changed no row
+    (`@@row_count`). Inside a transaction the unhandled error rolls everything back."""
+    return f"IF @@row_count = 0 THEN RAISE USING MESSAGE = {string_literal(refusal)}; END IF"
+
+
+def fenced_transaction(fence_statement: str, statements: list[str], refusal: str) -> str:
+    """One BigQuery multi-statement transaction of the statements BigQuery supports in one (DML)
+    and procedural IF/RAISE: the fence's MERGE, the refusal when it changed nothing, the work."""
+    body = ";\n".join([fence_statement, refuse_if_nothing_changed(refusal), *statements])
+    return f"BEGIN TRANSACTION;\n{body};\nCOMMIT TRANSACTION;"
+
+
+def current_fence(fences: TableSpec, table: TableSpec, game_date: dt.date) -> str:
+    """Who holds the fence of (table, date): named in a refusal."""
     return (
-        "BEGIN TRANSACTION;\n"
-        f"ASSERT NOT EXISTS ({refusal_check}) AS {string_literal(refusal)};\n"
-        f"{body};\n"
-        "COMMIT TRANSACTION;"
+        f"SELECT token, owner, execution_id FROM {quote(fences.dataset, fences.name)}\n"
+        f"WHERE table_name = {string_literal(table.qualified_name)} AND {PARTITION_COLUMN} = {date_literal(game_date)}"
     )
 
 
