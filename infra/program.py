@@ -20,12 +20,17 @@ from infra.function_source import collect_function_source
 from infra.settings import load_settings
 from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.dashboards.specs import load_dashboard_specs
-from phase3ops.spec.pipeline import load_pipeline_spec
+from phase3ops.spec.documents import SpecError
+from phase3ops.spec.pipeline import deployed_receipt_grace_problems, load_pipeline_spec
 
 
 def deploy(repo_root: Path) -> None:
     settings = load_settings()
     pipeline = load_pipeline_spec(repo_root / "pipeline.yaml")
+    # Checked here, where both are known: the function's timeout is stack config.
+    problems = deployed_receipt_grace_problems(pipeline, settings.function_timeout_seconds)
+    if problems:
+        raise SpecError(problems)
     alerts = load_alert_specs(repo_root / "alerts", pulumi.get_stack())
     dashboards_spec = load_dashboard_specs(repo_root / "dashboards", pulumi.get_stack())
     config = pulumi.Config()

@@ -14,8 +14,10 @@ orchestrator's records and claims and the processor locks all write this way.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -35,18 +37,52 @@ class Contended(RuntimeError):
     """The document changed between every read and write: others keep writing it."""
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a caller knows of its own write.
+
+    `update_time` is the document's version after it (Firestore's commit
+    time): the precondition of the writer's next conditional write.
+    `sent_at` is the writer's monotonic clock just before the write was
+    sent; whatever the write started (a lease) started no earlier, so a
+    deadline measured from it is never later than the one readers see.
+    """
+
+    update_time: dt.datetime
+    sent_at: float
+
+
 def compare_and_set(ref, decide: Callable[[Any], tuple[Result, Write]], attempts: int = ATTEMPTS) -> Result:
+    return compare_and_set_written(ref, decide, attempts)[0]
+
+
+def compare_and_set_written(
+    ref, decide: Callable[[Any], tuple[Result, Write]], attempts: int = ATTEMPTS
+) -> tuple[Result, Written | None]:
+    """`compare_and_set`, also saying what was written (None when `decide` wrote nothing)."""
     for attempt in range(attempts):
         snapshot = ref.get()
         result, write = decide(snapshot)
         if write is None:
-            return result
+            return result, None
+        sent_at = time.monotonic()
         try:
             if snapshot.exists:
-                ref.update(write, option=firestore.Client.write_option(last_update_time=snapshot.update_time))
+                written = ref.update(write, option=firestore.Client.write_option(last_update_time=snapshot.update_time))
             else:
-                ref.create(write)
-            return result
+                written = ref.create(write)
+            return result, Written(written.update_time, sent_at)
         except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound):
             time.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))  # someone wrote in between: read again
     raise Contended(f"{ref.path} changed between read and write {attempts} times in a row")
+
+
+def update_if_unchanged(ref, fields: dict[str, Any], since: Written) -> Written | None:
+    """Apply `fields` only if nobody wrote the document after `since` (the caller's own last
+    write); the new `Written`, or None when someone did."""
+    sent_at = time.monotonic()
+    try:
+        written = ref.update(fields, option=firestore.Client.write_option(last_update_time=since.update_time))
+    except (gexc.FailedPrecondition, gexc.NotFound):
+        return None
+    return Written(written.update_time, sent_at)

@@ -130,7 +130,14 @@ class Pipeline:
             self.receipts.stop()
 
 
-def make_pipeline(project: str, spec: PipelineSpec, clock: Clock | None = None, record_receipts: bool = True) -> Pipeline:
+def make_pipeline(
+    project: str,
+    spec: PipelineSpec,
+    clock: Clock | None = None,
+    record_receipts: bool = True,
+    receipts_fault: Callable[[Callable[[dict], Any]], Callable[[dict], Any]] | None = None,
+) -> Pipeline:
+    """`receipts_fault` wraps the receipts function's handler (to make it fail for a while)."""
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
     ensure_orchestrator_topology(publisher, project, spec)
     function_subscription = ensure_subscription(subscriber, project, spec.topics.completion, FUNCTION_SUBSCRIPTION)
@@ -147,8 +154,8 @@ def make_pipeline(project: str, spec: PipelineSpec, clock: Clock | None = None, 
         phase4_listener=listener,
     )
     if record_receipts:
-        recorder = build_receipt_recorder(spec, project)
-        pipeline.receipts = ReceiptsDelivery(subscriber, receipts_subscription, recorder.handle_event)
+        handler = build_receipt_recorder(spec, project).handle_event
+        pipeline.receipts = ReceiptsDelivery(subscriber, receipts_subscription, receipts_fault(handler) if receipts_fault else handler)
     return pipeline
 
 
@@ -166,11 +173,16 @@ def exactly_once(spec: PipelineSpec, dates) -> dict[tuple[str, str], int]:
     return {(str(day), p.output_table): 1 for day in dates for p in spec.processors}
 
 
-def short_lease_spec_file(directory, lease: float = 2, publish_timeout: float = 1, **changes: Any):
-    # Lease and publish timeout in seconds, so crash-recovery tests wait 2 s, not 60.
+def short_lease_spec_file(directory, lease: float = 2, publish_timeout: float = 1, receipt_grace: float | None = None, **changes: Any):
+    # Lease, publish timeout and receipt grace in seconds, so crash-recovery tests wait seconds, not minutes.
     return write_pipeline_variant(
         directory,
-        {"spec.orchestrator.claim_lease_seconds": lease, "spec.orchestrator.publish_timeout_seconds": publish_timeout, **changes},
+        {
+            "spec.orchestrator.claim_lease_seconds": lease,
+            "spec.orchestrator.publish_timeout_seconds": publish_timeout,
+            "spec.orchestrator.receipt_grace_seconds": publish_timeout if receipt_grace is None else receipt_grace,
+            **changes,
+        },
     )
 
 

@@ -33,11 +33,12 @@ pytestmark = pytest.mark.emulators
 TRIALS = 20
 LEASE = 1  # seconds: recovery shows within a second
 PUBLISH_TIMEOUT = 0.5
+GRACE = 0.5  # receipt_grace_seconds: how long after a lease recovery waits for receipts
 
 
 @pytest.fixture
 def race(gcp_project, tmp_path):
-    spec = load_pipeline_spec(short_lease_spec_file(tmp_path, lease=LEASE, publish_timeout=PUBLISH_TIMEOUT))
+    spec = load_pipeline_spec(short_lease_spec_file(tmp_path, lease=LEASE, publish_timeout=PUBLISH_TIMEOUT, receipt_grace=GRACE))
     pipeline = make_pipeline(gcp_project, spec)
     yield pipeline
     pipeline.stop()
@@ -105,8 +106,8 @@ def test_a_transient_error_in_the_confirm_step_then_redelivery_sends_nothing_twi
     crashed, blipped = set(), set()
     publish_all, recover = orchestrator.publisher.publish_all, orchestrator.claims.recover
 
-    def publish_then_crash(messages):
-        outcomes = publish_all(messages)
+    def publish_then_crash(messages, deadline=None):
+        outcomes = publish_all(messages, deadline)
         if messages[0].game_date not in crashed:
             crashed.add(messages[0].game_date)
             raise RuntimeError("instance crashed between publish and mark")
@@ -154,9 +155,9 @@ def test_two_deliveries_recovering_one_stale_claim_at_once(race, crash):
     dates = trial_dates()
     publish_all = claimer.publisher.publish_all
 
-    def crash_around_publish(messages):
+    def crash_around_publish(messages, deadline=None):
         if crash == "after_publish":
-            publish_all(messages)
+            publish_all(messages, deadline)
         raise RuntimeError(f"instance crashed {crash.replace('_', ' ')}")
 
     claimer.publisher.publish_all = crash_around_publish
@@ -166,7 +167,7 @@ def test_two_deliveries_recovering_one_stale_claim_at_once(race, crash):
             claimer.handle_event(finals[day])
     if crash == "after_publish":
         wait_for_receipts(race, dates)
-    time.sleep(LEASE + 0.2)  # every claim is stale now
+    time.sleep(LEASE + GRACE + 0.2)  # every claim is stale now, its receipts' grace over too
 
     first, second = instances(race, 2)
     # Two redeliveries of every date's message, all at the same instant (the trials run side by side).
@@ -198,8 +199,8 @@ def test_four_simultaneous_redeliveries_of_the_completing_message(race, claim):
     if claim == "stale_after_publish":  # the claimer published, died before marking; its lease runs out
         publish_all = setup.publisher.publish_all
 
-        def publish_then_crash(messages):
-            publish_all(messages)
+        def publish_then_crash(messages, deadline=None):
+            publish_all(messages, deadline)
             raise RuntimeError("instance crashed between publish and mark")
 
         setup.publisher.publish_all = publish_then_crash
@@ -309,14 +310,14 @@ def test_an_instance_killed_before_its_write_leaves_nothing_that_stalls_the_date
         kill_while_writing(race, emulator_hosts, _direct_event(rerun, day))  # a re-run's record
         assert survivor.handle_event(_direct_event(rerun, day)).outcome == "waiting"  # the next re-run is recorded at once
 
-    def crash(messages):
+    def crash(messages, deadline=None):
         raise RuntimeError("instance crashed before publishing")
 
     claimer.publisher.publish_all = crash
     for day in dates:
         with pytest.raises(RuntimeError):
             claimer.handle_event(finals[day])  # a pending claim, recovered once its lease runs out
-    time.sleep(LEASE + 0.2)
+    time.sleep(LEASE + GRACE + 0.2)
     for day in dates:
         kill_while_writing(race, emulator_hosts, finals[day])  # the stale claim's recovery
         decision = survivor.handle_event(finals[day])  # the first redelivery: no RetryLater
@@ -341,8 +342,8 @@ def test_malformed_and_foreign_messages_on_the_phase4_topic_do_not_hide_receipts
     dates = trial_dates(5)
     publish_all = claimer.publisher.publish_all
 
-    def publish_then_crash(messages):
-        publish_all(messages)
+    def publish_then_crash(messages, deadline=None):
+        publish_all(messages, deadline)
         raise RuntimeError("instance crashed between publish and mark")
 
     claimer.publisher.publish_all = publish_then_crash
@@ -456,7 +457,7 @@ def test_a_claim_left_by_a_dead_reconciliation_run_is_recovered_by_the_next_deli
         # The reconciliation records the last completion itself (rows without a completion) ...
         orchestrator.store.record(*_parsed(race, finals[day]))
 
-    def die(messages):
+    def die(messages, deadline=None):
         raise SystemExit("the reconciliation job was killed")
 
     reconciliation.publisher.publish_all = die
@@ -509,10 +510,10 @@ def test_a_slow_or_skewed_instance_never_takes_over_a_live_claim(gcp_project, tm
 
             claimer._read_date = slow_read
 
-        def slow_publish(messages):  # claimed; the publish takes a while
+        def slow_publish(messages, deadline=None):  # claimed; the publish takes a while
             claimed.set()
             time.sleep(1.0 if fault == "slow_reads" else 0.3)
-            return publish_all(messages)
+            return publish_all(messages, deadline)
 
         claimer.publisher.publish_all = slow_publish
         for day in dates:

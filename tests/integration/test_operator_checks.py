@@ -150,14 +150,14 @@ def test_a_stale_pending_claim_is_reported_then_finished_once(deployment):
     # An instance claimed the date an hour ago and died before publishing.
     crashed = build_orchestrator(deployment.spec, deployment.project)
 
-    def killed(messages):
+    def killed(messages, deadline=None):
         raise SystemExit("the instance was killed between claim and publish")
 
     crashed.publisher.publish_all = killed
     with pytest.raises(SystemExit):
         crashed.advance(day, owner="crashed-instance")
     an_hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
-    crashed.claims.document(day).update({"claimed_at": an_hour_ago, "lease_seconds": 1})  # an hour has passed
+    crashed.claims.document(day).update({"claimed_at": an_hour_ago, "lease_started_at": an_hour_ago})  # an hour has passed
 
     health = deployment.script("phase3_health_check.sh", "--date", str(day))
     assert health.returncode == 1 and "pending for 60 min (limit 30)" in health.stdout

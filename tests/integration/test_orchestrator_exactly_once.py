@@ -246,18 +246,18 @@ class CrashAt:
         self.real, self.when, self.remaining = real, when, times
         self.topic_path = real.topic_path
 
-    def publish_all(self, messages):
+    def publish_all(self, messages, deadline=None):
         if not self.remaining:
-            return self.real.publish_all(messages)
+            return self.real.publish_all(messages, deadline)
         self.remaining -= 1
         if self.when == "before_publish":
             raise RuntimeError("instance crashed between claim and publish")
         if self.when == "refused":
             return [PublishOutcome(m, error="NotFound: 404 Topic not found", definitive=True) for m in messages]
         if self.when == "after_two_of_five":
-            self.real.publish_all(messages[:2])
+            self.real.publish_all(messages[:2], deadline)
             raise RuntimeError("instance crashed after 2 of 5 messages")
-        self.real.publish_all(messages)
+        self.real.publish_all(messages, deadline)
         raise RuntimeError("instance crashed between publish and mark")
 
 
@@ -288,6 +288,24 @@ def test_crash_or_publish_failure_after_claim_ends_in_one_message_per_table(pipe
     assert {part: value["message_id"] for part, value in claim["published"].items()} == ids
 
 
+def test_an_attempt_that_sent_nothing_is_recovered_at_once(pipeline):
+    """Pub/Sub refused the publish outright (or no lease time was left for it): nothing can be on its
+    way, so the redelivery takes the claim over at once, waiting for neither the lease nor the grace."""
+    orchestrator = pipeline.orchestrator()
+    orchestrator.publisher = CrashAt(orchestrator.publisher, "refused")
+    *first, final = completing_last(pipeline.spec)
+    for name in first:
+        orchestrator.handle_event(_direct_event(name, PAST))
+    last = _direct_event(final, PAST)
+    with pytest.raises(PublishFailed) as refused:
+        orchestrator.handle_event(last)
+    assert refused.value.definitive
+    assert orchestrator.handle_event(last).outcome == "republished"  # no wait: well inside the 2 s lease
+    claim = pipeline.claim(PAST)
+    assert [h["event"] for h in claim["history"]] == ["claimed", "lease_released", "taken_over"]
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
+
+
 def test_a_pending_claim_is_never_acknowledged_as_in_flight(pipeline):
     """Whoever owns a pending claim (here a delivery whose instance crashed), every other
     delivery is retried until the claim is published, so the claim cannot be forgotten."""
@@ -304,7 +322,11 @@ def test_a_pending_claim_is_never_acknowledged_as_in_flight(pipeline):
         orchestrator.handle_event(last)  # its own redelivery, while the lease lives
     with pytest.raises(ClaimInFlight):  # another processor's duplicate: not acknowledged either
         orchestrator.handle_event(_direct_event(pipeline.spec.processor_names[0], PAST))
+    # It died before its publish, but nobody can know that: recovery also waits for receipts of what it may have sent.
     time.sleep(pipeline.spec.orchestrator.claim_lease_seconds + 0.2)
+    with pytest.raises(ClaimInFlight, match="without a receipt yet"):
+        orchestrator.handle_event(_direct_event(pipeline.spec.processor_names[0], PAST))
+    time.sleep(pipeline.spec.orchestrator.receipt_grace_seconds)
     assert orchestrator.handle_event(_direct_event(pipeline.spec.processor_names[0], PAST)).outcome == "republished"
     assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
 

@@ -31,8 +31,9 @@ def story(claim: TriggerClaim | None = None, findings=(), notes=(), events=()) -
 
 def claim(published: dict[str, PublishedPart], state: str, published_at=None) -> TriggerClaim:
     messages = tuple(TriggerMessage(t, f"p:{DAY}:{t}", DAY.isoformat(), {}) for t in ("player_game_summary", "team_offense_game_summary"))
-    return TriggerClaim(DAY, f"p:{DAY}", state, "1234", 1, 60, {"mode": "overnight", "trigger_reason": "all_complete"}, messages,
-                        published, claimed_at=DEADLINE - dt.timedelta(hours=3), published_at=published_at)  # fmt: skip
+    return TriggerClaim(DAY.isoformat(), DAY, f"p:{DAY}", state, "delivery-1234-0a1b2c3d", 1, 60, 900,
+                        {"mode": "overnight", "trigger_reason": "all_complete"}, messages, published,
+                        claimed_at=DEADLINE - dt.timedelta(hours=3), published_at=published_at)  # fmt: skip
 
 
 def test_a_long_event_wraps_under_its_own_column_and_nothing_passes_100_columns():
@@ -77,7 +78,8 @@ def test_a_pending_trigger_shows_what_was_not_sent_and_the_verdict_lists_finding
 
 
 def test_claim_owners_read_as_deliveries_or_as_themselves():
-    assert who("1234567") == "delivery 1234567"
+    assert who("delivery-1234567-0a1b2c3d") == "delivery 1234567 (handling 0a1b2c3d)"
+    assert who("delivery-m-last-0a1b2c3d") == "delivery m-last (handling 0a1b2c3d)"
     assert who("reconcile:host-42") == "reconcile:host-42"
     assert who(None) == "None"
 

@@ -207,3 +207,22 @@ def test_the_plan_lists_the_preconditions_it_cannot_create():
         "pulumi plugin install resource time",
     ):
         assert expected in section, expected
+
+
+# 12. Recovery gave up on receipts that Eventarc was still retrying, and sent their messages again.
+
+
+def test_the_receipt_grace_outlasts_the_receipts_functions_retries(tmp_path):
+    from phase3ops.plan.plan import PlanError
+    from phase3ops.spec.pipeline import EVENTARC_MAX_RETRY_BACKOFF_SECONDS
+    from tests.support.repo_copy import copy_specs
+
+    timeout = 120  # functionTimeoutSeconds, the default both stacks use
+    assert SPEC.orchestrator.receipt_grace_seconds >= timeout + EVENTARC_MAX_RETRY_BACKOFF_SECONDS
+    repo = copy_specs(tmp_path / "repo")
+    text = (repo / "pipeline.yaml").read_text()
+    (repo / "pipeline.yaml").write_text(text.replace("receipt_grace_seconds: 900", "receipt_grace_seconds: 700"))
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "receipt_grace_seconds:" in row)
+    with pytest.raises(PlanError, match=rf"pipeline.yaml:{line}: spec.orchestrator.receipt_grace_seconds: 700 s is shorter than "
+                                        r"the deployed receipts function's retry horizon: .* = 720 s"):  # fmt: skip
+        plan_stack(repo, "dev")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from phase3ops.checks.context import CheckContext
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.orchestrator.readiness import evaluate
+from phase3ops.orchestrator.trigger_claims import TriggerClaim
 
 NAME = "completion_tracking"
 TITLE = "Completion tracking"
@@ -15,8 +16,17 @@ EXPLANATION = (
 )
 
 
+def pending_state(claim: TriggerClaim) -> str:
+    """Where a pending claim stands: being published, waiting for receipts (until when), or stale."""
+    if claim.lease_active:
+        return f"pending: attempt {claim.attempts} publishing, lease until {claim.lease_expires_at:%H:%M:%S %Z}"
+    if claim.awaiting_receipts:
+        return f"pending: attempt {claim.attempts} may have sent messages; awaiting their receipts until {claim.receipts_due_by:%H:%M:%S %Z}"
+    return f"pending: attempt {claim.attempts} is stale; the next delivery or reconcile --fix finishes it"
+
+
 def run(context: CheckContext) -> CheckResult:
-    findings, details = [], []
+    findings, details, waiting = [], [], []
     pairs = agreeing = 0
     pending_limit = context.spec.scraper_timing.pending_claim_minutes
     for day, state in sorted(context.states.items()):
@@ -42,9 +52,10 @@ def run(context: CheckContext) -> CheckResult:
             age = (context.now - claim.claimed_at).total_seconds() / 60 if claim.claimed_at else float("inf")
             if age > pending_limit:
                 findings.append(f"{day}: trigger claim {claim.trigger_id} pending for {age:.0f} min (limit {pending_limit})")
+            waiting.append(f"{day} {pending_state(claim)}")
         details.append(
             f"{day}: {len(state.counted)}/{len(context.spec.processors)} complete, mode {readiness.mode}, "
-            f"trigger {'published' if claim and claim.is_published else 'pending' if claim else 'none'}"
+            f"trigger {'published' if claim and claim.is_published else pending_state(claim) if claim else 'none'}"
         )
     accuracy = agreeing / pairs if pairs else 1.0
     pending = sum(1 for s in context.states.values() if s.claim and not s.claim.is_published)
@@ -53,7 +64,8 @@ def run(context: CheckContext) -> CheckResult:
         TITLE,
         Status.FAILED if findings else Status.OK,
         f"{context.days} dates, {pairs} (date, processor) pairs, accuracy {accuracy:.1%}"
-        + (f", {len(findings)} problems" if findings else ""),
+        + (f", {len(findings)} problems" if findings else "")
+        + (f"; trigger claim {'; '.join(waiting)}" if waiting else ""),
         EXPLANATION,
         context.reconcile_command(),
         findings,

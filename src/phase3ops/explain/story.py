@@ -12,6 +12,7 @@ a month later, and on the emulators.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,11 +265,12 @@ def _claim_events(claim: TriggerClaim | None) -> list[Event]:
     for entry in claim.history:
         event = entry.get("event")
         if event == "taken_over":
-            text = f"claim taken over by {who(entry.get('owner'))} from {who(entry.get('previous_owner'))} (attempt {entry.get('attempt')}): its lease ran out"
+            why = "it had sent nothing" if entry.get("previous_outcome") == "nothing_sent" else "its lease and the receipt grace ran out"
+            text = f"claim taken over by {who(entry.get('owner'))} from {who(entry.get('previous_owner'))} (attempt {entry.get('attempt')}): {why}"
         elif event == "confirmed_by_receipt":
             text = f"{', '.join(entry.get('parts') or ())} confirmed sent by their receipts (found by {who(entry.get('by'))}): not re-sent"
         elif event == "lease_released":
-            text = f"lease released by {who(entry.get('owner'))}: Pub/Sub refused the publish, nothing was sent"
+            text = f"lease released by {who(entry.get('owner'))}: it sent nothing (Pub/Sub refused the publish, or its lease had no time left)"
         else:
             continue
         events.append(Event(entry.get("at"), "trigger", CLAIM, text))
@@ -342,11 +344,13 @@ def _findings(
             notes.append(now_readiness.reason)
     elif not claim.is_published:
         age = (story.now - claim.claimed_at).total_seconds() / 60 if claim.claimed_at else 0
-        text = f"the trigger claim is pending ({len(claim.published)} of {len(claim.messages)} messages confirmed, owner {claim.owner})"
+        text = f"the trigger claim is pending ({len(claim.published)} of {len(claim.messages)} messages confirmed, owner {who(claim.owner)})"
+        if claim.awaiting_receipts:
+            text += f"; its lease ended, and recovery waits until {_local(claim.receipts_due_by, story.timezone)} for the receipts of what it may have sent"
         if age >= spec.scraper_timing.pending_claim_minutes:
             findings.append(f"{text} for {age:.0f} min: scripts/reconcile_phase3_completion.py --fix recovers it")
         else:
-            notes.append(f"{text}: the next delivery or reconciliation finishes it once its lease runs out")
+            notes.append(f"{text}: the next delivery or reconciliation finishes it")
     for receipt in receipts:
         if receipt.get("duplicate_message_ids"):
             findings.append(f"Phase 4 received {1 + len(receipt['duplicate_message_ids'])} messages for {receipt.get('trigger_id')}")
@@ -365,8 +369,15 @@ def _findings(
 
 
 def who(owner: str | None) -> str:
-    """A claim's owner for people: the orchestrator claims under the Pub/Sub message id it is handling."""
-    return f"delivery {owner}" if owner and owner.isdigit() else str(owner)
+    """A claim's owner for people: the orchestrator claims under `delivery-<Pub/Sub message id>-<handling>`."""
+    if owner and owner.startswith("delivery-"):
+        message_id, _, handling = owner.removeprefix("delivery-").rpartition("-")
+        return f"delivery {message_id} (handling {handling})"
+    return str(owner)
+
+
+def _local(value: dt.datetime, timezone: str) -> str:
+    return value.astimezone(zoneinfo.ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _iso(value: dt.datetime | None) -> str | None:

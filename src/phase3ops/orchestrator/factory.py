@@ -33,7 +33,11 @@ def build_orchestrator(
         spec=spec,
         store=CompletionStore(db, settings.collections.completions, settings.collections.rejected),
         claims=TriggerClaims(
-            db, settings.collections.triggers, settings.collections.receipts, dt.timedelta(seconds=settings.claim_lease_seconds)
+            db,
+            settings.collections.triggers,
+            settings.collections.receipts,
+            lease=dt.timedelta(seconds=settings.claim_lease_seconds),
+            receipt_grace=dt.timedelta(seconds=settings.receipt_grace_seconds),
         ),
         publisher=publisher,
         clock=clock,

@@ -10,13 +10,17 @@ Error contract with Pub/Sub (the function deploys with RETRY_POLICY_RETRY):
   acknowledged (the handler returns normally);
 - anything that may succeed later raises, so Pub/Sub redelivers: Firestore
   or Pub/Sub unavailable, a publish that failed, and a date whose claim is
-  pending under a live lease (whoever owns it). A delivery that saw a
-  pending claim is never acknowledged before the claim is published, so a
-  claimer that dies (a function instance or a reconciliation run) is always
-  followed by a delivery that recovers its claim once the lease runs out.
-  (It first waits up to a second for the claim to be published: completions
-  that arrive together then end `already_triggered` instead of each being
-  redelivered.)
+  pending under a live lease or awaiting the receipts of what its last
+  attempt may have sent (whoever owns it). A delivery that saw a pending
+  claim is never acknowledged before the claim is published, so a claimer
+  that dies (a function instance or a reconciliation run) is always followed
+  by a delivery that recovers its claim. (It first waits up to a second for
+  the claim to be published: completions that arrive together then end
+  `already_triggered` instead of each being redelivered.)
+
+Every handling of a delivery claims under an owner id of its own: Pub/Sub
+may hand the same message to two instances at once, and neither may act on
+the other's attempt.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence
 
@@ -33,7 +38,7 @@ from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFail
 from phase3ops.orchestrator.phase4_trigger import TriggerMessage, build_trigger_messages, date_trigger_id
 from phase3ops.orchestrator.readiness import Readiness, evaluate, trigger_deadline
 from phase3ops.orchestrator.retry_summary import RetrySummary
-from phase3ops.orchestrator.trigger_claims import ClaimContended, Recovery, TriggerClaim, TriggerClaims
+from phase3ops.orchestrator.trigger_claims import AttemptSuperseded, ClaimContended, Recovery, TriggerClaim, TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec
 
 log = logging.getLogger("phase3ops.orchestrator")
@@ -52,7 +57,7 @@ RETRY_LATER = "retry_later"  # another delivery is busy with the date (a live cl
 PUBLISH_FAILED = "publish_failed"  # raised for redelivery
 
 IN_FLIGHT_WAIT_SECONDS = 1.0  # how long a delivery waits for someone else's publish before asking for redelivery
-IN_FLIGHT_POLL_SECONDS = 0.05
+IN_FLIGHT_POLL_SECONDS = (0.01, 0.02, 0.04, 0.08)  # then every 0.08 s: a publish usually lands within the first
 
 
 class RetryLater(RuntimeError):
@@ -163,7 +168,7 @@ class Orchestrator:
         )
         fresh = record in (RecordOutcome.RECORDED, RecordOutcome.UPDATED)
         try:
-            decision = self.advance(completion.game_date, owner=delivery.message_id, completing=completion if fresh else None)
+            decision = self.advance(completion.game_date, owner=handling_owner(delivery.message_id), completing=completion if fresh else None)
         except (RetryLater, PublishFailed) as exc:
             outcome = RETRY_LATER if isinstance(exc, RetryLater) else PUBLISH_FAILED
             self._log(Decision(outcome, game_date=completion.game_date.isoformat(), reason=str(exc), **context))
@@ -194,11 +199,12 @@ class Orchestrator:
     def advance(self, game_date: dt.date, owner: str, completing: Completion | None = None) -> Decision:
         """Trigger Phase 4 for the date if it is ready and not yet triggered.
 
-        `owner` identifies the caller (a Pub/Sub message id, or the
-        reconciliation run); `completing` is the completion being delivered,
-        whose ids become the trigger's lineage. Raises ClaimInFlight while
-        the date's claim is pending under someone's live lease, and
-        PublishFailed when messages could not be confirmed.
+        `owner` identifies this handling, unique to it (`handling_owner`, or
+        the reconciliation run); `completing` is the completion being
+        delivered, whose ids become the trigger's lineage. Raises
+        ClaimInFlight while the date's claim is pending under someone's live
+        lease or awaits receipts, and PublishFailed when messages could not
+        be confirmed.
         """
         claim, records = self._read_date(game_date)
         if claim is not None:
@@ -217,7 +223,7 @@ class Orchestrator:
         if claim is None:
             # Another caller won the race to claim; follow its claim like any other.
             return self._follow(self.claims.get(game_date), owner)
-        return self._publish(claim, claim.messages, TRIGGERED, owner)
+        return self._publish(claim, claim.messages, TRIGGERED)
 
     def _read_date(self, game_date: dt.date) -> tuple[TriggerClaim | None, dict[str, CompletionRecord]]:
         """The claim and every processor record of a date in one batched read."""
@@ -235,45 +241,57 @@ class Orchestrator:
         # The claim's owner died or its publish failed. Exactly one caller decides,
         # from the receipts, what went out, and publishes the rest.
         try:
-            recovery, claim = self.claims.recover(claim.game_date, owner)
+            recovery, claim = self.claims.recover(claim.key, owner)
         except ClaimContended as exc:
             raise ClaimInFlight(str(exc)) from exc
         if recovery is Recovery.ALREADY_PUBLISHED:
             return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
         if recovery is Recovery.STILL_LEASED:
             raise ClaimInFlight(_in_flight(claim))
+        if recovery is Recovery.AWAITING_RECEIPTS:
+            raise ClaimInFlight(_awaiting_receipts(claim))
         if recovery is Recovery.CONFIRMED:
             return _claim_decision(CONFIRMED_BY_RECEIPT, claim, "every message of the stale claim had a receipt: nothing re-sent")
-        return self._publish(claim, claim.unpublished, REPUBLISHED, owner)
+        return self._publish(claim, claim.unpublished, REPUBLISHED)
 
     def _wait_for_publish(self, claim: TriggerClaim) -> TriggerClaim:
         """Someone holds the claim: it is usually published within milliseconds."""
         remaining = (claim.lease_expires_at - claim.read_time).total_seconds() if claim.read_time and claim.lease_expires_at else 0
         deadline = time.monotonic() + min(self.in_flight_wait, remaining)
+        polls = 0
         while time.monotonic() < deadline:
-            time.sleep(IN_FLIGHT_POLL_SECONDS)
-            claim = self.claims.get(claim.game_date)
+            time.sleep(IN_FLIGHT_POLL_SECONDS[min(polls, len(IN_FLIGHT_POLL_SECONDS) - 1)])
+            polls += 1
+            claim = self.claims.get(claim.key)
             if claim.is_published or not claim.lease_active:
                 break
         return claim
 
-    def _publish(self, claim: TriggerClaim, messages: Sequence[TriggerMessage], outcome: str, owner: str) -> Decision:
-        outcomes = self.publisher.publish_all(messages)
+    def _publish(self, claim: TriggerClaim, messages: Sequence[TriggerMessage], outcome: str) -> Decision:
+        """Send this attempt's messages within what is left of its lease, then record what went out.
+
+        Every write here is conditional on the attempt still being this
+        owner's: if it was taken over meanwhile (this instance paused past
+        its lease and the receipt grace), it writes nothing and the delivery
+        is redelivered to follow the new owner."""
+        outcomes = self.publisher.publish_all(messages, deadline=claim.local_deadline)
         sent = {o.message.part: o.message_id for o in outcomes if o.ok}
         failed = [o for o in outcomes if not o.ok]
-        self.claims.mark_published(claim, sent, complete=not failed)
-        if failed:
-            definitive = all(o.definitive for o in failed)
+        definitive = bool(failed) and all(o.definitive for o in failed)
+        try:
+            claim = self.claims.mark_published(claim, sent, complete=not failed)
             if definitive:
-                try:
-                    self.claims.release_lease(claim, owner)
-                except Exception:  # the lease runs out by itself; the publish error is what matters
-                    log.warning("could not release the trigger claim lease", exc_info=True)
+                claim = self.claims.release_lease(claim)
+        except AttemptSuperseded as exc:
+            log.warning("%s", exc, extra={"event": "trigger_attempt_superseded", "game_date": claim.game_date.isoformat(),
+                                          "owner": claim.owner, "attempt": claim.attempts, "sent": sorted(sent)})  # fmt: skip
+            raise ClaimInFlight(f"{exc}; the new owner finishes it") from exc
+        if failed:
             errors = "; ".join(f"{o.message.trigger_id}: {o.error}" for o in failed)
             verdict = (
                 "nothing was sent; the claim is released"
                 if definitive
-                else "they may have been sent; once the lease runs out, recovery checks the receipts"
+                else "they may have been sent; recovery waits for their receipts before sending them again"
             )
             raise PublishFailed(f"{len(failed)} of {len(messages)} Phase 4 messages not confirmed ({verdict}): {errors}", definitive)
         reason = f"{claim.decision.get('trigger_reason')}: {len(messages)} message(s) published"
@@ -331,9 +349,22 @@ def _decision_document(readiness: Readiness, records: dict[str, CompletionRecord
     }
 
 
+def handling_owner(message_id: str) -> str:
+    """An owner id unique to one handling of a delivery: Pub/Sub may deliver one message twice at once."""
+    return f"delivery-{message_id}-{uuid.uuid4().hex[:8]}"
+
+
+def _awaiting_receipts(claim: TriggerClaim) -> str:
+    due = claim.receipts_due_by.isoformat() if claim.receipts_due_by else "-"
+    return (
+        f"the Phase 4 trigger of {claim.key}: attempt {claim.attempts} by {claim.owner} may have sent "
+        f"{len(claim.unpublished)} message(s) without a receipt yet; waiting for their receipts until {due}; retry later"
+    )
+
+
 def _in_flight(claim: TriggerClaim) -> str:
     until = claim.lease_expires_at.isoformat() if claim.lease_expires_at else "its lease runs out"
-    return f"the Phase 4 trigger of {claim.game_date} is being published by {claim.owner} (lease until {until}); retry later"
+    return f"the Phase 4 trigger of {claim.key} is being published by {claim.owner} (lease until {until}); retry later"
 
 
 def _claim_decision(outcome: str, claim: TriggerClaim, reason: str, **extra: Any) -> Decision:

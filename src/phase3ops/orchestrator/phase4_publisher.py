@@ -5,9 +5,16 @@ still land: `future.result(timeout=...)` does not cancel it, and the client
 library's default retry keeps sending for up to 600 s. Worse, a retry of a
 publish whose answer was lost sends the message twice. So every publish
 here is one call, with retries explicitly off and a deadline of
-`publish_timeout_seconds`, which the spec keeps at most half the claim
-lease: by the time anyone may take the claim over, the attempt is over. The
-retry is the orchestrator's recovery path, which first reads the receipts.
+`publish_timeout_seconds` (at most half the claim lease), cut to the time the
+claim's lease has left: an owner paused past its lease (a GC pause, a frozen
+instance) sends nothing and says so. The retry is the orchestrator's
+recovery path, which first reads the receipts.
+
+What no producer can close: gRPC sends its deadline as a relative timeout,
+so a request whose bytes are delayed in the network gets a fresh deadline
+when it reaches Pub/Sub, and may land after the client gave up and after the
+lease. Recovery waits `receipt_grace_seconds` for such a message's receipt;
+beyond that, the consumer's guard (phase4_guard.py) makes it a no-op.
 
 An outcome is `definitive` only when Pub/Sub refused the message outright
 (topic not found, permission denied, invalid argument, ...): then nothing
@@ -19,6 +26,7 @@ receipts.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -35,6 +43,11 @@ NOTHING_SENT = (
     gexc.InvalidArgument,
     gexc.FailedPrecondition,
 )
+
+
+# Below this, a publish would most likely run out of time in flight and leave its outcome unknown;
+# better not to send it at all.
+MIN_PUBLISH_SECONDS = 0.1
 
 
 class PublishFailed(RuntimeError):
@@ -63,16 +76,22 @@ class Phase4Publisher:
         self.topic_path = publisher.topic_path(project, topic)
         self.timeout_seconds = float(timeout_seconds)
 
-    def publish_all(self, messages: Sequence[TriggerMessage]) -> list[PublishOutcome]:
-        """Publish the messages in one call, bounded; one outcome per message."""
+    def publish_all(self, messages: Sequence[TriggerMessage], deadline: float | None = None) -> list[PublishOutcome]:
+        """Publish the messages in one call, bounded by the publish timeout and by `deadline`
+        (monotonic: when the caller's lease ends); one outcome per message. With no time
+        left, nothing is sent and every outcome says so (definitive: certainly not sent)."""
         if not messages:
             return []
+        timeout = self.timeout_seconds if deadline is None else min(self.timeout_seconds, deadline - time.monotonic())
+        if timeout < MIN_PUBLISH_SECONDS:
+            reason = f"not sent: the claim's lease had {max(timeout, 0):.2f} s left, less than a publish needs"
+            return [PublishOutcome(m, error=reason, definitive=True) for m in messages]
         request = {
             "topic": self.topic_path,
             "messages": [{"data": m.data, "attributes": m.attributes} for m in messages],
         }
         try:
-            response = GeneratedPublisher.publish(self._publisher, request=request, retry=None, timeout=self.timeout_seconds)
+            response = GeneratedPublisher.publish(self._publisher, request=request, retry=None, timeout=timeout)
         except Exception as exc:  # anything from grpc to a deadline
             return [PublishOutcome(m, error=_describe(exc), definitive=_nothing_sent(exc)) for m in messages]
         return [PublishOutcome(m, message_id=message_id) for m, message_id in zip(messages, response.message_ids)]

@@ -78,6 +78,9 @@ class LockSettings:
 
 
 PUSH_ACK_DEADLINE_SECONDS = 600  # Pub/Sub's maximum, and its push request timeout
+# Eventarc retries a failed delivery to an event-driven function with a delay "up to a maximum of
+# 600 seconds" (https://cloud.google.com/eventarc/docs/retry-events).
+EVENTARC_MAX_RETRY_BACKOFF_SECONDS = 600
 PUSH_TIMEOUT_MARGIN_SECONDS = 30
 
 
@@ -155,6 +158,7 @@ class OrchestratorSettings:
     claim_lease_seconds: int
     publish_timeout_seconds: float
     trigger_deadline: dt.time
+    receipt_grace_seconds: float = 900
 
 
 PER_TABLE, PER_DATE = "per_table", "per_date"
@@ -402,6 +406,15 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
                 "still in flight can be taken over and sent twice",
             )
         )
+    grace = orchestrator.get("receipt_grace_seconds", 900)
+    if grace < publish_timeout:
+        problems.append(
+            document.problem(
+                ["spec", "orchestrator", "receipt_grace_seconds"],
+                f"must be at least publish_timeout_seconds ({publish_timeout}): a publish still in flight when the "
+                "lease ends can land that much later, and recovery must see its receipt rather than send it again",
+            )
+        )
     if orchestrator["receipts_function_name"] == orchestrator["function_name"]:
         problems.append(
             document.problem(
@@ -410,6 +423,25 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
             )
         )
     return problems
+
+
+def deployed_receipt_grace_problems(spec: PipelineSpec, receipts_timeout_seconds: int) -> list[SpecProblem]:
+    """A deployed receipts function is retried by Eventarc: its receipt can come as late as its
+    timeout plus the longest retry backoff after a failed delivery. A grace shorter than that
+    gives up on a receipt that is still coming, and the message goes out twice."""
+    horizon = receipts_timeout_seconds + EVENTARC_MAX_RETRY_BACKOFF_SECONDS
+    grace = spec.orchestrator.receipt_grace_seconds
+    if grace >= horizon:
+        return []
+    document = read_yaml(Path(spec.source))
+    return [
+        document.problem(
+            ["spec", "orchestrator", "receipt_grace_seconds"],
+            f"{grace:g} s is shorter than the deployed receipts function's retry horizon: its timeout "
+            f"(functionTimeoutSeconds, {receipts_timeout_seconds} s) plus Eventarc's longest retry backoff "
+            f"({EVENTARC_MAX_RETRY_BACKOFF_SECONDS} s) = {horizon} s",
+        )
+    ]
 
 
 def _mode_problems(document: SpecDocument, index: int, mode: dict[str, Any], known: list[str]) -> list[SpecProblem]:
@@ -487,6 +519,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
             claim_lease_seconds=orchestrator.get("claim_lease_seconds", 60),
             publish_timeout_seconds=orchestrator.get("publish_timeout_seconds", 20),
             trigger_deadline=dt.time.fromisoformat(orchestrator.get("trigger_deadline", "10:00")),
+            receipt_grace_seconds=orchestrator.get("receipt_grace_seconds", 900),
         ),
         phase4_trigger=Phase4TriggerSettings(
             form=trigger["form"],
