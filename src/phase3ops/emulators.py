@@ -179,12 +179,13 @@ def export_firestore(host_port: str, project: str, directory: Path, timeout: flo
     )
     with urllib.request.urlopen(request, timeout=timeout):
         pass
-    exports = sorted(directory.glob("*/*.overall_export_metadata"), key=lambda p: p.stat().st_mtime)
-    if not exports:
+    saved = latest_firestore_export(directory)
+    if saved is None:
         raise EmulatorError(f"the Firestore emulator wrote no export to {directory}")
-    return exports[-1]
+    return saved
 
 
 def latest_firestore_export(directory: Path) -> Path | None:
+    """The newest export's metadata file under `directory`, if any."""
     exports = sorted(directory.glob("*/*.overall_export_metadata"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
     return exports[-1] if exports else None

@@ -40,25 +40,23 @@ def ensure_subscription(
     try:
         subscriber.create_subscription(request=request)
     except gexc.AlreadyExists:
-        pass
+        # Creating it again would leave the old endpoint: a service restarted on a new port would
+        # never receive a message. Point it where it must deliver now.
+        if push_endpoint and push_endpoint_of(subscriber, project, subscription) != push_endpoint:
+            subscriber.modify_push_config(request={"subscription": path, "push_config": {"push_endpoint": push_endpoint}})
     return path
+
+
+def push_endpoint_of(subscriber, project: str, subscription: str) -> str | None:
+    """Where the subscription pushes ("" for a pull subscription); None when it does not exist."""
+    try:
+        subscription = subscriber.get_subscription(request={"subscription": subscriber.subscription_path(project, subscription)})
+    except gexc.NotFound:
+        return None
+    return subscription.push_config.push_endpoint
 
 
 def ensure_orchestrator_topology(publisher, project: str, spec: PipelineSpec) -> None:
     """The topics between the phases (the functions' Eventarc triggers create their own subscriptions)."""
     for topic in (spec.topics.phase3_trigger, spec.topics.completion, spec.topics.phase4_trigger):
         ensure_topic(publisher, project, topic)
-
-
-def ensure_push_endpoint(subscriber, project: str, subscription: str, push_endpoint: str) -> bool:
-    """Point an existing push subscription at `push_endpoint`; True if it had to change.
-
-    Creating a subscription that exists leaves its old endpoint in place: a
-    service restarted on a new port would never receive a message.
-    """
-    path = subscriber.subscription_path(project, subscription)
-    current = subscriber.get_subscription(request={"subscription": path}).push_config.push_endpoint
-    if current == push_endpoint:
-        return False
-    subscriber.modify_push_config(request={"subscription": path, "push_config": {"push_endpoint": push_endpoint}})
-    return True

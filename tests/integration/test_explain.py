@@ -146,9 +146,12 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
         r"player_game_summary: success, 78 rows, lock token \d+ held by vm:\w+, took [\d.]+ s: recorded .*\(run player_game_summary-\S+\)"
     )
     # The killed orchestrator: claimed, sent 2 of 5, died; the next delivery found 2 receipts and sent the other 3.
-    claimed = position(r"trigger: claimed by delivery \d+: overnight, critical_plus_majority_60pct on 3 completions; 5 Phase 4 messages")
-    confirmed = position(r"trigger: \w+, \w+ confirmed sent by their receipts \(found by delivery \d+\): not re-sent")
-    taken = position(r"trigger: claim taken over by delivery \d+ from delivery \d+ \(attempt 2\): its lease ran out")
+    claimed = position(r"trigger: claimed by delivery \d+ \(handling \w+\): overnight, critical_plus_majority_60pct on 3 completions; 5 Phase 4 messages")
+    confirmed = position(r"trigger: \w+, \w+ confirmed sent by their receipts \(found by delivery \d+ \(handling \w+\)\): not re-sent")
+    taken = position(
+        r"trigger: claim taken over by delivery \d+ \(handling \w+\) from delivery \d+ \(handling \w+\) \(attempt 2\): its lease and "
+        r"the receipt grace ran out"
+    )
     complete = position(r"trigger: trigger complete: all 5 messages sent")
     assert doomed < takeover < pgs_run and claimed < confirmed and claimed < taken < complete
     # The late scraper: the team processors' successful runs came after the trigger.
@@ -167,7 +170,7 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
     assert rest[3] == "tomorrow    tomorrow  ready: all_complete: 2/2 of tomorrow's processors"
     assert rest[4] == ""
     assert re.fullmatch(rf"Trigger nba-phase3-to-phase4:{CHAOS}: published, decided under overnight", rest[5])
-    assert re.fullmatch(r"  \(critical_plus_majority_60pct\), owner delivery \d+, 2 attempts", rest[6])
+    assert re.fullmatch(r"  \(critical_plus_majority_60pct\), owner delivery \d+ \(handling \w+\), 2 attempts", rest[6])
     assert rest[7] == "table                         message id            confirmed by  receipts"
     parts = {line.split()[0]: line.split()[2:] for line in rest[9:14]}
     assert {table: by for table, (by, _) in parts.items()} == {

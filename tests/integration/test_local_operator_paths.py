@@ -104,13 +104,23 @@ def test_up_repairs_whatever_died_and_the_day_knows_what_to_expect(tmp_path):
     assert not [pid for pid in started if alive(pid)]
 
 
+def as_from_a_terminal() -> None:
+    """Ctrl-C reaches a command started from a terminal; a test run in the background (nohup, a CI
+    runner's job) starts its children with SIGINT ignored, and Python would then never raise
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_chaos_is_undone_on_ctrl_c_and_a_killed_day_leaves_nothing_down_cannot_stop(tmp_path):
     run_dir = tmp_path / "local"
     assert phase3ops("local", "up", "--run-dir", str(run_dir)).returncode == 0
     env = {**{k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}, "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "phase3ops.cli", "local", "run-day", "--run-dir", str(run_dir), "--games", "2", "--chaos"]
     try:
-        day = subprocess.Popen([*command, "--date", "2026-11-22"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        day = subprocess.Popen(
+            [*command, "--date", "2026-11-22"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=as_from_a_terminal,
+        )  # fmt: skip
         output = ""
         for line in day.stdout:
             output += line

@@ -2,8 +2,10 @@
 
 Armed: a second push subscription delivers every completion to the
 orchestrator again; a kill file makes the next orchestrator instance that
-claims a trigger die half-way through its fan-out; a helper process takes a
-processor's lock and is SIGKILLed while holding it. Whatever ends the day (it
+claims a trigger die half-way through its fan-out; another makes the
+receipt of the date's first Phase 4 message arrive only after the claim's
+lease ran out; a helper process takes a processor's lock and is SIGKILLed
+while holding it. Whatever ends the day (it
 finishes, fails, Ctrl-C, SIGTERM), leaving the `with` block removes the
 subscription and the kill file and stops the helper. The helper is recorded
 in the state the moment it starts, so even a SIGKILLed run-day leaves
@@ -23,7 +25,7 @@ from types import TracebackType
 from google.api_core import exceptions as gexc
 
 from phase3ops.emulators import stop_process_group
-from phase3ops.local.environment import DUPLICATE_SUBSCRIPTION, push_routes
+from phase3ops.local.environment import DUPLICATE_SUBSCRIPTION, orchestrator_route
 from phase3ops.local.state import HELPER_PREFIX, Component, LocalState
 from phase3ops.pubsub_admin import ensure_subscription
 from phase3ops.spec.pipeline import PipelineSpec
@@ -37,11 +39,12 @@ class ChaosDay:
         self._holder: subprocess.Popen | None = None
 
     def __enter__(self) -> "ChaosDay":
-        orchestrator = push_routes(self.spec, self.state)[1]
+        orchestrator = orchestrator_route(self.spec, self.state)
         ensure_subscription(
             self.subscriber, self.state.project, self.spec.topics.completion, DUPLICATE_SUBSCRIPTION, orchestrator.endpoint(self.state)
         )
         self.state.chaos_armed_file.write_text(str(self.game_date))
+        self.state.chaos_receipt_late_file.write_text(str(self.game_date))
         return self
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
@@ -62,6 +65,9 @@ class ChaosDay:
         if self.state.chaos_armed_file.exists():
             self.state.chaos_armed_file.unlink()
             undone.append("the orchestrator kill disarmed")
+        if self.state.chaos_receipt_late_file.exists():
+            self.state.chaos_receipt_late_file.unlink()
+            undone.append("the late receipt disarmed")
         holder = self.state.components.get(LOCK_HOLDER)
         if holder is not None:
             if holder.alive():

@@ -14,7 +14,8 @@ Ctrl-C or an edit of pipeline.yaml is always the fix:
 
 The user's pipeline.yaml is validated first (errors name its own lines);
 the services read a copy with the local profile's shorter leases (processor
-lock and trigger claim 6 s, so recovery shows in seconds), regenerated and
+lock and trigger claim 6 s, receipt grace 6 s, so recovery shows in
+seconds), regenerated and
 the services restarted when the user's file changes. Each process is
 recorded in `<run dir>/state.json` the moment it starts; `down` saves the
 Firestore data next to the warehouse and stops exactly what is recorded.
@@ -42,13 +43,14 @@ from phase3ops.function_server import (
     start_gunicorn,
 )
 from phase3ops.local.phase4_standin import LEDGER_ENV
-from phase3ops.local.state import HELPER_PREFIX, PROJECT, STATE_FILE, Component, LocalState
+from phase3ops.local.state import ARMED_ENV, HELPER_PREFIX, PROJECT, RECEIPT_LATE_ENV, STATE_FILE, Component, LocalState
 from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, PipelineSpec, load_pipeline_spec
 
 LOCAL_TIMINGS = {
     ("orchestrator", "claim_lease_seconds"): 6,
     ("orchestrator", "publish_timeout_seconds"): 3,
+    ("orchestrator", "receipt_grace_seconds"): 6,
     ("analytics", "lock", "lease_seconds"): 6,
 }
 FUNCTION_SUBSCRIPTION = "eventarc-phase3-to-phase4-orchestrator"
@@ -127,7 +129,7 @@ def _converge(repo_root: Path, state: LocalState, source: Path, local_copy: str,
 
 def _ensure_emulators(state: LocalState, say: Say) -> bool:
     """Keep the recorded emulators if they answer, start the others; True when one was (re)started."""
-    missing = [kind for kind in EMULATORS if not ((c := state.components.get(kind)) and c.alive() and emulators.answers(c.address))]
+    missing = [kind for kind in EMULATORS if not ((c := state.components.get(kind)) and answers(kind, c))]
     if not missing:
         say(f"Reusing the emulators of {state.run_dir}")
         return False
@@ -143,7 +145,7 @@ def _ensure_emulators(state: LocalState, say: Say) -> bool:
 
 
 def _start(key: str, repo_root: Path, state: LocalState, spec: PipelineSpec, say: Say) -> None:
-    env = state.env | {"PHASE3OPS_CHAOS_ARMED": str(state.chaos_armed_file)}
+    env = state.env | {ARMED_ENV: str(state.chaos_armed_file), RECEIPT_LATE_ENV: str(state.chaos_receipt_late_file)}
     logs = state.logs_dir
     if key == "analytics":
         say("Starting the analytics service (gunicorn) ...")
@@ -154,11 +156,12 @@ def _start(key: str, repo_root: Path, state: LocalState, spec: PipelineSpec, say
         name = spec.orchestrator.function_name
     elif key == "receipts":
         say("Starting the receipts recorder (Functions Framework) ...")
-        server = start_function_server(repo_root, env, logs / "receipts.log", target=RECEIPTS_TARGET)
+        server = start_function_server(repo_root, env, logs / "receipts.log", source=CHAOS_FUNCTION_SOURCE, target=RECEIPTS_TARGET)
         name = spec.orchestrator.receipts_function_name
     else:
         say("Starting the Phase 4 stand-in (gunicorn) ...")
-        server = start_gunicorn(PHASE4_STANDIN_APP, repo_root, {LEDGER_ENV: str(state.phase4_ledger)}, logs / "phase4-standin.log")
+        # The stand-in keeps its duplicate guard's markers in the local Firestore, as Phase 4 would in its own.
+        server = start_gunicorn(PHASE4_STANDIN_APP, repo_root, state.env | {LEDGER_ENV: str(state.phase4_ledger)}, logs / "phase4-standin.log")
         name = "phase4-standin"
     state.record(key, Component(name, server.pid, server.url, str(server.log_path)))
 
@@ -171,6 +174,9 @@ def restart_orchestrator(repo_root: Path, state: LocalState, say: Say) -> None:
 
 
 def answers(key: str, component: Component) -> bool:
+    """Alive and serving: a process that exists but does not answer is as good as stopped."""
+    if key in EMULATORS:
+        return component.alive() and emulators.answers(component.address)
     return component.alive() and listening(component.url + HEALTH_PATHS.get(key, ""))
 
 
@@ -221,8 +227,13 @@ def push_routes(spec: PipelineSpec, state: LocalState) -> list[PushRoute]:
     ]
 
 
+def orchestrator_route(spec: PipelineSpec, state: LocalState) -> PushRoute:
+    """Where completions are delivered: the chaos day's duplicate delivery goes there too."""
+    return next(route for route in push_routes(spec, state) if route.subscription == FUNCTION_SUBSCRIPTION)
+
+
 def _ensure_topology(spec: PipelineSpec, state: LocalState) -> None:
-    from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_push_endpoint, ensure_subscription, ensure_topic
+    from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_subscription, ensure_topic, push_endpoint_of
 
     publisher, subscriber = _pubsub_clients(state)
     ensure_orchestrator_topology(publisher, state.project, spec)
@@ -232,10 +243,10 @@ def _ensure_topology(spec: PipelineSpec, state: LocalState) -> None:
     for route in push_routes(spec, state):
         ack_deadline = 600 if route.component == "analytics" else 60
         ensure_subscription(subscriber, state.project, route.topic, route.subscription, route.endpoint(state), ack_deadline)
-        ensure_push_endpoint(subscriber, state.project, route.subscription, route.endpoint(state))
-    duplicate = subscriber.subscription_path(state.project, DUPLICATE_SUBSCRIPTION)
-    if _exists(subscriber, duplicate):  # a chaos day's, still there: point it at today's orchestrator too
-        ensure_push_endpoint(subscriber, state.project, DUPLICATE_SUBSCRIPTION, push_routes(spec, state)[1].endpoint(state))
+    if push_endpoint_of(subscriber, state.project, DUPLICATE_SUBSCRIPTION) is not None:
+        # A chaos day's, left by a run-day killed outright: point it at today's orchestrator too.
+        route = orchestrator_route(spec, state)
+        ensure_subscription(subscriber, state.project, route.topic, DUPLICATE_SUBSCRIPTION, route.endpoint(state))
 
 
 def _pubsub_clients(state: LocalState):
@@ -245,16 +256,6 @@ def _pubsub_clients(state: LocalState):
 
     os.environ.update(state.env)
     return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-
-
-def _exists(subscriber, path: str) -> bool:
-    from google.api_core import exceptions as gexc
-
-    try:
-        subscriber.get_subscription(request={"subscription": path})
-        return True
-    except gexc.NotFound:
-        return False
 
 
 # -- status, env, down ----------------------------------------------------------
@@ -272,7 +273,7 @@ def status_rows(run_dir: Path) -> list[tuple[str, str, str, str]]:
         if component is None:
             rows.append((key, "-", "-", "not started"))
             continue
-        healthy = answers(key, component) if key not in EMULATORS else component.alive() and emulators.answers(component.address)
+        healthy = answers(key, component)
         rows.append((component.name, str(component.pid), component.address, "running" if healthy else ("not answering" if component.alive() else "stopped")))
     for key, helper in state.helpers().items():
         rows.append((helper.name, str(helper.pid), "-", "running" if helper.alive() else "stopped"))
@@ -282,9 +283,9 @@ def status_rows(run_dir: Path) -> list[tuple[str, str, str, str]]:
 
 def _subscription_rows(state: LocalState) -> list[tuple[str, str, str, str]]:
     pubsub = state.components.get("pubsub")
-    if pubsub is None or not emulators.answers(pubsub.address):
+    if pubsub is None or not answers("pubsub", pubsub):
         return []
-    from google.api_core import exceptions as gexc
+    from phase3ops.pubsub_admin import push_endpoint_of
 
     spec = load_pipeline_spec(state.pipeline)
     _, subscriber = _pubsub_clients(state)
@@ -293,10 +294,7 @@ def _subscription_rows(state: LocalState) -> list[tuple[str, str, str, str]]:
         if route.component not in state.components:
             continue
         expected = route.endpoint(state)
-        try:
-            actual = subscriber.get_subscription(request={"subscription": subscriber.subscription_path(state.project, route.subscription)}).push_config.push_endpoint
-        except gexc.NotFound:
-            actual = None
+        actual = push_endpoint_of(subscriber, state.project, route.subscription)
         if actual != expected:
             rows.append((f"subscription {route.subscription}", "-", actual or "-", f"stale: should push to {expected} (phase3ops local up)"))
     return rows
@@ -320,12 +318,13 @@ def down(run_dir: Path, say: Say) -> list[str]:
             say(f"Stopped {component.name} (pid {component.pid})")
     Path(state.run_dir, STATE_FILE).unlink()
     state.chaos_armed_file.unlink(missing_ok=True)
+    state.chaos_receipt_late_file.unlink(missing_ok=True)
     return stopped
 
 
 def _save_firestore(state: LocalState, say: Say) -> None:
     firestore = state.components.get("firestore")
-    if firestore is None or not firestore.alive() or not emulators.answers(firestore.address):
+    if firestore is None or not answers("firestore", firestore):
         if firestore is not None:
             say("The Firestore emulator is not running: its data since the last save is lost; the warehouse keeps its rows")
         return

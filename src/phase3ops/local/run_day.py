@@ -43,7 +43,7 @@ from typing import Callable
 
 from phase3ops.analytics.synthetic import generate_game_day, write_game_day
 from phase3ops.local.environment import LocalState, render_table, restart_orchestrator
-from phase3ops.local.phase4_standin import accepted_counts
+from phase3ops.local.phase4_standin import accepted_counts, tally
 from phase3ops.orchestrator.readiness import local_today, mode_for
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 
@@ -194,11 +194,14 @@ class DayRun:
         claim = self._claim() or {}
         published, decision = claim.get("published", {}), claim.get("decision", {})
         self._say(f"Phase 4 (stand-in) accepted for {self.game_date}: mode={decision.get('mode', '-')}  reason={decision.get('trigger_reason', '-')}")
+        date = self.game_date.isoformat()
+        counts = {table: t for (day, table), t in tally(self.state.phase4_ledger).items() if day == date}
         rows = [
-            (p.output_table, str(accepted.get(p.output_table, 0)), published.get(p.output_table, {}).get("confirmed_by", "-"))
+            (p.output_table, str(counts[p.output_table].received if p.output_table in counts else 0),
+             str(accepted.get(p.output_table, 0)), published.get(p.output_table, {}).get("confirmed_by", "-"))
             for p in self.spec.processors
-        ]
-        self._say(render_table(rows, ("source_table", "accepted", "confirmed by")))
+        ]  # fmt: skip
+        self._say(render_table(rows, ("source_table", "received", "work started", "confirmed by")))
         if expected.kind == TRIGGER:
             return all(accepted.get(p.output_table) == 1 for p in self.spec.processors)
         if expected.kind == ALREADY_TRIGGERED:
@@ -282,7 +285,7 @@ def run_day(repo_root: Path, run_dir: Path, game_date: dt.date | None, games: in
     state = LocalState.load(run_dir.resolve())
     if state is None:
         raise NotRunning(f"the local environment in {run_dir} is not running: run `phase3ops local up` first")
-    dead = [c.name for key, c in state.components.items() if not key.startswith("helper:") and not c.alive()]
+    dead = [c.name for key, c in state.components.items() if key not in state.helpers() and not c.alive()]
     if dead:
         raise NotRunning(f"not running: {', '.join(dead)}; run `phase3ops local up` (it restarts them)")
     os.environ.update(state.env)

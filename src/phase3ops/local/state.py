@@ -17,6 +17,9 @@ from pathlib import Path
 STATE_FILE = "state.json"
 PROJECT = "phase3ops-local"
 HELPER_PREFIX = "helper:"  # components a chaos day starts: stopped by `down` even if the day was interrupted
+# Where the chaos day's armed faults are, for the functions it arms (chaos_function.py).
+ARMED_ENV = "PHASE3OPS_CHAOS_ARMED"
+RECEIPT_LATE_ENV = "PHASE3OPS_CHAOS_RECEIPT_LATE"
 
 
 @dataclass
@@ -83,6 +86,10 @@ class LocalState:
     @property
     def chaos_armed_file(self) -> Path:
         return Path(self.run_dir) / "chaos-armed"
+
+    @property
+    def chaos_receipt_late_file(self) -> Path:
+        return Path(self.run_dir) / "chaos-receipt-late"
 
     @property
     def phase4_ledger(self) -> Path:
