@@ -52,3 +52,25 @@ def gcp_project(emulator_hosts, monkeypatch) -> str:
     project = f"test-{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project)
     return project
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """What each exactly-once scenario did to Phase 4 (tests record it with `record_property("hand_off", ...)`):
+    duplicate messages are reported, whether or not the guard made them harmless."""
+    rows = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "hand_off"
+    ]
+    if not rows:
+        return
+    terminalreporter.section("exactly once where it counts")
+    terminalreporter.write_line(f"{'scenario':<58} {'trials':>6} {'raced':>6} {'dup msgs':>9} {'dates':>6} {'dup work':>9} {'lost':>5}")
+    for row in rows:
+        terminalreporter.write_line(
+            f"{row['scenario']:<58} {row['trials']:>6} {row['raced']:>6} {row['duplicate_messages']:>9} "
+            f"{row['dates_with_duplicates']:>6} {row['duplicate_work']:>9} {row['lost']:>5}"
+        )
