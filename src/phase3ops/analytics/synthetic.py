@@ -112,9 +112,13 @@ def write_game_day(warehouse: Warehouse, spec: PipelineSpec, day: GameDay) -> di
     return written
 
 
+DNP_SHARE = 0.25  # about a quarter of a roster does not play (the reference measured 37 % of rows)
+
+
 def _player_line(rng, game_date, game_id, team, opponent, player, scraped_at) -> dict[str, Any]:
     lookup, name = player
-    minutes = round(max(0.0, rng.gauss(22, 10)), 1)
+    dnp = rng.random() < DNP_SHARE
+    minutes = 0.0 if dnp else round(max(1.0, rng.gauss(24, 9)), 1)
     fg_attempted = int(minutes * rng.uniform(0.25, 0.55))
     fg_made = int(fg_attempted * rng.uniform(0.35, 0.6))
     three_made = min(fg_made, int(fg_made * rng.uniform(0.0, 0.5)))
@@ -137,6 +141,7 @@ def _player_line(rng, game_date, game_id, team, opponent, player, scraped_at) ->
         "ft_made": ft_made,
         "ft_attempted": ft_attempted,
         "turnovers": int(minutes * rng.uniform(0.0, 0.1)),
+        "dnp_reason": "Coach's Decision" if dnp else None,
         "scraped_at": scraped_at,
     }
 

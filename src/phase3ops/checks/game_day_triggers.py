@@ -22,13 +22,13 @@ EXPLANATION = (
 def run(context: CheckContext) -> CheckResult:
     findings, details = [], []
     game_days = 0
-    deadline_time = context.spec.orchestrator.trigger_deadline.strftime("%H:%M")
     for day, state in sorted(context.states.items()):
         if not state.games:
             details.append(f"{day}: no games, no trigger owed")
             continue
         game_days += 1
         deadline = trigger_deadline(context.spec, day)
+        deadline_time = f"{deadline:%H:%M}"
         claim = state.claim
         if claim is not None and claim.is_published:
             details.append(f"{day}: {state.games} games, triggered")

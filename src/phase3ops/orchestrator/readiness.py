@@ -38,10 +38,17 @@ def mode_for(spec: PipelineSpec, game_date: dt.date, now: dt.datetime) -> ModeRu
     return next((mode for mode in spec.modes if mode.applies_to == kind), None)
 
 
-def trigger_deadline(spec: PipelineSpec, game_date: dt.date) -> dt.datetime:
-    """When a game date should have been triggered: the deadline time, the next day, local time."""
-    local = dt.datetime.combine(game_date + dt.timedelta(days=1), spec.orchestrator.trigger_deadline)
+def mode_deadline(spec: PipelineSpec, mode: ModeRule, game_date: dt.date) -> dt.datetime:
+    """By when `mode` wants the date triggered: its deadline day (relative to the game date) and time, local time."""
+    local = dt.datetime.combine(game_date + dt.timedelta(days=mode.deadline_day), mode.deadline_time)
     return local.replace(tzinfo=zoneinfo.ZoneInfo(spec.timezone))
+
+
+def trigger_deadline(spec: PipelineSpec, game_date: dt.date) -> dt.datetime:
+    """The deadline by which a played date must have been triggered at the latest: that of the
+    mode for past dates (Phase 4's overnight run), else the latest any mode sets."""
+    past = [mode for mode in spec.modes if mode.applies_to == "past"]
+    return max(mode_deadline(spec, mode, game_date) for mode in (past or spec.modes))
 
 
 def majority_reason(done: int, expected: int) -> str:
@@ -82,7 +89,7 @@ def judge(spec: PipelineSpec, mode: ModeRule, game_date: dt.date, completed: Col
         rule = majority_reason(len(done), len(expected))
         return Readiness(mode.name, True, done_all, missing, f"{rule}: critical done, {counts}", rule)
 
-    overdue = now >= trigger_deadline(spec, game_date)
+    overdue = now >= mode_deadline(spec, mode, game_date)
     if missing_critical:
         why = f"critical {', '.join(missing_critical)} missing"
     else:

@@ -1,9 +1,10 @@
-"""The pipeline spec (`pipeline.yaml`): processors, topics and mode rules.
+"""The pipeline spec (`pipeline.yaml`): processors, topics, mode rules and data gates.
 
 Loaded once per process, validated against `schemas/pipeline.schema.json`
 plus the semantic rules a JSON Schema cannot state (unique names, a primary
 key that contains the partition column, one mode per kind of date, mode
-rules that name real processors and can be met, a time zone that exists).
+rules that name real processors and can be met, a time zone that exists,
+gates over real tables and columns with conditions that parse).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phase3ops.spec.sql_conditions import condition_problem
 from phase3ops.spec.documents import (
     SCHEMA_DIR,
     SpecDocument,
@@ -67,6 +69,7 @@ class Processor:
     class_name: str
     entities: str  # players | teams: where its entities_changed go in the Phase 4 trigger
     table: TableSpec
+    late_data: str = "follow_up"  # follow_up | ignore: what a run that changes the table after the trigger sends Phase 4
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,14 @@ PUSH_TIMEOUT_MARGIN_SECONDS = 30
 
 
 @dataclass(frozen=True)
+class ShrinkGuard:
+    """What a run may do to a date that already has rows: remove at most this share of them."""
+
+    max_removed_fraction: float = 0.2
+    action: str = "hold"  # refuse | hold | alert | off
+
+
+@dataclass(frozen=True)
 class AnalyticsSettings:
     service_name: str
     dataset: str
@@ -92,6 +103,7 @@ class AnalyticsSettings:
     lock: LockSettings
     write_fences_table: str
     request_timeout_seconds: int = 540
+    shrink_guard: ShrinkGuard = ShrinkGuard()
 
     @property
     def write_fences(self) -> "TableSpec":
@@ -121,6 +133,9 @@ class ModeRule:
     optional: tuple[str, ...] = ()
     expected_count: int | None = None  # None: all of critical + optional
     min_fraction: float | None = None
+    deadline_day: int = 1  # relative to the game date
+    deadline_time: dt.time = dt.time(10, 0)
+    on_deadline: str = "hold"  # hold | trigger_degraded: a date a gate still holds at the deadline
 
     @property
     def expected(self) -> tuple[str, ...]:
@@ -148,6 +163,8 @@ class Collections:
     triggers: str
     receipts: str
     rejected: str
+    holds: str
+    followups: str
 
 
 @dataclass(frozen=True)
@@ -157,7 +174,6 @@ class OrchestratorSettings:
     collections: Collections
     claim_lease_seconds: int
     publish_timeout_seconds: float
-    trigger_deadline: dt.time
     receipt_grace_seconds: float = 900
 
 
@@ -186,6 +202,35 @@ class ScheduledCheck:
     schedule: str
 
 
+ROWS_EXIST, GAME_COVERAGE, COLUMN_COVERAGE, NULL_RATE, RECORD_COUNT = (
+    "rows_exist", "game_coverage", "column_coverage", "null_rate", "record_count",
+)  # fmt: skip
+BLOCK, ALERT, OFF = "block", "alert", "off"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A check of a ready date's data in the warehouse before Phase 4 is triggered."""
+
+    name: str
+    kind: str  # rows_exist | game_coverage | column_coverage | null_rate | record_count
+    action: str  # block | alert | off
+    on_error: str = "closed"  # open | closed: when the date's gate query fails
+    modes: tuple[str, ...] = ()  # empty: every mode
+    tables: tuple[str, ...] = ()  # rows_exist (empty: the mode's), game_coverage
+    table: str | None = None  # column_coverage, null_rate
+    valid: str | None = None  # column_coverage
+    population: str | None = None  # column_coverage
+    columns: tuple[str, ...] = ()  # null_rate
+    rows_per_game: tuple[tuple[str, int], ...] = ()  # record_count
+    min: float | None = None  # the figure must be at least this (coverage, record_count)
+    max: float | None = None  # the figure must be at most this (null_rate)
+    message_field: str | None = None  # the figure, as a percentage, in every Phase 4 message
+
+    def applies_to(self, mode: str) -> bool:
+        return self.action != OFF and (not self.modes or mode in self.modes)
+
+
 @dataclass(frozen=True)
 class PipelineSpec:
     name: str
@@ -201,6 +246,7 @@ class PipelineSpec:
     raw_tables: tuple[TableSpec, ...]
     processors: tuple[Processor, ...]
     modes: tuple[ModeRule, ...]
+    gates: tuple[Gate, ...] = ()
     _aliases: dict[str, Processor] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -242,6 +288,12 @@ class PipelineSpec:
         """The Pub/Sub subscriptions the infra names: the analytics push and its dead letters.
         (The functions' Eventarc triggers create subscriptions whose names Eventarc picks.)"""
         return frozenset({f"{self.analytics.service_name}-push", f"{self.topics.phase3_trigger}-dead-letter-sub"})
+
+    def mode(self, name: str) -> ModeRule:
+        for mode in self.modes:
+            if mode.name == name:
+                return mode
+        raise KeyError(name)
 
     def raw_table(self, name: str) -> TableSpec:
         for table in self.raw_tables:
@@ -395,6 +447,8 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
             )
         )
 
+    problems.extend(_gate_problems(document, spec.get("gates", []), processors, [m["name"] for m in modes]))
+
     orchestrator = spec["orchestrator"]
     lease = orchestrator.get("claim_lease_seconds", 60)
     publish_timeout = orchestrator.get("publish_timeout_seconds", 20)
@@ -469,6 +523,63 @@ def _mode_problems(document: SpecDocument, index: int, mode: dict[str, Any], kno
     return problems
 
 
+# Fields each gate kind reads; any other kind-specific field is a mistake worth saying so.
+_GATE_FIELDS = {
+    ROWS_EXIST: {"tables"},
+    GAME_COVERAGE: {"tables", "min"},
+    COLUMN_COVERAGE: {"table", "valid", "population", "min"},
+    NULL_RATE: {"table", "columns", "max"},
+    RECORD_COUNT: {"rows_per_game", "min"},
+}
+_MESSAGE_FIELDS_TAKEN = {
+    "source_table", "analysis_date", "game_date", "success", "correlation_id", "trigger_source", "triggered_by", "timestamp",
+    "entities_changed", "is_incremental", "mode", "trigger_reason", "parent_execution_id", "parent_processor", "trigger_id",
+    "data_freshness_verified", "degraded", "gates", "failing_gates", "is_follow_up", "follows_trigger_id",
+    "completed_processors", "completed_tables", "executions",
+}  # fmt: skip
+
+
+def _gate_problems(document: SpecDocument, gates: list[dict[str, Any]], processors: list[dict[str, Any]], modes: list[str]) -> list[SpecProblem]:
+    """Gates over tables that exist, columns they have, conditions that parse, modes that exist."""
+    problems: list[SpecProblem] = []
+    tables = {p["output_table"]: list(p["columns"]) for p in processors}
+    seen: dict[str, int] = {}
+    fields_seen: dict[str, int] = {}
+    for index, gate in enumerate(gates):
+        where = ["spec", "gates", index]
+        if gate["name"] in seen:
+            problems.append(document.problem([*where, "name"], f"{gate['name']!r} is already used by gates[{seen[gate['name']]}]"))
+        seen.setdefault(gate["name"], index)
+        for field_name in sorted(set(gate) & set().union(*_GATE_FIELDS.values()) - _GATE_FIELDS[gate["kind"]]):
+            problems.append(document.problem([*where, field_name], f"does not apply to a {gate['kind']} gate"))
+        for position, mode in enumerate(gate.get("modes", [])):
+            if mode not in modes:
+                problems.append(document.problem([*where, "modes", position], f"{mode!r} is not a mode ({', '.join(modes)})"))
+        named_tables = [(["tables", i], t) for i, t in enumerate(gate.get("tables", []))]
+        named_tables += [(["rows_per_game", t], t) for t in gate.get("rows_per_game", {})]
+        if "table" in gate:
+            named_tables.append((["table"], gate["table"]))
+        for path, table in named_tables:
+            if table not in tables:
+                problems.append(document.problem([*where, *path], f"{table!r} is not a processor's output table ({', '.join(tables)})"))
+        columns = tables.get(gate.get("table", ""), [])
+        if columns:
+            for position, column in enumerate(gate.get("columns", [])):
+                if column not in columns:
+                    problems.append(document.problem([*where, "columns", position], f"{column!r} is not a column of {gate['table']}"))
+            for key in ("valid", "population"):
+                if key in gate and (why := condition_problem(gate[key], columns)):
+                    problems.append(document.problem([*where, key], why))
+        if "message_field" in gate:
+            field_name = gate["message_field"]
+            if field_name in _MESSAGE_FIELDS_TAKEN:
+                problems.append(document.problem([*where, "message_field"], f"{field_name!r} is a field the Phase 4 message already carries"))
+            elif field_name in fields_seen:
+                problems.append(document.problem([*where, "message_field"], f"{field_name!r} is already gates[{fields_seen[field_name]}]'s"))
+            fields_seen.setdefault(field_name, index)
+    return problems
+
+
 def _table_problems(document: SpecDocument, section: str, index: int, table: dict[str, Any]) -> list[SpecProblem]:
     problems = []
     columns = table["columns"]
@@ -518,7 +629,6 @@ def _build(document: SpecDocument) -> PipelineSpec:
             collections=Collections(**orchestrator["collections"]),
             claim_lease_seconds=orchestrator.get("claim_lease_seconds", 60),
             publish_timeout_seconds=orchestrator.get("publish_timeout_seconds", 20),
-            trigger_deadline=dt.time.fromisoformat(orchestrator.get("trigger_deadline", "10:00")),
             receipt_grace_seconds=orchestrator.get("receipt_grace_seconds", 900),
         ),
         phase4_trigger=Phase4TriggerSettings(
@@ -539,6 +649,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
             ),
             write_fences_table=analytics["write_fences_table"],
             request_timeout_seconds=analytics.get("request_timeout_seconds", 540),
+            shrink_guard=ShrinkGuard(**analytics.get("shrink_guard", {})),
         ),
         scheduled_checks=tuple(ScheduledCheck(c["name"], tuple(c["args"]), c["schedule"]) for c in spec["scheduled_checks"]),
         scraper_timing=ScraperTiming(
@@ -556,6 +667,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
                 class_name=p["class_name"],
                 entities=p["entities"],
                 table=_table(analytics["dataset"], p["output_table"], p),
+                late_data=p.get("late_data", "follow_up"),
             )
             for p in spec["processors"]
         ),
@@ -567,7 +679,30 @@ def _build(document: SpecDocument) -> PipelineSpec:
                 optional=tuple(m.get("optional", ())),
                 expected_count=m.get("expected_count"),
                 min_fraction=m.get("min_fraction"),
+                deadline_day=m["deadline"]["day"],
+                deadline_time=dt.time.fromisoformat(m["deadline"]["time"]),
+                on_deadline=m.get("on_deadline", "hold"),
             )
             for m in spec["modes"]
         ),
+        gates=tuple(_gate(g) for g in spec.get("gates", [])),
+    )
+
+
+def _gate(data: dict[str, Any]) -> Gate:
+    return Gate(
+        name=data["name"],
+        kind=data["kind"],
+        action=data["action"],
+        on_error=data.get("on_error", "closed"),
+        modes=tuple(data.get("modes", ())),
+        tables=tuple(data.get("tables", ())),
+        table=data.get("table"),
+        valid=data.get("valid"),
+        population=data.get("population"),
+        columns=tuple(data.get("columns", ())),
+        rows_per_game=tuple(data.get("rows_per_game", {}).items()),
+        min=data.get("min"),
+        max=data.get("max"),
+        message_field=data.get("message_field"),
     )

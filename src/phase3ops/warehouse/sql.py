@@ -162,8 +162,24 @@ def row_counts(table: TableSpec, first: dt.date, last: dt.date) -> str:
     )
 
 
-@lru_cache(maxsize=512)
+_DATE_LITERAL = re.compile(r"DATE '(\d{4}-\d{2}-\d{2})'")
+
+
 def to_duckdb(bigquery_sql: str) -> str:
+    """One BigQuery statement in DuckDB's dialect. The same statement for another game date is the
+    same translation: dates are taken out before SQLGlot sees the text (a cached translation per
+    statement shape, not per date), then put back."""
+    dates = list(dict.fromkeys(_DATE_LITERAL.findall(bigquery_sql)))
+    placeholders = {date: f"{index + 1:04d}-01-01" for index, date in enumerate(dates)}
+    template = _DATE_LITERAL.sub(lambda m: f"DATE '{placeholders[m.group(1)]}'", bigquery_sql)
+    translated = _transpiled(template)
+    for date, placeholder in placeholders.items():
+        translated = translated.replace(f"'{placeholder}'", f"'{date}'")
+    return translated
+
+
+@lru_cache(maxsize=512)
+def _transpiled(bigquery_sql: str) -> str:
     statements = sqlglot.transpile(bigquery_sql, read="bigquery", write="duckdb")
     if len(statements) != 1:
         raise ValueError(f"expected one statement, got {len(statements)}")
