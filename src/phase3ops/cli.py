@@ -201,7 +201,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     try:
         orchestrator, warehouse, now, first, last = _pipeline(args)
         spec = orchestrator.spec
-        states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last)
+        states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last, orchestrator.holds)
     except (SpecError, SettingError):
         raise
     except Exception as exc:
@@ -234,6 +234,45 @@ def _reconcile(args: argparse.Namespace) -> int:
     if failed or (issues and not args.fix):
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _holds(args: argparse.Namespace) -> int:
+    from phase3ops.checks import holds
+    from phase3ops.checks.state import read_state
+
+    _target_environment(args)
+    try:
+        orchestrator, warehouse, now, first, last = _pipeline(args)
+        spec = orchestrator.spec
+        states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last, orchestrator.holds)
+        held = holds.held(states)
+        rechecked = holds.recheck(orchestrator, sorted(held), now) if args.recheck else []
+        settled = ("triggered", "republished", "confirmed_by_receipt", "already_triggered")
+        still = {r.game_date for r in rechecked if r.outcome not in settled} if args.recheck else set(held)
+    except (SpecError, SettingError):
+        raise
+    except Exception as exc:
+        print(f"Could not check: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps({
+            "first": str(first), "last": str(last),
+            "held": [{"game_date": str(day), "mode": h.mode, "blocked_by": h.blocked_by, "report": h.report,
+                      "evaluations": h.evaluations, "past_deadline": h.past_deadline} for day, h in held.items()],
+            "rechecked": [{"game_date": str(r.game_date), "outcome": r.outcome, "reason": r.reason} for r in rechecked],
+        }, indent=2, default=str))  # fmt: skip
+    else:
+        span = str(first) if first == last else f"{first} .. {last}"
+        print(f"Dates held by a data gate, game dates {span} ({spec.timezone})")
+        for day, hold in held.items():
+            print(f"  {day}  {holds.describe(spec, hold)}")
+        for result in rechecked:
+            print(f"  {result.game_date}  re-evaluated: {result.outcome}: {result.reason}")
+        if not held:
+            print("No date is held by a gate")
+        elif args.recheck and not still:
+            print(f"Released {len(held)} dates")
+    return EXIT_FINDINGS if still else EXIT_OK
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -411,6 +450,10 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         ("reconcile", _reconcile, "list dates whose state is inconsistent; --fix repairs them and publishes missed triggers once",
          "Find dates that are complete but untriggered, have a pending claim, or rows without a completion; "
          "--fix records the missing completions and sends each date through the orchestrator's exactly-once path."),
+        ("holds", _holds, "list ready dates a data gate holds from Phase 4; --recheck evaluates them again",
+         "List the game dates whose data failed a `block` gate of pipeline.yaml, with the gates, their figures and the "
+         "deadline; --recheck sends each through the orchestrator again (released, held, or triggered degraded at its "
+         "deadline). The phase3-hold-recheck job runs it every 15 minutes."),
     ):  # fmt: skip
         command = commands.add_parser(name, help=summary, description=description, epilog=f"{EXIT_CODES}\n{STATE_ENV_HELP}", **named)
         command.add_argument("--date", type=_date, help="the last game date to look at (YYYY-MM-DD; default today in the pipeline's time zone)")
@@ -419,6 +462,8 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         if name == "health":
             command.add_argument("--verbose", action="store_true", help="details of passing checks too")
             command.add_argument("--stack", help="the deployed stack, whose alerts/stacks/<stack>.yaml overrides apply (default: $PHASE3OPS_STACK)")
+        elif name == "holds":
+            command.add_argument("--recheck", action="store_true", help="evaluate every held date again (may trigger Phase 4)")
         else:
             command.add_argument("--fix", action="store_true", help="repair what the dry run lists")
         command.set_defaults(handler=handler)

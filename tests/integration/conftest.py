@@ -24,6 +24,7 @@ from phase3ops.orchestrator.factory import build_orchestrator, build_receipt_rec
 from phase3ops.orchestrator.orchestrator import Orchestrator
 from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_subscription
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
+from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 from tests.support.completions import completion, encode
 from tests.support.delivery import DeliveryStats, cloud_event_data, deliver_all, pull_everything
 from tests.support.specs import write_pipeline_variant
@@ -93,11 +94,12 @@ class Pipeline:
     firestore: firestore.Client
     function_subscription: str
     phase4_listener: str
+    warehouse: DuckDBWarehouse | None = None  # where the data gates look
     receipts: ReceiptsDelivery | None = None
     received: list = field(default_factory=list)  # every Phase 4 message pulled so far
 
     def orchestrator(self, **clients: Any) -> Orchestrator:
-        return build_orchestrator(self.spec, self.project, clock=self.clock, **clients)
+        return build_orchestrator(self.spec, self.project, clock=self.clock, warehouse=self.warehouse, **clients)
 
     def publish(self, message: dict[str, Any] | bytes, **attributes: str) -> str:
         data = message if isinstance(message, bytes) else encode(message)
@@ -136,8 +138,10 @@ def make_pipeline(
     clock: Clock | None = None,
     record_receipts: bool = True,
     receipts_fault: Callable[[Callable[[dict], Any]], Callable[[dict], Any]] | None = None,
+    warehouse: DuckDBWarehouse | None = None,
 ) -> Pipeline:
-    """`receipts_fault` wraps the receipts function's handler (to make it fail for a while)."""
+    """`receipts_fault` wraps the receipts function's handler (to make it fail for a while);
+    `warehouse` is where the data gates look (the specs of most tests have none)."""
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
     ensure_orchestrator_topology(publisher, project, spec)
     function_subscription = ensure_subscription(subscriber, project, spec.topics.completion, FUNCTION_SUBSCRIPTION)
@@ -152,6 +156,7 @@ def make_pipeline(
         firestore=firestore.Client(project=project),
         function_subscription=function_subscription,
         phase4_listener=listener,
+        warehouse=warehouse,
     )
     if record_receipts:
         handler = build_receipt_recorder(spec, project).handle_event
@@ -173,14 +178,18 @@ def exactly_once(spec: PipelineSpec, dates) -> dict[tuple[str, str], int]:
     return {(str(day), p.output_table): 1 for day in dates for p in spec.processors}
 
 
-def short_lease_spec_file(directory, lease: float = 2, publish_timeout: float = 1, receipt_grace: float | None = None, **changes: Any):
-    # Lease, publish timeout and receipt grace in seconds, so crash-recovery tests wait seconds, not minutes.
+def short_lease_spec_file(
+    directory, lease: float = 2, publish_timeout: float = 1, receipt_grace: float | None = None, gates: bool = False, **changes: Any
+):
+    """Lease, publish timeout and receipt grace in seconds, so crash-recovery tests wait seconds, not minutes.
+    Without `gates`, no data gates: these tests are about the trigger path, and write no Phase 3 rows."""
     return write_pipeline_variant(
         directory,
         {
             "spec.orchestrator.claim_lease_seconds": lease,
             "spec.orchestrator.publish_timeout_seconds": publish_timeout,
             "spec.orchestrator.receipt_grace_seconds": publish_timeout if receipt_grace is None else receipt_grace,
+            **({} if gates else {"spec.gates": []}),
             **changes,
         },
     )

@@ -49,7 +49,7 @@ class Deployment:
             runner.run(name, day)
 
     def deliver(self) -> None:
-        orchestrator = build_orchestrator(self.spec, self.project)
+        orchestrator = build_orchestrator(self.spec, self.project, warehouse=self.warehouse)
         deliver_all(self.subscriber, self.completions, orchestrator.handle_event, idle_seconds=0.5)
 
     def triggers(self) -> list[dict]:
@@ -112,7 +112,7 @@ def test_rows_without_a_completion_are_found_and_repaired_with_exactly_one_trigg
     deployment.run_processors(day)
     deployment.subscriber.seek(request={"subscription": deployment.completions, "time": dt.datetime.now(dt.timezone.utc)})
     # A backfill: player_game_summary's completion never reached the orchestrator.
-    orchestrator = build_orchestrator(deployment.spec, deployment.project)
+    orchestrator = build_orchestrator(deployment.spec, deployment.project, warehouse=deployment.warehouse)
     for name in deployment.spec.processor_names[1:]:
         orchestrator.store.record(*_completion(deployment.spec, name, day, deployment.warehouse))
 
@@ -144,11 +144,11 @@ def test_a_stale_pending_claim_is_reported_then_finished_once(deployment):
     write_game_day(deployment.warehouse, deployment.spec, generate_game_day(deployment.spec, day, games=2, seed=13))
     deployment.run_processors(day)
     deployment.subscriber.seek(request={"subscription": deployment.completions, "time": dt.datetime.now(dt.timezone.utc)})
-    orchestrator = build_orchestrator(deployment.spec, deployment.project)
+    orchestrator = build_orchestrator(deployment.spec, deployment.project, warehouse=deployment.warehouse)
     for name in deployment.spec.processor_names:
         orchestrator.store.record(*_completion(deployment.spec, name, day, deployment.warehouse))
     # An instance claimed the date an hour ago and died before publishing.
-    crashed = build_orchestrator(deployment.spec, deployment.project)
+    crashed = build_orchestrator(deployment.spec, deployment.project, warehouse=deployment.warehouse)
 
     def killed(messages, deadline=None):
         raise SystemExit("the instance was killed between claim and publish")
@@ -227,7 +227,7 @@ def test_could_not_check_is_exit_2_never_a_pass(deployment):
 def test_a_year_is_read_in_the_same_round_trips_as_a_day(deployment):
     from phase3ops.checks import state as state_module
 
-    orchestrator = build_orchestrator(deployment.spec, deployment.project)
+    orchestrator = build_orchestrator(deployment.spec, deployment.project, warehouse=deployment.warehouse)
     calls = []
 
     def counting(obj, name):

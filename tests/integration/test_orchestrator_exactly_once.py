@@ -320,14 +320,16 @@ def test_a_pending_claim_is_never_acknowledged_as_in_flight(pipeline):
         orchestrator.handle_event(last)
     with pytest.raises(ClaimInFlight):
         orchestrator.handle_event(last)  # its own redelivery, while the lease lives
-    with pytest.raises(ClaimInFlight):  # another processor's duplicate: not acknowledged either
-        orchestrator.handle_event(_direct_event(pipeline.spec.processor_names[0], PAST))
+    # Another processor's completion (one whose late runs earn no follow-up): not acknowledged either.
+    other = _direct_event(next(p.name for p in pipeline.spec.processors if p.late_data == "ignore"), PAST)
+    with pytest.raises(ClaimInFlight):
+        orchestrator.handle_event(other)
     # It died before its publish, but nobody can know that: recovery also waits for receipts of what it may have sent.
     time.sleep(pipeline.spec.orchestrator.claim_lease_seconds + 0.2)
     with pytest.raises(ClaimInFlight, match="without a receipt yet"):
-        orchestrator.handle_event(_direct_event(pipeline.spec.processor_names[0], PAST))
+        orchestrator.handle_event(other)
     time.sleep(pipeline.spec.orchestrator.receipt_grace_seconds)
-    assert orchestrator.handle_event(_direct_event(pipeline.spec.processor_names[0], PAST)).outcome == "republished"
+    assert orchestrator.handle_event(other).outcome == "republished"
     assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
 
 
@@ -344,18 +346,20 @@ def test_the_trigger_line_says_how_far_ahead_of_the_deadline_it_came(pipeline, c
 
 
 def test_late_completion_is_recorded_and_does_not_trigger_again(pipeline, caplog):
+    """A table declared `late_data: ignore` (a pre-game context): its late run is recorded and logged, nothing more."""
     pipeline.publish_day(PAST)
     pipeline.deliver()
     assert len(pipeline.triggers()) == len(pipeline.spec.processors)
 
-    rerun = completion(pipeline.spec.processor_names[0], PAST, execution_id="backfill-1", record_count=99)
+    ignored = next(p.name for p in pipeline.spec.processors if p.late_data == "ignore")
+    rerun = completion(ignored, PAST, execution_id="backfill-1", record_count=99)
     pipeline.publish(rerun)
     caplog.clear()
     with caplog.at_level("INFO", logger="phase3ops.orchestrator"):
         pipeline.deliver()
 
     assert pipeline.triggers() == []
-    record = pipeline.orchestrator().store.records_for_date(PAST, pipeline.spec.processor_names)[0][pipeline.spec.processor_names[0]]
+    record = pipeline.orchestrator().store.records_for_date(PAST, pipeline.spec.processor_names)[0][ignored]
     assert (record.execution_id, record.record_count) == ("backfill-1", 99)
     late = [r for r in caplog.records if getattr(r, "outcome", None) == "late"]
     assert len(late) == 1 and late[0].levelname == "WARNING" and late[0].game_date == PAST.isoformat()

@@ -18,6 +18,7 @@ DAY = dt.date(2026, 11, 28)
 CONSUMER_READS = {"source_table", "analysis_date", "game_date", "success", "correlation_id", "trigger_source", "triggered_by"}
 REFERENCE_FIELDS = CONSUMER_READS | {
     "timestamp", "mode", "trigger_reason", "entities_changed", "is_incremental", "parent_execution_id", "parent_processor",
+    "data_freshness_verified",
 }  # fmt: skip
 
 
@@ -45,7 +46,8 @@ def test_one_message_per_source_table_in_processor_order_with_the_reference_fiel
     for message in messages:
         body = json.loads(message.data)
         assert REFERENCE_FIELDS <= set(body)
-        assert set(body) - REFERENCE_FIELDS == {"trigger_id"}  # our one addition
+        assert set(body) - REFERENCE_FIELDS == {"trigger_id", "degraded"}  # our additions (with no gates to report)
+        assert (body["data_freshness_verified"], body["degraded"]) == (True, False)
         assert body["source_table"] == message.part
         assert (body["analysis_date"], body["game_date"], body["success"]) == ("2026-11-28", "2026-11-28", True)
         assert (body["trigger_source"], body["triggered_by"], body["parent_processor"]) == (
@@ -94,3 +96,23 @@ def test_the_per_date_form(tmp_path):
     assert body["completed_tables"] == [p.output_table for p in spec.processors]
     assert set(body["executions"]) == set(spec.processor_names)
     assert "source_table" not in body and "source_table" not in message.attributes
+
+
+def test_the_gates_verdict_travels_with_every_message():
+    from phase3ops.gates.evaluate import GateReport, GateResult
+
+    report = GateReport((
+        GateResult("data_exists", "rows_exist", "block", False, 0.6, 1.0, "team_offense_game_summary: 0 rows"),
+        GateResult("minutes_coverage", "column_coverage", "block", True, 0.9312, 0.8, "...", message_field="minutes_coverage_pct"),
+        GateResult("minutes_coverage_warning", "column_coverage", "alert", True, 0.9312, 0.9, "..."),
+    ))  # fmt: skip
+    recs = records()
+    readiness = evaluate(SPEC, DAY, set(recs), NOW)
+    degraded = build_trigger_messages(SPEC, DAY, readiness, recs, None, NOW, report, degraded=True)
+    body = json.loads(degraded[0].data)
+    assert (body["data_freshness_verified"], body["degraded"], body["minutes_coverage_pct"]) == (False, True, 93.1)
+    assert body["failing_gates"] == ["data_exists"]
+    assert body["gates"]["data_exists"] == {"passed": False, "figure": 0.6, "threshold": 1.0}
+    passed = GateReport(report.results[1:])
+    body = json.loads(build_trigger_messages(SPEC, DAY, readiness, recs, None, NOW, passed)[0].data)
+    assert (body["data_freshness_verified"], body["degraded"], body["failing_gates"]) == (True, False, [])

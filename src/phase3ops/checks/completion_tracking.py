@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from phase3ops.checks.context import CheckContext
 from phase3ops.checks.results import CheckResult, Status
+from phase3ops.orchestrator.gate_holds import HELD
 from phase3ops.orchestrator.readiness import evaluate
 from phase3ops.orchestrator.trigger_claims import TriggerClaim
 
@@ -46,7 +47,8 @@ def run(context: CheckContext) -> CheckResult:
                 agreeing += 1
         readiness = evaluate(context.spec, day, state.counted, context.now)
         claim = state.claim
-        if readiness.ready and (claim is None):
+        held = state.hold is not None and state.hold.state == HELD
+        if readiness.ready and claim is None and not held:  # a held date is the Data gates check's finding
             findings.append(f"{day}: complete ({readiness.reason}) but Phase 4 was never triggered")
         if claim is not None and not claim.is_published:
             age = (context.now - claim.claimed_at).total_seconds() / 60 if claim.claimed_at else float("inf")

@@ -6,20 +6,20 @@ import datetime as dt
 import logging
 from typing import Callable
 
-from phase3ops.checks import completion_tracking, deployment_state, duplicates, game_day_triggers, scraper_timing
+from phase3ops.checks import completion_tracking, data_gates, deployment_state, duplicates, game_day_triggers, scraper_timing
 from phase3ops.checks.context import CheckContext
 from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.checks.state import read_state
 
-CHECKS = (completion_tracking, game_day_triggers, duplicates, scraper_timing, deployment_state)
+CHECKS = (completion_tracking, game_day_triggers, data_gates, duplicates, scraper_timing, deployment_state)
 log = logging.getLogger("phase3ops.checks")
 
 
 def check_dates(orchestrator, warehouse, first: dt.date, last: dt.date, now: dt.datetime, **context_options) -> tuple[CheckContext, list[CheckResult]]:
     """Read the dates' state once and run every check on it (the CLI and the local run-day both call this)."""
     spec = orchestrator.spec
-    states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last)
+    states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last, orchestrator.holds)
     context = CheckContext(spec, first, last, now, states, warehouse, **context_options)
     return context, run_checks(context)
 

@@ -36,6 +36,7 @@ CUSTOM_METRICS: dict[str, CustomMetric] = {
         CustomMetric("duplicate_rows", "INT64", "Rows beyond one per primary key in the Phase 3 tables"),
         CustomMetric("pending_trigger_claims", "INT64", "Phase 4 trigger claims pending longer than the health check's threshold"),
         CustomMetric("untriggered_game_dates", "INT64", "Dates with games past their trigger deadline without a published Phase 4 trigger"),
+        CustomMetric("held_game_dates", "INT64", "Ready game dates a data gate holds from Phase 4"),
     )
 }
 

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 from phase3ops.checks.state import DateState
+from phase3ops.orchestrator.gate_holds import HELD
 from phase3ops.orchestrator import orchestrator as outcomes
 from phase3ops.orchestrator.messages import Completion, Delivery
 from phase3ops.orchestrator.orchestrator import Orchestrator, RetryLater
@@ -23,6 +24,7 @@ from phase3ops.orchestrator.readiness import evaluate
 from phase3ops.spec.pipeline import PipelineSpec
 
 UNTRIGGERED = "complete but untriggered"
+HELD_BY_GATE = "held by a data gate"
 PENDING_CLAIM = "pending trigger claim"
 MISSING_COMPLETION = "completion missing for a table with rows"
 FIXED_OUTCOMES = {outcomes.TRIGGERED, outcomes.REPUBLISHED, outcomes.CONFIRMED_BY_RECEIPT, outcomes.ALREADY_TRIGGERED}
@@ -58,6 +60,8 @@ def find_issues(spec: PipelineSpec, states: dict[dt.date, DateState], now: dt.da
         claim = state.claim
         if claim is not None and not claim.is_published:
             issues.append(Issue(day, PENDING_CLAIM, f"claim {claim.trigger_id} by {claim.owner} still pending since {claim.claimed_at}"))
+        elif claim is None and state.hold is not None and state.hold.state == HELD:
+            issues.append(Issue(day, HELD_BY_GATE, f"{', '.join(state.hold.blocked_by)} failed at the last evaluation; --fix evaluates it again"))
         elif claim is None:
             # Mode-aware: what would count once the missing completions are recorded.
             readiness = evaluate(spec, day, state.counted | set(missing), now)
@@ -104,6 +108,8 @@ def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime) -> li
             results.append(FixResult(day, True, f"Phase 4 {decision.outcome.replace('_', ' ')} ({decision.trigger_id})"))
         elif decision.outcome == outcomes.WAITING:
             results.append(FixResult(day, True, f"not complete yet: {decision.reason}"))
+        elif decision.outcome == outcomes.HELD:
+            results.append(FixResult(day, False, f"still {decision.reason}"))
         else:
             results.append(FixResult(day, False, f"not repaired: {decision.outcome}: {decision.reason}"))
     return results

@@ -20,4 +20,4 @@ def explain_date(spec: PipelineSpec, project: str, warehouse: Warehouse, game_da
 
     db = cloud.firestore_client(cloud.project_id(project))
     orchestrator = build_orchestrator(spec, project, firestore_client=db)
-    return read_story(spec, orchestrator.store, orchestrator.claims, db, warehouse, game_date, now)
+    return read_story(spec, orchestrator.store, orchestrator.claims, db, warehouse, game_date, now, orchestrator.holds, orchestrator.followups)

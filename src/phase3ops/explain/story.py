@@ -3,10 +3,11 @@
 Firestore holds the completions (every run, with its lock token and owner),
 the rejected messages that name the date, each processor's lock (its last
 grants: who held it under which token, who took it over from whom), the
+data gates' hold (which gates, their figures, from when until when), the
 trigger claim (who claimed, the decision, each Phase 4 message and how it
-was confirmed, takeovers) and the receipts the Phase 4 topic produced; the
-warehouse holds the rows. Nothing here reads logs: the story is the same
-a month later, and on the emulators.
+was confirmed, takeovers), the follow-ups late data sent, and the receipts
+the Phase 4 topic produced; the warehouse holds the rows. Nothing here reads
+logs: the story is the same a month later, and on the emulators.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from google.cloud import firestore
 
 from phase3ops.locking.lease_lock import lock_document_id
 from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordOutcome
+from phase3ops.orchestrator.gate_holds import HELD, GateHolds, Hold
 from phase3ops.orchestrator.readiness import Readiness, evaluate, judge, mode_for, trigger_deadline
 from phase3ops.orchestrator.trigger_claims import TriggerClaim, TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec
 from phase3ops.warehouse.port import Warehouse
 
 # Event kinds, in the order events at the same instant are told.
-LOCK, RUN, LATE, REJECTED, CLAIM, PUBLISHED, RECEIPT = "lock", "run", "late", "rejected", "claim", "published", "receipt"
-_KIND_ORDER = {kind: index for index, kind in enumerate((LOCK, RUN, LATE, REJECTED, CLAIM, PUBLISHED, RECEIPT))}
+LOCK, RUN, LATE, REJECTED, HOLD, CLAIM, PUBLISHED, FOLLOW_UP, RECEIPT = (
+    "lock", "run", "late", "rejected", "hold", "claim", "published", "follow_up", "receipt",
+)  # fmt: skip
+_KIND_ORDER = {kind: index for index, kind in enumerate((LOCK, RUN, LATE, REJECTED, HOLD, CLAIM, PUBLISHED, FOLLOW_UP, RECEIPT))}
 
 _RUN_OUTCOMES = {
     RecordOutcome.RECORDED.value: "recorded",
@@ -103,6 +107,8 @@ class DateStory:
     events: list[Event] = field(default_factory=list)
     judgements: list[ModeJudgement] = field(default_factory=list)
     claim: TriggerClaim | None = None
+    hold: Hold | None = None
+    follow_ups: list[TriggerClaim] = field(default_factory=list)
     parts: list[TriggerPart] = field(default_factory=list)
     tables: list[TableState] = field(default_factory=list)
     rejected: int = 0
@@ -126,6 +132,13 @@ class DateStory:
                 "claimed_at": _iso(claim.claimed_at), "published_at": _iso(claim.published_at),
                 "parts": [p.as_dict() for p in self.parts],
             },
+            "hold": None if self.hold is None else {
+                "state": self.hold.state, "blocked_by": self.hold.blocked_by, "gates": self.hold.report.get("results"),
+                "first_held_at": _iso(self.hold.first_held_at), "released_at": _iso(self.hold.released_at),
+                "evaluations": self.hold.evaluations, "degraded": self.hold.degraded,
+            },
+            "follow_ups": [{"trigger_id": f.trigger_id, "table": f.messages[0].part if f.messages else None, "state": f.state,
+                            "run": next(iter(f.executions.values()), None)} for f in self.follow_ups],
             "tables": [t.as_dict() for t in self.tables],
             "rejected_messages": self.rejected,
             "findings": list(self.findings),
@@ -141,11 +154,17 @@ def read_story(
     warehouse: Warehouse,
     game_date: dt.date,
     now: dt.datetime,
+    holds: GateHolds | None = None,
+    followups: TriggerClaims | None = None,
 ) -> DateStory:
     """Everything stored about the date, as events and summaries; raises NothingStored."""
-    records, extra = store.records_for_date(game_date, spec.processor_names, also_read=[claims.document(game_date)])
+    hold_refs = [holds.document(game_date)] if holds is not None else []
+    records, extra = store.records_for_date(game_date, spec.processor_names, also_read=[claims.document(game_date), *hold_refs])
     claim_snapshot = extra[claims.document(game_date).path]
     claim = TriggerClaims.from_snapshot(claim_snapshot) if claim_snapshot.exists else None
+    hold_snapshot = extra[hold_refs[0].path] if hold_refs else None
+    hold = Hold.from_document(hold_snapshot.to_dict()) if hold_snapshot is not None and hold_snapshot.exists else None
+    follow_ups = sorted(followups.claims_on(game_date), key=lambda f: f.claimed_at or now) if followups is not None else []
     rejected = store.rejected_for_date(game_date)
     lock_collection = firestore_client.collection(spec.analytics.lock.collection)
     lock_refs = {lock_document_id(p.name, game_date): p.name for p in spec.processors}
@@ -161,20 +180,23 @@ def read_story(
     rows = {p.name: warehouse.row_counts(p.table, game_date, game_date).get(game_date, 0) for p in spec.processors}
     duplicates = {p.name: warehouse.duplicate_counts(p.table, game_date, game_date).get(game_date, 0) for p in spec.processors}
     games = warehouse.row_counts(spec.raw_table(spec.game_schedule_table), game_date, game_date).get(game_date, 0)
-    if not (records or claim or rejected or locks or receipts or games or any(rows.values())):
+    if not (records or claim or hold or rejected or locks or receipts or games or any(rows.values())):
         raise NothingStored(
             f"nothing is stored for {game_date}: no completion, trigger claim, rejected message, lock, "
             f"scheduled game or warehouse row names it (right project? `--local` for the local pipeline)"
         )
 
     mode = mode_for(spec, game_date, now)
-    story = DateStory(game_date, spec.timezone, now, trigger_deadline(spec, game_date), mode.name if mode else None, games, claim=claim)
+    story = DateStory(game_date, spec.timezone, now, trigger_deadline(spec, game_date), mode.name if mode else None, games,
+                      claim=claim, hold=hold, follow_ups=follow_ups)  # fmt: skip
     story.events = sorted(
         [
             *_lock_events(locks, records),
             *_run_events(records, claim),
             *_rejected_events(rejected),
+            *_hold_events(hold, claim),
             *_claim_events(claim),
+            *_follow_up_events(follow_ups),
             *_receipt_events(receipts),
         ],
         key=lambda e: (e.at or now, _KIND_ORDER[e.kind]),
@@ -284,6 +306,36 @@ def _claim_events(claim: TriggerClaim | None) -> list[Event]:
     return events
 
 
+def _hold_events(hold: Hold | None, claim: TriggerClaim | None) -> list[Event]:
+    if hold is None:
+        return []
+    results = hold.report.get("results") or {}
+    gates = "; ".join(f"{name}: {results.get(name, {}).get('detail', '')}" for name in hold.blocked_by)
+    events = [Event(hold.first_held_at, "gates", HOLD, f"ready, but held by the data gates ({gates})")]
+    if hold.state == HELD and claim is not None and claim.is_published:  # released by a recovery, which does not mark it
+        events.append(Event(claim.published_at, "gates", HOLD, f"released: the trigger went out after {hold.evaluations} evaluations"))
+    elif hold.state != HELD:
+        held_for = ""
+        if hold.first_held_at and hold.released_at:
+            minutes = (hold.released_at - hold.first_held_at).total_seconds() / 60
+            held_for = f" after {minutes:.0f} min" if minutes >= 1 else f" after {minutes * 60:.0f} s"
+        how = "triggered degraded at its deadline (a gate still failed)" if hold.degraded else "its data passed the gates"
+        events.append(Event(hold.released_at, "gates", HOLD, f"released{held_for}, {hold.evaluations} evaluations: {how}"))
+    return events
+
+
+def _follow_up_events(follow_ups: list[TriggerClaim]) -> list[Event]:
+    events = []
+    for follow_up in follow_ups:
+        table = follow_up.messages[0].part if follow_up.messages else "?"
+        run = next(iter(follow_up.executions.values()), "?")
+        events.append(Event(follow_up.claimed_at, "trigger", FOLLOW_UP, f"late data in {table} (run {run}): follow-up claimed by {who(follow_up.owner)}"))
+        for part, published in follow_up.published.items():
+            events.append(Event(published.published_at or follow_up.published_at, "trigger", FOLLOW_UP,
+                                f"follow-up for {part} sent ({published.message_id}, confirmed by {published.confirmed_by})"))  # fmt: skip
+    return events
+
+
 def _receipt_events(receipts: list[dict[str, Any]]) -> list[Event]:
     events = []
     for receipt in receipts:
@@ -332,7 +384,12 @@ def _findings(
     if story.rejected:
         findings.append(f"{story.rejected} rejected message(s) name this date: the producer sent what can never be valid "
                         f"(kept in {spec.orchestrator.collections.rejected})")  # fmt: skip
-    if claim is None:
+    hold = story.hold
+    if claim is None and hold is not None and hold.state == HELD:
+        deadline = "past its deadline" if hold.past_deadline else "its deadline is ahead"
+        findings.append(f"ready, but held by the data gates ({', '.join(hold.blocked_by)}; {hold.evaluations} evaluations, "
+                        f"{deadline}): phase3ops holds --recheck once the data is there")  # fmt: skip
+    elif claim is None:
         if now_readiness.ready:
             findings.append(f"ready under {now_readiness.mode} ({now_readiness.trigger_reason}) but Phase 4 was never "
                             "triggered: scripts/reconcile_phase3_completion.py --fix repairs it")  # fmt: skip
@@ -361,6 +418,12 @@ def _findings(
             findings.append(f"{table.table}: {table.rows} rows but no counting completion (a write that did not report)")
         elif table.counts and table.reported_rows and not table.rows:
             findings.append(f"{table.table}: the completion reports {table.reported_rows} rows, the warehouse has none")
+    if claim is not None and claim.decision.get("degraded"):
+        notes.append(f"triggered degraded at its deadline: {', '.join((claim.decision.get('gates') or {}).get('blocked_by') or ())} "
+                     "still failed; follow-ups (in the timeline) told Phase 4 of the data that came later")  # fmt: skip
+    for follow_up in story.follow_ups:
+        if not follow_up.is_published:
+            notes.append(f"follow-up {follow_up.trigger_id} is pending: the next delivery or reconciliation finishes it")
     if claim is not None and claim.is_published:
         missing = [p.part for p in story.parts if not p.receipt_message_ids]
         if missing:

@@ -28,12 +28,18 @@ def _when(value: dt.datetime | None, zone: zoneinfo.ZoneInfo) -> str:
 
 def _header(story: DateStory, zone: zoneinfo.ZoneInfo) -> list[str]:
     claim = story.claim
-    if claim is None:
+    if claim is None and story.hold is not None and story.hold.state == "held":
+        state = f"Phase 4 not triggered: held by the data gates ({', '.join(story.hold.blocked_by)})"
+    elif claim is None:
         state = "Phase 4 not triggered"
     elif claim.is_published:
-        state = f"Phase 4 triggered once ({len(claim.messages)} messages, {claim.decision.get('trigger_reason')})"
+        degraded = ", degraded" if claim.decision.get("degraded") else ""
+        state = f"Phase 4 triggered once ({len(claim.messages)} messages, {claim.decision.get('trigger_reason')}{degraded})"
         if claim.published_at:
             state += f", sent {_when(claim.published_at, zone)}, {_against(claim.published_at, story.deadline)}"
+        sent = [f for f in story.follow_ups if f.is_published]
+        if sent:
+            state += f"; {len(sent)} follow-up{'s' if len(sent) != 1 else ''} for late data"
     else:
         state = f"trigger pending ({len(claim.published)} of {len(claim.messages)} messages confirmed)"
     games = f"{story.games} game{'s' if story.games != 1 else ''} scheduled"

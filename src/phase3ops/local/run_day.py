@@ -31,6 +31,7 @@ chaos.py), undone whatever ends the day:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -43,8 +44,8 @@ from typing import Callable
 
 from phase3ops.analytics.synthetic import generate_game_day, write_game_day
 from phase3ops.local.environment import LocalState, render_table, restart_orchestrator
-from phase3ops.local.phase4_standin import accepted_counts, tally
-from phase3ops.orchestrator.readiness import local_today, mode_for
+from phase3ops.local.phase4_standin import accepted_counts, ledger_entries, tally
+from phase3ops.orchestrator.readiness import local_today, mode_deadline, mode_for
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 
 Say = Callable[[str], None]
@@ -78,7 +79,16 @@ def expectation(spec: PipelineSpec, claim: dict | None, game_date: dt.date, now:
     if mode is None:
         days = (game_date - local_today(spec, now)).days
         return Expectation(NO_TRIGGER, f"{game_date} is {days} days ahead: no mode triggers it yet; the runs complete, no trigger is expected")
-    return Expectation(TRIGGER, f"{game_date} is {'an' if mode.name[0] in 'aeiou' else 'a'} {mode.name} date: Phase 4 must accept one message per table")
+    deadline = mode_deadline(spec, mode, game_date)
+    gates = (
+        f"its data gates hold the trigger until the tables have rows, or until its deadline ({deadline:%m-%d %H:%M %Z}: "
+        f"then {mode.on_deadline})" if now < deadline else f"its deadline passed ({deadline:%m-%d %H:%M %Z}): a gate that fails means {mode.on_deadline}"
+    )  # fmt: skip
+    return Expectation(
+        TRIGGER,
+        f"{game_date} is {'an' if mode.name[0] in 'aeiou' else 'a'} {mode.name} date: Phase 4 must run once per message of the trigger "
+        f"and of each follow-up for data that lands after it; {gates}",
+    )
 
 
 class DayRun:
@@ -188,25 +198,43 @@ class DayRun:
         accepted = self._accepted()
         return all(accepted.get(p.output_table) for p in self.spec.processors)
 
+    def _follow_ups(self) -> list[dict]:
+        from google.cloud import firestore
+
+        query = self.firestore.collection(self.spec.orchestrator.collections.followups).where(
+            filter=firestore.FieldFilter("game_date", "==", self.game_date.isoformat())
+        )
+        return [snapshot.to_dict() for snapshot in query.stream()]
+
     def _phase4_report(self, expected: Expectation, before: dict[str, int], runs_before: dict[str, int]) -> bool:
-        """Print what Phase 4 accepted per table; True when it is what the day expected."""
+        """Print what Phase 4 received and ran per table; True when it is what the day expected:
+        its work ran exactly once for every message of the trigger and of each follow-up."""
         accepted = self._accepted()
         claim = self._claim() or {}
         published, decision = claim.get("published", {}), claim.get("decision", {})
-        self._say(f"Phase 4 (stand-in) accepted for {self.game_date}: mode={decision.get('mode', '-')}  reason={decision.get('trigger_reason', '-')}")
+        degraded = "  DEGRADED (a gate still failed at the deadline)" if decision.get("degraded") else ""
+        self._say(f"Phase 4 (stand-in) for {self.game_date}: mode={decision.get('mode', '-')}  reason={decision.get('trigger_reason', '-')}{degraded}")
         date = self.game_date.isoformat()
+        ledger = [e for e in ledger_entries(self.state.phase4_ledger) if e.get("game_date") == date]
         counts = {table: t for (day, table), t in tally(self.state.phase4_ledger).items() if day == date}
+        follow_ups = [f for f in self._follow_ups() if f.get("state") == "published"]
+        late = {m["part"]: 0 for f in follow_ups for m in f.get("messages", ())}
+        for f in follow_ups:
+            for m in f.get("messages", ()):
+                late[m["part"]] += 1
         rows = [
             (p.output_table, str(counts[p.output_table].received if p.output_table in counts else 0),
-             str(accepted.get(p.output_table, 0)), published.get(p.output_table, {}).get("confirmed_by", "-"))
+             str(accepted.get(p.output_table, 0)), published.get(p.output_table, {}).get("confirmed_by", "-"), str(late.get(p.output_table, 0)))
             for p in self.spec.processors
         ]  # fmt: skip
-        self._say(render_table(rows, ("source_table", "received", "work started", "confirmed by")))
+        self._say(render_table(rows, ("source_table", "received", "work started", "confirmed by", "follow-ups")))
         if expected.kind == TRIGGER:
-            return all(accepted.get(p.output_table) == 1 for p in self.spec.processors)
+            sent = [m["trigger_id"] for m in claim.get("messages", ())] + [m["trigger_id"] for f in follow_ups for m in f.get("messages", ())]
+            work = collections.Counter(e["trigger_id"] for e in ledger if e.get("work_started"))
+            return bool(claim) and all(work[trigger_id] == 1 for trigger_id in sent) and sum(work.values()) == len(sent)
         if expected.kind == ALREADY_TRIGGERED:
-            late = ", ".join(sorted(self._new_runs(runs_before))) or "no processor"
-            self._say(f"already triggered before this day: nothing new for Phase 4 ({'unchanged' if accepted == before else 'CHANGED'}); the runs of {late} were recorded late")
+            late_runs = ", ".join(sorted(self._new_runs(runs_before))) or "no processor"
+            self._say(f"already triggered before this day: nothing new for Phase 4 ({'unchanged' if accepted == before else 'CHANGED'}); the runs of {late_runs} were recorded late")
         else:
             self._say("no trigger expected for this date, and none sent" if not accepted else "a trigger was sent for a date no mode decides: unexpected")
         return accepted == before

@@ -109,6 +109,7 @@ class CompletionStore:
             "published_at": delivery.publish_time,
             "duration_seconds": completion.duration_seconds,
             "lock_owner": _text(completion.metadata.get("lock_owner")),
+            "rows_fingerprint": _text(completion.metadata.get("rows_fingerprint")),
         }
         incoming = {
             "game_date": completion.game_date.isoformat(),

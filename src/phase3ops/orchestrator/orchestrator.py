@@ -1,9 +1,20 @@
 """The Phase 3 -> Phase 4 orchestrator: record a completion, then advance the date.
 
 `handle_event` is what the Cloud Function runs for each Pub/Sub delivery.
-`advance` is the exactly-once trigger path on its own; reconciliation calls
-it too, so a missed trigger is repaired by the same code that normally sends
-it.
+`advance` is the exactly-once trigger path on its own; reconciliation and the
+recheck of held dates call it too, so a missed trigger is repaired by the
+same code that normally sends it.
+
+Before a ready date is claimed, its mode's data gates are evaluated in one
+warehouse query (gates/). A date a `block` gate fails is held: recorded
+(gate_holds.py), logged `held` with the gate and its figure, acknowledged,
+and evaluated again by its next completion and by the scheduled recheck.
+At the mode's deadline a still-held date follows the mode's `on_deadline`:
+held on, or triggered with `degraded: true` and the failing gates in the
+message. Once a date is triggered, a later run that changes a table's rows
+(and whose table declares `late_data: follow_up`) sends Phase 4 one
+follow-up message for that table, exactly once per run, through the same
+claim, receipt and recovery machinery as the trigger.
 
 Error contract with Pub/Sub (the function deploys with RETRY_POLICY_RETRY):
 - a message that can never be valid is stored, logged at ERROR and
@@ -32,11 +43,21 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Sequence
 
+from phase3ops.gates.evaluate import GateEvaluator, GateReport
 from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordContended, RecordOutcome
+from phase3ops.orchestrator.gate_holds import HELD as HOLD_ACTIVE
+from phase3ops.orchestrator.gate_holds import GateHolds, Hold
 from phase3ops.orchestrator.messages import BadMessage, Completion, parse_completion, parse_delivery
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
-from phase3ops.orchestrator.phase4_trigger import TriggerMessage, build_trigger_messages, date_trigger_id
-from phase3ops.orchestrator.readiness import Readiness, evaluate, trigger_deadline
+from phase3ops.orchestrator.phase4_trigger import (
+    TriggerMessage,
+    build_follow_up_message,
+    build_trigger_messages,
+    date_trigger_id,
+    follow_up_key,
+    rows_changed,
+)
+from phase3ops.orchestrator.readiness import Readiness, evaluate, mode_deadline, trigger_deadline
 from phase3ops.orchestrator.retry_summary import RetrySummary
 from phase3ops.orchestrator.trigger_claims import AttemptSuperseded, ClaimContended, Recovery, TriggerClaim, TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec
@@ -55,9 +76,11 @@ LATE = "late"  # a run the published trigger did not include (a re-run or backfi
 REJECTED = "rejected"
 RETRY_LATER = "retry_later"  # another delivery is busy with the date (a live claim, contention): raised for redelivery
 PUBLISH_FAILED = "publish_failed"  # raised for redelivery
+HELD = "held"  # ready, but a data gate blocks it: recorded and acknowledged; evaluated again later
+FOLLOWED_UP = "followed_up"  # a late run changed its table: Phase 4 was sent one follow-up message for it
 
 IN_FLIGHT_WAIT_SECONDS = 1.0  # how long a delivery waits for someone else's publish before asking for redelivery
-IN_FLIGHT_POLL_SECONDS = (0.01, 0.02, 0.04, 0.08)  # then every 0.08 s: a publish usually lands within the first
+IN_FLIGHT_POLL_SECONDS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.08)  # then every 0.08 s: a claim is usually published within 150 ms
 
 
 class RetryLater(RuntimeError):
@@ -101,6 +124,7 @@ _SEVERITY = {
     LATE: logging.WARNING,
     REPUBLISHED: logging.WARNING,
     CONFIRMED_BY_RECEIPT: logging.WARNING,
+    HELD: logging.WARNING,
 }
 _SENT = (TRIGGERED, REPUBLISHED, CONFIRMED_BY_RECEIPT)  # outcomes that settle the date's trigger
 # A run the record refused or kept out of the count is worth a look, not a page.
@@ -120,11 +144,17 @@ class Orchestrator:
         publisher: Phase4Publisher,
         clock: Clock = utc_now,
         in_flight_wait: float = IN_FLIGHT_WAIT_SECONDS,
+        gates: GateEvaluator | None = None,
+        holds: GateHolds | None = None,
+        followups: TriggerClaims | None = None,
     ):
         self.spec = spec
         self.store = store
         self.claims = claims
         self.publisher = publisher
+        self.gates = gates
+        self.holds = holds
+        self.followups = followups
         # Decides which mode a date is in; leases never read it (they use Firestore's time).
         self.clock = clock
         self.in_flight_wait = in_flight_wait
@@ -168,7 +198,9 @@ class Orchestrator:
         )
         fresh = record in (RecordOutcome.RECORDED, RecordOutcome.UPDATED)
         try:
-            decision = self.advance(completion.game_date, owner=handling_owner(delivery.message_id), completing=completion if fresh else None)
+            decision = self.advance(
+                completion.game_date, owner=handling_owner(delivery.message_id), completing=completion if fresh else None, delivered=completion
+            )
         except (RetryLater, PublishFailed) as exc:
             outcome = RETRY_LATER if isinstance(exc, RetryLater) else PUBLISH_FAILED
             self._log(Decision(outcome, game_date=completion.game_date.isoformat(), reason=str(exc), **context))
@@ -196,54 +228,160 @@ class Orchestrator:
 
     # -- the exactly-once trigger path ---------------------------------------
 
-    def advance(self, game_date: dt.date, owner: str, completing: Completion | None = None) -> Decision:
-        """Trigger Phase 4 for the date if it is ready and not yet triggered.
+    def advance(
+        self, game_date: dt.date, owner: str, completing: Completion | None = None, delivered: Completion | None = None
+    ) -> Decision:
+        """Trigger Phase 4 for the date if it is ready, its data passes the gates, and it is not yet
+        triggered; and, once it is, tell Phase 4 of `delivered` if it is late data for its table.
 
         `owner` identifies this handling, unique to it (`handling_owner`, or
         the reconciliation run); `completing` is the completion being
-        delivered, whose ids become the trigger's lineage. Raises
-        ClaimInFlight while the date's claim is pending under someone's live
-        lease or awaits receipts, and PublishFailed when messages could not
-        be confirmed.
+        delivered when it was recorded just now, whose ids become the
+        trigger's lineage. Raises ClaimInFlight while the date's claim is
+        pending under someone's live lease or awaits receipts, and
+        PublishFailed when messages could not be confirmed.
         """
-        claim, records = self._read_date(game_date)
+        claim, records, hold = self._read_date(game_date)
         if claim is not None:
-            return self._follow(claim, owner)
+            return self._follow_then_follow_up(claim, records, delivered, owner)
 
-        now = self.clock()
-        readiness = evaluate(self.spec, game_date, _counted(records), now)
+        readiness = evaluate(self.spec, game_date, _counted(records), self.clock())
         if not readiness.ready:
             return _decision(WAITING, game_date, readiness)
+        # Claim first, then look at the data: of the deliveries that find the date ready at once,
+        # exactly one evaluates its gates (one warehouse query per ready date), the others follow.
+        trigger_id = date_trigger_id(self.spec.name, game_date)
+        claim = self.claims.try_claim(game_date, trigger_id, owner, {**_decision_document(readiness, records), "gating": True}, ())
+        if claim is None:
+            # Another caller won the race to claim; follow its claim like any other.
+            claim, records, hold = self._read_date(game_date)
+            if claim is None:  # it was held and let go of the claim meanwhile
+                raise ClaimInFlight(f"the data gates of {game_date} were evaluated by another delivery just now; retry later")
+            return self._follow_then_follow_up(claim, records, delivered, owner)
         completing_record = records.get(completing.processor) if completing is not None else None
         if completing_record is not None and completing_record.execution_id != completing.execution_id:
             completing_record = None
-        messages = build_trigger_messages(self.spec, game_date, readiness, records, completing_record, now)
-        trigger_id = date_trigger_id(self.spec.name, game_date)
-        claim = self.claims.try_claim(game_date, trigger_id, owner, _decision_document(readiness, records), messages)
-        if claim is None:
-            # Another caller won the race to claim; follow its claim like any other.
-            return self._follow(self.claims.get(game_date), owner)
-        return self._publish(claim, claim.messages, TRIGGERED)
+        return self._gate_and_publish(claim, readiness, records, completing_record, hold)
 
-    def _read_date(self, game_date: dt.date) -> tuple[TriggerClaim | None, dict[str, CompletionRecord]]:
-        """The claim and every processor record of a date in one batched read."""
+    def _gate_and_publish(
+        self,
+        claim: TriggerClaim,
+        readiness: Readiness,
+        records: dict[str, CompletionRecord],
+        completing_record: CompletionRecord | None,
+        hold: Hold | None,
+    ) -> Decision:
+        """The claim's owner, before anything is published: evaluate the date's gates; hold the date
+        (and let go of the claim) or write the messages into the claim and publish them."""
+        game_date, now = claim.game_date, self.clock()
+        mode = self.spec.mode(readiness.mode)
+        report = self.gates.evaluate(game_date, mode) if self.gates is not None else GateReport()
+        past_deadline = now >= mode_deadline(self.spec, mode, game_date)
+        degraded = not report.passed
+        try:
+            if degraded and (not past_deadline or mode.on_deadline == "hold"):
+                # The claim goes and the hold is written in one batch: an owner that was taken over meanwhile writes neither.
+                held = self.holds.held(game_date, mode.name, report.as_document(), past_deadline, hold) if self.holds is not None else None
+                self.claims.let_go(claim, also=held)
+                return _held(game_date, readiness, report, past_deadline, mode.on_deadline)
+            messages = build_trigger_messages(self.spec, game_date, readiness, records, completing_record, now, report, degraded)
+            claim = self.claims.set_messages(claim, _decision_document(readiness, records, report, degraded), messages)
+        except AttemptSuperseded as exc:  # this owner paused past its lease; another took the claim over
+            raise ClaimInFlight(f"{exc}; the new owner finishes it") from exc
+        decision = self._publish(claim, claim.messages, TRIGGERED, self.claims)
+        if hold is not None and hold.state == HOLD_ACTIVE and self.holds is not None:
+            self.holds.release(game_date, claim.trigger_id, degraded)
+        return decision
+
+    def _gate_after_takeover(self, claim: TriggerClaim, owner: str) -> Decision:
+        """A claim whose owner died while evaluating the gates (it holds no messages yet): its new
+        owner evaluates them, on the date as it stands now."""
+        _, records, hold = self._read_date(claim.game_date)
+        readiness = evaluate(self.spec, claim.game_date, _counted(records), self.clock())
+        if not readiness.ready:  # its mode changed meanwhile (midnight): not ready under the new one
+            try:
+                self.claims.let_go(claim)
+            except AttemptSuperseded as exc:
+                raise ClaimInFlight(str(exc)) from exc
+            return _decision(WAITING, claim.game_date, readiness)
+        return self._gate_and_publish(claim, readiness, records, None, hold)
+
+    def _read_date(self, game_date: dt.date) -> tuple[TriggerClaim | None, dict[str, CompletionRecord], Hold | None]:
+        """The claim, the hold and every processor record of a date in one batched read."""
         claim_ref = self.claims.document(game_date)
-        records, extra = self.store.records_for_date(game_date, self.spec.processor_names, also_read=[claim_ref])
-        return TriggerClaims.from_snapshot(extra[claim_ref.path]), records
+        hold_ref = self.holds.document(game_date) if self.holds is not None else None
+        records, extra = self.store.records_for_date(game_date, self.spec.processor_names, also_read=[claim_ref, *filter(None, [hold_ref])])
+        hold_snapshot = extra.get(hold_ref.path) if hold_ref is not None else None
+        hold = Hold.from_document(hold_snapshot.to_dict()) if hold_snapshot is not None and hold_snapshot.exists else None
+        return TriggerClaims.from_snapshot(extra[claim_ref.path]), records, hold
 
-    def _follow(self, claim: TriggerClaim, owner: str) -> Decision:
+    def _follow_then_follow_up(
+        self, claim: TriggerClaim, records: dict[str, CompletionRecord], delivered: Completion | None, owner: str
+    ) -> Decision:
+        decision = self._follow(claim, owner, self.claims)
+        if delivered is None or self.followups is None or decision.outcome not in (ALREADY_TRIGGERED, *_SENT):
+            return decision
+        settled = claim if claim.is_published else self.claims.get(claim.key)
+        if settled is None or not settled.is_published:
+            return decision
+        if decision.outcome in _SENT:
+            self._log(decision)  # the trigger's own line, whatever becomes of the follow-up below
+        return self._follow_up(settled, records, delivered, owner) or decision
+
+    def _follow_up(self, claim: TriggerClaim, records: dict[str, CompletionRecord], delivered: Completion, owner: str) -> Decision | None:
+        """Once Phase 4 has the date, a run reported after the trigger was decided, whose table now
+        holds other rows than the run Phase 4 was last told of, earns one follow-up message for
+        that table, whichever delivery of that run gets here first (a redelivery finds the
+        follow-up's claim and follows it: exactly once per run)."""
+        processor = self.spec.processor(delivered.processor)
+        if processor.late_data != "follow_up":
+            return None
+        key = follow_up_key(claim.game_date, processor.output_table, delivered.execution_id)
+        follow_up = self.followups.get(key)
+        if follow_up is not None:  # this run's own follow-up, sent or left pending by an earlier delivery of it
+            return self._follow(follow_up, owner, self.followups)
+        record = records.get(processor.name)
+        if record is None or not record.counts or record.execution_id != delivered.execution_id:
+            return None  # not the run that stands for the table now
+        if delivered.execution_id in claim.executions.values():
+            return None  # the trigger's own run
+        announced = _announced_run(claim, record, processor.output_table)
+        if announced is None or delivered.execution_id == announced:
+            return None  # reported before the trigger was decided, or the run whose rows it saw
+        # A follow-up still pending counts as told: its own run's delivery is not acknowledged until it is sent.
+        announced = {announced} | {
+            run for f in self.followups.claims_on(claim.game_date)
+            if f.messages and f.messages[0].part == processor.output_table for run in f.executions.values()
+        }  # fmt: skip
+        if delivered.execution_id in announced or not rows_changed(record, announced):
+            return None  # Phase 4 was told of these very rows
+        message = build_follow_up_message(self.spec, claim, record, self.clock())
+        decision = {"mode": claim.decision.get("mode"), "trigger_reason": "late_data", "follows": claim.trigger_id,
+                    "executions": {processor.name: record.execution_id}}  # fmt: skip
+        follow_up = self.followups.try_claim(claim.game_date, message.trigger_id, owner, decision, [message], key=key)
+        if follow_up is not None:
+            return self._publish(follow_up, follow_up.messages, FOLLOWED_UP, self.followups)
+        return self._follow(self.followups.get(key), owner, self.followups)
+
+    def _follow(self, claim: TriggerClaim, owner: str, claims: TriggerClaims) -> Decision:
         if not claim.is_published and claim.lease_active:
-            claim = self._wait_for_publish(claim)
+            waited = self._wait_for_publish(claim, claims)
+            if waited is None:
+                raise ClaimInFlight(f"the data gates held {claim.game_date} just now; its next delivery evaluates them again")
+            claim = waited
         if claim.is_published:
             return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
         if claim.lease_active:
             raise ClaimInFlight(_in_flight(claim))
         # The claim's owner died or its publish failed. Exactly one caller decides,
         # from the receipts, what went out, and publishes the rest.
+        key = claim.key
         try:
-            recovery, claim = self.claims.recover(claim.key, owner)
+            recovery, claim = claims.recover(key, owner)
         except ClaimContended as exc:
             raise ClaimInFlight(str(exc)) from exc
+        if recovery is Recovery.GONE:
+            raise ClaimInFlight(f"the data gates held {key} just now; its next delivery evaluates them again")
         if recovery is Recovery.ALREADY_PUBLISHED:
             return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
         if recovery is Recovery.STILL_LEASED:
@@ -252,9 +390,11 @@ class Orchestrator:
             raise ClaimInFlight(_awaiting_receipts(claim))
         if recovery is Recovery.CONFIRMED:
             return _claim_decision(CONFIRMED_BY_RECEIPT, claim, "every message of the stale claim had a receipt: nothing re-sent")
-        return self._publish(claim, claim.unpublished, REPUBLISHED)
+        if not claim.messages:  # its owner died evaluating the date's gates: nothing was sent
+            return self._gate_after_takeover(claim, owner)
+        return self._publish(claim, claim.unpublished, REPUBLISHED, claims)
 
-    def _wait_for_publish(self, claim: TriggerClaim) -> TriggerClaim:
+    def _wait_for_publish(self, claim: TriggerClaim, claims: TriggerClaims) -> TriggerClaim | None:
         """Someone holds the claim: it is usually published within milliseconds."""
         remaining = (claim.lease_expires_at - claim.read_time).total_seconds() if claim.read_time and claim.lease_expires_at else 0
         deadline = time.monotonic() + min(self.in_flight_wait, remaining)
@@ -262,12 +402,15 @@ class Orchestrator:
         while time.monotonic() < deadline:
             time.sleep(IN_FLIGHT_POLL_SECONDS[min(polls, len(IN_FLIGHT_POLL_SECONDS) - 1)])
             polls += 1
-            claim = self.claims.get(claim.key)
+            latest = claims.get(claim.key)
+            if latest is None:  # let go of: the date was held by its gates
+                return None
+            claim = latest
             if claim.is_published or not claim.lease_active:
                 break
         return claim
 
-    def _publish(self, claim: TriggerClaim, messages: Sequence[TriggerMessage], outcome: str) -> Decision:
+    def _publish(self, claim: TriggerClaim, messages: Sequence[TriggerMessage], outcome: str, claims: TriggerClaims) -> Decision:
         """Send this attempt's messages within what is left of its lease, then record what went out.
 
         Every write here is conditional on the attempt still being this
@@ -279,9 +422,9 @@ class Orchestrator:
         failed = [o for o in outcomes if not o.ok]
         definitive = bool(failed) and all(o.definitive for o in failed)
         try:
-            claim = self.claims.mark_published(claim, sent, complete=not failed)
+            claim = claims.mark_published(claim, sent, complete=not failed)
             if definitive:
-                claim = self.claims.release_lease(claim)
+                claim = claims.release_lease(claim)
         except AttemptSuperseded as exc:
             log.warning("%s", exc, extra={"event": "trigger_attempt_superseded", "game_date": claim.game_date.isoformat(),
                                           "owner": claim.owner, "attempt": claim.attempts, "sent": sorted(sent)})  # fmt: skip
@@ -304,11 +447,14 @@ class Orchestrator:
         fields.update(decision.extra)
         if decision.outcome in _SENT and decision.game_date:
             # The dashboard charts this: how far ahead of the date's deadline Phase 4 got its trigger.
-            deadline = trigger_deadline(self.spec, dt.date.fromisoformat(decision.game_date))
+            day = dt.date.fromisoformat(decision.game_date)
+            mode = next((m for m in self.spec.modes if m.name == decision.mode), None)
+            deadline = mode_deadline(self.spec, mode, day) if mode else trigger_deadline(self.spec, day)
             fields["minutes_before_deadline"] = round((deadline - self.clock()).total_seconds() / 60, 1)
         severity = max(
             logging.WARNING if decision.overdue else _SEVERITY.get(decision.outcome, logging.INFO),
             _RECORD_SEVERITY.get(decision.record or "", logging.INFO),
+            logging.ERROR if decision.outcome == HELD and decision.overdue else logging.INFO,  # held past its deadline: page
         )
         if decision.outcome == RETRY_LATER:
             severity, quiet = self.retries.level(decision.game_date)
@@ -338,15 +484,62 @@ def _decision(outcome: str, game_date: dt.date, readiness: Readiness) -> Decisio
     )
 
 
-def _decision_document(readiness: Readiness, records: dict[str, CompletionRecord]) -> dict[str, Any]:
-    """What the claim remembers of the decision: which rule fired, on which runs."""
-    return {
+def _decision_document(
+    readiness: Readiness, records: dict[str, CompletionRecord], gates: GateReport | None = None, degraded: bool = False
+) -> dict[str, Any]:
+    """What the claim remembers of the decision: which rule fired, on which runs, what the gates said."""
+    decision = {
         "mode": readiness.mode,
         "trigger_reason": readiness.trigger_reason,
         "reason": readiness.reason,
         "completed": list(readiness.completed),
         "executions": {name: records[name].execution_id for name in readiness.completed},
     }
+    if gates is not None:
+        decision.update({"gates": gates.as_document(), "degraded": degraded})
+    return decision
+
+
+def _held(game_date: dt.date, readiness: Readiness, report: GateReport, past_deadline: bool, on_deadline: str) -> Decision:
+    blocking = report.blocking
+    first = blocking[0]
+    if past_deadline:
+        reason = f"held past its deadline (on_deadline: {on_deadline}): {report.summary}"
+    else:
+        reason = f"held until its data passes the gates (or its deadline, then {on_deadline}): {report.summary}"
+    return Decision(
+        HELD,
+        game_date=game_date.isoformat(),
+        mode=readiness.mode,
+        trigger_reason=readiness.trigger_reason,
+        completed=readiness.completed,
+        missing=readiness.missing,
+        reason=reason,
+        overdue=past_deadline,
+        extra={"gate": first.name, "figure": first.figure, "threshold": first.threshold, "gate_detail": first.detail,
+               "blocked_by": [r.name for r in blocking], "gate_error": first.error},  # fmt: skip
+    )
+
+
+def _announced_run(claim: TriggerClaim, record: CompletionRecord, table: str) -> str | None:
+    """The run of the table whose rows the trigger announced, as far as the record tells: the
+    counting run that stood when the trigger was decided (its messages written). When none stood but
+    the gates saw rows in the table, its first run reported after the decision is the one whose
+    rows they saw (written before it reported). None when the record's current run was reported
+    before the decision: Phase 4 was told of it by the trigger itself. "" when Phase 4 was told of
+    no rows at all (the table was empty, or not measured): any run is news."""
+    decided = claim.decision.get("decided_at") or claim.claimed_at
+    runs = [r for r in record.runs if r.get("counts") and r.get("published_at") is not None]
+    current = next((r for r in reversed(runs) if r.get("execution_id") == record.execution_id), None)
+    if decided is None or current is None:
+        return claim.executions.get(record.processor, "")
+    if current["published_at"] <= decided:
+        return None
+    before = [r for r in runs if r["published_at"] <= decided]
+    if before:
+        return before[-1]["execution_id"]
+    seen_rows = ((claim.decision.get("gates") or {}).get("table_rows") or {}).get(table, 0)
+    return next((r["execution_id"] for r in runs if r["published_at"] > decided), "") if seen_rows else ""
 
 
 def handling_owner(message_id: str) -> str:

@@ -9,21 +9,36 @@ in its body and as an attribute, so a consumer can drop a duplicate and the
 receipts recorder can key the evidence that it went out.
 
 The messages are built when the date is claimed and stored in the claim:
-a re-publish after a crash sends the very same bytes.
+a re-publish after a crash sends the very same bytes. Besides the
+reference's fields they carry what the data gates found (the reference's
+`data_freshness_verified` and `minutes_coverage_pct`, `degraded` when the
+date was triggered at its deadline though a gate still failed, and every
+gate's result).
+
+A follow-up (late data for one table of a triggered date) is one message in
+the same form, `is_follow_up: true`, with a trigger id of its own derived
+from the date's: `<pipeline>:<date>:<table>:late:<run>`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 from phase3ops.orchestrator.completion_store import CompletionRecord
 from phase3ops.orchestrator.readiness import Readiness
 from phase3ops.spec.pipeline import PER_TABLE, PipelineSpec
 
+if TYPE_CHECKING:
+    from phase3ops.gates.evaluate import GateReport
+    from phase3ops.orchestrator.trigger_claims import TriggerClaim
+
 DATE_PART = "date"  # the only part of a per_date trigger
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
 def date_trigger_id(pipeline: str, game_date: dt.date) -> str:
@@ -64,6 +79,8 @@ def build_trigger_messages(
     records: Mapping[str, CompletionRecord],
     completing: CompletionRecord | None,
     triggered_at: dt.datetime,
+    gates: "GateReport | None" = None,
+    degraded: bool = False,
 ) -> list[TriggerMessage]:
     """The messages for a ready date. `completing` is the run whose completion made
     the date ready (its correlation and execution ids are the trigger's lineage);
@@ -87,6 +104,7 @@ def build_trigger_messages(
         "trigger_reason": readiness.trigger_reason,
         "parent_execution_id": completing.execution_id if completing else None,
         "parent_processor": contract.parent_processor,
+        **_gate_fields(gates, degraded),
     }
     date_id = date_trigger_id(spec.name, game_date)
     if contract.form == PER_TABLE:
@@ -123,3 +141,79 @@ def _entities_changed(spec: PipelineSpec, counted: list[CompletionRecord]) -> tu
         elif isinstance(reported, list):
             changed[spec.processor(record.processor).entities].update(str(n) for n in reported if n is not None)
     return {kind: sorted(names) for kind, names in changed.items() if names}, incremental
+
+
+def _gate_fields(gates: "GateReport | None", degraded: bool) -> dict[str, Any]:
+    """What Phase 4 learns of the data gates: the reference's two fields, and every gate's verdict."""
+    if gates is None or not gates.results:
+        return {"data_freshness_verified": not degraded, "degraded": degraded}
+    return {
+        "data_freshness_verified": gates.passed and not degraded,
+        **gates.message_fields(),
+        "degraded": degraded,
+        "failing_gates": [r.name for r in (*gates.blocking, *gates.alerting)],
+        "gates": {r.name: {"passed": r.passed, "figure": r.figure, "threshold": r.threshold} for r in gates.results},
+    }
+
+
+def follow_up_key(game_date: dt.date, table: str, execution_id: str) -> str:
+    """The follow-up claim's document id: one per (date, table, run), whatever the run's id looks like."""
+    return f"{game_date.isoformat()}~{table}~{_safe(execution_id)}"
+
+
+def _safe(text: str) -> str:
+    return text if _SAFE_ID.match(text) else "h" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def follow_up_trigger_id(date_trigger: str, table: str, execution_id: str) -> str:
+    return f"{date_trigger}:{table}:late:{_safe(execution_id)}"
+
+
+def build_follow_up_message(spec: PipelineSpec, claim: "TriggerClaim", record: CompletionRecord, at: dt.datetime) -> TriggerMessage:
+    """One message telling Phase 4 that `record`'s table changed after the date's trigger."""
+    table = record.output_table or spec.processor(record.processor).output_table
+    contract = spec.phase4_trigger
+    date = claim.game_date.isoformat()
+    trigger_id = follow_up_trigger_id(claim.trigger_id, table, record.execution_id)
+    entities, incremental = _entities_changed(spec, [record])
+    body = {
+        "source_table": table,
+        "analysis_date": date,
+        "game_date": date,
+        "success": True,
+        "correlation_id": record.correlation_id,
+        "trigger_source": contract.trigger_source,
+        "triggered_by": contract.triggered_by,
+        "timestamp": at.isoformat(),
+        "entities_changed": entities,
+        "is_incremental": incremental,
+        "mode": claim.decision.get("mode"),
+        "trigger_reason": "late_data",
+        "parent_execution_id": record.execution_id,
+        "parent_processor": contract.parent_processor,
+        "is_follow_up": True,
+        "follows_trigger_id": f"{claim.trigger_id}:{table}" if contract.form == PER_TABLE else claim.trigger_id,
+        "trigger_id": trigger_id,
+    }
+    if contract.form != PER_TABLE:
+        body.update({"completed_processors": [record.processor], "completed_tables": [table], "executions": {record.processor: record.execution_id}})
+    return TriggerMessage(table, trigger_id, date, body)
+
+
+def rows_changed(record: CompletionRecord, announced: Collection[str]) -> bool:
+    """Whether the record's counting run changed its table against the last run Phase 4 was told
+    about (`announced`: the trigger's run for the table and the runs of its follow-ups).
+
+    The same rows only when both runs report the same `rows_fingerprint`
+    (this project's processors do); a run without one, or a table Phase 4
+    was never told about, is a change: better a follow-up Phase 4 does not
+    need than a change it never hears of."""
+    runs = list(record.runs)
+    current = next((i for i in range(len(runs) - 1, -1, -1) if runs[i].get("execution_id") == record.execution_id), None)
+    if current is None:
+        return True
+    told = next((r for r in reversed(runs[:current]) if r.get("execution_id") in announced), None)
+    if told is None:
+        return True
+    fingerprints = runs[current].get("rows_fingerprint"), told.get("rows_fingerprint")
+    return not (fingerprints[0] and fingerprints[0] == fingerprints[1])

@@ -173,6 +173,7 @@ class AttemptSuperseded(RuntimeError):
 
 class Recovery(enum.Enum):
     ALREADY_PUBLISHED = "already_published"  # someone finished it meanwhile
+    GONE = "gone"  # its owner let go of it meanwhile (the date's gates held it)
     STILL_LEASED = "still_leased"  # its owner's lease still runs (perhaps just taken over by someone else)
     AWAITING_RECEIPTS = "awaiting_receipts"  # the lease ran out; receipts of what it may have sent may still come
     CONFIRMED = "confirmed"  # every message had a receipt: marked published, nothing to send
@@ -205,6 +206,11 @@ class TriggerClaims:
         if not snapshot.exists:
             return None
         return TriggerClaim.from_document(snapshot.id, snapshot.to_dict(), snapshot.read_time)
+
+    def claims_on(self, game_date: dt.date) -> list[TriggerClaim]:
+        """Every claim of one game date (the follow-ups' collection holds several)."""
+        query = self._collection.where(filter=firestore.FieldFilter("game_date", "==", game_date.isoformat()))
+        return [self.from_snapshot(s) for s in query.stream()]
 
     def claims_between(self, first: dt.date, last: dt.date) -> dict[dt.date, TriggerClaim]:
         query = self._collection.where(
@@ -275,6 +281,32 @@ class TriggerClaims:
         history = [*claim.history, {"event": "lease_released", "owner": claim.owner, "attempt": claim.attempts}]
         return self._owners_write(claim, {"lease_seconds": 0, "attempt_outcome": NOTHING_SENT, "history": history}, "release")
 
+    def set_messages(self, claim: TriggerClaim, decision: dict[str, Any], messages: Sequence[TriggerMessage]) -> TriggerClaim:
+        """The owner, once the date's gates passed (or its deadline said to go ahead): what to publish.
+        The lease starts again here (the gates took their time), and the decision's time is kept:
+        runs reported after it are news to Phase 4."""
+        documents = [m.to_document() for m in messages]
+        decision = {**decision, "decided_at": firestore.SERVER_TIMESTAMP}
+        claim = self._owners_write(claim, {"decision": decision, "messages": documents, "lease_started_at": firestore.SERVER_TIMESTAMP}, "fill")
+        decided = {**decision, "decided_at": claim.written.update_time}
+        return replace(claim, decision=decided, messages=tuple(messages), local_deadline=claim.written.sent_at + self.lease.total_seconds())
+
+    def let_go(self, claim: TriggerClaim, also: tuple[Any, dict[str, Any]] | None = None) -> None:
+        """The owner found the date's data short (its gates hold it): the claim goes, so the date
+        is claimed afresh when it is evaluated again. It never held messages: nothing was sent.
+        `also` (a document and fields to merge: the hold) is written in the same batch, so an
+        owner taken over meanwhile writes neither."""
+        if claim.written is None:
+            raise AttemptSuperseded(f"cannot let go of claim {claim.key}: this copy was not written by its owner")
+        batch = self._client.batch()
+        batch.delete(self.document(claim.key), option=firestore.Client.write_option(last_update_time=claim.written.update_time))
+        if also is not None:
+            batch.set(also[0], also[1], merge=True)
+        try:
+            batch.commit()
+        except (gexc.FailedPrecondition, gexc.NotFound) as exc:
+            raise AttemptSuperseded(f"attempt {claim.attempts} of claim {claim.key} was taken over before it let go") from exc
+
     def recover(self, key: dt.date | str, owner: str) -> tuple[Recovery, TriggerClaim]:
         """Decide, as exactly one winner, what becomes of a claim whose lease ran out: the
         write is conditional on the claim being as read, so of two recoverers one loses and reads again."""
@@ -303,12 +335,18 @@ def _key(key: dt.date | str) -> str:
     return key.isoformat() if isinstance(key, dt.date) else key
 
 
-def _recover(snapshot, client, receipts, owner: str, lease: dt.timedelta) -> tuple[tuple[Recovery, TriggerClaim], dict[str, Any] | None]:
+def _recover(snapshot, client, receipts, owner: str, lease: dt.timedelta) -> tuple[tuple[Recovery, TriggerClaim | None], dict[str, Any] | None]:
     claim = TriggerClaims.from_snapshot(snapshot)
+    if claim is None:
+        return (Recovery.GONE, None), None
     if claim.is_published:
         return (Recovery.ALREADY_PUBLISHED, claim), None
     if claim.lease_active:
         return (Recovery.STILL_LEASED, claim), None
+    if not claim.messages:
+        # Its owner died while evaluating the date's gates: it had nothing to publish yet, so there is
+        # no receipt to wait for. The recoverer takes it over and evaluates them.
+        return _take_over(claim, snapshot, owner, lease, list(claim.history), {}, {})
     pending = claim.unpublished
     receipt_refs = {receipts.document(m.trigger_id).path: m for m in pending}
     found = {}
@@ -327,6 +365,13 @@ def _recover(snapshot, client, receipts, owner: str, lease: dt.timedelta) -> tup
     if claim.awaiting_receipts:
         # What is missing may be on its way: a publish whose bytes were late, a receipt being retried.
         return (Recovery.AWAITING_RECEIPTS, _with(claim, found)), None
+    return _take_over(claim, snapshot, owner, lease, history, found, update)
+
+
+def _take_over(
+    claim: TriggerClaim, snapshot, owner: str, lease: dt.timedelta, history: list[dict[str, Any]], found: dict[str, dict[str, Any]],
+    update: dict[str, Any],
+) -> tuple[tuple[Recovery, TriggerClaim], dict[str, Any]]:
     attempt = claim.attempts + 1
     history.append(
         {"event": "taken_over", "owner": owner, "previous_owner": claim.owner, "attempt": attempt, "at": snapshot.read_time,
