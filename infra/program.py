@@ -49,8 +49,17 @@ def deploy(repo_root: Path) -> None:
             dataset_name=pipeline.analytics.dataset,
             raw_dataset=pipeline.analytics.raw_dataset,
             analytics_editors={"analytics": identities.member("analytics")},
-            analytics_readers={"health-check": identities.member("health_check"), "reconcile": identities.member("reconcile")},
-            raw_readers={"analytics": identities.member("analytics"), "health-check": identities.member("health_check")},
+            analytics_readers={
+                "health-check": identities.member("health_check"),
+                "reconcile": identities.member("reconcile"),
+                "orchestrator": identities.member("orchestrator"),  # the data gates
+            },
+            raw_readers={
+                "analytics": identities.member("analytics"),
+                "health-check": identities.member("health_check"),
+                "orchestrator": identities.member("orchestrator"),  # the gates' game schedule
+                "reconcile": identities.member("reconcile"),  # reconcile and the hold recheck read the schedule
+            },
         ),
         opts=after_apis,
     )
@@ -109,7 +118,12 @@ def deploy(repo_root: Path) -> None:
             region=settings.region,
             pipeline=pipeline,
             image=settings.analytics_image,
-            service_accounts={"health": identities.email("health_check"), "reconcile": identities.email("reconcile")},
+            # Re-evaluating held dates triggers Phase 4 like a repair: the reconciliation's identity.
+            service_accounts={
+                "health": identities.email("health_check"),
+                "reconcile": identities.email("reconcile"),
+                "holds": identities.email("reconcile"),
+            },
             scheduler_service_account=identities.email("scheduler"),
             scheduler_member=identities.member("scheduler"),
             labels=labels,

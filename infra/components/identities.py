@@ -27,8 +27,8 @@ class Workload:
 WORKLOADS: dict[str, Workload] = {
     "orchestrator": Workload(
         "phase3-orchestrator",
-        "Phase 3 -> Phase 4 orchestrator and receipts functions",
-        ("roles/datastore.user", "roles/logging.logWriter"),
+        "Phase 3 -> Phase 4 orchestrator and receipts functions; reads the Phase 3 tables and the schedule for the data gates",
+        ("roles/datastore.user", "roles/bigquery.jobUser", "roles/logging.logWriter"),
     ),
     # Only invokes the functions (granted on each function's service); a direct
     # Pub/Sub trigger needs no eventarc.eventReceiver.

@@ -129,6 +129,9 @@ class OrchestratorFunction(pulumi.ComponentResource):
                 "environment_variables": {
                     "GOOGLE_CLOUD_PROJECT": args.project,
                     "PHASE3OPS_PIPELINE": "pipeline.yaml",
+                    # The data gates read the Phase 3 tables and the schedule in BigQuery.
+                    "PHASE3OPS_WAREHOUSE": "bigquery",
+                    "PHASE3OPS_BIGQUERY_LOCATION": args.region,
                     "LOG_EXECUTION_ID": "true",
                 },
             },

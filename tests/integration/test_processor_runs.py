@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -262,3 +263,65 @@ class _Failing:
 
             return fail
         return getattr(self._real, name)
+
+
+# -- a re-run never shrinks a good date ------------------------------------------------------------
+
+
+def _half_the_box_scores_disappear(analytics) -> None:
+    """Phase 2 re-scraped the date and, this time, got only half of its games."""
+    table = analytics.spec.raw_table("player_boxscores")
+    rows = analytics.warehouse.query(f"SELECT * FROM `{table.dataset}.{table.name}` WHERE game_date = DATE '{DAY}'")
+    games = sorted({r["game_id"] for r in rows})
+    analytics.warehouse.write_partition(table, DAY, [r for r in rows if r["game_id"] in games[: len(games) // 2]])
+
+
+@pytest.mark.parametrize("action", ["hold", "refuse", "alert"])
+def test_a_rerun_on_partial_upstream_data_never_shrinks_a_good_date_by_itself(analytics, action, caplog):
+    from phase3ops.analytics.runner import ShrinkHeld
+    from phase3ops.spec.pipeline import ShrinkGuard
+
+    analytics.spec = dataclasses.replace(
+        analytics.spec, analytics=dataclasses.replace(analytics.spec.analytics, shrink_guard=ShrinkGuard(0.2, action))
+    )
+    first = analytics.runner().run("player_game_summary", DAY)
+    full = analytics.rows("player_game_summary")
+    analytics.published(at_least=1)
+    _half_the_box_scores_disappear(analytics)
+
+    with caplog.at_level("WARNING", logger="phase3ops.analytics"):
+        if action == "hold":
+            with pytest.raises(ShrinkHeld, match=r"would remove 52 of the date's 104 rows \(50%, the guard allows 20%\)"):
+                analytics.runner().run("player_game_summary", DAY)
+        else:
+            rerun = analytics.runner().run("player_game_summary", DAY)
+    [line] = [r for r in caplog.records if getattr(r, "event", None) == "write_shrink"]
+    assert (line.removed, line.existing, line.action) == (52, 104, action)
+    if action == "alert":  # written, and an error was logged for the alert
+        assert len(analytics.rows("player_game_summary")) == 52 and line.levelname == "ERROR"
+        return
+    assert analytics.rows("player_game_summary") == full  # the good date stands
+    if action == "refuse":
+        assert rerun.status == "failed"
+        [refused] = analytics.published(at_least=1)
+        assert refused["status"] == "failed" and refused["metadata"]["refused"] == "shrink_guard"
+    else:
+        assert analytics.published() == []  # held: nothing published, Pub/Sub delivers it again later
+
+    # An operator who knows the games were really removed: allow_shrink writes it.
+    forced = analytics.runner().run("player_game_summary", DAY, allow_shrink=True)
+    assert forced.status == "success" and len(analytics.rows("player_game_summary")) == 52 != first.record_count
+
+
+def test_a_run_reports_a_fingerprint_of_its_rows_that_repeats_for_the_same_rows(analytics):
+    analytics.runner().run("team_offense_game_summary", DAY)
+    analytics.runner().run("team_offense_game_summary", DAY)
+    first, second = analytics.published(at_least=2)
+    assert first["metadata"]["rows_fingerprint"] == second["metadata"]["rows_fingerprint"]  # the same rows, computed later
+    table = analytics.spec.raw_table("team_boxscores")
+    rows = analytics.warehouse.query(f"SELECT * FROM `{table.dataset}.{table.name}` WHERE game_date = DATE '{DAY}'")
+    corrected = [{**r, "points": r["points"] + 1, "scraped_at": r["scraped_at"] + dt.timedelta(hours=3)} for r in rows]
+    analytics.warehouse.append(table, corrected)  # a stat correction: a newer scrape of every team line
+    analytics.runner().run("team_offense_game_summary", DAY)
+    [third] = analytics.published(at_least=1)
+    assert third["metadata"]["rows_fingerprint"] != first["metadata"]["rows_fingerprint"]

@@ -250,7 +250,7 @@ def test_an_override_that_breaks_the_schema_is_reported_at_its_key(repo):
     [problem] = raised.value.problems
     assert (problem.file.endswith("dashboards/stacks/dev.yaml"), problem.line) == (True, 10)
     assert problem.path == "dashboards.phase3-handoff.tiles.duplicate-rows.scorecard.statistic"
-    assert "overrides spec.rows[4].tiles[0].scorecard.statistic of dashboard phase3-handoff: 'average' is not one of" in problem.message
+    assert "overrides spec.rows[5].tiles[0].scorecard.statistic of dashboard phase3-handoff: 'average' is not one of" in problem.message
 
 
 def test_overrides_for_a_tile_or_dashboard_that_does_not_exist_are_errors(repo):

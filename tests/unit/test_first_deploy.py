@@ -150,8 +150,11 @@ def test_bigquery_access_is_granted_per_dataset_never_project_wide(dev):
         ("nba_analytics", "roles/bigquery.dataEditor", "phase3-analytics"),
         ("nba_analytics", "roles/bigquery.dataViewer", "phase3-health-check"),
         ("nba_analytics", "roles/bigquery.dataViewer", "phase3-reconcile"),
+        ("nba_analytics", "roles/bigquery.dataViewer", "phase3-orchestrator"),  # the data gates read the tables ...
         ("nba_raw", "roles/bigquery.dataViewer", "phase3-analytics"),
         ("nba_raw", "roles/bigquery.dataViewer", "phase3-health-check"),
+        ("nba_raw", "roles/bigquery.dataViewer", "phase3-orchestrator"),  # ... and the schedule
+        ("nba_raw", "roles/bigquery.dataViewer", "phase3-reconcile"),  # the schedule, for reconcile and the hold recheck
     }
     [dataset] = dev.of_type("gcp:bigquery/dataset:Dataset")
     assert dataset.inputs["datasetId"] == "nba_analytics" and dataset.protect  # created here; Phase 2's is only looked up
@@ -167,7 +170,7 @@ def test_the_trigger_identity_only_invokes_and_the_checks_have_identities_of_the
     assert "roles/datastore.viewer" in roles["phase3-health-check"] and "roles/datastore.user" not in roles["phase3-health-check"]
     assert "roles/datastore.user" in roles["phase3-reconcile"] and "roles/monitoring.metricWriter" not in roles["phase3-reconcile"]
     jobs = {j.name: j.inputs["template"]["template"]["serviceAccount"].split("@")[0] for j in dev.of_type("gcp:cloudrunv2/job:Job")}
-    assert jobs == {"phase3-health-check": "phase3-health-check", "phase3-reconcile": "phase3-reconcile"}
+    assert jobs == {"phase3-health-check": "phase3-health-check", "phase3-reconcile": "phase3-reconcile", "phase3-hold-recheck": "phase3-reconcile"}
     publishers = {(r.inputs["topic"], r.inputs["member"].split(":")[1].split("@")[0]) for r in dev.of_type("gcp:pubsub/topicIAMMember:TopicIAMMember") if r.inputs["role"] == "roles/pubsub.publisher"}
     assert ("nba-phase4-trigger", "phase3-reconcile") in publishers
     assert not [topic for topic, who in publishers if who == "phase3-health-check"]

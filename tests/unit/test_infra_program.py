@@ -97,7 +97,8 @@ def test_topics_ttl_and_scheduled_checks(dev):
     ttl = one(dev, "gcp:firestore/field:Field", "phase3_processor_locks-expires_at-ttl")
     assert (ttl.inputs["collection"], ttl.inputs["field"], ttl.inputs["ttlConfig"]) == ("phase3_processor_locks", "expires_at", {})
     jobs = {r.name: r.inputs["template"]["template"]["containers"][0]["args"] for r in dev.of_type("gcp:cloudrunv2/job:Job")}
-    assert jobs == {"phase3-health-check": ["health", "--days", "3"], "phase3-reconcile": ["reconcile", "--days", "3", "--fix"]}
+    assert jobs == {"phase3-health-check": ["health", "--days", "3"], "phase3-reconcile": ["reconcile", "--days", "3", "--fix"],
+                    "phase3-hold-recheck": ["holds", "--days", "3", "--recheck"]}  # fmt: skip
     schedules = dev.of_type("gcp:cloudscheduler/job:Job")
     assert {s.inputs["timeZone"] for s in schedules} == {"America/New_York"}
     assert all(s.inputs["httpTarget"]["uri"].endswith(":run") and "oauthToken" in s.inputs["httpTarget"] for s in schedules)
@@ -238,3 +239,61 @@ def test_the_text_plan_shows_the_graph(dev):
     assert "orchestrator-errors (AlertPolicy) -> phase3_orchestrator_errors-queryable (Sleep)" in text
     assert "phase3_orchestrator_errors-queryable (Sleep) -> phase3_orchestrator_errors (Metric)" in text
     assert "nba-phase3-trigger (Topic) -> apis (ProjectApis)" in text  # one edge for all thirteen APIs
+
+
+# The function bundle is installed by Cloud Build from its own requirements.txt, not from pyproject:
+# a package a bundled module imports and the file lacks fails the first deploy, or the first ready date.
+LOCAL_ONLY = {
+    "duckdb": "the embedded warehouse: the deployed function runs PHASE3OPS_WAREHOUSE=bigquery",
+    "pyarrow": "loads batches into DuckDB; never on the function's path",
+}
+
+
+def test_the_function_requirements_cover_every_package_its_bundle_imports():
+    import ast
+    import importlib.metadata
+    import re
+    import sys
+
+    from infra.function_source import collect_function_source
+
+    source = collect_function_source(REPO_ROOT)
+    imported = set()
+    for path in source.files.values():
+        if path.suffix != ".py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module)
+                imported.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from google.cloud import bigquery`
+    distributions = importlib.metadata.packages_distributions()
+    needed = set()
+    for module in imported:
+        top = module.split(".")[0]
+        if top in sys.stdlib_module_names or top == "phase3ops" or top == "__future__":
+            continue
+        # google is a namespace shared by many distributions: resolve the subpackage.
+        candidates = distributions.get(top, []) if top != "google" else _google_distribution(module)
+        needed.update(re.sub(r"[-_.]+", "-", d).lower() for d in candidates)
+    requirements = (REPO_ROOT / "functions" / "orchestrator" / "requirements.txt").read_text()
+    declared = {re.sub(r"[-_.]+", "-", re.split(r"[<>=!\[ ]", line.strip())[0]).lower() for line in requirements.splitlines() if line.strip() and not line.startswith("#")}
+    missing = needed - declared - set(LOCAL_ONLY)
+    assert not missing, f"functions/orchestrator/requirements.txt lacks {sorted(missing)}"
+    assert {"google-cloud-bigquery", "sqlglot", "google-cloud-firestore"} <= needed
+
+
+def _google_distribution(module: str) -> list[str]:
+    parts = module.split(".")
+    known = {
+        ("google", "cloud", "firestore"): "google-cloud-firestore", ("google", "cloud", "bigquery"): "google-cloud-bigquery",
+        ("google", "cloud", "pubsub_v1"): "google-cloud-pubsub", ("google", "pubsub_v1"): "google-cloud-pubsub",
+        ("google", "cloud", "pubsub"): "google-cloud-pubsub", ("google", "api_core"): "google-api-core",
+    }  # fmt: skip
+    for length in (3, 2):
+        if tuple(parts[:length]) in known:
+            return [known[tuple(parts[:length])]]
+    if len(parts) <= 2 or parts[:3] in (["google", "cloud", "exceptions"],):
+        return []  # the namespace itself; what is imported from it is resolved on its own
+    raise AssertionError(f"which distribution provides {module}? add it to the table")

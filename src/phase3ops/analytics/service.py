@@ -2,7 +2,8 @@
 
 POST /   body: the standard push envelope
          {"message": {"data": base64(JSON), "messageId": ..., "attributes": {...}}, "subscription": ...}
-         data: {"game_date": "YYYY-MM-DD", "processors": [optional names], "correlation_id": optional}
+         data: {"game_date": "YYYY-MM-DD", "processors": [optional names], "correlation_id": optional,
+                "allow_shrink": optional, true to write a run that removes many of a date's rows}
          One named processor: it runs. None (all five) or several: the message
          is split into one message per processor on the same topic, so every
          request is one bounded run (see fan_out.py).
@@ -13,9 +14,10 @@ subscription's max attempts, dead-letters the message), so:
 - 200: the processor ran and published its completion, or the message was split;
 - 400: the envelope or its data can never be processed (the reason is in the body and the log);
 - 401: the push token is missing or wrong;
-- 503: a processor lock stayed busy; 409: the run lost its lock to a newer run
-  (the warehouse refused its write); 500: anything else failed. All are
-  retried; a retry runs under a new lock with the newest data.
+- 503: a processor lock stayed busy, or the run would remove too much of a
+  date's rows (the shrink guard holds it); 409: the run lost its lock to a
+  newer run (the warehouse refused its write); 500: anything else failed.
+  All are retried; a retry runs under a new lock with the newest data.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import binascii
 import datetime as dt
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, jsonify, request
 
 from phase3ops.analytics.fan_out import PerProcessorFanOut
 from phase3ops.analytics.push_auth import PushAuth, Unauthorized
-from phase3ops.analytics.runner import ProcessorRunner
+from phase3ops.analytics.runner import ProcessorRunner, ShrinkHeld
 from phase3ops.locking.lease_lock import LockBusy, LockLost
 
 log = logging.getLogger("phase3ops.analytics.service")
@@ -43,7 +46,16 @@ class BadPush(ValueError):
         self.reason, self.field = reason, field
 
 
-def parse_push(body: Any, known_processors: tuple[str, ...]) -> tuple[dt.date, list[str], str | None, str]:
+@dataclass(frozen=True)
+class Push:
+    game_date: dt.date
+    processors: list[str]
+    correlation_id: str | None
+    message_id: str
+    allow_shrink: bool = False  # an operator's re-run after a real correction: the shrink guard lets it write
+
+
+def parse_push(body: Any, known_processors: tuple[str, ...]) -> Push:
     if not isinstance(body, dict) or not isinstance(body.get("message"), dict):
         raise BadPush("body is not a Pub/Sub push envelope (no 'message' object)", "message")
     message = body["message"]
@@ -68,7 +80,10 @@ def parse_push(body: Any, known_processors: tuple[str, ...]) -> tuple[dt.date, l
     unknown = [p for p in processors if p not in known_processors]
     if unknown:
         raise BadPush(f"unknown processors {unknown} (known: {', '.join(known_processors)})", "processors")
-    return game_date, processors, data.get("correlation_id"), message_id
+    allow_shrink = data.get("allow_shrink", False)
+    if not isinstance(allow_shrink, bool):
+        raise BadPush("'allow_shrink' must be true or false", "allow_shrink")
+    return Push(game_date, processors, data.get("correlation_id"), message_id, allow_shrink)
 
 
 def create_app(runner: ProcessorRunner, auth: PushAuth, fan_out: PerProcessorFanOut) -> Flask:
@@ -86,9 +101,7 @@ def create_app(runner: ProcessorRunner, auth: PushAuth, fan_out: PerProcessorFan
             log.warning("push refused: %s", exc, extra={"event": "push_unauthorized"})
             return jsonify(error=str(exc)), 401
         try:
-            game_date, processors, correlation_id, message_id = parse_push(
-                request.get_json(silent=True), runner.spec.processor_names
-            )
+            push = parse_push(request.get_json(silent=True), runner.spec.processor_names)
         except BadPush as exc:
             log.error(
                 "bad push request: %s",
@@ -96,9 +109,10 @@ def create_app(runner: ProcessorRunner, auth: PushAuth, fan_out: PerProcessorFan
                 extra={"event": "push_rejected", "field": exc.field, "body": request.get_data(as_text=True)[:4000]},
             )
             return jsonify(error=exc.reason, field=exc.field), 400
+        game_date, processors, correlation_id, message_id = push.game_date, push.processors, push.correlation_id, push.message_id
         if len(processors) != 1:
             try:
-                ids = fan_out.split(game_date, processors, correlation_id or message_id, split_from=message_id)
+                ids = fan_out.split(game_date, processors, correlation_id or message_id, split_from=message_id, allow_shrink=push.allow_shrink)
             except Exception as exc:
                 log.error("%s: %s", game_date, exc, extra={"event": "fan_out_failed", "game_date": game_date.isoformat()})
                 return jsonify(error=str(exc)), 500
@@ -110,9 +124,13 @@ def create_app(runner: ProcessorRunner, auth: PushAuth, fan_out: PerProcessorFan
         results = []
         for name in processors:
             try:
-                results.append(runner.run(name, game_date, correlation_id or message_id, trigger_message_id=message_id))
+                results.append(
+                    runner.run(name, game_date, correlation_id or message_id, trigger_message_id=message_id, allow_shrink=push.allow_shrink)
+                )
             except LockBusy as exc:
                 log.warning("%s %s: %s", name, game_date, exc, extra={"event": "processor_lock_busy", "processor": name})
+                return jsonify(error=str(exc), processor=name), 503
+            except ShrinkHeld as exc:  # logged by the runner; delivered again later, when the upstream data may be complete
                 return jsonify(error=str(exc), processor=name), 503
             except LockLost as exc:
                 log.warning("%s %s: %s", name, game_date, exc, extra={"event": "processor_lock_lost", "processor": name})
