@@ -46,6 +46,10 @@ the monitored resource types (and their labels) this project can log or
 measure. Problems say where they are as "at character N" (1-based, counted
 in the filter text as YAML delivers it) and quote the offending fragment.
 
+Any text at all gives problems, never an exception: a filter longer than
+MAX_FILTER_CHARS, or nested (parentheses, NOT, function calls) deeper than
+MAX_NESTING, is a problem at the character where it goes too far.
+
 The alert and dashboard lints run all of this over their specs.
 """
 
@@ -56,7 +60,16 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Union
 
+from phase3ops.input_bounds import REASON_CHARS, capped
 from phase3ops.spec.documents import SpecDocument
+
+# Cloud Logging takes queries of up to 20,000 characters
+# (https://cloud.google.com/logging/quotas); an alert policy's Monitoring
+# filter at most 2,048. Nothing longer can deploy, so nothing longer is parsed.
+MAX_FILTER_CHARS = 20_000
+# Parentheses, NOTs and function calls inside each other. Real filters nest
+# two or three deep; the parser recurses once per level.
+MAX_NESTING = 50
 
 # Monitored resource types a filter here may name, with their labels as
 # Google lists them (https://cloud.google.com/monitoring/api/resources,
@@ -200,8 +213,8 @@ class FilterSyntaxError(ValueError):
 
     def __init__(self, offset: int, message: str):
         self.offset = offset
-        self.message = message
-        super().__init__(f"at character {offset + 1}: {message}")
+        self.message = capped(message, REASON_CHARS)  # messages quote fragments of the filter, which may be huge
+        super().__init__(f"at character {offset + 1}: {self.message}")
 
 
 @dataclass(frozen=True)
@@ -210,7 +223,7 @@ class FilterProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"at character {self.offset + 1}: {self.message}"
+        return f"at character {self.offset + 1}: {capped(self.message, REASON_CHARS)}"
 
 
 def _quoted(fragment: str) -> str:
@@ -255,11 +268,11 @@ class Token:
         return self.kind == _TEXT and self.source in words
 
 
-_UNQUOTED_PART = re.compile(r'[^\s()"=<>:!,~.\u201c\u201d\u201e]+')
+_TYPOGRAPHIC_QUOTES = "\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f"  # ‘ ’ ‚ ‛ “ ” „ ‟: word processors' quotes
+_UNQUOTED_PART = re.compile(rf'[^\s()"=<>:!,~.{_TYPOGRAPHIC_QUOTES}]+')
 _QUOTED_PART = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _OPERATOR_TEXT = re.compile(r"!=|<=|>=|=~|!~|[=<>:]")
-_NUMBER = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?$")
-_TYPOGRAPHIC_QUOTES = "\u201c\u201d\u201e"
+_NUMBER = re.compile(r"\d+(\.\d+)?([eE][+-]?\d+)?")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 
 
@@ -463,8 +476,12 @@ class _Parser:
     comments = False
 
     def __init__(self, text: str):
+        if len(text) > MAX_FILTER_CHARS:
+            message = f"the filter is {len(text):,} characters long; at most {MAX_FILTER_CHARS:,} are read (no filter can deploy that long)"
+            raise FilterSyntaxError(MAX_FILTER_CHARS, message)
         self.tokens = _tokens(text, self.comments)
         self.index = 0
+        self.depth = 0  # how many parentheses, NOTs and calls enclose the current token
         self.notes: list[FilterProblem] = []  # legal but suspicious, found while parsing
         self._parenthesised: set[int] = set()  # ids of nodes written inside ( )
 
@@ -514,8 +531,19 @@ class _Parser:
         token = self.peek()
         if token.is_keyword("NOT") or (token.kind == _MINUS and self.minus_means_not):
             self.take()
-            return Not(self.term(), token.offset)
+            self.descend(token)
+            node = Not(self.term(), token.offset)
+            self.depth -= 1
+            return node
         return self.simple()
+
+    def descend(self, token: Token) -> None:
+        """Enter one more level of nesting, refusing the level past MAX_NESTING (each level recurses)."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise FilterSyntaxError(
+                token.offset, f"nested more than {MAX_NESTING} levels deep (parentheses, NOT and function calls inside each other)"
+            )
 
     def simple(self) -> Node:
         token = self.peek()
@@ -539,7 +567,9 @@ class _Parser:
 
     def group(self) -> Node:
         opening = self.take()
+        self.descend(opening)
         node = self.expression()
+        self.depth -= 1
         closing = self.peek()
         if closing.kind == _CLOSE:
             self.take()
@@ -568,10 +598,12 @@ class _Parser:
         if self.peek().kind == _CLOSE:
             self.take()
             return Call(token.source, (), token.offset)
+        self.descend(opening)
         while True:
             arguments.append(self.function_argument(token))
             separator = self.take()
             if separator.kind == _CLOSE:
+                self.depth -= 1
                 return Call(token.source, tuple(arguments), token.offset)
             if separator.kind == _END:
                 raise self.unclosed(opening)
@@ -590,7 +622,7 @@ class _Parser:
     def negative_number(self) -> Literal:
         minus = self.take()
         number = self.peek()
-        if number.kind == _TEXT and number.offset == minus.end and _NUMBER.match(number.source):
+        if number.kind == _TEXT and number.offset == minus.end and _NUMBER.fullmatch(number.source):
             self.take()
             return Literal("-" + number.source, minus.offset, (Part("-" + number.source, False),))
         raise FilterSyntaxError(minus.offset, 'a value that starts with "-" must be quoted')
@@ -693,12 +725,21 @@ class _MonitoringParser(_Parser):
 
 def parse_logging_filter(text: str) -> Node:
     """The Logging query as a tree; raises FilterSyntaxError."""
-    return _LoggingParser(text).parse()
+    return _parse(_LoggingParser, text)[0]
 
 
 def parse_monitoring_filter(text: str) -> Node:
     """The Monitoring filter as a tree; raises FilterSyntaxError."""
-    return _MonitoringParser(text).parse()
+    return _parse(_MonitoringParser, text)[0]
+
+
+def _parse(parser_type: type[_Parser], text: str) -> tuple[Node, list[FilterProblem]]:
+    """The tree of `text` and the parser's notes; raises FilterSyntaxError, never anything else."""
+    try:
+        parser = parser_type(text)
+        return parser.parse(), parser.notes
+    except RecursionError:  # a last resort: MAX_NESTING keeps the parser far below the interpreter's limit
+        raise FilterSyntaxError(0, "nested too deeply to read") from None
 
 
 # ---------------------------------------------------------------------------
@@ -902,12 +943,11 @@ def _monitoring_comparison_problems(comparison: Comparison) -> list[FilterProble
 
 
 def _monitoring_problems(text: str, resource_type: str | None = None) -> list[FilterProblem]:
-    parser = _MonitoringParser(text)
     try:
-        tree = parser.parse()
+        tree, notes = _parse(_MonitoringParser, text)
     except FilterSyntaxError as error:
         return [FilterProblem(error.offset, error.message)]
-    problems = list(parser.notes)
+    problems = list(notes)
     for node in _walk(tree):
         if isinstance(node, Comparison):
             problems += _monitoring_comparison_problems(node)
@@ -973,7 +1013,10 @@ class LabelRestriction:
             return any(name.endswith(v) for v in self.values)
         if self.how == "has_substring":
             return any(v in name for v in self.values)
-        return any(re.fullmatch(v, name) for v in self.values)
+        try:
+            return any(re.fullmatch(v, name) for v in self.values)
+        except re.error:  # RE2 (`\z`, `\pL`) that Python's re cannot read: it may well match
+            return True
 
 
 _HOW = {"one_of": "equals", "starts_with": "starts_with", "ends_with": "ends_with",

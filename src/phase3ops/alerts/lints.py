@@ -26,6 +26,7 @@ from phase3ops.alerts.filters import (
 )
 from phase3ops.alerts.policies import LOG_METRIC_REFERENCE, STATISTICS, policy_body, to_proto
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
+from phase3ops.input_bounds import quoted
 from phase3ops.spec.documents import SpecProblem
 
 _WORKLOAD_NAME = re.compile(r'resource\.labels?\.(service_name|function_name|job_name|configuration_name)\s*=\s*"([^"]+)"')
@@ -146,7 +147,15 @@ def runbook_section_exists(rule: AlertRule, context: LintContext) -> list[SpecPr
     if runbook.startswith("https://"):
         return []
     file, _, anchor = runbook.partition("#")
-    path = context.repo_root / file
+    # The runbook is published from docs/: a path that leaves it (`..`, an absolute path, a symlink out)
+    # names a file the on-call cannot open, and would have the lint read any file on the machine.
+    try:
+        path = (context.repo_root / file).resolve()
+        inside_docs = path.is_relative_to((context.repo_root / "docs").resolve())
+    except (OSError, ValueError, RuntimeError):  # a NUL character, a symlink loop
+        inside_docs = False
+    if not inside_docs:
+        return [rule.problem(["documentation", "runbook"], f"{quoted(file)} is not inside docs/: a runbook must be a file in the repository's docs folder")]
     if not path.is_file():
         return [rule.problem(["documentation", "runbook"], f"{file} does not exist")]
     if anchor not in _anchors(str(path), path.stat().st_mtime_ns):

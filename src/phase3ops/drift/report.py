@@ -10,7 +10,7 @@ ORDER = (OUTSIDE, UNDEPLOYED, UNATTRIBUTED, KNOWN)
 
 
 def _counts(result: PreviewResult) -> dict[str, int]:
-    return {kind: sum(1 for c in result.changes if c.kind == kind) for kind in ORDER}
+    return {kind: sum(c.count for c in result.changes if c.kind == kind) for kind in ORDER}
 
 
 def headline(result: PreviewResult, stack: str) -> str:
@@ -26,7 +26,8 @@ def _describe(change: Change) -> str:
     subject = f"{change.type} {change.name}" if change.urn else "(unnamed)"
     props = ", ".join(change.properties) if change.properties else "-"
     extra = f" [allowed: {change.allow_reason}]" if change.kind == KNOWN else ""
-    return f"{subject}: {change.op} ({props}){extra}"
+    times = f" x{change.count}" if change.count > 1 else ""
+    return f"{subject}: {change.op}{times} ({props}){extra}"
 
 
 def as_text(result: PreviewResult, stack: str, verbose: bool = False) -> str:
@@ -50,7 +51,8 @@ def as_markdown(result: PreviewResult, stack: str) -> str:
         for kind in ORDER:
             for change in (c for c in result.changes if c.kind == kind):
                 props = ", ".join(f"`{p}`" for p in change.properties) or "-"
-                lines.append(f"| {CLASS_TITLES[kind]} | `{change.name or '?'}` | `{change.type or '?'}` | {change.op} | {props} |")
+                op = f"{change.op} x{change.count}" if change.count > 1 else change.op
+                lines.append(f"| {CLASS_TITLES[kind]} | `{change.name or '?'}` | `{change.type or '?'}` | {op} | {props} |")
         lines.append("")
     if any(c.kind == OUTSIDE for c in result.changes):
         lines.append(f"Changed outside Pulumi: decide per resource whether to adopt the change into code or revert it with `pulumi up --stack {stack}`.")
@@ -66,7 +68,7 @@ def as_json(result: PreviewResult, stack: str) -> str:
             "drift": bool(result.drifted),
             "summary": result.summary,
             "changes": [
-                {"class": c.kind, "type": c.type, "name": c.name, "urn": c.urn, "op": c.op, "properties": c.properties, "allowed_because": c.allow_reason}
+                {"class": c.kind, "type": c.type, "name": c.name, "urn": c.urn, "op": c.op, "count": c.count, "properties": c.properties, "allowed_because": c.allow_reason}
                 for c in result.changes
             ],
         },

@@ -31,7 +31,7 @@ from pulumi_policy import (
 )
 
 from phase3ops.plan.runner import STACK_TYPE, PlannedResource, PlanResult
-from phase3ops.spec.documents import read_yaml
+from phase3ops.spec.documents import SpecValidator, read_yaml
 
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 
@@ -90,9 +90,8 @@ def policy_config(pack: Pack, user_config: dict[str, Any] | None = None) -> dict
             raise PolicyConfigError(f"{policy.name}: enforcement level {level!r} is not one of {', '.join(LEVELS)}")
         if schema:
             try:
-                jsonschema.validate(
-                    properties, {"type": "object", "properties": schema.properties, "required": schema.required or []}
-                )
+                config_schema = {"type": "object", "properties": schema.properties, "required": schema.required or []}
+                jsonschema.validate(properties, config_schema, cls=SpecValidator)
             except jsonschema.ValidationError as exc:
                 raise PolicyConfigError(f"{policy.name}: {exc.message}") from None
         reconciled[policy.name] = (level, properties)

@@ -5,7 +5,9 @@ defaults and which are secret) and the stack file (Pulumi.<stack>.yaml).
 Values the stack encrypts (`secure:`) cannot be decrypted offline, and
 committed stack files hold no secrets at all, so every declared secret gets an
 opaque placeholder that the program sees as a secret; the plan lists those
-keys so a reviewer knows they must be set before `pulumi up`.
+keys so a reviewer knows they must be set before `pulumi up`. A declared
+secret written in the stack file as plain text (not `secure:`) is a problem
+at its line: it is already leaked to everyone who can read the repository.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class StackConfig:
 def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
     project_doc = read_yaml(repo_root / "Pulumi.yaml")
     project_data = project_doc.data
+    if not isinstance(project_data, dict) or not isinstance(project_data.get("config") or {}, dict):
+        raise SpecError([project_doc.problem(["config"], "must be a mapping, and its config: a mapping of declared keys")])
     name = project_data.get("name")
     if not isinstance(name, str) or not name:
         raise SpecError([project_doc.problem(["name"], "the project needs a name")])
@@ -42,13 +46,18 @@ def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
         available = sorted(p.name for p in repo_root.glob("Pulumi.*.yaml"))
         raise SpecError([SpecProblem(stack_path.name, None, "", f"no such stack file (have: {', '.join(available)})")])
     stack_doc = read_yaml(stack_path)
-    raw = (stack_doc.data or {}).get("config") or {}
+    stack_data = stack_doc.data or {}
+    raw = (stack_data.get("config") or {}) if isinstance(stack_data, dict) else None
+    if not isinstance(raw, dict):
+        raise SpecError([stack_doc.problem(["config"], "must be a mapping with config: a mapping of keys to values")])
 
     problems: list[SpecProblem] = []
     values: dict[str, str] = {}
     secret_keys: list[str] = []
+    written_as: dict[str, str] = {}  # full key -> the key as the stack file writes it
     for key, value in raw.items():
         full = key if ":" in key else f"{name}:{key}"
+        written_as[full] = key
         if isinstance(value, dict) and set(value) == {"secure"}:
             values[full] = SECRET_PLACEHOLDER
             secret_keys.append(full)
@@ -78,6 +87,14 @@ def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
             if full not in values:
                 values[full] = SECRET_PLACEHOLDER
                 missing_secrets.append(full)
+            elif not _encrypted(raw[written_as[full]]):
+                problems.append(
+                    stack_doc.problem(
+                        ["config", written_as[full]],
+                        f"{full} is declared secret in Pulumi.yaml but written here in plain text, where everyone who can read "
+                        f"the repository sees it: rotate it, then set it with `pulumi config set --secret {key}` (a `secure:` value)",
+                    )
+                )
             continue
         if full in values and kind in _TYPES and kind != "string" and not _parses_as(values[full], kind):
             problems.append(stack_doc.problem(["config", key], f"{full} must be {kind} (declared in Pulumi.yaml), got {values[full]!r}"))
@@ -89,6 +106,22 @@ def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
         raise SpecError(problems)
     main = repo_root / (project_data.get("main") or ".")
     return StackConfig(name, stack, main, values, sorted(set(secret_keys)), sorted(missing_secrets))
+
+
+def _encrypted(value: Any) -> bool:
+    """Whether every value in `value` is a `{secure: <ciphertext>}` (structured config may nest them)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict) and set(item) == {"secure"} and isinstance(item["secure"], str):
+            continue
+        if isinstance(item, dict) and item:
+            pending.extend(item.values())
+        elif isinstance(item, list) and item:
+            pending.extend(item)
+        else:
+            return False
+    return True
 
 
 def _as_engine_string(value: Any) -> str:

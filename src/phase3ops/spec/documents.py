@@ -5,24 +5,51 @@ is YAML validated against a JSON Schema. A person fixing a spec needs the
 file, the line and the path of *every* problem at once, so loading never
 stops at the first error: problems are collected as `SpecProblem`s and raised
 together as one `SpecError`.
+
+Spec files are written by people and reviewed in pull requests, so a bad one
+must fail with its file and line, never a traceback or a hang: a file longer
+than `MAX_SPEC_CHARS` is refused unread, any YAML the reader refuses (a
+control character, a bad indent, an integer of 5,000 digits, a collection
+nested past `MAX_NESTING`) is an "invalid YAML" problem, and aliases of a
+mapping or sequence (`*base` after `&base {...}`, `<<: *base`) are refused
+while composing, before anything could expand them: a few hundred bytes of
+nested aliases (an alias bomb) expand to billions of values. No spec here
+needs them; aliases of a single scalar stay allowed, as they cannot grow a
+document beyond its own size.
+
+Patterns in the schemas are ECMA 262 regular expressions, as JSON Schema says;
+`schema_problems` checks them that way (Python's `$` would also accept a final
+newline after a name).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import jsonschema
 from referencing import Registry, Resource
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.composer import Composer, ComposerError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, CollectionStartEvent
+from ruamel.yaml.nodes import CollectionNode
+from ruamel.yaml.reader import ReaderError
+
+from phase3ops.input_bounds import capped, quoted
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
+MAX_NESTING = 64  # mappings and sequences inside each other; the deepest spec here nests about 8
+# ruamel reads about 50,000 characters a second at worst (a flow sequence of tiny items): this keeps any
+# file within seconds, and is 20 times the largest spec here.
+MAX_SPEC_CHARS = 256_000
+MESSAGE_CHARS = 500  # what a problem repeats of the reader's or the validator's message (which may quote a hostile value)
 
 PathPart = str | int
 
@@ -97,12 +124,26 @@ class SpecDocument:
 
 
 def to_plain(node: Any) -> Any:
-    """Strip ruamel's round-trip types so the rest of the code sees dict/list/str."""
-    if isinstance(node, dict):
-        return {str(k): to_plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [to_plain(v) for v in node]
-    return node
+    """Strip ruamel's round-trip types so the rest of the code sees dict/list/str.
+
+    Iterative, so no depth of nesting can exhaust the interpreter's stack (a
+    parsed document is bounded by MAX_NESTING, a merged one need not be)."""
+    if not isinstance(node, (dict, list)):
+        return node
+    root: Any = {} if isinstance(node, dict) else []
+    pending = [(node, root)]
+    while pending:
+        source, target = pending.pop()
+        for key, value in source.items() if isinstance(source, dict) else enumerate(source):
+            copy = value
+            if isinstance(value, (dict, list)):
+                copy = {} if isinstance(value, dict) else []
+                pending.append((value, copy))
+            if isinstance(target, dict):
+                target[str(key)] = copy
+            else:
+                target.append(copy)
+    return root
 
 
 def display_name(path: Path) -> str:
@@ -113,16 +154,72 @@ def display_name(path: Path) -> str:
         return str(path)
 
 
+class _SpecComposer(Composer):
+    """ruamel's composer, refusing what only hostile or mistaken specs contain.
+
+    Checked here, while the node graph is built, because every later step
+    (constructing, `to_plain`, schema validation) would expand an alias of a
+    collection into a full copy, and recurse once per level of nesting."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.nesting = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            # A collection is registered under its anchor before its items are composed, so this
+            # also catches an alias inside its own anchor (`&a [*a]`), a cycle.
+            if isinstance(self.anchors.get(event.anchor), CollectionNode):
+                raise ComposerError(
+                    None,
+                    None,
+                    f"the alias *{capped(str(event.anchor), 40)} repeats a mapping or sequence: spec files do not "
+                    "support that (it is how an alias bomb grows); write the values out",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+        if not isinstance(event, CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise ComposerError(None, None, f"mappings and sequences nested more than {MAX_NESTING} levels deep", event.start_mark)
+        node = super().compose_node(parent, index)
+        self.nesting -= 1
+        return node
+
+
+def _line_of_position(text: str, position: Any) -> int | None:
+    return text.count("\n", 0, position) + 1 if isinstance(position, int) and position >= 0 else None
+
+
 def parse_yaml(text: str, file: str) -> SpecDocument:
-    """Parse one YAML document; syntax errors become a `SpecError` with the line."""
+    """Parse one YAML document; whatever the reader refuses becomes a `SpecError` with the line."""
+    if len(text) > MAX_SPEC_CHARS:
+        message = f"the file is {len(text):,} characters long; a spec file may be at most {MAX_SPEC_CHARS:,}"
+        raise SpecError([SpecProblem(file, None, "", message)])
     yaml = YAML(typ="rt")
+    yaml.Composer = _SpecComposer
     try:
         root = yaml.load(io.StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         reason = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
-        raise SpecError([SpecProblem(file, line, "", f"invalid YAML: {reason}")]) from None
+        raise SpecError([SpecProblem(file, line, "", f"invalid YAML: {capped(reason, MESSAGE_CHARS)}")]) from None
+    except ReaderError as exc:  # a character YAML does not allow in a stream: a control character, a lone surrogate
+        character = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        code = f"#x{character:04x}" if isinstance(character, int) else repr(character)
+        reason = f"character {code} is not allowed in YAML ({exc.reason}); remove it or write it as an escape in a double-quoted string"
+        raise SpecError([SpecProblem(file, _line_of_position(text, exc.position), "", f"invalid YAML: {reason}")]) from None
+    except YAMLError as exc:  # any other refusal of the reader, without a position
+        raise SpecError([SpecProblem(file, None, "", f"invalid YAML: {capped(str(exc), MESSAGE_CHARS)}")]) from None
+    except ValueError as exc:
+        # ruamel converts scalars with Python's int/float/datetime, which refuse some text it resolved
+        # (an integer of more than 4,300 digits, `!!float abc`, the 13th month) with a bare ValueError.
+        raise SpecError([SpecProblem(file, None, "", f"invalid YAML: a value cannot be read: {capped(str(exc), MESSAGE_CHARS)}")]) from None
+    except RecursionError:  # a last resort: nesting is bounded above, well below the interpreter's limit
+        raise SpecError([SpecProblem(file, None, "", "invalid YAML: nested too deeply to read")]) from None
     if root is None:
         raise SpecError([SpecProblem(file, 1, "", "the file is empty")])
     return SpecDocument(file=file, root=root, text=text)
@@ -131,9 +228,14 @@ def parse_yaml(text: str, file: str) -> SpecDocument:
 def read_yaml(path: Path) -> SpecDocument:
     name = display_name(path)
     try:
+        size = path.stat().st_size
+        if size > 4 * MAX_SPEC_CHARS:  # too long whatever it holds (UTF-8 takes at most 4 bytes a character): not even read
+            raise SpecError([SpecProblem(name, None, "", f"the file is {size:,} bytes; a spec file may be at most {MAX_SPEC_CHARS:,} characters")])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([SpecProblem(name, None, "", "file not found")]) from None
+    except OSError as exc:  # a folder, a file it may not read
+        raise SpecError([SpecProblem(name, None, "", f"cannot be read: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError as exc:
         raise SpecError([SpecProblem(name, None, "", f"not UTF-8 text: {exc}")]) from None
     return parse_yaml(text, name)
@@ -155,11 +257,49 @@ def schema_registry(directory: Path) -> Registry:
     return Registry().with_resources(resources)
 
 
+@lru_cache(maxsize=None)
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema `pattern` compiled to mean what ECMA 262 says it means, for `search`.
+
+    JSON Schema patterns are ECMA regular expressions, in which `$` (without
+    the m flag) matches only at the end of the string; Python's `$` also
+    matches before a final newline, so "^[a-z]+$" would accept "abc\\n". Every
+    unescaped `$` outside a character class becomes `\\Z`."""
+    translated = []
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            translated.append(pattern[index : index + 2])
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            char = r"\Z"
+        translated.append(char)
+        index += 1
+    return re.compile("".join(translated))
+
+
+def _ecma_pattern_keyword(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{quoted(instance)} does not match {pattern!r}")
+
+
+# Draft 2020-12 with ECMA `pattern`s: use it for every schema of this repository. Two limits, neither
+# reached by the schemas here: `patternProperties` still searches with Python's `re`, and a `$ref` to a
+# whole schema that declares `$schema` is checked by the stock validator (jsonschema picks the class
+# by `$schema`); the schemas only `$ref` into each other's `$defs`.
+SpecValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern_keyword})
+
+
 def schema_problems(document: SpecDocument, schema: dict[str, Any], registry: Registry | None = None) -> list[SpecProblem]:
     """Every JSON Schema violation in the document, each at its own line."""
-    validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.FormatChecker(), **({"registry": registry} if registry else {})
-    )
+    validator = SpecValidator(schema, format_checker=jsonschema.FormatChecker(), **({"registry": registry} if registry else {}))
     problems = []
     for error in validator.iter_errors(document.data):
         for leaf in _leaf_errors(error):
@@ -179,10 +319,10 @@ def _leaf_errors(error: jsonschema.ValidationError) -> list[jsonschema.Validatio
 def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        return f"{error.message} (allowed: {', '.join(allowed)})"
+        return f"{capped(error.message, MESSAGE_CHARS)} (allowed: {', '.join(allowed)})"
     if error.validator == "enum":
-        return f"{error.instance!r} is not one of {', '.join(map(repr, error.validator_value))}"
-    return error.message
+        return f"{quoted(error.instance)} is not one of {', '.join(map(repr, error.validator_value))}"
+    return capped(error.message, MESSAGE_CHARS)
 
 
 def schema_comment_problem(document: SpecDocument) -> SpecProblem | None:

@@ -15,12 +15,13 @@ import sqlglot
 
 from phase3ops.spec.pipeline import PARTITION_COLUMN, TableSpec
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Whole-string matches only: `$` would also match before a final newline, letting "name\n" through.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def quote(*parts: str) -> str:
     for part in parts:
-        if not _IDENTIFIER.match(part):
+        if not isinstance(part, str) or not _IDENTIFIER.fullmatch(part):
             raise ValueError(f"not a safe identifier: {part!r}")
     return "`" + ".".join(parts) + "`"
 
@@ -51,12 +52,27 @@ def create_table(table: TableSpec, partitioned: bool = True) -> str:
     return statement
 
 
-_TABLE_REFERENCE = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)`")
+# A `dataset.table` reference, or a stretch of SQL in which a backticked name is no reference: a
+# string literal (triple-quoted, or with backslash escapes; an unclosed one runs to the end), a
+# comment, another quoted identifier. One left-to-right pass, so a quote inside a comment or a
+# `--` inside a string is read as what it is.
+_TABLE_REFERENCE = re.compile(
+    r"`(?P<dataset>[A-Za-z_][A-Za-z0-9_]*)\.(?P<table>[A-Za-z_][A-Za-z0-9_]*)`"
+    r"|'''(?:[^'\\]|\\.|'(?!''))*(?:'''|\Z)"
+    r'|"""(?:[^"\\]|\\.|"(?!""))*(?:"""|\Z)'
+    r"|'(?:[^'\\]|\\.)*(?:'|\Z)"
+    r'|"(?:[^"\\]|\\.)*(?:"|\Z)'
+    r"|--[^\n]*|\#[^\n]*|/\*.*?(?:\*/|\Z)"
+    r"|`[^`]*`?",
+    re.DOTALL,
+)
 
 
 def qualify_tables(statement: str, project: str) -> str:
-    """`dataset.table` -> `project.dataset.table` (BigQuery needs the project; DuckDB has none)."""
-    return _TABLE_REFERENCE.sub(lambda m: f"`{project}.{m.group(1)}.{m.group(2)}`", statement)
+    """`dataset.table` -> `project.dataset.table` (BigQuery needs the project; DuckDB has none).
+
+    Only the references in the SQL itself: never text inside a string literal or a comment."""
+    return _TABLE_REFERENCE.sub(lambda m: f"`{project}.{m['dataset']}.{m['table']}`" if m["table"] else m.group(), statement)
 
 
 def merge_partition(table: TableSpec, staging: str, game_date: dt.date) -> str:
