@@ -17,8 +17,10 @@ the services read a copy with the local profile's shorter leases (processor
 lock and trigger claim 6 s, receipt grace 6 s, so recovery shows in
 seconds), regenerated and
 the services restarted when the user's file changes. Each process is
-recorded in `<run dir>/state.json` the moment it starts; `down` saves the
-Firestore data next to the warehouse and stops exactly what is recorded.
+recorded in `<run dir>/state.json` the moment it starts, with its start time
+and process group; `down` saves the Firestore data next to the warehouse and
+stops exactly what is recorded, and only while its pid is still the process
+recorded (a pid reused by another process is reported and left alone).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from typing import Callable
 from ruamel.yaml import YAML
 
 from phase3ops import emulators
-from phase3ops.emulators import stop_process_group
 from phase3ops.function_server import (
     PHASE4_STANDIN_APP,
     RECEIPTS_TARGET,
@@ -43,7 +44,7 @@ from phase3ops.function_server import (
     start_gunicorn,
 )
 from phase3ops.local.phase4_standin import LEDGER_ENV
-from phase3ops.local.state import ARMED_ENV, HELPER_PREFIX, PROJECT, RECEIPT_LATE_ENV, STATE_FILE, Component, LocalState
+from phase3ops.local.state import ARMED_ENV, HELPER_PREFIX, PROJECT, RECEIPT_LATE_ENV, STATE_FILE, Component, LocalState, Presence
 from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, PipelineSpec, load_pipeline_spec
 
@@ -121,8 +122,8 @@ def _converge(repo_root: Path, state: LocalState, source: Path, local_copy: str,
         stale = restarted_emulators or (spec_changed and key in SPEC_READERS)
         if component is not None and not stale and answers(key, component):
             continue
-        if component is not None and component.alive():
-            stop_process_group(component.pid)
+        if component is not None:
+            _stop_recorded(component, say)
         _start(key, repo_root, state, spec, say)
     _ensure_topology(spec, state)
 
@@ -134,8 +135,8 @@ def _ensure_emulators(state: LocalState, say: Say) -> bool:
         say(f"Reusing the emulators of {state.run_dir}")
         return False
     for kind in missing:
-        if (stale := state.components.get(kind)) is not None and stale.alive():
-            stop_process_group(stale.pid)
+        if (stale := state.components.get(kind)) is not None:
+            _stop_recorded(stale, say)
         saved = emulators.latest_firestore_export(state.firestore_export) if kind == emulators.FIRESTORE else None
         say(f"Starting the {kind} emulator{f' with the data saved in {saved.parent}' if saved else ''} ...")
         extra = (f"--import-data={saved}",) if saved else ()
@@ -164,6 +165,16 @@ def _start(key: str, repo_root: Path, state: LocalState, spec: PipelineSpec, say
         server = start_gunicorn(PHASE4_STANDIN_APP, repo_root, state.env | {LEDGER_ENV: str(state.phase4_ledger)}, logs / "phase4-standin.log")
         name = "phase4-standin"
     state.record(key, Component(name, server.pid, server.url, str(server.log_path)))
+
+
+def _stop_recorded(component: Component, say: Say, timeout: float = 15.0) -> bool:
+    """Stop a recorded process if its pid is still that process; say why not otherwise. True when stopped."""
+    presence = component.stop(timeout)
+    if presence is Presence.RUNNING:
+        return True
+    if presence is not Presence.GONE:
+        say(f"Left {component.name} (pid {component.pid}) alone: {presence.why_left_alone(component)}")
+    return False
 
 
 def restart_orchestrator(repo_root: Path, state: LocalState, say: Say) -> None:
@@ -273,12 +284,18 @@ def status_rows(run_dir: Path) -> list[tuple[str, str, str, str]]:
         if component is None:
             rows.append((key, "-", "-", "not started"))
             continue
-        healthy = answers(key, component)
-        rows.append((component.name, str(component.pid), component.address, "running" if healthy else ("not answering" if component.alive() else "stopped")))
+        rows.append((component.name, str(component.pid), component.address, _status(component, answers(key, component))))
     for key, helper in state.helpers().items():
-        rows.append((helper.name, str(helper.pid), "-", "running" if helper.alive() else "stopped"))
+        rows.append((helper.name, str(helper.pid), "-", _status(helper, helper.alive())))
     rows += _subscription_rows(state)
     return rows
+
+
+def _status(component: Component, healthy: bool) -> str:
+    if healthy:
+        return "running"
+    presence = component.presence()
+    return {Presence.RUNNING: "not answering", Presence.GONE: "stopped"}.get(presence, presence.value)
 
 
 def _subscription_rows(state: LocalState) -> list[tuple[str, str, str, str]]:
@@ -312,8 +329,7 @@ def down(run_dir: Path, say: Say) -> list[str]:
     keys = [*state.helpers(), *reversed(COMPONENT_ORDER)]
     for key in keys:
         component = state.components.get(key)
-        if component is not None and component.alive():
-            stop_process_group(component.pid)
+        if component is not None and _stop_recorded(component, say):
             stopped.append(component.name)
             say(f"Stopped {component.name} (pid {component.pid})")
     Path(state.run_dir, STATE_FILE).unlink()

@@ -4,14 +4,23 @@ Everything `up` starts (emulators, servers) and everything a chaos day
 starts (helper processes) is recorded the moment it exists, so a command
 that fails or is interrupted half-way never leaves a process that `down`
 does not know about.
+
+A pid alone does not name a process: once the process exits, the system
+gives its pid to the next one, so a state file left from yesterday can name
+anything today. Each record therefore also holds the process's start time
+and its process group (every component is started in a session of its own,
+so it leads a group of its own), and a recorded process is signalled only
+while the pid still has that start time and still leads that group.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import shlex
-from dataclasses import asdict, dataclass, field
+import subprocess
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 STATE_FILE = "state.json"
@@ -22,29 +31,122 @@ ARMED_ENV = "PHASE3OPS_CHAOS_ARMED"
 RECEIPT_LATE_ENV = "PHASE3OPS_CHAOS_RECEIPT_LATE"
 
 
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class ProcessStart:
+    """What, with its pid, names one process: when it started and the process group it is in."""
+
+    start_time: str  # Linux: clock ticks after boot (field 22 of /proc/<pid>/stat); elsewhere `ps -o lstart`
+    pgid: int
+
+
+def process_start(pid: int) -> ProcessStart | None:
+    """The start of the process holding `pid` now; None when none does (a zombie has exited already).
+    Raises OSError when the system does not say."""
+    if not PROC.is_dir():
+        return _process_start_from_ps(pid)
+    try:
+        stat = (PROC / str(pid) / "stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    try:
+        # Field 2, the command name in parentheses, may hold spaces and ")" of its own (a process
+        # names itself): the fields that follow it are the ones after the last ")".
+        fields = stat[stat.rindex(b")") + 1 :].split()
+        state, pgid, start_time = fields[0], int(fields[2]), fields[19].decode("ascii")
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise OSError(f"/proc/{pid}/stat is not in the format this reads") from None
+    if state in (b"Z", b"X"):
+        return None
+    return ProcessStart(start_time, pgid)
+
+
+def _process_start_from_ps(pid: int) -> ProcessStart | None:
+    """macOS and the BSDs have no /proc; `ps` says the same, to the second."""
+    result = subprocess.run(["ps", "-o", "pgid=", "-o", "stat=", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)
+    parts = result.stdout.split(None, 2)
+    if result.returncode != 0 or not parts:
+        return None
+    if len(parts) != 3 or not parts[0].isdigit():
+        raise OSError(f"`ps -p {pid}` answered in a format this does not read")
+    pgid, state, start_time = parts
+    return None if state.startswith("Z") else ProcessStart(" ".join(start_time.split()), int(pgid))
+
+
+class Presence(enum.Enum):
+    """What holds a recorded pid now; only RUNNING is the recorded process, and only it is signalled."""
+
+    RUNNING = "running"
+    GONE = "gone"  # no process has the pid
+    REPLACED = "gone (pid reused)"  # another process has the pid: it started at another time
+    NOT_LEADER = "not its own group"  # the process no longer leads the process group it was started in
+    UNCONFIRMED = "unconfirmed"  # no start time recorded (an older phase3ops wrote the file) or none readable now
+
+    def why_left_alone(self, component: "Component") -> str:
+        pid = component.pid
+        return {
+            Presence.REPLACED: f"the recorded process is gone and pid {pid} reused by another process (it started at another time)",
+            Presence.NOT_LEADER: f"pid {pid} does not lead the process group it was recorded with, so that group is not ours to signal",
+            Presence.UNCONFIRMED: (
+                f"pid {pid} has no recorded start time to confirm it is still the {component.name} (the state file was written"
+                f" by an older phase3ops, or the start time cannot be read): if `ps -o pid,lstart,args -p {pid}` shows it is, stop it yourself"
+            ),
+        }.get(self, f"pid {pid} is {self.value}")
+
+
 @dataclass
 class Component:
     name: str
     pid: int
     address: str
     log: str
+    start_time: str | None = None  # see ProcessStart; None in state files written before it was recorded
+    pgid: int | None = None
+
+    def presence(self) -> Presence:
+        if not isinstance(self.pid, int) or self.pid <= 1:  # kill(0) and kill(-1) reach far more than one process, pid 1 is init
+            return Presence.GONE
+        try:
+            now = process_start(self.pid)
+        except OSError:
+            return Presence.UNCONFIRMED
+        if now is None:
+            _reap(self.pid)
+            return Presence.GONE
+        if self.start_time is None:
+            return Presence.UNCONFIRMED
+        if now.start_time != self.start_time:
+            return Presence.REPLACED
+        if not (now.pgid == self.pgid == self.pid):
+            return Presence.NOT_LEADER
+        return Presence.RUNNING
 
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        try:  # a zombie of ours is not alive
-            waited, _ = os.waitpid(self.pid, os.WNOHANG)
-            return waited == 0
-        except ChildProcessError:
-            return True
+        """The recorded process is running (not merely: something has its pid)."""
+        return self.presence() is Presence.RUNNING
+
+    def stop(self, timeout: float = 15.0) -> Presence:
+        """Stop the process and its group if it is still the one recorded; what it was found to be."""
+        from phase3ops.emulators import stop_process_group
+
+        presence = self.presence()
+        if presence is Presence.RUNNING:
+            stop_process_group(self.pid, timeout)  # the group it leads: pgid == pid, checked just now
+        return presence
 
     @property
     def url(self) -> str:
         return self.address if self.address.startswith("http") else f"http://{self.address}"
+
+
+def _reap(pid: int) -> None:
+    """A zombie of this process's own children is collected, as `alive()` always did."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except OSError:  # not our child (ChildProcessError), or already collected
+        pass
 
 
 @dataclass
@@ -102,8 +204,20 @@ class LocalState:
         return self.data_dir / "firestore-export"
 
     def record(self, key: str, component: Component) -> None:
-        self.components[key] = component
+        """Record a process just started, with what names it beyond its pid (start time and group), read now."""
+        self.components[key] = self.identified(component)
         self.save()
+
+    @staticmethod
+    def identified(component: Component) -> Component:
+        """`component` with its start time and process group, read now unless it carries them."""
+        if component.start_time is not None:
+            return component
+        try:
+            start = process_start(component.pid) if component.pid > 1 else None
+        except OSError:
+            start = None  # recorded unconfirmed: `down` reports it rather than signal it
+        return replace(component, start_time=start.start_time, pgid=start.pgid) if start else component
 
     def forget(self, key: str) -> None:
         self.components.pop(key, None)

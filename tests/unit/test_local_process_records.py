@@ -1,0 +1,147 @@
+"""`local down` stops what `local` started, and nothing that merely holds one of its recorded pids now.
+
+A pid is reused once its process has exited: a state file from yesterday's
+`up` names pids that may belong to anything today. Real child processes
+stand in for the components; pid reuse is simulated by a record whose start
+time is not that of the process now holding the pid.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from phase3ops.local import environment, state as state_module
+from phase3ops.local.state import PROJECT, STATE_FILE, Component, LocalState
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+@pytest.fixture
+def spawn():
+    """Start sleeping processes in sessions of their own (as `local up` starts everything); kill leftovers."""
+    started: list[subprocess.Popen] = []
+
+    def start(command=SLEEPER) -> subprocess.Popen:
+        process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def new_state(run_dir: Path) -> LocalState:
+    return LocalState(str(run_dir), PROJECT, "", "", "", str(run_dir / "warehouse.duckdb"))
+
+
+def rewrite_component(run_dir: Path, key: str, **changes) -> None:
+    path = run_dir / STATE_FILE
+    data = json.loads(path.read_text())
+    data["components"][key].update(changes)
+    path.write_text(json.dumps(data))
+
+
+def still_running(process: subprocess.Popen) -> bool:
+    time.sleep(0.2)
+    return process.poll() is None
+
+
+def test_down_stops_a_correctly_recorded_process(tmp_path, spawn):
+    process = spawn()
+    new_state(tmp_path).record("phase4", Component("phase4-standin", process.pid, "http://127.0.0.1:1", "-"))
+    said: list[str] = []
+    assert environment.down(tmp_path, said.append) == ["phase4-standin"]
+    assert process.wait(timeout=20) is not None
+    assert not (tmp_path / STATE_FILE).exists()
+
+
+def test_down_leaves_alone_a_process_that_took_over_a_recorded_pid(tmp_path, spawn):
+    """The recorded process exited and its pid went to another: its start time gives it away."""
+    stranger = spawn()
+    new_state(tmp_path).record("phase4", Component("phase4-standin", stranger.pid, "http://127.0.0.1:1", "-"))
+    recorded = json.loads((tmp_path / STATE_FILE).read_text())["components"]["phase4"]
+    rewrite_component(tmp_path, "phase4", start_time=str(int(recorded["start_time"]) - 1000) if recorded["start_time"].isdigit() else "Thu Jan  1 00:00:00 2015")
+    said: list[str] = []
+    assert environment.down(tmp_path, said.append) == []
+    assert still_running(stranger)
+    assert any(f"pid {stranger.pid}" in line and "reused" in line for line in said), said
+
+
+def test_down_leaves_alone_the_pid_of_a_state_file_written_before_start_times_were_recorded(tmp_path, spawn):
+    """Without a start time nothing says the process is still ours: reported, never signalled."""
+    stranger = spawn()
+    (tmp_path / STATE_FILE).write_text(json.dumps({
+        "run_dir": str(tmp_path), "project": PROJECT, "source_pipeline": "", "pipeline": "", "spec_hash": "",
+        "warehouse": str(tmp_path / "warehouse.duckdb"),
+        "components": {"orchestrator": {"name": "orchestrator", "pid": stranger.pid, "address": "http://127.0.0.1:1", "log": "-"}},
+    }))  # fmt: skip
+    said: list[str] = []
+    assert environment.down(tmp_path, said.append) == []
+    assert still_running(stranger)
+    assert any(f"pid {stranger.pid}" in line and "start time" in line for line in said), said
+
+
+def test_down_never_signals_a_group_its_process_does_not_lead(tmp_path, spawn):
+    """A pid recorded with another process's group (here: this test's own) is not a group to stop."""
+    import os
+
+    process = spawn()
+    new_state(tmp_path).record("phase4", Component("phase4-standin", process.pid, "http://127.0.0.1:1", "-"))
+    rewrite_component(tmp_path, "phase4", pgid=os.getpgrp())
+    said: list[str] = []
+    assert environment.down(tmp_path, said.append) == []
+    assert still_running(process)
+
+
+def test_a_recorded_pid_of_zero_or_one_is_never_signalled(tmp_path):
+    """A corrupt state file must not turn `down` into kill(0) (this process's own group) or kill(1)."""
+    state = new_state(tmp_path)
+    state.components = {"phase4": Component("phase4-standin", 0, "-", "-", "1", 0), "orchestrator": Component("orchestrator", 1, "-", "-", "1", 1)}
+    state.save()
+    assert environment.down(tmp_path, lambda line: None) == []
+
+
+def test_the_start_time_is_read_after_the_last_parenthesis(tmp_path, spawn):
+    """The command name in /proc/<pid>/stat may hold spaces and parentheses of its own."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc on this system")
+    program = "import sys, time; open('/proc/self/comm', 'w').write(') 9 9 (x'); print('named', flush=True); time.sleep(60)"
+    process = spawn([sys.executable, "-c", program])
+    assert process.stdout.readline().strip() == b"named"
+    assert ") 9 9 (x" in Path(f"/proc/{process.pid}/stat").read_text()
+    start = state_module.process_start(process.pid)
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    assert start == state_module.ProcessStart(fields[19], process.pid)
+    component = new_state(tmp_path).identified(Component("odd name", process.pid, "-", "-"))
+    assert component.alive()
+    assert component.stop(timeout=5) is state_module.Presence.RUNNING
+    assert process.wait(timeout=10) is not None and not component.alive()
+
+
+def test_without_proc_the_start_time_comes_from_ps(tmp_path, spawn, monkeypatch):
+    process = spawn()
+    monkeypatch.setattr(state_module, "PROC", tmp_path / "no-proc")
+    start = state_module.process_start(process.pid)
+    assert start is not None and start.pgid == process.pid and start.start_time
+    component = new_state(tmp_path).identified(Component("sleeper", process.pid, "-", "-"))
+    assert component.alive()
+    replaced = Component("sleeper", process.pid, "-", "-", "Thu Jan  1 00:00:00 2015", process.pid)
+    assert replaced.presence() is state_module.Presence.REPLACED and replaced.stop() is state_module.Presence.REPLACED
+    assert still_running(process)
+
+
+def test_status_says_a_reused_pid_is_not_the_component(tmp_path, spawn):
+    stranger = spawn()
+    new_state(tmp_path).record("helper:lock", Component("chaos lock holder", stranger.pid, "-", "-"))
+    rewrite_component(tmp_path, "helper:lock", start_time="0")
+    rows = environment.status_rows(tmp_path)
+    assert ("chaos lock holder", str(stranger.pid), "-", "gone (pid reused)") in rows
