@@ -22,7 +22,13 @@ slow I/O cannot shorten a lease.
 
 The lock document is never deleted by a run. Its `token` grows with every
 new grant, and `expires_at` (well after the lease, plus retention) lets a
-Firestore TTL policy remove documents of dead or released locks.
+Firestore TTL policy remove documents of dead or released locks. A token is
+never below the grant's time in milliseconds (Firestore's time), so tokens
+keep growing after the TTL policy removed a document: the write fence and
+the completion record keep the newest token for good, and a lock that
+started again at 1 would have every later run of its date refused. The same
+floor gives a ceiling to check a reported token against once the document
+is gone (`token_ceiling`).
 """
 
 from __future__ import annotations
@@ -58,6 +64,23 @@ class LockLost(RuntimeError):
 
 def lock_document_id(processor: str, game_date: dt.date) -> str:
     return f"{processor}_{game_date.isoformat()}"
+
+
+TOKEN_SLACK = 60_000  # a token may run ahead of its grant's time by one per grant within a millisecond
+
+
+def time_token(at: dt.datetime) -> int:
+    """The least token a grant at `at` (Firestore's time) receives: milliseconds since the epoch."""
+    return int(at.timestamp() * 1000)
+
+
+def token_ceiling(snapshot) -> int:
+    """The newest token that can have been granted for a lock, from a read of its document:
+    the document's own token while it exists; after the TTL policy removed it, the time
+    of the read (every grant's token is at least its time, and time only moves on)."""
+    if snapshot.exists:
+        return int(snapshot.to_dict().get("token") or 0)
+    return time_token(snapshot.read_time) + TOKEN_SLACK
 
 
 def utc_now() -> dt.datetime:
@@ -119,7 +142,7 @@ class LeaseLocks:
                             "game_date": game_date.isoformat(),
                             "owner": owner,
                             "previous_owner": granted.taken_over_from,
-                            "previous_token": granted.token - 1,
+                            "previous_token": granted.previous_token,
                             "token": granted.token,
                         },
                     )
@@ -235,6 +258,7 @@ class Lease:
 class _Grant:
     token: int | None
     taken_over_from: str | None = None
+    previous_token: int | None = None
     holder: str | None = None
     holder_lease_end: dt.datetime | None = None
 
@@ -269,7 +293,7 @@ def _try_grant(ref, owner: str, clock: Clock, settings: LockSettingsView) -> _Gr
     holder = data.get("owner")
     if _lease_live(snapshot):
         return _Grant(None, holder=holder, holder_lease_end=lease_end(snapshot))
-    token = int(data.get("token", 0)) + 1
+    token = max(int(data.get("token", 0)) + 1, time_token(snapshot.read_time))
     # The last grants, for `phase3ops explain`: who held the lock under which token, and who took it over from whom.
     grants = [*(data.get("grants") or [])][-(GRANT_HISTORY - 1) :]
     grants.append({"owner": owner, "token": token, "at": snapshot.read_time, "taken_over_from": holder})
@@ -290,7 +314,7 @@ def _try_grant(ref, owner: str, clock: Clock, settings: LockSettingsView) -> _Gr
             ref.create(grant)
     except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound):
         return _Grant(None, holder="(a concurrent acquirer)")  # lost the race: look again
-    return _Grant(token, taken_over_from=holder)
+    return _Grant(token, taken_over_from=holder, previous_token=data.get("token"))
 
 
 def _update_if_ours(ref, owner: str, token: int, fields: dict[str, Any]) -> bool:
