@@ -91,7 +91,7 @@ def trigger_key(envelope: Any) -> tuple[TriggerKey | None, str | None]:
     attributes = message.get("attributes") if isinstance(message.get("attributes"), Mapping) else {}
     try:
         body = json.loads(base64.b64decode(message.get("data") or "", validate=True))
-    except (binascii.Error, ValueError, TypeError):
+    except (binascii.Error, ValueError, TypeError, RecursionError):  # RecursionError: JSON nested too deeply to read
         body = {}
     body = body if isinstance(body, Mapping) else {}
     trigger_id = _text(body.get("trigger_id")) or _text(attributes.get("trigger_id"))
@@ -102,8 +102,20 @@ def trigger_key(envelope: Any) -> tuple[TriggerKey | None, str | None]:
     return TriggerKey(trigger_id, table, date), _text(message_id)
 
 
+MAX_KEY_CHARS = 500  # longer ids are none of the orchestrator's, and a marker must stay small
+
+
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A key part the marker can store and a log line can hold: a short, valid UTF-8 string.
+    Anything else counts as absent, so a hostile message passes unguarded to the handler,
+    which refuses it, instead of failing the marker's write on every redelivery."""
+    if not isinstance(value, str) or not value or len(value) > MAX_KEY_CHARS:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON \udc00 escape
+        return None
+    return value
 
 
 @dataclass

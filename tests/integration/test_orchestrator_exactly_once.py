@@ -262,14 +262,19 @@ class CrashAt:
 
 
 @pytest.mark.parametrize("when", ["before_publish", "after_publish", "after_two_of_five", "refused"])
-def test_crash_or_publish_failure_after_claim_ends_in_one_message_per_table(pipeline, when):
+def test_crash_or_publish_failure_after_claim_ends_in_one_message_per_table(pipeline, when, caplog):
     orchestrator = pipeline.orchestrator()
     orchestrator.publisher = CrashAt(orchestrator.publisher, when)
     pipeline.publish_day(PAST)
 
     # Each failed delivery is redelivered (after a short backoff here), raising
     # ClaimInFlight until the claim's lease runs out; then one recovers it.
-    stats = pipeline.deliver(orchestrator.handle_event)
+    with caplog.at_level("INFO", logger="phase3ops.orchestrator"):
+        stats = pipeline.deliver(orchestrator.handle_event)
+
+    # The one decision that settled the trigger is logged once: dashboards and alerts count these lines.
+    settled = [r.outcome for r in caplog.records if getattr(r, "outcome", None) in ("triggered", "republished", "confirmed_by_receipt")]
+    assert len(settled) == 1, settled
 
     assert stats.failures, "the injected fault must have failed a delivery"
     triggers = pipeline.triggers()
@@ -392,7 +397,7 @@ def test_bad_messages_are_logged_stored_and_acknowledged(pipeline, caplog, paylo
     assert stored.exists and stored.to_dict()["data"] == payload and stored.to_dict()["field"] == field
     assert pipeline.triggers() == []
     # Filed under the date it names, when it names a real one, for `phase3ops explain`.
-    named = pipeline.orchestrator().store.rejected_for_date(dt.date(2026, 11, 28))
+    named = pipeline.orchestrator().store.rejected.for_date(dt.date(2026, 11, 28))
     assert [r["message_id"] for r in named] == ([message_id] if b'"2026-11-28"' in payload else [])
 
 

@@ -33,3 +33,35 @@ def test_exceptions_are_kept_in_the_same_line():
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     entry = json.loads(JsonLineFormatter().format(record))
     assert entry["severity"] == "ERROR" and "RuntimeError: boom" in entry["exception"]
+
+
+def test_no_line_outgrows_a_cloud_logging_entry_whatever_it_is_given():
+    """Cloud Logging drops an entry over 256 KB: a line that quotes a hostile input must not be one."""
+    huge = "x" * 2_000_000
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "bad: %s", (huge,), None)
+    record.reason, record.values, record.nested = huge, [huge, huge], {"a": huge}
+    try:
+        raise ValueError(huge)
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+
+    line = JsonLineFormatter().format(record)
+
+    assert len(line.encode()) < 256 * 1024
+    entry = json.loads(line)
+    assert entry["reason"].startswith("xxx") and "more characters" in entry["reason"]
+
+
+def test_a_lone_surrogate_in_a_field_still_makes_valid_utf8():
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "bad \udc00", (), None)
+    record.value = "\ud800"
+    JsonLineFormatter().format(record).encode("utf-8")
+
+
+def test_numbers_json_cannot_hold_are_written_as_text():
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "bad", (), None)
+    record.big, record.nan = 10**5000, float("nan")
+    entry = json.loads(JsonLineFormatter().format(record))
+    assert entry["big"] == "an integer of 16610 bits" and entry["nan"] == "nan"

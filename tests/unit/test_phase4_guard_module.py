@@ -36,3 +36,13 @@ def test_the_key_comes_from_the_body_or_else_the_attributes():
 def test_any_trigger_id_makes_a_valid_document_id():
     ids = {TriggerKey("a/b" * 2000, "t").document_id, TriggerKey("__name__", "t").document_id, TriggerKey("..", "t").document_id}
     assert len(ids) == 3 and all(len(i) == 64 and "/" not in i for i in ids)
+
+
+def test_a_hostile_envelope_yields_no_key_and_never_raises():
+    """The guard sits in front of Phase 4's handler: whatever arrives, it must let the handler answer."""
+    deep = {"message": {"data": base64.b64encode(b"[" * 100_000 + b"]" * 100_000).decode(), "messageId": "1"}}
+    assert trigger_key(deep) == (None, "1")
+    too_long = envelope({"trigger_id": "p:" + "x" * 5000, "source_table": "t"})
+    surrogate = {"message": {"data": base64.b64encode(b'{"trigger_id": "p:\\udc00", "source_table": "t"}').decode(), "messageId": "2"}}
+    assert trigger_key(too_long)[0] is None and trigger_key(surrogate)[0] is None
+    assert trigger_key({"message": {"data": "x", "messageId": "\udc00"}}) == (None, None)

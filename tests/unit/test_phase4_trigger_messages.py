@@ -116,3 +116,19 @@ def test_the_gates_verdict_travels_with_every_message():
     passed = GateReport(report.results[1:])
     body = json.loads(build_trigger_messages(SPEC, DAY, readiness, recs, None, NOW, passed)[0].data)
     assert (body["data_freshness_verified"], body["degraded"], body["failing_gates"]) == (True, False, [])
+
+
+def test_a_union_of_changes_too_large_to_store_is_sent_as_a_full_run():
+    """The claim stores every message of the date, each with the union: five completions
+    with the largest metadata the orchestrator accepts would outgrow a Firestore document.
+    Past the bound Phase 4 is told to process everything, which an incremental consumer
+    always may do."""
+    players = [f"player-{i:05d}-" + "x" * 40 for i in range(4000)]  # about 200 KiB: within one completion's bound
+    body = json.loads(build(recs=records({
+        "player_game_summary": {"is_incremental": True, "entities_changed": players[:2000]},
+        "upcoming_player_game_context": {"is_incremental": True, "entities_changed": players[2000:]},
+    }))[0].data)  # fmt: skip
+
+    assert (body["entities_changed"], body["is_incremental"]) == ({}, False)
+    messages = build(recs=records({"player_game_summary": {"is_incremental": True, "entities_changed": players}}))
+    assert sum(len(json.dumps(m.to_document())) for m in messages) < 900 * 1024

@@ -165,7 +165,7 @@ def read_story(
     hold_snapshot = extra[hold_refs[0].path] if hold_refs else None
     hold = Hold.from_document(hold_snapshot.to_dict()) if hold_snapshot is not None and hold_snapshot.exists else None
     follow_ups = sorted(followups.claims_on(game_date), key=lambda f: f.claimed_at or now) if followups is not None else []
-    rejected = store.rejected_for_date(game_date)
+    rejected = store.rejected.for_date(game_date)
     lock_collection = firestore_client.collection(spec.analytics.lock.collection)
     lock_refs = {lock_document_id(p.name, game_date): p.name for p in spec.processors}
     locks = {

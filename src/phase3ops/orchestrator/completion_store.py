@@ -16,22 +16,30 @@ Which run is effective:
   carry one (the fencing token grows with every grant of the processor's
   lock), else by Pub/Sub publish time;
 - a run whose lock token is older than one already recorded was written by a
-  holder whose lease had been taken over: it is refused, never applied.
+  holder whose lease had been taken over: it is refused, never applied;
+- a token is checked against the processor's lock before it decides: one the
+  lock never granted (a message carried it) is ignored, so a bogus huge
+  token can neither refuse every later run nor win over them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from phase3ops.compare_and_set import Contended, compare_and_set
+from phase3ops.locking.lease_lock import lock_document_id, token_ceiling
 from phase3ops.orchestrator.messages import Completion, Delivery
+from phase3ops.rejected_messages import RejectedMessages
+
+
+log = logging.getLogger("phase3ops.orchestrator")
 
 
 class RecordOutcome(str, enum.Enum):
@@ -90,10 +98,12 @@ def record_document_id(game_date: dt.date, processor: str) -> str:
 
 
 class CompletionStore:
-    def __init__(self, client: firestore.Client, collection: str, rejected_collection: str):
+    def __init__(self, client: firestore.Client, collection: str, rejected_collection: str, lock_collection: str | None = None):
         self._client = client
         self._collection = client.collection(collection)
-        self._rejected = client.collection(rejected_collection)
+        self.rejected = RejectedMessages(client, rejected_collection, handler="phase3-to-phase4-orchestrator")
+        # The processors' locks: a run's lock token is checked against them before it decides anything.
+        self._locks = client.collection(lock_collection) if lock_collection else None
 
     def record(self, completion: Completion, delivery: Delivery) -> RecordOutcome:
         ref = self._collection.document(record_document_id(completion.game_date, completion.processor))
@@ -127,20 +137,38 @@ class CompletionStore:
         except gexc.AlreadyExists:
             pass
 
+        ceiling = _Once(lambda: self._token_ceiling(completion))
+        ignored: list[int] = []
+
         def apply(snapshot) -> tuple[RecordOutcome, dict[str, Any] | None]:
             if not snapshot.exists:
                 return RecordOutcome.RECORDED, first
             current = snapshot.to_dict()
-            outcome = decide(current, run)
+            outcome = decide(current, run, ceiling)
+            if ceiling.asked and ceiling() is not None:
+                tokens = {r.get("lock_token") for r in [*(current.get("runs") or [current]), run]} - {None}
+                ignored[:] = sorted(t for t in tokens if t > ceiling())
             if outcome is RecordOutcome.DUPLICATE:
                 return outcome, None
             runs = [*(current.get("runs") or []), {**run, "outcome": outcome.value}][-MAX_RUNS:]
             return outcome, ({**incoming, "runs": runs} if outcome is RecordOutcome.UPDATED else {"runs": runs})
 
         try:
-            return compare_and_set(ref, apply)
+            outcome = compare_and_set(ref, apply)
         except Contended as exc:
             raise RecordContended(f"{ref.id}: concurrent deliveries kept changing the record ({exc})") from exc
+        if ignored:
+            log.warning(
+                "%s: lock tokens %s were never granted by the lock (newest %s): runs ordered without them",
+                ref.id, ignored, ceiling(),
+                extra={"event": "lock_token_not_granted", "record": ref.id, "execution_id": completion.execution_id, "lock_tokens": ignored},
+            )  # fmt: skip
+        return outcome
+
+    def _token_ceiling(self, completion: Completion) -> int | None:
+        if self._locks is None:
+            return None
+        return token_ceiling(self._locks.document(lock_document_id(completion.processor, completion.game_date)).get())
 
     def document(self, game_date: dt.date, processor: str):
         return self._collection.document(record_document_id(game_date, processor))
@@ -172,26 +200,6 @@ class CompletionStore:
             by_date.setdefault(record.game_date, {})[record.processor] = record
         return by_date
 
-    def store_rejected(self, delivery: Delivery, reason: str, field: str) -> None:
-        """Keep the bytes of a message we acknowledge without processing: nothing is lost."""
-        self._rejected.document(delivery.message_id).set(
-            {
-                "message_id": delivery.message_id,
-                "published_at": delivery.publish_time,
-                "attributes": dict(delivery.attributes),
-                "data": delivery.raw_data,
-                "reason": reason,
-                "field": field,
-                "rejected_at": firestore.SERVER_TIMESTAMP,
-                **_what_it_claims(delivery.raw_data),
-            }
-        )
-
-    def rejected_for_date(self, game_date: dt.date) -> list[dict[str, Any]]:
-        """The rejected messages that name this game date (as far as they could be read)."""
-        query = self._rejected.where(filter=firestore.FieldFilter("game_date", "==", game_date.isoformat()))
-        return [snapshot.to_dict() for snapshot in query.stream()]
-
     @staticmethod
     def _records(snapshots: Iterable[Any]) -> Iterable[CompletionRecord]:
         for snapshot in snapshots:
@@ -202,26 +210,22 @@ def _text(value: Any) -> str | None:
     return value[:200] if isinstance(value, str) else None
 
 
-def _what_it_claims(raw: bytes) -> dict[str, str]:
-    """The game date and processor a rejected message names, when they can be read, so the
-    story of a date (`phase3ops explain`) includes the messages that were refused for it."""
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return {}
-    if not isinstance(payload, dict):
-        return {}
-    claims: dict[str, str] = {}
-    day = payload.get("game_date") or payload.get("analysis_date")
-    if isinstance(day, str):
-        try:
-            claims["game_date"] = dt.date.fromisoformat(day).isoformat()
-        except ValueError:
-            pass
-    name = payload.get("processor_name") or payload.get("output_table")
-    if isinstance(name, str):
-        claims["processor"] = name[:200]
-    return claims
+class _Once:
+    """A value computed on first use, then remembered (a read only some decisions need)."""
+
+    def __init__(self, compute: Callable[[], Any]):
+        self._compute, self.asked, self._value = compute, False, None
+
+    def __call__(self) -> Any:
+        if not self.asked:
+            self._value, self.asked = self._compute(), True
+        return self._value
+
+
+def _granted(run: dict[str, Any], ceiling: int | None) -> dict[str, Any]:
+    """The run with its lock token only when the lock can have granted it."""
+    token = run.get("lock_token")
+    return {**run, "lock_token": None} if ceiling is not None and token is not None and token > ceiling else run
 
 
 def _is_same_run(runs: list[dict[str, Any]], run: dict[str, Any]) -> bool:
@@ -239,11 +243,18 @@ def _is_newer(run: dict[str, Any], than: dict[str, Any]) -> bool:
     return (run["published_at"], run["execution_id"]) > (than["published_at"], than["execution_id"])
 
 
-def decide(current: dict[str, Any], run: dict[str, Any]) -> RecordOutcome:
-    """What a run does to a (date, processor) record that already exists; pure."""
+def decide(current: dict[str, Any], run: dict[str, Any], token_ceiling: Callable[[], int | None] = lambda: None) -> RecordOutcome:
+    """What a run does to a (date, processor) record that already exists; pure but for
+    `token_ceiling`, asked only when lock tokens are about to decide: the newest token the
+    processor's lock can have granted. A token beyond it was never granted (a message
+    carried it, not the lock) and is ignored, so it can neither refuse the runs after it
+    nor win over them."""
     runs = current.get("runs") or [current]
     if _is_same_run(runs, run):
         return RecordOutcome.DUPLICATE
+    if run.get("lock_token") is not None and any(r.get("lock_token") is not None for r in runs):
+        ceiling = token_ceiling()
+        run, current, runs = _granted(run, ceiling), _granted(current, ceiling), [_granted(r, ceiling) for r in runs]
     tokens = [r["lock_token"] for r in runs if r.get("lock_token") is not None]
     if run.get("lock_token") is not None and tokens and run["lock_token"] < max(tokens):
         return RecordOutcome.STALE_TOKEN

@@ -47,7 +47,7 @@ def build_orchestrator(
 
     return Orchestrator(
         spec=spec,
-        store=CompletionStore(db, settings.collections.completions, settings.collections.rejected),
+        store=CompletionStore(db, settings.collections.completions, settings.collections.rejected, spec.analytics.lock.collection),
         claims=claims(settings.collections.triggers),
         publisher=publisher,
         clock=clock,
@@ -59,4 +59,5 @@ def build_orchestrator(
 
 def build_receipt_recorder(spec: PipelineSpec, project: str | None = None, firestore_client=None) -> ReceiptRecorder:
     db = firestore_client or cloud.firestore_client(cloud.project_id(project))
-    return ReceiptRecorder(db, spec.orchestrator.collections.receipts, spec.name)
+    collections = spec.orchestrator.collections
+    return ReceiptRecorder(db, collections.receipts, spec.name, collections.rejected)

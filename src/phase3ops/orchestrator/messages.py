@@ -5,7 +5,10 @@ class names (with the `Async` prefix its async processors publish), table
 names, a fallback to `output_table`, null-dropped optional fields, extra
 fields, metadata with nulls. Anything wrong with a message that a redelivery
 cannot fix raises `BadMessage` naming the field; the orchestrator logs it,
-stores it and acknowledges it. Nothing here touches the network.
+stores it and acknowledges it. That includes every value Firestore or a log
+line would refuse later (input_bounds.py): a parser that let it through
+would fail the message on every redelivery instead of once, here. Nothing
+here touches the network.
 """
 
 from __future__ import annotations
@@ -13,26 +16,36 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
+import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jsonschema
 
-from phase3ops.spec.documents import SCHEMA_DIR, format_path, load_schema
+from phase3ops.input_bounds import REASON_CHARS, OutOfBounds, bounded_text, capped, check_size, check_storable, load_json, quoted
+from phase3ops.input_bounds import game_date as bounded_game_date
+from phase3ops.spec.documents import SCHEMA_DIR, SpecValidator, format_path, load_schema
 from phase3ops.spec.pipeline import PipelineSpec, Processor
 
 COMPLETION_SCHEMA = SCHEMA_DIR / "completion-message.schema.json"
 COUNTING_STATUSES = frozenset({"success", "partial"})
+MAX_MESSAGE_ID_CHARS = 256
+MAX_ATTRIBUTES = 100  # Pub/Sub's own limit per message
+MAX_ATTRIBUTE_CHARS = 1024  # Pub/Sub's limit on an attribute value (bytes, so characters are fewer)
+MAX_METADATA_BYTES = 256 * 1024  # stored with the record; a record document must stay under Firestore's 1 MiB
+# What of a completion is stored as sent, and so must fit Firestore (metadata is checked apart).
+STORED_TEXT_FIELDS = ("processor_name", "output_table", "execution_id", "correlation_id", "status")
 
 
 class BadMessage(ValueError):
     """A message that will never be valid, however often it is redelivered."""
 
     def __init__(self, reason: str, field_path: str = ""):
-        self.reason = reason
-        self.field = field_path
-        super().__init__(f"{field_path}: {reason}" if field_path else reason)
+        self.reason = capped(reason, REASON_CHARS)  # it is stored and logged: never the whole of a hostile value
+        self.field = capped(field_path, 200)
+        super().__init__(f"{self.field}: {self.reason}" if self.field else self.reason)
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,9 @@ def parse_delivery(event_data: Any) -> Delivery:
     message_id = message.get("messageId") or message.get("message_id")
     if not message_id:
         raise BadMessage("the Pub/Sub message has no messageId", "message.messageId")
+    if isinstance(message_id, int) and not isinstance(message_id, bool):
+        message_id = str(message_id)
+    _bounded(bounded_text, message_id, "message.messageId", MAX_MESSAGE_ID_CHARS, required=True)
     publish_time = _parse_timestamp(message.get("publishTime") or message.get("publish_time"))
     encoded = message.get("data")
     if not encoded:
@@ -85,31 +101,42 @@ def parse_delivery(event_data: Any) -> Delivery:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, TypeError, ValueError):
         raise BadMessage("message data is not valid base64", "message.data") from None
-    attributes = message.get("attributes") or {}
-    return Delivery(str(message_id), publish_time, dict(attributes), raw)
+    return Delivery(message_id, publish_time, _attributes(message.get("attributes")), raw)
 
 
-def parse_completion(raw: bytes, spec: PipelineSpec, message_id: str = "") -> Completion:
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadMessage(f"message data is not JSON: {exc}") from None
+def _attributes(attributes: Any) -> dict[str, str]:
+    """Pub/Sub attributes are string to string, at most 100 of them (its own limits bound their size)."""
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, Mapping) or len(attributes) > MAX_ATTRIBUTES:
+        raise BadMessage(f"attributes must be an object of at most {MAX_ATTRIBUTES} strings, got {quoted(attributes)}", "message.attributes")
+    for key, value in attributes.items():
+        _bounded(bounded_text, key, "message.attributes", MAX_ATTRIBUTE_CHARS, required=True)
+        _bounded(bounded_text, value, f"message.attributes.{key}", MAX_ATTRIBUTE_CHARS, required=False)
+    return {key: value for key, value in attributes.items() if value is not None}
+
+
+def parse_completion(raw: bytes, spec: PipelineSpec, message_id: str = "", today: dt.date | None = None) -> Completion:
+    """`today` bounds the plausible game dates (the orchestrator passes its clock's date)."""
+    payload = _bounded(load_json, raw)
     if not isinstance(payload, dict):
         raise BadMessage(f"message data must be a JSON object, got {type(payload).__name__}")
 
-    validator = jsonschema.Draft202012Validator(load_schema(COMPLETION_SCHEMA))
-    errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
+    errors = sorted(_completion_validator().iter_errors(payload), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
+        reasons = (f"{format_path(list(e.absolute_path)) or '<message>'}: {capped(_describe(e), 200)}" for e in errors[:5])
         raise BadMessage(
-            "; ".join(f"{format_path(list(e.absolute_path)) or '<message>'}: {_describe(e)}" for e in errors),
+            capped("; ".join(reasons), REASON_CHARS),
             format_path(list(first.absolute_path)) or _missing_field(first),
         )
 
-    try:
-        game_date = dt.date.fromisoformat(payload["game_date"])
-    except ValueError:
-        raise BadMessage(f"{payload['game_date']!r} is not a calendar date", "game_date") from None
+    game_date = _bounded(bounded_game_date, payload["game_date"], "game_date", today)
+    for name in STORED_TEXT_FIELDS:
+        _bounded(check_storable, payload.get(name), name)
+    metadata = payload.get("metadata") or {}
+    _bounded(check_storable, metadata, "metadata")
+    _bounded(check_size, metadata, "metadata", MAX_METADATA_BYTES)
 
     processor = _processor_of(payload, spec)
     execution_id = payload.get("execution_id") or (f"message-{message_id}" if message_id else "")
@@ -124,13 +151,33 @@ def parse_completion(raw: bytes, spec: PipelineSpec, message_id: str = "") -> Co
         correlation_id=payload.get("correlation_id"),
         output_table=processor.output_table,
         record_count=payload.get("record_count") or 0,
-        metadata=payload.get("metadata") or {},
+        metadata=metadata,
         duration_seconds=_number(payload.get("duration_seconds")),
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _completion_validator() -> jsonschema.Validator:
+    return SpecValidator(load_schema(COMPLETION_SCHEMA))
+
+
+def _bounded(check: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run an input_bounds check; its refusal is a BadMessage."""
+    try:
+        return check(*args, **kwargs)
+    except OutOfBounds as out:
+        raise BadMessage(out.reason, out.field) from None
+
+
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """An optional figure: a number beyond a float's range or not finite is dropped, not refused."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _processor_of(payload: dict[str, Any], spec: PipelineSpec) -> Processor:
@@ -142,7 +189,7 @@ def _processor_of(payload: dict[str, Any], spec: PipelineSpec) -> Processor:
     if processor is None:
         known = ", ".join(spec.processor_names)
         reported = f"processor {name!r}" + (f" (output_table {table!r})" if table else "") if name else f"output_table {table!r}"
-        raise BadMessage(f"unknown {reported}; known: {known}", "processor_name" if name else "output_table")
+        raise BadMessage(capped(f"unknown {reported}; known: {known}", REASON_CHARS), "processor_name" if name else "output_table")
     if by_name is not None and by_table is not None and by_table is not by_name:
         raise BadMessage(
             f"output_table {table!r} is the table of {by_table.name!r}, not of processor {name!r} ({by_name.output_table})",
@@ -177,7 +224,9 @@ def _parse_timestamp(value: Any) -> dt.datetime:
         # Pub/Sub always sets publishTime; without it ordering falls back to arrival.
         return dt.datetime.now(dt.timezone.utc)
     try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadMessage(f"publishTime {value!r} is not an RFC 3339 timestamp", "message.publishTime") from None
+        raise BadMessage(f"publishTime {quoted(value)} is not an RFC 3339 timestamp", "message.publishTime") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)

@@ -19,6 +19,9 @@ claim, receipt and recovery machinery as the trigger.
 Error contract with Pub/Sub (the function deploys with RETRY_POLICY_RETRY):
 - a message that can never be valid is stored, logged at ERROR and
   acknowledged (the handler returns normally);
+- a message whose handling keeps failing with an error a redelivery does not
+  cure is stored as poison after `POISON_AFTER_FAILURES` failures, logged
+  `poisoned` at ERROR and acknowledged (rejected_messages.py);
 - anything that may succeed later raises, so Pub/Sub redelivers: Firestore
   or Pub/Sub unavailable, a publish that failed, and a date whose claim is
   pending under a live lease or awaiting the receipts of what its last
@@ -47,7 +50,8 @@ from phase3ops.gates.evaluate import GateEvaluator, GateReport
 from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordContended, RecordOutcome
 from phase3ops.orchestrator.gate_holds import HELD as HOLD_ACTIVE
 from phase3ops.orchestrator.gate_holds import GateHolds, Hold
-from phase3ops.orchestrator.messages import BadMessage, Completion, parse_completion, parse_delivery
+from phase3ops.input_bounds import EXCERPT_CHARS, printable
+from phase3ops.orchestrator.messages import BadMessage, Completion, Delivery, parse_completion, parse_delivery
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
 from phase3ops.orchestrator.phase4_trigger import (
     TriggerMessage,
@@ -57,6 +61,7 @@ from phase3ops.orchestrator.phase4_trigger import (
     follow_up_key,
     rows_changed,
 )
+from phase3ops.rejected_messages import POISON, POISON_AFTER_FAILURES, event_bytes, is_transient
 from phase3ops.orchestrator.readiness import Readiness, evaluate, mode_deadline, trigger_deadline
 from phase3ops.orchestrator.retry_summary import RetrySummary
 from phase3ops.orchestrator.trigger_claims import AttemptSuperseded, ClaimContended, Recovery, TriggerClaim, TriggerClaims
@@ -78,6 +83,7 @@ RETRY_LATER = "retry_later"  # another delivery is busy with the date (a live cl
 PUBLISH_FAILED = "publish_failed"  # raised for redelivery
 HELD = "held"  # ready, but a data gate blocks it: recorded and acknowledged; evaluated again later
 FOLLOWED_UP = "followed_up"  # a late run changed its table: Phase 4 was sent one follow-up message for it
+POISONED = "poisoned"  # kept failing past the bound: stored as poison and acknowledged (pages)
 
 IN_FLIGHT_WAIT_SECONDS = 1.0  # how long a delivery waits for someone else's publish before asking for redelivery
 IN_FLIGHT_POLL_SECONDS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.08)  # then every 0.08 s: a claim is usually published within 150 ms
@@ -120,6 +126,7 @@ class Decision:
 
 _SEVERITY = {
     REJECTED: logging.ERROR,
+    POISONED: logging.ERROR,
     PUBLISH_FAILED: logging.ERROR,
     LATE: logging.WARNING,
     REPUBLISHED: logging.WARNING,
@@ -166,20 +173,46 @@ class Orchestrator:
         try:
             delivery = parse_delivery(event_data)
         except BadMessage as bad:
-            # Without a message id there is nothing to store the bytes under; the log line keeps them.
-            return self._log(
-                Decision(REJECTED, reason=bad.reason, extra={"field": bad.field, "event_data": repr(event_data)[:4000]})
-            )
+            raw = event_bytes(event_data)
+            stored = self.store.rejected.store(raw, bad.reason, bad.field)
+            return self._log(Decision(REJECTED, reason=bad.reason, extra={"field": bad.field, "stored_as": stored, "event_data": _excerpt(raw)}))
         try:
-            completion = parse_completion(delivery.raw_data, self.spec, delivery.message_id)
+            return self._handle_delivery(delivery)
+        except Exception as error:
+            if is_transient(error, expected=(RetryLater, PublishFailed, RecordContended, ClaimContended)):
+                raise
+            return self._poisoned_or_raise(delivery, error)
+
+    def _poisoned_or_raise(self, delivery: Delivery, error: Exception) -> Decision:
+        """A failure a redelivery does not cure: count it; past the bound, store the message as
+        poison and acknowledge it (logged `poisoned` at ERROR, which pages)."""
+        try:
+            failures = self.store.rejected.count_failure(delivery.message_id, delivery.raw_data, error)
+        except Exception:
+            log.warning("could not count a failure of message %s", delivery.message_id, exc_info=True, extra={"event": "failure_count_failed"})
+            raise error from None
+        if failures < POISON_AFTER_FAILURES:
+            raise error
+        reason = f"failed {failures} times, last with {type(error).__name__}: {error}"
+        stored = self.store.rejected.store(
+            delivery.raw_data, reason, "", delivery.message_id, delivery.publish_time, delivery.attributes, kind=POISON
+        )
+        log.error("poison message %s: %s", delivery.message_id, reason, exc_info=error, extra={"event": "poison_message", "stored_as": stored})
+        return self._log(Decision(POISONED, reason=reason, message_id=delivery.message_id, extra={"stored_as": stored}))
+
+    def _handle_delivery(self, delivery: Delivery) -> Decision:
+        try:
+            completion = parse_completion(delivery.raw_data, self.spec, delivery.message_id, today=self.clock().date())
         except BadMessage as bad:
-            self.store.store_rejected(delivery, bad.reason, bad.field)
+            stored = self.store.rejected.store(
+                delivery.raw_data, bad.reason, bad.field, delivery.message_id, delivery.publish_time, delivery.attributes
+            )
             return self._log(
                 Decision(
                     REJECTED,
                     reason=bad.reason,
                     message_id=delivery.message_id,
-                    extra={"field": bad.field, "data": delivery.raw_data[:4000].decode("utf-8", "replace")},
+                    extra={"field": bad.field, "stored_as": stored, "data": _excerpt(delivery.raw_data)},
                 )
             )
 
@@ -324,9 +357,17 @@ class Orchestrator:
         settled = claim if claim.is_published else self.claims.get(claim.key)
         if settled is None or not settled.is_published:
             return decision
+        try:
+            follow_up = self._follow_up(settled, records, delivered, owner)
+        except Exception:
+            if decision.outcome in _SENT:
+                self._log(decision)  # the trigger went out, whatever became of the follow-up
+            raise
+        if follow_up is None:
+            return decision  # logged once, by the caller
         if decision.outcome in _SENT:
-            self._log(decision)  # the trigger's own line, whatever becomes of the follow-up below
-        return self._follow_up(settled, records, delivered, owner) or decision
+            self._log(decision)  # the trigger's own line, before the follow-up's
+        return follow_up
 
     def _follow_up(self, claim: TriggerClaim, records: dict[str, CompletionRecord], delivered: Completion, owner: str) -> Decision | None:
         """Once Phase 4 has the date, a run reported after the trigger was decided, whose table now
@@ -466,6 +507,11 @@ class Orchestrator:
             extra={"event": "phase3_completion", **fields},
         )
         return decision
+
+
+def _excerpt(raw: bytes) -> str:
+    """What a log line quotes of a message's bytes: a bounded, printable prefix."""
+    return printable(raw[:EXCERPT_CHARS].decode("utf-8", "replace"), EXCERPT_CHARS)
 
 
 def _counted(records: dict[str, CompletionRecord]) -> set[str]:

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from phase3ops.orchestrator.trigger_claims import TriggerClaim
 
 DATE_PART = "date"  # the only part of a per_date trigger
+# The claim stores every message of the date, each carrying the union of changes: past this size
+# the union is dropped and Phase 4 told to process everything (`is_incremental: false`), which an
+# incremental consumer may always do. Five messages of it stay well inside a 1 MiB document.
+MAX_ENTITIES_BYTES = 64 * 1024
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -126,7 +130,7 @@ def _entities_changed(spec: PipelineSpec, counted: list[CompletionRecord]) -> tu
     """The union of the incremental runs' `metadata.entities_changed`, as the reference
     builds it: players and teams, each key present only when something changed. A
     list goes under the processor's own kind (`entities` in pipeline.yaml); a
-    mapping is merged key by key."""
+    mapping is merged key by key. A union past `MAX_ENTITIES_BYTES` is a full run."""
     changed: dict[str, set[str]] = {"players": set(), "teams": set()}
     incremental = False
     for record in counted:
@@ -140,7 +144,10 @@ def _entities_changed(spec: PipelineSpec, counted: list[CompletionRecord]) -> tu
                     changed[kind].update(str(n) for n in names if n is not None)
         elif isinstance(reported, list):
             changed[spec.processor(record.processor).entities].update(str(n) for n in reported if n is not None)
-    return {kind: sorted(names) for kind, names in changed.items() if names}, incremental
+    union = {kind: sorted(names) for kind, names in changed.items() if names}
+    if len(json.dumps(union).encode("utf-8")) > MAX_ENTITIES_BYTES:
+        return {}, False
+    return union, incremental
 
 
 def _gate_fields(gates: "GateReport | None", degraded: bool) -> dict[str, Any]:
