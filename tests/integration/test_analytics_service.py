@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from phase3ops.analytics.factory import build_fan_out
+from phase3ops.analytics.factory import build_fan_out, build_rejected_pushes
 from phase3ops.analytics.push_auth import PushAuth
 from phase3ops.analytics.service import create_app
 from phase3ops.pubsub_admin import ensure_subscription
@@ -28,7 +28,17 @@ def push_body(data, message_id: str = "m-1") -> dict:
 @pytest.fixture
 def client(analytics):  # noqa: F811
     fan_out = build_fan_out(analytics.spec, analytics.project)
-    return create_app(analytics.runner(max_wait_seconds=0.3), PushAuth(None), fan_out).test_client()
+    return create_app(analytics.runner(max_wait_seconds=0.3), PushAuth(None), fan_out, rejected_pushes(analytics)).test_client()
+
+
+def rejected_pushes(analytics):  # noqa: F811
+    return build_rejected_pushes(analytics.spec, analytics.project, analytics.runner().locks._client)
+
+
+def stored_rejection(analytics, stored_as: str) -> dict:  # noqa: F811
+    snapshot = rejected_pushes(analytics)._collection.document(stored_as).get()
+    assert snapshot.exists, f"nothing stored as {stored_as}"
+    return snapshot.to_dict()
 
 
 @pytest.fixture
@@ -69,21 +79,54 @@ def test_a_push_naming_several_processors_or_none_is_split_one_per_processor(cli
 @pytest.mark.parametrize(
     "body, field, reason",
     [
-        ({"nope": 1}, "message", "not a Pub/Sub push envelope"),
         ({"message": {"messageId": "1"}}, "message.data", "has no data"),
         ({"message": {"data": "%%%", "messageId": "1"}}, "message.data", "not base64-encoded JSON"),
         (push_body(b"[1, 2]"), "message.data", "must be a JSON object"),
         (push_body({"processors": []}), "game_date", "'game_date' is required"),
-        (push_body({"game_date": "2026-02-31"}), "game_date", "is not a YYYY-MM-DD date"),
+        (push_body({"game_date": "2026-02-31"}), "game_date", "is not a calendar date"),
         (push_body({"game_date": "2026-11-28", "processors": ["ghost"]}), "processors", "unknown processors ['ghost']"),
-        (push_body({"game_date": "2026-11-28", "processors": "player_game_summary"}), "processors", "must be a list"),
+        (push_body({"game_date": "2026-11-28", "processors": "player_game_summary"}), "processors", "must be a non-empty list"),
+        # Each of these used to run processors (or answer 500 and go five times to the dead-letter topic):
+        (push_body(b'{"game_date": "2026-11-28", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"), "message.data", "nested too deeply"),
+        (push_body({"game_date": "0001-01-01"}), "game_date", "outside the plausible game dates"),
+        (push_body({"game_date": "20261128"}), "game_date", "is not a YYYY-MM-DD date"),
+        (push_body({"game_date": "2026-11-28", "processors": ["player_game_summary"] * 3}), "processors", "more than once"),
+        (push_body({"game_date": "2026-11-28", "processors": 0}), "processors", "must be a non-empty list"),
+        (push_body({"game_date": "2026-11-28", "processors": ""}), "processors", "must be a non-empty list"),
+        (push_body({"game_date": "2026-11-28", "processors": {}}), "processors", "must be a non-empty list"),
+        (push_body({"game_date": "2026-11-28", "processors": ["player_game_summary"], "correlation_id": "c" * 501}), "correlation_id", "at most 500"),
+        (push_body({"game_date": "2026-11-28", "processors": ["player_game_summary"], "correlation_id": {"id": 1}}), "correlation_id", "must be a string"),
+        (push_body({"game_date": "2026-11-28", "processors": ["player_game_summary"], "correlation_id": "\ud800"}), "correlation_id", "not valid UTF-8"),
+        (push_body({"game_date": "2026-11-28"}, message_id="a/b"), "", ""),
     ],
 )
-def test_bad_envelopes_get_a_400_with_the_reason(client, analytics, body, field, reason):  # noqa: F811
+def test_a_push_that_can_never_run_is_stored_and_acknowledged_with_the_reason(client, analytics, phase3_triggers, body, field, reason):  # noqa: F811
+    if not field:  # a message id with a slash is fine: the push runs (split), nothing is stored under it
+        assert client.post("/", json=body).status_code == 200
+        return
     response = client.post("/", json=body)
-    assert response.status_code == 400
-    assert response.json["field"] == field and reason in response.json["error"]
-    assert analytics.published() == []
+    assert response.status_code == 200, response.json  # acknowledged: Pub/Sub must not redeliver it
+    assert response.json["rejected"] is True and response.json["field"] == field and reason in response.json["error"]
+    stored = stored_rejection(analytics, response.json["stored_as"])
+    assert stored["handler"] == analytics.spec.analytics.service_name and stored["field"] == field
+    assert len(stored["data"]) <= 64 * 1024 and stored["data_length"] >= len(stored["data"]) and len(stored["data_sha256"]) == 64
+    assert analytics.published() == [] and phase3_triggers() == []  # nothing ran, nothing was split
+
+
+def test_a_body_that_is_not_a_push_envelope_gets_a_400_and_is_stored(client, analytics):  # noqa: F811
+    response = client.post("/", json={"nope": 1})
+    assert response.status_code == 400 and response.json["field"] == "message"
+    assert stored_rejection(analytics, response.json["stored_as"])["data"] == b'{"nope": 1}'
+
+
+def test_a_push_with_the_longest_correlation_id_makes_a_completion_the_orchestrator_accepts(client, analytics):  # noqa: F811
+    from phase3ops.orchestrator.messages import encode_completion, parse_completion
+
+    longest = "c" * 500
+    response = client.post("/", json=push_body({"game_date": DAY.isoformat(), "processors": ["team_offense_game_summary"], "correlation_id": longest}))
+    assert response.status_code == 200, response.json
+    [message] = analytics.published(at_least=1)
+    assert parse_completion(encode_completion(message), analytics.spec, "m").correlation_id == longest
 
 
 def test_a_busy_lock_answers_503_so_pubsub_retries(client, analytics):  # noqa: F811
@@ -117,8 +160,8 @@ def test_push_auth_checks_signature_audience_and_service_account(analytics):  # 
         "push@proj.iam.gserviceaccount.com",
         verify=lambda tok, aud: jwt.decode(tok, certs={"k1": public}, audience=aud),
     )
-    client = create_app(analytics.runner(), auth, build_fan_out(analytics.spec, analytics.project)).test_client()
-    body = push_body({"game_date": "2026-02-31"})  # valid auth reaches validation (400); invalid stops at 401
+    client = create_app(analytics.runner(), auth, build_fan_out(analytics.spec, analytics.project), rejected_pushes(analytics)).test_client()
+    body = push_body({"game_date": "2026-02-31"})  # valid auth reaches validation (stored, 200); invalid stops at 401
 
     assert client.post("/", json=body).status_code == 401
     assert client.post("/", json=body, headers={"Authorization": "Bearer not-a-jwt"}).status_code == 401
@@ -128,7 +171,8 @@ def test_push_auth_checks_signature_audience_and_service_account(analytics):  # 
     response = client.post("/", json=body, headers={"Authorization": f"Bearer {wrong_account}"})
     assert response.status_code == 401 and "not the push service account" in response.json["error"]
     good = token("https://analytics.example/", "push@proj.iam.gserviceaccount.com")
-    assert client.post("/", json=body, headers={"Authorization": f"Bearer {good}"}).status_code == 400
+    response = client.post("/", json=body, headers={"Authorization": f"Bearer {good}"})
+    assert response.status_code == 200 and response.json["rejected"] is True
 
 
 def test_the_service_under_gunicorn_behind_a_push_subscription(analytics, emulator_hosts, repo_root, tmp_path):  # noqa: F811

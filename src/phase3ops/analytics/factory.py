@@ -7,6 +7,7 @@ from phase3ops.analytics.completions import CompletionPublisher
 from phase3ops.analytics.fan_out import PerProcessorFanOut
 from phase3ops.analytics.runner import ProcessorRunner
 from phase3ops.locking.lease_lock import LeaseLocks
+from phase3ops.rejected_messages import RejectedMessages
 from phase3ops.spec.pipeline import PipelineSpec
 from phase3ops.warehouse.factory import warehouse_from_environment
 from phase3ops.warehouse.port import Warehouse
@@ -35,3 +36,10 @@ def build_runner(
 
 def build_fan_out(spec: PipelineSpec, project: str | None = None, publisher_client=None) -> PerProcessorFanOut:
     return PerProcessorFanOut(publisher_client or cloud.publisher_client(), cloud.project_id(project), spec.topics.phase3_trigger)
+
+
+def build_rejected_pushes(spec: PipelineSpec, project: str | None = None, firestore_client=None) -> RejectedMessages:
+    """Where the service keeps the pushes it acknowledges without running: the orchestrator's
+    rejected collection, so the story of a date shows every message refused for it."""
+    db = firestore_client or cloud.firestore_client(cloud.project_id(project))
+    return RejectedMessages(db, spec.orchestrator.collections.rejected, handler=spec.analytics.service_name)
