@@ -70,6 +70,7 @@ class Processor:
     entities: str  # players | teams: where its entities_changed go in the Phase 4 trigger
     table: TableSpec
     late_data: str = "follow_up"  # follow_up | ignore: what a run that changes the table after the trigger sends Phase 4
+    after: tuple[str, ...] = ()  # processors whose tables it reads for the same date: it waits for their completions
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ class Collections:
     rejected: str
     holds: str
     followups: str
+    overrides: str = "phase3_overrides"
+    repairs: str = "phase3_repairs"
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,23 @@ class Phase4TriggerSettings:
     trigger_source: str
     triggered_by: str
     parent_processor: str
+
+
+@dataclass(frozen=True)
+class Phase4Consumer:
+    """The running Phase 4 service's subscription on the Phase 4 topic: deployed by its owners, watched here."""
+
+    subscription: str
+    max_unacked_age_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class ExpectedWork:
+    """The expected-work ledger: which game dates owe their processors, and how far repairs go."""
+
+    since: dt.date
+    max_repairs_per_run: int = 20
+    max_repairs_per_date_processor: int = 3
 
 
 @dataclass(frozen=True)
@@ -247,6 +267,8 @@ class PipelineSpec:
     processors: tuple[Processor, ...]
     modes: tuple[ModeRule, ...]
     gates: tuple[Gate, ...] = ()
+    phase4_consumer: Phase4Consumer | None = None
+    expected_work: ExpectedWork | None = None
     _aliases: dict[str, Processor] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -395,6 +417,7 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
             problems.extend(_table_problems(document, section, index, table))
 
     processors = spec["processors"]
+    problems.extend(_dependency_problems(document, processors))
     duplicates(processors, "name", "processors")
     duplicates(processors, "output_table", "processors")
     duplicates(processors, "class_name", "processors")
@@ -496,6 +519,41 @@ def deployed_receipt_grace_problems(spec: PipelineSpec, receipts_timeout_seconds
             f"({EVENTARC_MAX_RETRY_BACKOFF_SECONDS} s) = {horizon} s",
         )
     ]
+
+
+def _dependency_problems(document: SpecDocument, processors: list[dict[str, Any]]) -> list[SpecProblem]:
+    """`after:` names known processors, never the processor itself, and never closes a cycle
+    (a cycle would hold its processors for ever)."""
+    problems: list[SpecProblem] = []
+    names = [p["name"] for p in processors]
+    graph = {p["name"]: list(p.get("after", ())) for p in processors}
+    for index, processor in enumerate(processors):
+        for position, name in enumerate(processor.get("after", ())):
+            where = ["spec", "processors", index, "after", position]
+            if name not in names:
+                problems.append(document.problem(where, f"{name!r} is not a processor of this pipeline"))
+            elif name == processor["name"]:
+                problems.append(document.problem(where, "a processor cannot wait for itself"))
+    for index, processor in enumerate(processors):
+        path = _cycle_from(processor["name"], graph)
+        if path and processor["name"] == min(path):  # report each cycle once
+            problems.append(document.problem(["spec", "processors", index, "after"], "waits in a cycle: " + " -> ".join(path + [path[0]])))
+    return problems
+
+
+def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
+    """A cycle through `start` in the `after:` graph, as the list of its processors, or []."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for following in graph.get(node, ()):
+            if following == start and len(path) > 1:
+                return path
+            if following not in seen and following in graph and following != node:
+                seen.add(following)
+                stack.append((following, path + [following]))
+    return []
 
 
 def _mode_problems(document: SpecDocument, index: int, mode: dict[str, Any], known: list[str]) -> list[SpecProblem]:
@@ -668,6 +726,7 @@ def _build(document: SpecDocument) -> PipelineSpec:
                 entities=p["entities"],
                 table=_table(analytics["dataset"], p["output_table"], p),
                 late_data=p.get("late_data", "follow_up"),
+                after=tuple(p.get("after", ())),
             )
             for p in spec["processors"]
         ),
@@ -686,6 +745,16 @@ def _build(document: SpecDocument) -> PipelineSpec:
             for m in spec["modes"]
         ),
         gates=tuple(_gate(g) for g in spec.get("gates", [])),
+        phase4_consumer=Phase4Consumer(**spec["phase4_consumer"]) if "phase4_consumer" in spec else None,
+        expected_work=_expected_work(spec["expected_work"]) if "expected_work" in spec else None,
+    )
+
+
+def _expected_work(data: dict[str, Any]) -> ExpectedWork:
+    return ExpectedWork(
+        since=dt.date.fromisoformat(data["since"]),
+        max_repairs_per_run=data.get("max_repairs_per_run", 20),
+        max_repairs_per_date_processor=data.get("max_repairs_per_date_processor", 3),
     )
 
 
