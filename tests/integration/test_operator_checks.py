@@ -207,7 +207,8 @@ def test_a_game_date_left_untriggered_fails_and_a_date_without_games_owes_nothin
     report = json.loads(result.stdout)
     [check] = [c for c in report["checks"] if c["name"] == "game_day_triggers"]
     assert check["status"] == "failed"
-    assert check["findings"] == [f"{game_day}: 2 games, trigger deadline 10:00 passed, Phase 4 not triggered (no trigger claim)"]
+    due = game_day + dt.timedelta(days=1)
+    assert check["findings"] == [f"{game_day}: 2 games, trigger deadline {due:%m-%d} 10:00 (overnight) passed, Phase 4 not triggered (no trigger claim)"]
     assert report["metrics"]["untriggered_game_dates"] == 1.0
 
     quiet = json.loads(deployment.script("phase3_health_check.sh", "--date", str(off_day), "--json").stdout)

@@ -68,7 +68,7 @@ def test_unknown_keys_are_named_with_the_allowed_ones(tmp_path):
     [problem] = problems_of(path)
     assert "spec.processors[0]" in problem
     assert "'critcal' was unexpected" in problem
-    assert "allowed: class_name, columns, entities, late_data, name, output_table, primary_key" in problem
+    assert "allowed: after, class_name, columns, entities, late_data, name, output_table, primary_key" in problem
 
 
 def test_semantic_rules_are_checked_together(tmp_path):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phase3ops.checks.state import DateState
+from phase3ops.expected_work.ledger import Ledger
 from phase3ops.spec.pipeline import PipelineSpec
 from phase3ops.warehouse.port import Warehouse
 
@@ -39,6 +40,7 @@ class CheckContext:
     stack: str | None = None  # whose alerts/stacks/<stack>.yaml overrides the deployment applied
     region: str = "us-west2"
     notes: dict[str, float] = field(default_factory=dict)
+    ledger: Ledger | None = None  # every date since the ledger's start, whatever the window
 
     @property
     def days(self) -> int:

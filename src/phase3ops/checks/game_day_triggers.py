@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from phase3ops.checks.context import CheckContext
 from phase3ops.checks.results import CheckResult, Status
-from phase3ops.orchestrator.readiness import trigger_deadline
+from phase3ops.orchestrator.readiness import mode_deadline, mode_for, trigger_deadline
 
 NAME = "game_day_triggers"
 TITLE = "Game-day triggers"
 EXPLANATION = (
-    "Phase 4 starts its overnight run at the trigger deadline. A date with games and no published trigger by "
-    "then means predictions run on stale data; dates without games owe nothing."
+    "Each mode has its trigger deadline: the same-day run's by early afternoon, the overnight run's the next "
+    "morning. A date with games and no published trigger by the deadline of the mode it is in means Phase 4 "
+    "runs on stale data; dates without games owe nothing."
 )
 
 
@@ -27,8 +28,11 @@ def run(context: CheckContext) -> CheckResult:
             details.append(f"{day}: no games, no trigger owed")
             continue
         game_days += 1
-        deadline = trigger_deadline(context.spec, day)
-        deadline_time = f"{deadline:%H:%M}"
+        # The deadline of the mode the date is in now: a same-day date that stalls pages after its
+        # own deadline, not the overnight run's the next morning.
+        mode = mode_for(context.spec, day, context.now)
+        deadline = mode_deadline(context.spec, mode, day) if mode is not None else trigger_deadline(context.spec, day)
+        deadline_time = f"{deadline:%m-%d %H:%M} ({mode.name if mode else 'latest'})"
         claim = state.claim
         if claim is not None and claim.is_published:
             details.append(f"{day}: {state.games} games, triggered")

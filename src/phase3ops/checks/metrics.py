@@ -37,6 +37,7 @@ CUSTOM_METRICS: dict[str, CustomMetric] = {
         CustomMetric("pending_trigger_claims", "INT64", "Phase 4 trigger claims pending longer than the health check's threshold"),
         CustomMetric("untriggered_game_dates", "INT64", "Dates with games past their trigger deadline without a published Phase 4 trigger"),
         CustomMetric("held_game_dates", "INT64", "Ready game dates a data gate holds from Phase 4"),
+        CustomMetric("missing_expected_work", "INT64", "(game date, processor) pairs the schedule owes past their deadline, neither run nor skipped, since the ledger's start"),
     )
 }
 

@@ -206,6 +206,7 @@ class ExpectedWork:
     since: dt.date
     max_repairs_per_run: int = 20
     max_repairs_per_date_processor: int = 3
+    repair_lead_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -755,6 +756,7 @@ def _expected_work(data: dict[str, Any]) -> ExpectedWork:
         since=dt.date.fromisoformat(data["since"]),
         max_repairs_per_run=data.get("max_repairs_per_run", 20),
         max_repairs_per_date_processor=data.get("max_repairs_per_date_processor", 3),
+        repair_lead_minutes=data.get("repair_lead_minutes", 60),
     )
 
 
