@@ -6,13 +6,24 @@ import datetime as dt
 import logging
 from typing import Callable
 
-from phase3ops.checks import completion_tracking, data_gates, deployment_state, duplicates, game_day_triggers, scraper_timing
+from phase3ops.checks import (
+    completion_tracking,
+    data_gates,
+    deployment_state,
+    duplicates,
+    expected_work,
+    game_day_triggers,
+    overrides,
+    scraper_timing,
+)
 from phase3ops.checks.context import CheckContext
 from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.checks.state import read_state
+from phase3ops.expected_work.ledger import Ledger, ledger_window
+from phase3ops.overrides.records import skipped_between
 
-CHECKS = (completion_tracking, game_day_triggers, data_gates, duplicates, scraper_timing, deployment_state)
+CHECKS = (completion_tracking, expected_work, game_day_triggers, data_gates, overrides, duplicates, scraper_timing, deployment_state)
 log = logging.getLogger("phase3ops.checks")
 
 
@@ -20,8 +31,17 @@ def check_dates(orchestrator, warehouse, first: dt.date, last: dt.date, now: dt.
     """Read the dates' state once and run every check on it (the CLI and the local run-day both call this)."""
     spec = orchestrator.spec
     states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last, orchestrator.holds)
-    context = CheckContext(spec, first, last, now, states, warehouse, **context_options)
+    context = CheckContext(spec, first, last, now, states, warehouse, ledger=read_ledger(orchestrator, warehouse, now), **context_options)
     return context, run_checks(context)
+
+
+def read_ledger(orchestrator, warehouse, now: dt.datetime) -> Ledger | None:
+    """Every date from the ledger's start (the same nine round trips as any window), and the operators' skips."""
+    span = ledger_window(orchestrator.spec, now)
+    if span is None:
+        return None
+    states = read_state(orchestrator.spec, orchestrator.store, orchestrator.claims, warehouse, *span)
+    return Ledger(*span, states, skipped_between(orchestrator.store.client, orchestrator.spec, *span))
 
 
 def run_checks(context: CheckContext, checks=CHECKS) -> list[CheckResult]:

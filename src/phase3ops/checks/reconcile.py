@@ -6,7 +6,9 @@ through the orchestrator's own exactly-once path (`Orchestrator.advance`):
 a missed trigger is published, a stale claim is confirmed from the receipts
 or finished by exactly one caller, and a second `--fix` publishes nothing.
 (The reference only flipped a `_triggered` flag and never published, was
-blind to the mode rules, and printed success when a fix failed.)
+blind to the mode rules, and printed success when a fix failed.) A run the
+expected-work ledger misses, however old, is re-requested from the
+analytics service (`expected_work/repairs.py`: once per repair, bounded).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Sequence
 
 from phase3ops.checks.state import DateState
+from phase3ops.expected_work.ledger import Gap
+from phase3ops.expected_work.repairs import ProcessorRepairs
 from phase3ops.orchestrator.gate_holds import HELD
 from phase3ops.orchestrator import orchestrator as outcomes
 from phase3ops.orchestrator.messages import Completion, Delivery
@@ -27,6 +32,7 @@ UNTRIGGERED = "complete but untriggered"
 HELD_BY_GATE = "held by a data gate"
 PENDING_CLAIM = "pending trigger claim"
 MISSING_COMPLETION = "completion missing for a table with rows"
+MISSING_RUN = "owed run missing"
 FIXED_OUTCOMES = {outcomes.TRIGGERED, outcomes.REPUBLISHED, outcomes.CONFIRMED_BY_RECEIPT, outcomes.ALREADY_TRIGGERED}
 
 
@@ -46,7 +52,8 @@ class FixResult:
     message: str
 
 
-def find_issues(spec: PipelineSpec, states: dict[dt.date, DateState], now: dt.datetime) -> list[Issue]:
+def find_issues(spec: PipelineSpec, states: dict[dt.date, DateState], now: dt.datetime, gaps: Sequence[Gap] = ()) -> list[Issue]:
+    """The window's inconsistencies, then every run the expected-work ledger misses (`gaps`, whatever their age)."""
     issues = []
     for day, state in sorted(states.items()):
         missing = []
@@ -69,12 +76,16 @@ def find_issues(spec: PipelineSpec, states: dict[dt.date, DateState], now: dt.da
                 issues.append(Issue(day, UNTRIGGERED, readiness.reason))
             elif readiness.ready:
                 issues.append(Issue(day, UNTRIGGERED, f"{readiness.reason} once the missing completions are recorded"))
+    issues.extend(Issue(gap.game_date, MISSING_RUN, gap.describe(now), gap.processor) for gap in gaps)
     return issues
 
 
-def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime) -> list[FixResult]:
+def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime, repairs: ProcessorRepairs | None = None, gaps: Sequence[Gap] = ()) -> list[FixResult]:
     run_id = f"reconcile-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     results = []
+    if repairs is not None and gaps:
+        for repair in repairs.request(gaps, now, run_id):
+            results.append(FixResult(repair.game_date, repair.ok, f"{repair.processor}: {repair.outcome.replace('_', ' ')}: {repair.detail}"))
     for issue in issues:
         if issue.kind != MISSING_COMPLETION:
             continue
@@ -95,7 +106,7 @@ def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime) -> li
             results.append(FixResult(issue.game_date, True, f"recorded the completion of {issue.processor} ({issue.rows} rows)"))
         except Exception as exc:
             results.append(FixResult(issue.game_date, False, f"could not record {issue.processor}: {type(exc).__name__}: {exc}"))
-    for day in sorted({i.game_date for i in issues}):
+    for day in sorted({i.game_date for i in issues if i.kind != MISSING_RUN}):
         try:
             decision = orchestrator.advance(day, owner=run_id)
         except RetryLater as exc:

@@ -105,6 +105,11 @@ class CompletionStore:
         # The processors' locks: a run's lock token is checked against them before it decides anything.
         self._locks = client.collection(lock_collection) if lock_collection else None
 
+    @property
+    def client(self) -> firestore.Client:
+        """The Firestore client the store reads with: the checks read the other collections through it."""
+        return self._client
+
     def record(self, completion: Completion, delivery: Delivery) -> RecordOutcome:
         ref = self._collection.document(record_document_id(completion.game_date, completion.processor))
         run = {
