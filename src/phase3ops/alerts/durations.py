@@ -28,3 +28,11 @@ def human(text: str) -> str:
         raise ValueError(f"{text!r} is not a duration")
     amount, unit = int(match.group(1)), match.group(2)
     return f"{amount} {_NAMES[unit]}{'' if amount == 1 else 's'}"
+
+
+def human_seconds(total: int) -> str:
+    """97200 -> '27 hours': in the largest unit that divides it."""
+    for unit in ("d", "h", "m", "s"):
+        if total % _UNITS[unit] == 0:
+            return human(f"{total // _UNITS[unit]}{unit}")
+    raise AssertionError("unreachable: every whole number of seconds divides by 1")

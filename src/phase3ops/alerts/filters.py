@@ -97,6 +97,9 @@ MONITORED_RESOURCES: dict[str, frozenset[str] | None] = {
     "k8s_pod": frozenset({"project_id", "location", "cluster_name", "namespace_name", "pod_name"}),
     "project": frozenset({"project_id"}),
     "prometheus_target": None,
+    # Cloud Monitoring's notification channels: where it logs the notifications it could not deliver
+    # (log monitoring.googleapis.com/notification_channel_events).
+    "stackdriver_notification_channel": None,
     "pubsub_subscription": frozenset({"project_id", "subscription_id"}),
     "pubsub_topic": frozenset({"project_id", "topic_id"}),
     "uptime_url": None,

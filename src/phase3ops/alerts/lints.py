@@ -24,13 +24,25 @@ from phase3ops.alerts.filters import (
     gen2_function_hint,
     resource_type_problems,
 )
-from phase3ops.alerts.policies import LOG_METRIC_REFERENCE, STATISTICS, policy_body, to_proto
+from phase3ops.alerts.policies import (
+    LOG_METRIC_REFERENCE,
+    SECONDS_METRICS,
+    STATISTICS,
+    absence_lookback,
+    absence_silence_seconds,
+    metric_type,
+    policy_body,
+    to_proto,
+)
+from phase3ops.alerts.schedules import RUN_ALLOWANCE_SECONDS, ScheduleError, longest_gap_seconds
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
 from phase3ops.input_bounds import quoted
 from phase3ops.spec.documents import SpecProblem
 
 _WORKLOAD_NAME = re.compile(r'resource\.labels?\.(service_name|function_name|job_name|configuration_name)\s*=\s*"([^"]+)"')
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+# The command whose runs write the custom metrics (phase3ops.checks.metrics).
+HEALTH_COMMAND = "health"
 # Aligners that add up a counter's values over the alignment period.
 _COUNTING_ALIGNERS = {"ALIGN_SUM", "ALIGN_DELTA"}
 
@@ -40,6 +52,7 @@ class LintContext:
     channels: frozenset[str]
     workloads: dict[str, str]  # deployed name -> function | service | job
     repo_root: Path
+    pipeline: Any = None  # the PipelineSpec, for what its scheduled checks write and when
 
 
 Lint = Callable[[AlertRule, LintContext], list[SpecProblem]]
@@ -88,7 +101,11 @@ def aligner_matches_window(rule: AlertRule, context: LintContext) -> list[SpecPr
             continue
         window = body["window"]
         period = override.get("alignmentPeriod")
-        if period and durations.seconds(period) != durations.seconds(window):
+        if kind == "absence" and period and durations.seconds(period) != durations.seconds(absence_lookback(body)):
+            problems.append(
+                rule.problem(path + ["alignmentPeriod"], f"aligns over {period} but the rule states a lookback of {absence_lookback(body)}")
+            )
+        elif kind != "absence" and period and durations.seconds(period) != durations.seconds(window):
             problems.append(
                 rule.problem(path + ["alignmentPeriod"], f"aligns over {period} but the rule states a window of {window}")
             )
@@ -111,7 +128,8 @@ def aligner_matches_window(rule: AlertRule, context: LintContext) -> list[SpecPr
     return problems
 
 
-ABSENCE_WINDOW = (120, 84_600)  # 2 minutes .. 23.5 hours
+ABSENCE_WINDOW = (120, 84_600)  # 2 minutes .. 23.5 hours (MetricAbsence.duration)
+ALERT_ALIGNMENT_PERIOD = (60, 90_000)  # 1 minute .. 25 hours (Aggregation.alignment_period, for alerting policies)
 
 
 def durations_the_api_accepts(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
@@ -128,10 +146,77 @@ def durations_the_api_accepts(rule: AlertRule, context: LintContext) -> list[Spe
             problems.append(rule.problem(path + ["window"], f"{body['window']} is not a whole number of minutes (at least 1m)"))
         if kind == "absence" and not ABSENCE_WINDOW[0] <= window <= ABSENCE_WINDOW[1]:
             problems.append(rule.problem(path + ["window"], f"{body['window']}: an absence window must be between 2m and 23.5h"))
+        if kind == "absence" and "lookback" in body:
+            lookback = durations.seconds(body["lookback"])
+            if lookback % 60 or not ALERT_ALIGNMENT_PERIOD[0] <= lookback <= ALERT_ALIGNMENT_PERIOD[1]:
+                message = f"{body['lookback']}: a lookback (an alerting policy's alignment period) must be whole minutes between 1m and 25h"
+                problems.append(rule.problem(path + ["lookback"], message))
         held = durations.seconds(body.get("for", "0s"))
         if held % 60:
             problems.append(rule.problem(path + ["for"], f"{body['for']} is not a whole number of minutes"))
     return problems
+
+
+def duration_values_only_on_seconds(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
+    """A threshold written as a duration ("30m") is compared in seconds: only a metric in seconds means that."""
+    problems = []
+    for index, condition in enumerate(rule.conditions):
+        threshold = condition.get("threshold")
+        if not threshold or not isinstance(threshold.get("value"), str):
+            continue
+        metric = metric_type(threshold["metric"])
+        if metric not in SECONDS_METRICS or threshold.get("statistic") in ("count", "sum", "rate"):
+            known = ", ".join(sorted(SECONDS_METRICS))
+            problems.append(
+                rule.problem(
+                    ["conditions", index, "threshold", "value"],
+                    f"{threshold['value']} is a duration: it compares in seconds, which only a mean/max/min of a metric "
+                    f"measured in seconds means (known: {known}); write a number",
+                )
+            )
+    return problems
+
+
+def absence_outlasts_the_writers_schedule(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
+    """An absence guard on a health metric that is shorter than the time between two health check runs fires every day."""
+    if context.pipeline is None:
+        return []
+    from phase3ops.checks.metrics import custom_metric
+
+    problems = []
+    writers = health_check_jobs(context.pipeline)
+    for index, condition in enumerate(rule.conditions):
+        absence = condition.get("absence")
+        if not absence or custom_metric(metric_type(absence["metric"])) is None:
+            continue
+        path = ["conditions", index, "absence", "window"]
+        if not writers:
+            problems.append(rule.problem(path, f"{absence['metric']} is written by the health check, and no scheduled check in pipeline.yaml runs `health`: it never has data"))
+            continue
+        try:
+            gap = longest_gap_seconds(tuple(job.schedule for job in writers), context.pipeline.timezone)
+        except ScheduleError as error:
+            problems.append(rule.problem(path, f"cannot tell when the health check runs: {error}"))
+            continue
+        needed = gap + RUN_ALLOWANCE_SECONDS
+        if absence_silence_seconds(absence) <= needed:
+            runs = ", ".join(f"{job.name} ({job.schedule})" for job in writers)
+            problems.append(
+                rule.problem(
+                    path,
+                    f"fires after {durations.human_seconds(absence_silence_seconds(absence))} without data (lookback "
+                    f"{absence_lookback(absence)} + window {absence['window']}), but {absence['metric']} is written only by {runs}, "
+                    f"up to {durations.human_seconds(gap)} apart in {context.pipeline.timezone} and up to "
+                    f"{durations.human_seconds(RUN_ALLOWANCE_SECONDS)} into a run: it would fire between two healthy runs; "
+                    f"make lookback + window longer than {durations.human_seconds(needed)} (lookback up to 25h, window up to 23.5h)",
+                )
+            )
+    return problems
+
+
+def health_check_jobs(pipeline: Any) -> list[Any]:
+    """The scheduled checks that run `phase3ops health`, the only writer of the custom metrics."""
+    return [check for check in pipeline.scheduled_checks if check.args and check.args[0] == HEALTH_COMMAND]
 
 
 def channels_are_defined(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
@@ -253,6 +338,8 @@ LINTS: tuple[Lint, ...] = (
     gen2_functions_log_as_cloud_run,
     aligner_matches_window,
     durations_the_api_accepts,
+    duration_values_only_on_seconds,
+    absence_outlasts_the_writers_schedule,
     channels_are_defined,
     runbook_section_exists,
     names_only_deployed_workloads,
@@ -266,6 +353,49 @@ LINTS: tuple[Lint, ...] = (
 def lint(specs: AlertSpecs, context: LintContext) -> list[SpecProblem]:
     problems = [problem for rule in specs.rules for check in LINTS for problem in check(rule, context)]
     problems += _cross_rule_problems(specs)
+    problems += health_metrics_have_absence_guards(specs, context)
+    return problems
+
+
+def health_metrics_have_absence_guards(specs: AlertSpecs, context: LintContext) -> list[SpecProblem]:
+    """Every threshold on a metric only the health check writes has an absence guard on that metric.
+
+    A threshold sees only the points that arrive. If the health check job
+    fails, stops being scheduled or exits 2 (could not check), nothing
+    arrives, and a threshold on its metrics stays quiet exactly when the
+    pipeline is least watched. So every metric such a threshold watches must
+    also be watched for absence, by an enabled rule (alerts/health-check-silent.yaml).
+    """
+    from phase3ops.checks.metrics import custom_metric
+
+    guarded = {
+        metric_type(condition["absence"]["metric"])
+        for rule in specs.rules
+        if rule.enabled
+        for condition in rule.conditions
+        if "absence" in condition
+    }
+    writers = ", ".join(job.name for job in health_check_jobs(context.pipeline)) if context.pipeline else ""
+    problems = []
+    for rule in specs.rules:
+        if not rule.enabled:
+            continue
+        for index, condition in enumerate(rule.conditions):
+            threshold = condition.get("threshold")
+            if not threshold:
+                continue
+            metric = metric_type(threshold["metric"])
+            if custom_metric(metric) is None or metric in guarded:
+                continue
+            problems.append(
+                rule.problem(
+                    ["conditions", index, "threshold", "metric"],
+                    f"{metric} is written only by the scheduled health check{f' ({writers})' if writers else ''}: if the job "
+                    "fails, stops or exits 2, no point arrives and this threshold can never fire; no enabled rule watches "
+                    f"it for absence (add `- absence: {{metric: {metric}, resourceType: global, lookback: 25h, window: 2h}}` "
+                    "to alerts/health-check-silent.yaml)",
+                )
+            )
     return problems
 
 

@@ -35,6 +35,29 @@ COMPARISONS = {
     "less_than": ("COMPARISON_LT", "less than"),
 }
 SEVERITIES = {"critical": "CRITICAL", "error": "ERROR", "warning": "WARNING"}
+# Metrics whose values are seconds: a threshold on one may state its value as a duration ("30m").
+SECONDS_METRICS = frozenset(
+    {
+        "pubsub.googleapis.com/subscription/oldest_unacked_message_age",  # GAUGE INT64, unit s
+    }
+)
+
+
+def threshold_value(threshold: dict[str, Any]) -> float:
+    """The threshold as the API takes it: a number, or a duration ("30m", on a metric in seconds) in seconds."""
+    value = threshold["value"]
+    return float(durations.seconds(value)) if isinstance(value, str) else float(value)
+
+
+def absence_lookback(absence: dict[str, Any]) -> str:
+    """How far back each evaluation looks for a point (the alignment period): `lookback`, by default the window."""
+    return absence.get("lookback", absence["window"])
+
+
+def absence_silence_seconds(absence: dict[str, Any]) -> int:
+    """How long the metric must be silent before the condition fires: a point within the
+    lookback still counts as data, and then the window must pass without any."""
+    return durations.seconds(absence_lookback(absence)) + durations.seconds(absence["window"])
 
 
 def metric_type(reference: str) -> str:
@@ -59,11 +82,13 @@ def condition_title(condition: dict[str, Any]) -> str:
     if "logMatch" in condition:
         return "a matching log entry"
     if "absence" in condition:
-        return f"no data for {durations.human(condition['absence']['window'])}"
+        absence = condition["absence"]
+        name = metric_type(absence["metric"]).rsplit("/", 1)[-1]
+        return f"no data from {name} for {durations.human_seconds(absence_silence_seconds(absence))}"
     threshold = condition["threshold"]
     phrase = COMPARISONS[threshold["comparison"]][1]
     value = threshold["value"]
-    value_text = f"{value:g}" if isinstance(value, float) else str(value)
+    value_text = durations.human(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
     statistic = threshold["statistic"]
     window = durations.human(threshold["window"])
     if statistic in ("count", "sum"):
@@ -105,7 +130,7 @@ def condition_body(rule: AlertRule, condition: dict[str, Any]) -> dict[str, Any]
             "condition_absent": {
                 "filter": metric_filter(absence),
                 "duration": durations.api(absence["window"]),
-                "aggregations": [aggregation(None, absence["window"], absence.get("aggregation"))],
+                "aggregations": [aggregation(None, absence_lookback(absence), absence.get("aggregation"))],
             },
         }
     threshold = condition["threshold"]
@@ -114,7 +139,7 @@ def condition_body(rule: AlertRule, condition: dict[str, Any]) -> dict[str, Any]
         "condition_threshold": {
             "filter": metric_filter(threshold),
             "comparison": COMPARISONS[threshold["comparison"]][0],
-            "threshold_value": float(threshold["value"]),
+            "threshold_value": threshold_value(threshold),
             "duration": durations.api(threshold.get("for", "0s")),
             "aggregations": [
                 aggregation(threshold["statistic"], threshold["window"], threshold.get("aggregation"), threshold.get("groupBy", ()))

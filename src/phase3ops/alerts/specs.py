@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from phase3ops.alerts.references import UnresolvedReference, has_references, render_spec
 from phase3ops.spec.documents import (
     SpecDocument,
     SpecError,
@@ -101,14 +102,20 @@ class AlertSpecs:
         return next(r for r in self.rules if r.name == name)
 
 
-def load_alert_specs(directory: Path, stack: str | None = None, strict: bool = True) -> AlertSpecs:
-    """Parse and schema-check every file; merge defaults and the stack's overrides into each rule.
+def load_alert_specs(directory: Path, stack: str | None = None, strict: bool = True, pipeline: Any = None) -> AlertSpecs:
+    """Parse and schema-check every file; merge defaults and the stack's overrides into each rule;
+    fill in the names a rule takes from pipeline.yaml (`{{pipeline.<field>}}`, see
+    `phase3ops.alerts.references`).
 
     Raises SpecError for anything that leaves a rule unusable. With strict
     (the default) the remaining problems raise too; `phase3ops validate`
     passes strict=False to report them together with the lints' findings.
+    `pipeline`: the PipelineSpec the references name, or a function that
+    returns it; by default the pipeline.yaml beside `directory`, read only
+    if a rule has a reference.
     """
     directory = Path(directory)
+    pipeline_of = _pipeline_source(directory, pipeline)
     registry = schema_registry(directory / SCHEMA_DIR)
     problems: list[SpecProblem] = []
 
@@ -163,6 +170,9 @@ def load_alert_specs(directory: Path, stack: str | None = None, strict: bool = T
         spec = origin.merge(defaults, data["spec"], _Layer(document, ("spec",), name))
         if name in overrides:
             spec = origin.merge(spec, overrides[name], _Layer(overrides_doc, ("rules", name), name, overrides=True))
+        if has_references(spec):
+            spec, unresolved = render_spec(spec, pipeline_of, lambda path, message, origin=origin: origin.locate(path, message))
+            problems.extend(unresolved)
         problems.extend(origin.problems)
         origins.append(origin)
         rules.append(
@@ -187,6 +197,36 @@ def load_alert_specs(directory: Path, stack: str | None = None, strict: bool = T
         for c in channels_doc.data["channels"]
     )
     return AlertSpecs(directory, stack, tuple(rules), channels, channels_doc, tuple(soft))
+
+
+def _pipeline_source(directory: Path, pipeline: Any) -> Callable[[], Any]:
+    """A function giving the PipelineSpec that rules reference, loading it at most once."""
+    if pipeline is not None and not callable(pipeline):
+        return lambda: pipeline
+    cache: list[Any] = []
+
+    def load() -> Any:
+        from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, load_pipeline_spec
+
+        if not cache:
+            path = directory.resolve().parent / PIPELINE_FILE_NAME
+            try:
+                if pipeline is not None:
+                    cache.append(pipeline())
+                elif not path.is_file():
+                    cache.append(UnresolvedReference(f"there is no {PIPELINE_FILE_NAME} beside {display_name(directory)}/ to take it from"))
+                else:
+                    cache.append(load_pipeline_spec(path))
+            except UnresolvedReference as error:
+                cache.append(error)
+            except SpecError as error:
+                first = error.problems[0] if error.problems else "?"
+                cache.append(UnresolvedReference(f"{PIPELINE_FILE_NAME} could not be loaded ({first})"))
+        if isinstance(cache[0], UnresolvedReference):
+            raise cache[0]
+        return cache[0]
+
+    return load
 
 
 def _completeness_problems(rule: AlertRule, origins: _Origins, registry) -> list[SpecProblem]:

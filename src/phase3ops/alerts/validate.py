@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phase3ops.alerts.lints import LintContext, lint
+from phase3ops.alerts.references import UnresolvedReference
 from phase3ops.alerts.specs import STACKS_DIR, AlertSpecs, load_alert_specs
 from phase3ops.dashboards.specs import DashboardSpecs
 from phase3ops.dashboards.validate import DASHBOARDS_DIR, check_dashboards
@@ -40,7 +41,7 @@ def known_stacks(repo_root: Path, alerts_dir: Path) -> list[str]:
 
 
 def lint_context(pipeline: PipelineSpec, specs: AlertSpecs, repo_root: Path) -> LintContext:
-    return LintContext(frozenset(c.name for c in specs.channels), pipeline.deployed_workloads, repo_root)
+    return LintContext(frozenset(c.name for c in specs.channels), pipeline.deployed_workloads, repo_root, pipeline)
 
 
 def validate(repo_root: Path, pipeline_path: Path | None = None, stacks: list[str] | None = None) -> ValidationReport:
@@ -52,11 +53,13 @@ def validate(repo_root: Path, pipeline_path: Path | None = None, stacks: list[st
     except SpecError as error:
         report.problems.extend(error.problems)
         pipeline = None
+    # The rules' {{pipeline....}} references name this pipeline, not whatever lies beside alerts/.
+    referenced = pipeline if pipeline is not None else _unloadable(pipeline_path or repo_root / "pipeline.yaml")
     base: set[SpecProblem] = set()
     for stack in ["", *stacks]:
         specs = None
         try:
-            specs = load_alert_specs(alerts_dir, stack or None, strict=False)
+            specs = load_alert_specs(alerts_dir, stack or None, strict=False, pipeline=referenced)
             found = list(specs.problems) + (lint(specs, lint_context(pipeline, specs, repo_root)) if pipeline else [])
             report.specs[stack] = specs
         except SpecError as error:
@@ -75,3 +78,10 @@ def validate(repo_root: Path, pipeline_path: Path | None = None, stacks: list[st
             )
     report.problems = sorted(set(report.problems), key=lambda p: (p.file, p.line or 0, p.path, p.message))
     return report
+
+
+def _unloadable(path: Path):
+    def pipeline():
+        raise UnresolvedReference(f"{path.name} could not be loaded (its problems are listed with the others)")
+
+    return pipeline
