@@ -7,7 +7,7 @@ from pathlib import Path
 import pulumi
 
 from infra.components.analytics_datasets import AnalyticsDatasets, AnalyticsDatasetsArgs, analytics_dataset
-from infra.components.analytics_service import AnalyticsService, AnalyticsServiceArgs
+from infra.components.analytics_service import AnalyticsService, AnalyticsServiceArgs, with_source_commit
 from infra.components.dashboards import Dashboards, DashboardsArgs
 from infra.components.identities import WorkloadIdentities, WorkloadIdentitiesArgs
 from infra.components.lock_ttl import LockTtl, LockTtlArgs
@@ -107,6 +107,7 @@ def deploy(repo_root: Path) -> None:
             trigger_topic=messaging.phase3_trigger,
             max_instances=settings.service_max_instances,
             labels=labels,
+            source_commit=settings.analytics_image_commit,
         ),
         opts=after_apis,
     )
@@ -126,7 +127,8 @@ def deploy(repo_root: Path) -> None:
             },
             scheduler_service_account=identities.email("scheduler"),
             scheduler_member=identities.member("scheduler"),
-            labels=labels,
+            # The jobs run the same image: the same source-commit label (on each job and its executions).
+            labels=with_source_commit(labels, settings.analytics_image_commit),
         ),
         opts=after_apis,
     )

@@ -5,6 +5,10 @@ Keys (declared with descriptions in Pulumi.yaml; values in Pulumi.<stack>.yaml):
   gcp:project                  GCP project id (required)
   gcp:region                   region of every regional resource (default us-west2)
   <project>:analyticsImage     analytics service image pinned by digest: <repo>@sha256:<64 hex> (required)
+  <project>:analyticsImageCommit  the git commit (40 lowercase hex) that image was built from, set with
+                               it at build time (pulumi config set analyticsImageCommit $(git rev-parse HEAD));
+                               the source-commit label of the service's revisions and the check jobs.
+                               Optional: unset (or empty), no label, and deployment_state says "unknown"
   <project>:runbookBaseUrl     where docs/runbook.md is browsable, e.g. https://github.com/<org>/<repo>/blob/main/ (required)
   <project>:team               owning team, a label on every resource (default data-platform)
   <project>:functionMaxInstances, functionTimeoutSeconds, serviceMaxInstances (bounded defaults)
@@ -23,6 +27,9 @@ import pulumi
 
 DIGEST_IMAGE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$")
 LABEL_VALUE = re.compile(r"^[a-z0-9_-]{1,63}$")
+# A full commit as `git rev-parse HEAD` prints it. Also a valid label value (at most 63 lowercase
+# letters, digits, _ and -), which the source-commit label needs.
+GIT_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 DEFAULT_REGION = "us-west2"
 
 
@@ -35,6 +42,7 @@ class StackSettings:
     project: str
     region: str
     analytics_image: str
+    analytics_image_commit: str | None  # the commit analytics_image was built from; None when the stack does not say
     runbook_base_url: str
     team: str
     function_max_instances: int
@@ -79,6 +87,13 @@ def load_settings() -> StackSettings:
         problems.append(
             f"{name}:analyticsImage must be pinned by digest (<registry>/<repository>@sha256:<64 hex>), got {image!r}"
         )
+    image_commit = own.get("analyticsImageCommit") or None  # Pulumi.yaml's default is "": not set
+    if image_commit is not None and not GIT_COMMIT.match(image_commit):
+        problems.append(
+            f"{name}:analyticsImageCommit in Pulumi.{pulumi.get_stack()}.yaml must be the full commit the image was built from "
+            f"(40 lowercase hex digits, as `git rev-parse HEAD` prints it), got {image_commit!r}; "
+            f"set it with `pulumi config set analyticsImageCommit $(git rev-parse HEAD)` where the image is built, or remove it"
+        )
     runbook = require(own, "runbookBaseUrl")
     if runbook and not runbook.startswith("https://"):
         problems.append(f"{name}:runbookBaseUrl must be an https URL, got {runbook!r}")
@@ -89,6 +104,7 @@ def load_settings() -> StackSettings:
         project=project,
         region=region,
         analytics_image=image,
+        analytics_image_commit=image_commit,
         runbook_base_url=runbook,
         team=team,
         function_max_instances=bounded("functionMaxInstances", 10, 1, 100),

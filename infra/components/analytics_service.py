@@ -18,6 +18,7 @@ import pulumi_gcp as gcp
 from infra.components import child_options
 
 from infra.components.push_subscription import PushSubscription, PushSubscriptionArgs
+from phase3ops.checks.deployed_revisions import SOURCE_COMMIT_LABEL
 from phase3ops.spec.pipeline import PipelineSpec
 
 
@@ -37,6 +38,9 @@ class AnalyticsServiceArgs:
     trigger_topic: gcp.pubsub.Topic
     max_instances: int
     labels: dict[str, str]
+    # The commit `image` was built from (stack config analyticsImageCommit, validated by infra.settings);
+    # None: the stack does not say, and the revisions carry no source-commit label.
+    source_commit: str | None = None
 
 
 def runtime_environment(project: str, region: str) -> list[dict[str, str]]:
@@ -51,12 +55,24 @@ def runtime_environment(project: str, region: str) -> list[dict[str, str]]:
     ]
 
 
+def with_source_commit(labels: dict[str, str], commit: str | None) -> dict[str, str]:
+    """`labels` plus the source-commit label when the stack says which commit the image was built from.
+
+    From stack config, never from the checkout running `pulumi up`: the label changes exactly when
+    the image does, so a deploy from a newer commit (docs only, say) creates no new revision and the
+    drift preview has nothing to report. The deployment_state check reads it back
+    (phase3ops.checks.deployed_revisions) to tell whether git is ahead of what is deployed."""
+    return {**labels, SOURCE_COMMIT_LABEL: commit} if commit else labels
+
+
 class AnalyticsService(pulumi.ComponentResource):
     def __init__(self, name: str, args: AnalyticsServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("phase3:infra:AnalyticsService", name, None, opts)
         child = child_options(self, opts)
         service_name = args.pipeline.analytics.service_name
         labels = {**args.labels, "component": "analytics"}
+        # On the revision (not the service), so each revision says which commit its image came from.
+        revision_labels = with_source_commit(labels, args.source_commit)
         # Pub/Sub signs its push token for this audience; Cloud Run accepts it as
         # a custom audience and the service checks it again (PushAuth).
         audience = f"https://{service_name}.{args.project}.internal/push"
@@ -75,7 +91,7 @@ class AnalyticsService(pulumi.ComponentResource):
                 "timeout": f"{args.pipeline.analytics.request_timeout_seconds}s",
                 "max_instance_request_concurrency": 8,
                 "scaling": {"min_instance_count": 0, "max_instance_count": args.max_instances},
-                "labels": labels,
+                "labels": revision_labels,
                 "containers": [
                     {
                         "image": args.image,

@@ -97,8 +97,10 @@ def test_topics_ttl_and_scheduled_checks(dev):
     ttl = one(dev, "gcp:firestore/field:Field", "phase3_processor_locks-expires_at-ttl")
     assert (ttl.inputs["collection"], ttl.inputs["field"], ttl.inputs["ttlConfig"]) == ("phase3_processor_locks", "expires_at", {})
     jobs = {r.name: r.inputs["template"]["template"]["containers"][0]["args"] for r in dev.of_type("gcp:cloudrunv2/job:Job")}
-    assert jobs == {"phase3-health-check": ["health", "--days", "3"], "phase3-reconcile": ["reconcile", "--days", "3", "--fix"],
-                    "phase3-hold-recheck": ["holds", "--days", "3", "--recheck"]}  # fmt: skip
+    # A finding exits 0 in a job: it pages through its metric; only a run that could not run fails the execution.
+    assert jobs == {"phase3-health-check": ["health", "--days", "3", "--findings-exit-zero"],
+                    "phase3-reconcile": ["reconcile", "--days", "3", "--fix", "--findings-exit-zero"],
+                    "phase3-hold-recheck": ["holds", "--days", "3", "--recheck", "--findings-exit-zero"]}  # fmt: skip
     schedules = dev.of_type("gcp:cloudscheduler/job:Job")
     assert {s.inputs["timeZone"] for s in schedules} == {"America/New_York"}
     assert all(s.inputs["httpTarget"]["uri"].endswith(":run") and "oauthToken" in s.inputs["httpTarget"] for s in schedules)
@@ -193,6 +195,13 @@ def test_stack_files_have_every_required_key(stack):
     assert config.secrets_not_in_stack_file == ["phase3-orchestration:slackDataQualityToken", "phase3-orchestration:slackOncallToken"]
 
 
+def test_the_image_commit_is_declared_optional():
+    # A declared key without a default is one every stack must set (the Pulumi CLI and the plan refuse it).
+    declaration = YAML(typ="safe").load((REPO_ROOT / "Pulumi.yaml").read_text())["config"]["analyticsImageCommit"]
+    assert (declaration["type"], declaration["default"]) == ("string", "")
+    assert "git rev-parse HEAD" in declaration["description"]
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
@@ -201,6 +210,7 @@ def test_stack_files_have_every_required_key(stack):
         (lambda s: s.replace('functionMaxInstances: "5"', 'functionMaxInstances: "500"'), "functionMaxInstances must be between 1 and 100"),
         (lambda s: s.replace('functionMaxInstances: "5"', 'functionMaxInstances: "many"'), "functionMaxInstances must be integer"),
         (lambda s: "\n".join(l for l in s.splitlines() if "gcp:project" not in l) + "\n", "gcp:project is not set"),
+        (lambda s: s + "  phase3-orchestration:analyticsImageCommit: 4f1d3c2\n", "analyticsImageCommit in Pulumi.dev.yaml must be the full commit the image was built from"),
     ],
 )
 def test_missing_or_invalid_config_names_the_key(tmp_path, edit, message):

@@ -1,14 +1,24 @@
-"""Deployment state (cloud only): the functions are ACTIVE, the service's latest revision is ready,
+"""Deployment state (cloud only): the functions are ACTIVE, the service's latest revision is ready
+and serves all traffic, from the image the stack declares, built from a commit git holds (the
+revision's source-commit label, from the stack's analyticsImageCommit; see deployed_revisions),
 and every alert policy from alerts/ exists, enabled exactly when the stack's overrides say so."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
+from phase3ops.checks import deployed_revisions
 from phase3ops.checks.context import CheckContext
 from phase3ops.checks.results import CheckResult, Status
 
 NAME = "deployment_state"
 TITLE = "Deployment state"
-EXPLANATION = "A function that is not ACTIVE or a revision that is not ready drops messages; a missing alert policy pages nobody."
+EXPLANATION = (
+    "A function that is not ACTIVE or a revision that is not ready drops messages; traffic pinned to an old revision, "
+    "or an image the stack does not declare, runs code nobody reviewed for this deploy; a missing alert policy pages nobody."
+)
 
 
 def run(context: CheckContext) -> CheckResult:
@@ -34,6 +44,20 @@ def run(context: CheckContext) -> CheckResult:
             f"service {service_name}: latest revision {service.latest_created_revision} is not ready "
             f"(serving {service.latest_ready_revision or 'nothing'})"
         )
+    repo = Path(context.spec.source).resolve().parent  # the checkout (or the image's /app) holding pipeline.yaml
+    revisions_client = run_v2.RevisionsClient()
+    revisions = [revisions_client.get_revision(name=f"{service.name}/revisions/{name}") for name in deployed_revisions.serving(service)]
+    declared, where = declared_image(repo, context.stack)
+    if declared is None and os.environ.get("CLOUD_RUN_JOB"):
+        # The scheduled job's image has no stack files, but the same `pulumi up` gave this job the declared image.
+        job = run_v2.JobsClient().get_job(name=f"{location}/jobs/{os.environ['CLOUD_RUN_JOB']}")
+        declared, where = job.template.template.containers[0].image, f"job {os.environ['CLOUD_RUN_JOB']} (deployed by the same stack)"
+        # No git in the image either: the job's own label says which commit this job's image was built from.
+        built_from = job.labels.get(deployed_revisions.SOURCE_COMMIT_LABEL)
+        details.append(f"job {os.environ['CLOUD_RUN_JOB']}: image built from commit {built_from[:12] if built_from else 'unknown'}")
+    compared = deployed_revisions.compare(service, revisions, declared, where, git_head(repo), lambda a, b: git_is_ancestor(repo, a, b))
+    findings += compared.findings
+    details += compared.details
 
     if context.alerts_dir is not None:
         deployed = {
@@ -47,7 +71,7 @@ def run(context: CheckContext) -> CheckResult:
         NAME,
         TITLE,
         Status.FAILED if findings else Status.OK,
-        f"{len(findings)} problems" if findings else "function ACTIVE, revision ready, alert policies deployed",
+        f"{len(findings)} problems" if findings else "functions ACTIVE, latest revision ready and serving, alert policies deployed",
         EXPLANATION,
         "pulumi up --policy-pack policies (see README: Deploying)",
         findings,
@@ -76,3 +100,36 @@ def alert_policy_findings(expected: dict[str, bool], deployed: dict[str, bool]) 
         elif deployed[name] != enabled:
             findings.append(f"alert policy {name} is {'disabled' if enabled else 'enabled'} in Cloud Monitoring; the stack deploys it {'enabled' if enabled else 'disabled'}")
     return findings
+
+
+def declared_image(repo: Path, stack: str | None) -> tuple[str | None, str]:
+    """The analytics image the stack file declares, and where that was read (or why it could not be)."""
+    from phase3ops.plan.stack_config import load_stack_config
+    from phase3ops.spec.documents import SpecError
+
+    if not stack:
+        return None, "no stack given"
+    try:
+        config = load_stack_config(repo, stack)
+    except (SpecError, OSError) as exc:
+        reason = exc.problems[0] if isinstance(exc, SpecError) and exc.problems else exc
+        return None, f"Pulumi.{stack}.yaml not readable here: {reason}"
+    return config.values.get(f"{config.project}:analyticsImage"), f"Pulumi.{stack}.yaml"
+
+
+def _git(repo: Path, *args: str) -> subprocess.CompletedProcess | None:
+    try:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None  # no git (the image has none): the commit comparison says unknown, never fails
+
+
+def git_head(repo: Path) -> str | None:
+    result = _git(repo, "rev-parse", "--verify", "HEAD")
+    return result.stdout.strip() if result is not None and result.returncode == 0 else None
+
+
+def git_is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool | None:
+    result = _git(repo, "merge-base", "--is-ancestor", ancestor, descendant)
+    # 0 yes, 1 no; anything else (a commit this clone lacks) is not an answer.
+    return None if result is None or result.returncode not in (0, 1) else result.returncode == 0
