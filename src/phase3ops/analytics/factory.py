@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from phase3ops import cloud
 from phase3ops.analytics.completions import CompletionPublisher
+from phase3ops.analytics.dependencies import CompletedDependencies
 from phase3ops.analytics.fan_out import PerProcessorFanOut
 from phase3ops.analytics.runner import ProcessorRunner
 from phase3ops.locking.lease_lock import LeaseLocks
@@ -23,15 +24,17 @@ def build_runner(
 ) -> ProcessorRunner:
     project = cloud.project_id(project)
     lock = spec.analytics.lock
+    db = firestore_client or cloud.firestore_client(project)
     locks = LeaseLocks(
-        firestore_client or cloud.firestore_client(project),
+        db,
         lock.collection,
         lease_seconds=lock_overrides.get("lease_seconds", lock.lease_seconds),
         max_wait_seconds=lock_overrides.get("max_wait_seconds", lock.max_wait_seconds),
         retention_hours=lock.retention_hours,
     )
     completions = CompletionPublisher(publisher_client or cloud.publisher_client(), project, spec.topics.completion)
-    return ProcessorRunner(spec, warehouse or warehouse_from_environment(), locks, completions)
+    dependencies = CompletedDependencies(db, spec.orchestrator.collections.completions)
+    return ProcessorRunner(spec, warehouse or warehouse_from_environment(), locks, completions, dependencies=dependencies)
 
 
 def build_fan_out(spec: PipelineSpec, project: str | None = None, publisher_client=None) -> PerProcessorFanOut:

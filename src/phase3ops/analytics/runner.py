@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from phase3ops.analytics.completions import CompletionPublisher
+from phase3ops.analytics.dependencies import CompletedDependencies, WaitingForDependencies
 from phase3ops.analytics.dedup import keep_newest
 from phase3ops.analytics.processors import check_implemented, query_for
 from phase3ops.locking.lease_lock import LeaseLocks, LockLost
@@ -71,6 +72,7 @@ class ProcessorRunner:
         locks: LeaseLocks,
         completions: CompletionPublisher,
         clock: Callable[[], dt.datetime] = utc_now,
+        dependencies: CompletedDependencies | None = None,
     ):
         check_implemented(spec)
         self.spec = spec
@@ -78,6 +80,7 @@ class ProcessorRunner:
         self.locks = locks
         self.completions = completions
         self.clock = clock
+        self.dependencies = dependencies
 
     def prepare(self) -> None:
         """Create the output tables and the write fences that do not exist yet (once, at start-up)."""
@@ -92,6 +95,13 @@ class ProcessorRunner:
         allow_shrink: bool = False,
     ) -> RunResult:
         processor = self.spec.processor(processor_name)
+        waiting_for = self.dependencies.missing(processor, game_date) if self.dependencies is not None else []
+        if waiting_for:
+            log.warning(
+                "%s %s: waits for %s", processor.name, game_date, ", ".join(waiting_for),
+                extra={"event": "processor_waiting_for_dependencies", "processor": processor.name, "game_date": game_date.isoformat(), "waiting_for": waiting_for},
+            )  # fmt: skip
+            raise WaitingForDependencies(f"{processor.name} {game_date} reads {', '.join(waiting_for)}, not complete for the date yet")
         query = query_for(processor_name)
         execution_id = f"{processor_name}-{game_date:%Y%m%d}-{uuid.uuid4().hex[:12]}"
         started = time.monotonic()

@@ -20,7 +20,7 @@ subscription's max attempts, dead-letters the message), so:
 - 400: the body is not a Pub/Sub push envelope at all (stored the same way);
 - 401: the push token is missing or wrong; 503 when Google's certificates to
   check it could not be fetched (Pub/Sub retries);
-- 503: a processor lock stayed busy, or the run would remove too much of a
+- 503: a processor lock stayed busy, what it reads (`after:`) is not complete yet, or the run would remove too much of a
   date's rows (the shrink guard holds it); 409: the run lost its lock to a
   newer run (the warehouse refused its write); 500: anything else failed.
   All are retried; a retry runs under a new lock with the newest data.
@@ -40,6 +40,7 @@ from flask import Flask, jsonify, request
 
 from phase3ops.analytics.fan_out import PerProcessorFanOut
 from phase3ops.analytics.push_auth import AuthUnavailable, PushAuth, Unauthorized
+from phase3ops.analytics.dependencies import WaitingForDependencies
 from phase3ops.analytics.runner import ProcessorRunner, ShrinkHeld
 from phase3ops.input_bounds import EXCERPT_CHARS, REASON_CHARS, OutOfBounds, bounded_text, capped, load_json, printable, quoted
 from phase3ops.input_bounds import game_date as bounded_game_date
@@ -165,6 +166,8 @@ def create_app(runner: ProcessorRunner, auth: PushAuth, fan_out: PerProcessorFan
                 return jsonify(error=str(exc), processor=name), 503
             except ShrinkHeld as exc:  # logged by the runner; delivered again later, when the upstream data may be complete
                 return jsonify(error=str(exc), processor=name), 503
+            except WaitingForDependencies as exc:  # logged by the runner; delivered again once what it reads may be complete
+                return jsonify(error=str(exc), processor=name, waiting=True), 503
             except LockLost as exc:
                 log.warning("%s %s: %s", name, game_date, exc, extra={"event": "processor_lock_lost", "processor": name})
                 return jsonify(error=str(exc), processor=name), 409
