@@ -19,20 +19,12 @@ from google.cloud import firestore
 
 from phase3ops.local.phase4_standin import create_app, ledger_entries, tally
 from phase3ops.phase4_guard import TriggerGuard, Verdict, guard_triggers
+from tests.support.phase4 import TRIGGER_BODY
 
 pytestmark = pytest.mark.emulators
 TRIALS = 20
 
-BODY = {
-    "source_table": "player_game_summary",
-    "analysis_date": "2026-11-28",
-    "game_date": "2026-11-28",
-    "success": True,
-    "correlation_id": "corr-1",
-    "trigger_source": "orchestrator",
-    "triggered_by": "phase3_to_phase4_orchestrator",
-    "trigger_id": "nba-phase3-to-phase4:2026-11-28:player_game_summary",
-}
+BODY = TRIGGER_BODY
 
 
 def push(body: dict | bytes, message_id: str = "m-1", **attributes: str) -> dict:

@@ -19,6 +19,18 @@ from google.cloud import firestore
 
 from phase3ops.local.phase4_standin import TableTally, create_app, tally
 
+# One Phase 4 trigger body as the orchestrator sends it (per_table form, with its trigger id).
+TRIGGER_BODY = {
+    "source_table": "player_game_summary",
+    "analysis_date": "2026-11-28",
+    "game_date": "2026-11-28",
+    "success": True,
+    "correlation_id": "corr-1",
+    "trigger_source": "orchestrator",
+    "triggered_by": "phase3_to_phase4_orchestrator",
+    "trigger_id": "nba-phase3-to-phase4:2026-11-28:player_game_summary",
+}
+
 
 def push_envelope(message) -> dict:
     return {

@@ -21,17 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phase3ops.local.phase4_standin import create_app, ledger_entries, tally
+from tests.support.phase4 import TRIGGER_BODY
 
-BODY = {
-    "source_table": "player_game_summary",
-    "analysis_date": "2026-11-28",
-    "game_date": "2026-11-28",
-    "success": True,
-    "correlation_id": "corr-1",
-    "trigger_source": "orchestrator",
-    "triggered_by": "phase3_to_phase4_orchestrator",
-    "trigger_id": "nba-phase3-to-phase4:2026-11-28:player_game_summary",
-}
+BODY = TRIGGER_BODY
 REFERENCE_BODY = {k: v for k, v in BODY.items() if k != "trigger_id"}  # the pipeline this replaces: unguarded
 
 
