@@ -10,8 +10,8 @@ import pytest
 from google.cloud import firestore, pubsub_v1
 
 from phase3ops.checks import reconcile
-from phase3ops.expected_work.ledger import Gap
-from phase3ops.expected_work.repairs import EXHAUSTED, IN_FLIGHT, OVER_BUDGET, RACED, REQUESTED, ProcessorRepairs
+from phase3ops.checks.ledger import Gap
+from phase3ops.checks.repairs import EXHAUSTED, IN_FLIGHT, OVER_BUDGET, RACED, REQUESTED, ProcessorRepairs
 from phase3ops.pubsub_admin import ensure_subscription, ensure_topic
 from phase3ops.spec.pipeline import load_pipeline_spec
 from tests.support.delivery import pull_everything

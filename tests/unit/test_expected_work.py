@@ -11,7 +11,7 @@ from phase3ops.checks import expected_work, game_day_triggers
 from phase3ops.checks.context import CheckContext
 from phase3ops.checks.results import Status
 from phase3ops.checks.state import DateState
-from phase3ops.expected_work.ledger import Ledger, gaps, ledger_window, owed
+from phase3ops.checks.ledger import Ledger, gaps, ledger_window, owed
 from phase3ops.orchestrator.completion_store import CompletionRecord
 from phase3ops.spec.pipeline import load_pipeline_spec
 from tests.support.repo_copy import REPO_ROOT

@@ -20,7 +20,7 @@ from phase3ops.checks.context import CheckContext
 from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.checks.state import read_state
-from phase3ops.expected_work.ledger import Ledger, ledger_window
+from phase3ops.checks.ledger import Ledger, ledger_window
 from phase3ops.overrides.records import skipped_between
 
 CHECKS = (completion_tracking, expected_work, game_day_triggers, data_gates, overrides, duplicates, scraper_timing, deployment_state)

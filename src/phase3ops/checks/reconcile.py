@@ -8,7 +8,7 @@ or finished by exactly one caller, and a second `--fix` publishes nothing.
 (The reference only flipped a `_triggered` flag and never published, was
 blind to the mode rules, and printed success when a fix failed.) A run the
 expected-work ledger misses, however old, is re-requested from the
-analytics service (`expected_work/repairs.py`: once per repair, bounded).
+analytics service (`checks/repairs.py`: once per repair, bounded).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from phase3ops.checks.state import DateState
-from phase3ops.expected_work.ledger import Gap
-from phase3ops.expected_work.repairs import ProcessorRepairs
+from phase3ops.checks.ledger import Gap
+from phase3ops.checks.repairs import ProcessorRepairs
 from phase3ops.orchestrator.gate_holds import HELD
 from phase3ops.orchestrator import orchestrator as outcomes
 from phase3ops.orchestrator.messages import Completion, Delivery

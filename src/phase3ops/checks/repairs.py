@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from phase3ops.expected_work.ledger import Gap
+from phase3ops.checks.ledger import Gap
 from phase3ops.spec.pipeline import PipelineSpec
 
 log = logging.getLogger("phase3ops.repairs")
