@@ -194,21 +194,29 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
+    from phase3ops import cloud
     from phase3ops.checks import reconcile
+    from phase3ops.checks.health import read_ledger
     from phase3ops.checks.state import read_state
+    from phase3ops.checks.repairs import ProcessorRepairs
 
     _target_environment(args)
     try:
         orchestrator, warehouse, now, first, last = _pipeline(args)
         spec = orchestrator.spec
         states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last, orchestrator.holds)
+        ledger = read_ledger(orchestrator, warehouse, now)
     except (SpecError, SettingError):
         raise
     except Exception as exc:
         print(f"Could not check: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    issues = reconcile.find_issues(spec, states, now)
-    fixes = reconcile.fix(orchestrator, issues, now) if args.fix and issues else []
+    # The ledger's gaps whatever the window; --fix asks for them `repair_lead_minutes` before they are due.
+    reported = ledger.gaps(spec, now) if ledger is not None else []
+    repairable = ledger.gaps(spec, now, dt.timedelta(minutes=spec.expected_work.repair_lead_minutes)) if ledger is not None else []
+    issues = reconcile.find_issues(spec, states, now, repairable if args.fix else reported)
+    repairs = ProcessorRepairs(spec, orchestrator.store.client, cloud.publisher_client(), cloud.project_id()) if args.fix and repairable else None
+    fixes = reconcile.fix(orchestrator, issues, now, repairs, repairable) if args.fix and issues else []
     failed = [f for f in fixes if not f.ok]
     if args.json:
         print(json.dumps({
@@ -275,6 +283,19 @@ def _holds(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if still else EXIT_OK
 
 
+def _local_phase4_entries(args: argparse.Namespace) -> list[dict] | None:
+    """What the local Phase 4 stand-in did with each message, when the command reads the local pipeline
+    (the cloud's Phase 4 keeps its own record)."""
+    if getattr(args, "local", None) is None:
+        return None
+    from phase3ops.local.environment import default_run_dir, find_repo_root
+    from phase3ops.local.phase4_standin import ledger_entries
+    from phase3ops.local.state import LocalState
+
+    state = LocalState.load((Path(args.local) if args.local else default_run_dir(find_repo_root())).resolve())
+    return ledger_entries(state.phase4_ledger) if state is not None else None
+
+
 def _explain(args: argparse.Namespace) -> int:
     from phase3ops import cloud
     from phase3ops.explain import explain_date
@@ -286,7 +307,8 @@ def _explain(args: argparse.Namespace) -> int:
     _target_environment(args)
     try:
         spec = load_pipeline_spec(args.pipeline)
-        story = explain_date(spec, cloud.project_id(), warehouse_from_environment(), args.game_date, dt.datetime.now(dt.timezone.utc))
+        story = explain_date(spec, cloud.project_id(), warehouse_from_environment(), args.game_date, dt.datetime.now(dt.timezone.utc),
+                             phase4_entries=_local_phase4_entries(args))  # fmt: skip
     except (SpecError, SettingError):
         raise
     except NothingStored as exc:
@@ -297,6 +319,152 @@ def _explain(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     print(json.dumps(story.as_dict(), indent=2) if args.json else render(story))
     return EXIT_FINDINGS if story.findings else EXIT_OK
+
+
+OVERRIDE_EXIT_CODES = (
+    "exit codes: 0 done, 1 refused or not finished (already triggered, a publish not confirmed: the output says what to run), "
+    "2 bad arguments or could not reach the stores"
+)
+OVERRIDE_ENV_HELP = (
+    "who is recorded: --operator, else CLOUDSDK_CORE_ACCOUNT (gcloud's account), else USER\n"
+    "every override is recorded in Firestore (spec.orchestrator.collections.overrides, phase3_overrides) with who, when, why and what\n"
+)
+
+
+def _override_argument(check):
+    """An argparse type from an overrides.inputs check: its refusal becomes argparse's `argument X: ...` (exit 2)."""
+
+    def convert(text: str):
+        from phase3ops.overrides.inputs import BadOverride
+
+        try:
+            return check(text)
+        except BadOverride as exc:
+            raise argparse.ArgumentTypeError(exc.reason) from None
+
+    convert.__name__ = check.__name__
+    return convert
+
+
+def _run_override(args: argparse.Namespace, act, validate=None) -> int:
+    """Check who and what, point at the pipeline, run `act(overrides, operator)`, report each date's outcome."""
+    from phase3ops.overrides import BadOverride, build_overrides, inputs
+    from phase3ops.spec.pipeline import load_pipeline_spec
+
+    try:
+        operator = inputs.operator(args.operator)
+        _target_environment(args)
+        spec = load_pipeline_spec(args.pipeline)
+        if validate is not None:
+            validate(spec)
+    except BadOverride as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        outcomes = act(build_overrides(spec), operator)
+    except BadOverride as exc:
+        raise UsageError(str(exc)) from None
+    except (SpecError, SettingError):
+        raise
+    except Exception as exc:  # the stores could not be reached: never reported as done
+        print(f"Could not {args.command} {args.game_date}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    collection = spec.orchestrator.collections.overrides
+    if args.json:
+        print(json.dumps({"operator": operator.name, "operator_source": operator.source, "reason": args.reason.strip(),
+                          "outcomes": [o.as_dict() for o in outcomes]}, indent=2))  # fmt: skip
+    else:
+        print(f"{args.command} by {operator.name} (from {operator.source}): {args.reason.strip()}")
+        for outcome in outcomes:
+            number = f" #{outcome.retrigger}" if outcome.retrigger else ""
+            print(f"  {outcome.game_date}  {outcome.kind}{number}: {outcome.outcome}: {outcome.detail}")
+            print(f"      recorded as {collection}/{outcome.override_id}")
+    return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FINDINGS
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    if not args.force:
+        raise UsageError(
+            "argument --force: required: `trigger` sends Phase 4 a date that is not ready; a ready date is triggered by the "
+            "orchestrator, or by `reconcile --fix`"
+        )
+    return _run_override(args, lambda overrides, operator: [overrides.force_trigger(args.game_date, args.reason, operator)])
+
+
+def _skip(args: argparse.Namespace) -> int:
+    from phase3ops.overrides import inputs
+
+    return _run_override(
+        args,
+        lambda overrides, operator: [overrides.skip(args.game_date, args.processor, args.reason, operator, undo=args.undo)],
+        validate=lambda spec: inputs.processor(spec, args.processor),
+    )
+
+
+def _retrigger(args: argparse.Namespace) -> int:
+    return _run_override(args, lambda overrides, operator: overrides.retrigger(args.game_date, args.reason, operator, cascade=args.cascade))
+
+
+def _add_override_commands(commands, named: dict) -> None:
+    from phase3ops.overrides import inputs
+
+    def common(command: argparse.ArgumentParser) -> None:
+        command.add_argument("game_date", type=_override_argument(inputs.game_date), metavar="DATE", help="the game date (YYYY-MM-DD)")
+
+    def audit(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--reason", required=True, type=_override_argument(inputs.reason),
+            help=f"why (required, at most {inputs.MAX_REASON_CHARS} characters): recorded with the override",
+        )  # fmt: skip
+        command.add_argument("--operator", help="who makes the override (default: $CLOUDSDK_CORE_ACCOUNT, else $USER)")
+        _target_options(command, "act on", "outcome")
+
+    trigger = commands.add_parser(
+        "trigger",
+        **named,
+        help="--force: trigger Phase 4 for a date that is not ready (a critical processor broken for good), recorded",
+        description="Trigger Phase 4 for a game date that is not ready, through the orchestrator's own path: the date's "
+        "create-only claim, its stable trigger ids, the messages built from the completions that exist (trigger_reason "
+        "forced, degraded), the bounded publish and the receipts. A later completion of the date is then a duplicate the "
+        "claim stops. A date that already has a claim is refused: use `retrigger` to send it again after a fix.",
+        epilog=f"{OVERRIDE_EXIT_CODES}\n{OVERRIDE_ENV_HELP}{STATE_ENV_HELP}",
+    )
+    common(trigger)
+    trigger.add_argument("--force", action="store_true", help="required: send the date although it is not ready")
+    audit(trigger)
+    trigger.set_defaults(handler=_trigger)
+
+    skip = commands.add_parser(
+        "skip",
+        **named,
+        help="record that a processor is not owed for a date (--undo: it is again); triggers nothing",
+        description="Record that a processor is not owed for a game date (its source has nothing, it is retired for the "
+        "date, ...), for the expected-work ledger; --undo records that it is owed again. Nothing is triggered.",
+        epilog=f"{OVERRIDE_EXIT_CODES}\n{OVERRIDE_ENV_HELP}{STATE_ENV_HELP}",
+    )
+    common(skip)
+    skip.add_argument("processor", metavar="PROCESSOR", help="the processor (its name, output table or class name)")
+    skip.add_argument("--undo", action="store_true", help="remove the skip: the processor is owed for the date again")
+    audit(skip)
+    skip.set_defaults(handler=_skip)
+
+    retrigger = commands.add_parser(
+        "retrigger",
+        **named,
+        help="send a triggered date to Phase 4 again as new work after a fix (--cascade N: and the N triggered dates after it)",
+        description="Send Phase 4 a triggered game date again after a fix, as new work: a re-trigger claim of its own "
+        "(create-only, numbered: two operators at once make one), messages with new trigger ids (<trigger id>:retrigger-<n>) "
+        "that the Phase 4 guard runs and the receipts recorder records. --cascade N also re-sends the N following game dates "
+        "that were triggered, whose rolling windows include the fixed date, each once. A re-trigger whose publish did not "
+        "finish is finished by the next retrigger of its date instead of a new one.",
+        epilog=f"{OVERRIDE_EXIT_CODES}\n{OVERRIDE_ENV_HELP}{STATE_ENV_HELP}",
+    )
+    common(retrigger)
+    retrigger.add_argument(
+        "--cascade", type=_override_argument(inputs.cascade), default=0, metavar="N",
+        help=f"also re-send the N following triggered game dates (0 to {inputs.MAX_CASCADE}; default 0)",
+    )  # fmt: skip
+    audit(retrigger)
+    retrigger.set_defaults(handler=_retrigger)
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -356,7 +524,7 @@ def _local(args: argparse.Namespace) -> int:
         from phase3ops.local.run_day import NotRunning, run_day
 
         try:
-            return run_day(repo_root, run_dir, args.date, args.games, args.chaos, say)
+            return run_day(repo_root, run_dir, args.date, args.games, args.chaos, say, args.never_run)
         except NotRunning as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR
@@ -459,6 +627,11 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         command.add_argument("--date", type=_date, help="the last game date to look at (YYYY-MM-DD; default today in the pipeline's time zone)")
         command.add_argument("--days", type=_positive, help="how many game dates, ending at --date (default: 3, or 1 with --date)")
         _target_options(command, "check", "report")
+        command.add_argument(
+            "--findings-exit-zero", action="store_true",
+            help="exit 0 when the command ran, findings or not (the scheduled jobs: findings page through their metrics and "
+            "logs, and a Cloud Run execution that exits non-zero counts as failed and is retried); 2 still means it could not run",
+        )  # fmt: skip
         if name == "health":
             command.add_argument("--verbose", action="store_true", help="details of passing checks too")
             command.add_argument("--stack", help="the deployed stack, whose alerts/stacks/<stack>.yaml overrides apply (default: $PHASE3OPS_STACK)")
@@ -481,6 +654,8 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
     explain.add_argument("game_date", type=_date, metavar="DATE", help="the game date (YYYY-MM-DD)")
     _target_options(explain, "explain from", "story")
     explain.set_defaults(handler=_explain)
+
+    _add_override_commands(commands, named)
 
     drift = commands.add_parser(
         "drift",
@@ -520,6 +695,10 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
             sub.add_argument("--date", type=_date, help="game date (default: yesterday in the pipeline time zone)")
             sub.add_argument("--games", type=_positive, default=5, help="games on the day (default 5)")
             sub.add_argument("--chaos", action="store_true", help="inject the reference system's failures (undone on any exit)")
+            sub.add_argument(
+                "--never-run", metavar="PROCESSOR",
+                help="Phase 2 never triggers PROCESSOR for the date; after the day, reconcile --fix re-requests it (the ledger's repair)",
+            )  # fmt: skip
         sub.set_defaults(handler=_local)
     return parser
 
@@ -530,7 +709,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     args = build_parser(command_prog=prog or os.environ.get("PHASE3OPS_PROG")).parse_args(argv)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        return EXIT_OK if code == EXIT_FINDINGS and getattr(args, "findings_exit_zero", False) else code
     except SpecError as exc:
         print(exc, file=sys.stderr)
         return EXIT_ERROR
