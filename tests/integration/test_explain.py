@@ -169,6 +169,9 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
     receipts = [e for e in events if e.startswith("trigger: receipt: the Phase 4 topic carried")]
     assert sorted(re.search(r"for (\w+)$", e).group(1) for e in receipts) == sorted([*TABLES, *TABLES[1:3]])
     assert not [e for e in events if "DUPLICATE" in e]
+    # Locally, Phase 4's own ledger (the stand-in's) says it took every message once: 5 and the 2 follow-ups.
+    took = [e for e in events if re.fullmatch(r"\w+: Phase 4 \(stand-in\) took nba-phase3-to-phase4:\S+ \(\d+\) and started its work", e)]
+    assert len(took) == len(TABLES) + 2, "\n".join(events)
 
     # The summaries after the timeline, line by line.
     rest = told[end + 1 :]
@@ -179,8 +182,9 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
     assert rest[4] == ""
     assert re.fullmatch(rf"Trigger nba-phase3-to-phase4:{CHAOS}: published, decided under overnight", rest[5])
     assert re.fullmatch(r"  \(critical_plus_majority_60pct\), owner delivery \d+ \(handling \w+\), 2 attempts", rest[6])
-    assert rest[7] == "table                         message id            confirmed by  receipts"
-    parts = {line.split()[0]: line.split()[2:] for line in rest[9:14]}
+    assert rest[7] == "table                         message id            confirmed by  receipts  Phase 4"
+    assert all(line.endswith("took it") for line in rest[9:14])
+    parts = {line.split()[0]: line.split()[2:4] for line in rest[9:14]}
     assert {table: by for table, (by, _) in parts.items()} == {
         "player_game_summary": "receipt", "team_offense_game_summary": "receipt", "team_defense_game_summary": "publisher",
         "upcoming_player_game_context": "publisher", "upcoming_team_game_context": "publisher",

@@ -21,6 +21,7 @@ from tests.support.repo_copy import REPO_ROOT
 
 pytestmark = pytest.mark.emulators
 DATES = ["2026-11-20", "2026-11-21", "2026-11-22"]
+NEVER_RUN_DATE = "2026-11-23"
 
 
 def phase3ops(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -92,6 +93,16 @@ def test_local_environment_end_to_end(tmp_path):
         assert report["metrics"]["duplicate_rows"] == 0.0
         reconcile = phase3ops("reconcile", "--days", "30", "--fix", env=env)
         assert reconcile.returncode == 0 and "No issues found - all dates are consistent" in reconcile.stdout
+
+        # A processor nobody triggers: the story names the owed run, reconcile --fix re-requests it once,
+        # Phase 4 gets its table as a follow-up, and the day ends healthy.
+        lost = phase3ops("local", "run-day", "--run-dir", str(run_dir), "--date", NEVER_RUN_DATE, "--games", "2", "--never-run", "team_defense_game_summary")
+        assert lost.returncode == 0, lost.stdout[-4000:] + lost.stderr[-3000:] + _log_tails(run_dir)
+        first_story, _, after_repair = lost.stdout.partition("reconcile --fix: 1 owed run(s) missing")
+        assert "owed run missing: team_defense_game_summary (no run;" in first_story
+        assert "team_defense_game_summary: requested: asked nba-phase3-analytics-processors to run it (attempt 1" in after_repair
+        assert "\nAll checks passed\n" in after_repair and after_repair.rstrip().endswith("No findings: the date is consistent")
+        assert "reconcile --fix re-requested the run (attempt 1" in after_repair  # the story tells the repair
     finally:
         down = phase3ops("local", "down", "--run-dir", str(run_dir))
     assert down.returncode == 0, down.stdout + down.stderr

@@ -134,7 +134,11 @@ def test_chaos_is_undone_on_ctrl_c_and_a_killed_day_leaves_nothing_down_cannot_s
         assert not (run_dir / "chaos-armed").exists()
         assert not [k for k in state_of(run_dir)["components"] if k.startswith("helper:")]
         plain = phase3ops("local", "run-day", "--run-dir", str(run_dir), "--date", "2026-11-23", "--games", "2")
-        assert plain.returncode == 0 and "exited with code 137" not in (run_dir / "logs" / "orchestrator.log").read_text()
+        assert "exited with code 137" not in (run_dir / "logs" / "orchestrator.log").read_text()
+        assert plain.stdout.rstrip().endswith("No findings: the date is consistent"), plain.stdout[-3000:]
+        # The interrupted day left 2026-11-22's runs owed: the ledger says so in the next day's health check, and only that.
+        failed = [line.split("]", 1)[1].split()[:2] for line in plain.stdout.splitlines() if line.startswith("[FAILED]")]
+        assert failed == [["Expected", "work"]] and "    - 2026-11-22 " in plain.stdout and plain.returncode == 1, plain.stdout[-3000:]
 
         # A run-day killed outright cannot undo anything; its helper is in the state, so `down` stops it.
         day = subprocess.Popen([*command, "--date", "2026-11-24"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

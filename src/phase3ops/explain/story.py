@@ -6,8 +6,10 @@ grants: who held it under which token, who took it over from whom), the
 data gates' hold (which gates, their figures, from when until when), the
 trigger claim (who claimed, the decision, each Phase 4 message and how it
 was confirmed, takeovers), the follow-ups late data sent, and the receipts
-the Phase 4 topic produced; the warehouse holds the rows. Nothing here reads
-logs: the story is the same a month later, and on the emulators.
+the Phase 4 topic produced, the runs reconcile --fix re-requested, and the
+operators' overrides; the warehouse holds the rows. Nothing here reads
+logs: the story is the same a month later, and on the emulators. Locally,
+the Phase 4 stand-in's ledger also says whether Phase 4 took each message.
 """
 
 from __future__ import annotations
@@ -15,23 +17,27 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
 from google.cloud import firestore
 
+from phase3ops.checks.state import DateState
+from phase3ops.checks.ledger import gaps
 from phase3ops.locking.lease_lock import lock_document_id
 from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordOutcome
 from phase3ops.orchestrator.gate_holds import HELD, GateHolds, Hold
-from phase3ops.orchestrator.readiness import Readiness, evaluate, judge, mode_for, trigger_deadline
+from phase3ops.orchestrator.readiness import Readiness, evaluate, judge, mode_deadline, mode_for, trigger_deadline
 from phase3ops.orchestrator.trigger_claims import TriggerClaim, TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec
 from phase3ops.warehouse.port import Warehouse
 
 # Event kinds, in the order events at the same instant are told.
-LOCK, RUN, LATE, REJECTED, HOLD, CLAIM, PUBLISHED, FOLLOW_UP, RECEIPT = (
-    "lock", "run", "late", "rejected", "hold", "claim", "published", "follow_up", "receipt",
+LOCK, RUN, LATE, REJECTED, HOLD, OVERRIDE, REPAIR, CLAIM, PUBLISHED, FOLLOW_UP, RECEIPT, PHASE4 = (
+    "lock", "run", "late", "rejected", "hold", "override", "repair", "claim", "published", "follow_up", "receipt", "phase4",
 )  # fmt: skip
-_KIND_ORDER = {kind: index for index, kind in enumerate((LOCK, RUN, LATE, REJECTED, HOLD, CLAIM, PUBLISHED, FOLLOW_UP, RECEIPT))}
+_KIND_ORDER = {
+    kind: index for index, kind in enumerate((LOCK, RUN, LATE, REJECTED, HOLD, OVERRIDE, REPAIR, CLAIM, PUBLISHED, FOLLOW_UP, RECEIPT, PHASE4))
+}
 
 _RUN_OUTCOMES = {
     RecordOutcome.RECORDED.value: "recorded",
@@ -112,6 +118,9 @@ class DateStory:
     parts: list[TriggerPart] = field(default_factory=list)
     tables: list[TableState] = field(default_factory=list)
     rejected: int = 0
+    missing: list[str] = field(default_factory=list)  # owed processors past due, neither run nor skipped
+    skipped: list[str] = field(default_factory=list)
+    phase4_taken: dict[str, bool] | None = None  # trigger id -> Phase 4 (the local stand-in) started its work; None: not known
     findings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -141,6 +150,9 @@ class DateStory:
                             "run": next(iter(f.executions.values()), None)} for f in self.follow_ups],
             "tables": [t.as_dict() for t in self.tables],
             "rejected_messages": self.rejected,
+            "missing_runs": list(self.missing),
+            "skipped": list(self.skipped),
+            "phase4_took": self.phase4_taken,
             "findings": list(self.findings),
             "notes": list(self.notes),
         }  # fmt: skip
@@ -156,8 +168,14 @@ def read_story(
     now: dt.datetime,
     holds: GateHolds | None = None,
     followups: TriggerClaims | None = None,
+    overrides: list[dict[str, Any]] = (),
+    skipped: Collection[str] = (),
+    phase4_entries: list[dict[str, Any]] | None = None,
 ) -> DateStory:
-    """Everything stored about the date, as events and summaries; raises NothingStored."""
+    """Everything stored about the date, as events and summaries; raises NothingStored.
+
+    `overrides`: the operators' overrides of the date; `skipped`: the processors they skipped for it;
+    `phase4_entries`: what Phase 4 did with each message, where that is known (the local stand-in's ledger)."""
     hold_refs = [holds.document(game_date)] if holds is not None else []
     records, extra = store.records_for_date(game_date, spec.processor_names, also_read=[claims.document(game_date), *hold_refs])
     claim_snapshot = extra[claims.document(game_date).path]
@@ -177,6 +195,7 @@ def read_story(
         filter=firestore.FieldFilter("game_date", "==", game_date.isoformat())
     )
     receipts = [snapshot.to_dict() for snapshot in receipts_query.stream()]
+    repairs = _on_date(firestore_client, spec.orchestrator.collections.repairs, game_date)
     rows = {p.name: warehouse.row_counts(p.table, game_date, game_date).get(game_date, 0) for p in spec.processors}
     duplicates = {p.name: warehouse.duplicate_counts(p.table, game_date, game_date).get(game_date, 0) for p in spec.processors}
     games = warehouse.row_counts(spec.raw_table(spec.game_schedule_table), game_date, game_date).get(game_date, 0)
@@ -187,8 +206,10 @@ def read_story(
         )
 
     mode = mode_for(spec, game_date, now)
-    story = DateStory(game_date, spec.timezone, now, trigger_deadline(spec, game_date), mode.name if mode else None, games,
+    deadline = mode_deadline(spec, mode, game_date) if mode else trigger_deadline(spec, game_date)
+    story = DateStory(game_date, spec.timezone, now, deadline, mode.name if mode else None, games,
                       claim=claim, hold=hold, follow_ups=follow_ups)  # fmt: skip
+    phase4_entries = [e for e in phase4_entries if e.get("game_date") == game_date.isoformat()] if phase4_entries is not None else None
     story.events = sorted(
         [
             *_lock_events(locks, records),
@@ -198,6 +219,9 @@ def read_story(
             *_claim_events(claim),
             *_follow_up_events(follow_ups),
             *_receipt_events(receipts),
+            *_repair_events(repairs),
+            *_override_events(overrides),
+            *_phase4_events(phase4_entries or ()),
         ],
         key=lambda e: (e.at or now, _KIND_ORDER[e.kind]),
     )
@@ -208,8 +232,58 @@ def read_story(
     story.parts = _parts(claim, receipts)
     story.tables = [_table_state(p.name, p.output_table, records.get(p.name), rows[p.name], duplicates[p.name]) for p in spec.processors]
     story.rejected = len(rejected)
+    state = DateState(game_date, records, claim, rows, games)
+    story.missing = [f"{gap.processor} ({gap.status}; owed by {_local(gap.due, spec.timezone)[5:16]}, {gap.mode})" for gap in gaps(spec, {game_date: state}, {game_date: skipped}, now)]
+    story.skipped = sorted(skipped)
+    if phase4_entries is not None:
+        story.phase4_taken = _phase4_taken(claim, phase4_entries)
     story.findings, story.notes = _findings(spec, story, evaluate(spec, game_date, counted, now), receipts)
     return story
+
+
+def _on_date(firestore_client, collection: str, game_date: dt.date) -> list[dict[str, Any]]:
+    query = firestore_client.collection(collection).where(filter=firestore.FieldFilter("game_date", "==", game_date.isoformat()))
+    return [snapshot.to_dict() for snapshot in query.stream()]
+
+
+def _repair_events(repairs: list[dict[str, Any]]) -> list[Event]:
+    events = []
+    for repair in sorted(repairs, key=lambda r: r.get("attempt", 0)):
+        sent = {"sent": f"sent as {repair.get('message_id')}", "failed": f"NOT sent: {repair.get('error')}"}.get(repair.get("state"), "being sent")
+        events.append(Event(repair.get("requested_at"), repair.get("processor", "?"), REPAIR,
+                            f"reconcile --fix re-requested the run (attempt {repair.get('attempt')}, {repair.get('run_id')}): {sent}"))  # fmt: skip
+    return events
+
+
+def _override_events(overrides: list[dict[str, Any]]) -> list[Event]:
+    events = []
+    for override in overrides:
+        subject = override.get("processor") or "trigger"
+        what = override.get("command") or override.get("kind") or "override"
+        outcome = f": {override['outcome']}" if override.get("outcome") else ""
+        events.append(Event(override.get("at"), subject, OVERRIDE,
+                            f"OVERRIDE {what} by {override.get('operator')}, because {override.get('reason')!r}{outcome}"))  # fmt: skip
+    return events
+
+
+def _phase4_events(entries: Collection[dict[str, Any]]) -> list[Event]:
+    events = []
+    for entry in entries:
+        at = dt.datetime.fromisoformat(entry["received_at"]) if entry.get("received_at") else None
+        if entry.get("verdict") == "refused" or not 200 <= entry.get("status", 0) < 300:
+            text = f"Phase 4 (stand-in) REFUSED {entry.get('message_id')}: {(entry.get('refusal') or {}).get('reason')}"
+        elif entry.get("work_started"):
+            text = f"Phase 4 (stand-in) took {entry.get('trigger_id')} ({entry.get('message_id')}) and started its work"
+        else:
+            text = f"Phase 4 (stand-in) acknowledged {entry.get('trigger_id')} ({entry.get('message_id')}) without new work (guard: {entry.get('verdict')})"
+        events.append(Event(at, entry.get("source_table") or "trigger", PHASE4, text))
+    return events
+
+
+def _phase4_taken(claim: TriggerClaim | None, entries: list[dict[str, Any]]) -> dict[str, bool]:
+    """Per message of the claim: did Phase 4 start its work for it."""
+    started = {e.get("trigger_id") for e in entries if e.get("work_started")}
+    return {m.trigger_id: m.trigger_id in started for m in (claim.messages if claim is not None else ())}
 
 
 def _lock_events(locks: dict[str, dict[str, Any]], records: dict[str, CompletionRecord]) -> list[Event]:
@@ -408,6 +482,12 @@ def _findings(
             findings.append(f"{text} for {age:.0f} min: scripts/reconcile_phase3_completion.py --fix recovers it")
         else:
             notes.append(f"{text}: the next delivery or reconciliation finishes it")
+    for missing in story.missing:
+        findings.append(f"owed run missing: {missing}: reconcile --fix re-requests it, or phase3ops skip {story.game_date} PROCESSOR --reason ...")
+    if story.phase4_taken and claim is not None and claim.is_published:
+        untaken = [trigger_id for trigger_id, taken in story.phase4_taken.items() if not taken]
+        if untaken:
+            findings.append(f"Phase 4 has not started work for {len(untaken)} of {len(story.phase4_taken)} messages: {', '.join(untaken)}")
     for receipt in receipts:
         if receipt.get("duplicate_message_ids"):
             findings.append(f"Phase 4 received {1 + len(receipt['duplicate_message_ids'])} messages for {receipt.get('trigger_id')}")

@@ -88,11 +88,15 @@ def _trigger(story: DateStory) -> list[str]:
     attempts = f", {claim.attempts} attempts" if claim.attempts > 1 else ""
     lines = _wrapped(f"Trigger {claim.trigger_id}: {claim.state}, decided under {decision.get('mode')} "
                      f"({decision.get('trigger_reason')}), owner {who(claim.owner)}{attempts}")  # fmt: skip
-    lines.append(f"{'table':<28}  {'message id':<20}  {'confirmed by':<12}  receipts")
-    lines.append(f"{'-' * 28}  {'-' * 20}  {'-' * 12}  {'-' * 8}")
+    # Where Phase 4's own record is readable (the local stand-in), whether it took each message.
+    taken = story.phase4_taken
+    trigger_ids = {m.part: m.trigger_id for m in claim.messages}
+    lines.append(f"{'table':<28}  {'message id':<20}  {'confirmed by':<12}  receipts" + ("  Phase 4" if taken is not None else ""))
+    lines.append(f"{'-' * 28}  {'-' * 20}  {'-' * 12}  {'-' * 8}" + ("  " + "-" * 9 if taken is not None else ""))
     for part in story.parts:
         receipts = str(len(part.receipt_message_ids)) if part.receipt_message_ids else "none"
-        lines.append(f"{part.part[:28]:<28}  {(part.message_id or '-')[:20]:<20}  {part.confirmed_by or 'not sent':<12}  {receipts}")
+        took = "" if taken is None else f"  {'took it' if taken.get(trigger_ids.get(part.part, '')) else 'not yet':<9}"
+        lines.append(f"{part.part[:28]:<28}  {(part.message_id or '-')[:20]:<20}  {part.confirmed_by or 'not sent':<12}  {receipts:<8}{took}")
     return lines
 
 

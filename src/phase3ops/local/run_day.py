@@ -27,6 +27,12 @@ chaos.py), undone whatever ends the day:
   instance, the message redelivered, and only the 3 without a receipt sent);
 - a late scraper: the team box scores land 75 minutes after the rest, after
   the first team processor runs found nothing.
+
+`--never-run PROCESSOR` adds the reference's most repeated failure: a
+processor nobody triggers (its Phase 2 message is never sent). The day ends
+as the pipeline leaves it, the date's story names the missing run, then
+`reconcile --fix` re-requests it from the analytics service, Phase 4 gets
+the table as a follow-up, and the health check and the story run again.
 """
 
 from __future__ import annotations
@@ -92,7 +98,7 @@ def expectation(spec: PipelineSpec, claim: dict | None, game_date: dt.date, now:
 
 
 class DayRun:
-    def __init__(self, repo_root: Path, state: LocalState, game_date: dt.date, games: int, chaos: bool, say: Say):
+    def __init__(self, repo_root: Path, state: LocalState, game_date: dt.date, games: int, chaos: bool, say: Say, never_run: str | None = None):
         from google.cloud import firestore, pubsub_v1
 
         from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
@@ -104,6 +110,9 @@ class DayRun:
         self.firestore = firestore.Client(project=state.project)
         self.started = time.monotonic()
         self._say = say
+        if never_run is not None and never_run not in self.spec.processor_names:
+            raise NotRunning(f"--never-run: {never_run!r} is not a processor of {state.pipeline} ({', '.join(self.spec.processor_names)})")
+        self.never_run = never_run
 
     def say(self, text: str) -> None:
         self._say(f"[{time.monotonic() - self.started:6.1f}s] {text}")
@@ -128,10 +137,40 @@ class DayRun:
         self._say("")
         phase4_ok = self._phase4_report(expected, accepted_before, runs_before)
         self._say("")
+        if self.never_run is not None:
+            self._explain()
+            self._say("")
+            finished = self._repair(runs_before, expected) and finished
+            self._say("")
+            phase4_ok = self._phase4_report(expected, accepted_before, runs_before)
+            self._say("")
         health_code = self._health()
         self._say("")
         self._explain()
         return 0 if finished and phase4_ok and health_code == 0 else 1
+
+    def _repair(self, runs_before: dict[str, int], expected: Expectation) -> bool:
+        """What an on-call does when the ledger pages: reconcile --fix, which re-requests the missing run."""
+        from phase3ops.checks.reconcile import find_issues, fix
+        from phase3ops.checks.repairs import ProcessorRepairs
+        from phase3ops.orchestrator.factory import build_orchestrator
+        from phase3ops.checks.health import read_ledger
+
+        orchestrator = build_orchestrator(self.spec, self.state.project)
+        now = dt.datetime.now(dt.timezone.utc)
+        ledger = read_ledger(orchestrator, self.warehouse, now)
+        # The day is played in fast forward: whatever it owes is owed now, whichever deadline is ahead.
+        gaps = [gap for gap in ledger.gaps(self.spec, now, lead=dt.timedelta(days=3)) if gap.game_date == self.game_date] if ledger is not None else []
+        self.say(f"reconcile --fix: {len(gaps)} owed run(s) missing for {self.game_date}: {', '.join(g.processor for g in gaps) or 'none'}")
+        repairs = ProcessorRepairs(self.spec, self.firestore, self.publisher, self.state.project)
+        for result in fix(orchestrator, find_issues(self.spec, {}, now, gaps), now, repairs, gaps):
+            self.say(f"  {result.game_date}  {'fixed' if result.ok else 'FIX FAILED'}: {result.message}")
+        done = self._wait_until(lambda: self.never_run in self._new_runs(runs_before), f"the re-requested run of {self.never_run}")
+        self.never_run = None  # it ran: from here on, Phase 4 owes every table
+        if done and expected.kind == TRIGGER:
+            done = self._wait_until(self._phase4_accepted_every_table, f"Phase 4 to accept every table of {self.game_date}")
+        self._settle()
+        return done and bool(gaps)
 
     def _play(self, chaos, expected: Expectation, runs_before: dict[str, int]) -> bool:
         day = generate_game_day(self.spec, self.game_date, games=self.games, seed=7, stale_scrapes=self.chaos)
@@ -146,22 +185,32 @@ class DayRun:
 
         holder = chaos.hold_lock(KILLED_PROCESSOR) if chaos is not None else None
         copies = 2 if chaos is not None else 1
-        self._trigger_phase3(self.spec.processor_names, copies)
+        triggered = [name for name in self.spec.processor_names if name != self.never_run]
+        if self.never_run is not None:
+            self.say(f"never-run: Phase 2 never triggers {self.never_run} for {self.game_date} (a processor with no trigger path)")
+        self._trigger_phase3(triggered, copies)
         if holder is not None:
             time.sleep(1.0)
             pid = chaos.kill_lock_holder()
             self.say(f"chaos: killed a {KILLED_PROCESSOR} instance holding its lock (pid {pid}); the lease runs out, the next run takes over")
 
         if held_back:
-            self._wait_until(lambda: self._new_runs(runs_before) == set(self.spec.processor_names), "the first processor runs")
+            self._wait_until(lambda: self._new_runs(runs_before) == set(triggered), "the first processor runs")
             late_rows = [{**row, "scraped_at": row["scraped_at"] + dt.timedelta(minutes=75)} for row in held_back[LATE_TABLE]]
             self.warehouse.write_partition(self.spec.raw_table(LATE_TABLE), self.game_date, late_rows)
             self.say(f"chaos: the late scraper delivered {LATE_TABLE} ({len(late_rows)} rows); Phase 2 triggers the team processors again")
-            self._trigger_phase3(["team_offense_game_summary", "team_defense_game_summary"], copies)
+            self._trigger_phase3([n for n in ("team_offense_game_summary", "team_defense_game_summary") if n != self.never_run], copies)
 
-        if expected.kind == TRIGGER:
+        if expected.kind == TRIGGER and self._triggers_without_the_missing_run():
             return self._wait_until(self._phase4_accepted_every_table, f"Phase 4 to accept the triggers of {self.game_date}")
-        return self._wait_until(lambda: self._new_runs(runs_before) == set(self.spec.processor_names), f"every processor's run for {self.game_date}")
+        return self._wait_until(lambda: self._new_runs(runs_before) == set(triggered), f"every processor's run for {self.game_date}")
+
+    def _triggers_without_the_missing_run(self) -> bool:
+        from phase3ops.orchestrator.readiness import evaluate
+
+        if self.never_run is None:
+            return True
+        return evaluate(self.spec, self.game_date, set(self.spec.processor_names) - {self.never_run}, dt.datetime.now(dt.timezone.utc)).ready
 
     # -- steps ---------------------------------------------------------------
 
@@ -196,7 +245,7 @@ class DayRun:
 
     def _phase4_accepted_every_table(self) -> bool:
         accepted = self._accepted()
-        return all(accepted.get(p.output_table) for p in self.spec.processors)
+        return all(accepted.get(p.output_table) for p in self.spec.processors if p.name != self.never_run)
 
     def _follow_ups(self) -> list[dict]:
         from google.cloud import firestore
@@ -303,13 +352,13 @@ class DayRun:
         from phase3ops.explain import explain_date
         from phase3ops.explain.timeline import render
 
-        story = explain_date(self.spec, self.state.project, self.warehouse, self.game_date, dt.datetime.now(dt.timezone.utc))
+        story = explain_date(self.spec, self.state.project, self.warehouse, self.game_date, dt.datetime.now(dt.timezone.utc), ledger_entries(self.state.phase4_ledger))
         self._say(f"The story of {self.game_date}, from what the pipeline stored (phase3ops explain {self.game_date} --local):")
         self._say("")
         self._say(render(story))
 
 
-def run_day(repo_root: Path, run_dir: Path, game_date: dt.date | None, games: int, chaos: bool, say: Say) -> int:
+def run_day(repo_root: Path, run_dir: Path, game_date: dt.date | None, games: int, chaos: bool, say: Say, never_run: str | None = None) -> int:
     state = LocalState.load(run_dir.resolve())
     if state is None:
         raise NotRunning(f"the local environment in {run_dir} is not running: run `phase3ops local up` first")
@@ -320,7 +369,7 @@ def run_day(repo_root: Path, run_dir: Path, game_date: dt.date | None, games: in
     spec = load_pipeline_spec(state.pipeline)
     game_date = game_date or local_today(spec, dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=1)
     with _signals_as_interrupts():
-        return DayRun(repo_root, state, game_date, games, chaos, say).run()
+        return DayRun(repo_root, state, game_date, games, chaos, say, never_run).run()
 
 
 @contextlib.contextmanager
