@@ -141,11 +141,13 @@ def test_chaos_is_undone_on_ctrl_c_and_a_killed_day_leaves_nothing_down_cannot_s
         assert failed == [["Expected", "work"]] and "    - 2026-11-22 " in plain.stdout and plain.returncode == 1, plain.stdout[-3000:]
 
         # A run-day killed outright cannot undo anything; its helper is in the state, so `down` stops it.
-        day = subprocess.Popen([*command, "--date", "2026-11-24"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while not [c for k, c in state_of(run_dir)["components"].items() if k.startswith("helper:")]:
-            assert time.monotonic() < deadline, "the chaos day never started its lock holder"
-            time.sleep(0.1)
+        # Killed once the holder holds its lock (the day publishes Phase 2's messages right after): a holder killed
+        # earlier would die by itself writing "holding" into its dead parent's pipe, and leave nothing to stop.
+        day = subprocess.Popen([*command, "--date", "2026-11-24"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in day.stdout:
+            if "Phase 2 -> " in line:
+                break
+        assert [c for k, c in state_of(run_dir)["components"].items() if k.startswith("helper:")], "the chaos day never started its lock holder"
         day.kill()
         day.wait(timeout=10)
         [helper] = [c for k, c in state_of(run_dir)["components"].items() if k.startswith("helper:")]
