@@ -478,6 +478,12 @@ def test_the_phase4_rules_take_the_subscription_and_the_age_from_pipeline_yaml(r
     assert "phase4-v2-push" in backlog.display_name
     dead = shipped_policy("phase4-consumer-dead-letters", specs).conditions[0].condition_threshold
     assert 'resource.labels.subscription_id="phase4-v2-push"' in dead.filter
+    # The dashboard names the subscription itself: validate points at its two tiles until it is renamed there too.
+    problems = validate(repo, stacks=[]).problems
+    assert [p.file.rsplit("/", 1)[1] for p in problems] == ["phase3-handoff.yaml"] * 2
+    assert all('"nba-phase4-trigger-sub" names nothing' in p.message for p in problems)
+    dashboard = repo / "dashboards" / "phase3-handoff.yaml"
+    dashboard.write_text(dashboard.read_text().replace("nba-phase4-trigger-sub", "phase4-v2-push"))
     assert validate(repo, stacks=[]).problems == []
 
 
