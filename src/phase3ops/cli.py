@@ -718,8 +718,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+        print("\ninterrupted", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # Every `finally` on the way here has undone what the command started. Leave at once: releasing
+        # the interrupted gRPC call (its finaliser) can wait for ever on its channel's lock, as a
+        # chaos day interrupted mid-publish did.
+        os._exit(130)
 
 
 if __name__ == "__main__":
