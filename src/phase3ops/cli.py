@@ -196,27 +196,25 @@ def _health(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from phase3ops import cloud
     from phase3ops.checks import reconcile
-    from phase3ops.checks.health import read_ledger
-    from phase3ops.checks.state import read_state
+    from phase3ops.checks.health import read_window_and_ledger
     from phase3ops.checks.repairs import ProcessorRepairs
 
     _target_environment(args)
     try:
         orchestrator, warehouse, now, first, last = _pipeline(args)
         spec = orchestrator.spec
-        states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last, orchestrator.holds)
-        ledger = read_ledger(orchestrator, warehouse, now)
+        states, ledger = read_window_and_ledger(orchestrator, warehouse, first, last, now)
     except (SpecError, SettingError):
         raise
     except Exception as exc:
         print(f"Could not check: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     # The ledger's gaps whatever the window; --fix asks for them `repair_lead_minutes` before they are due.
-    reported = ledger.gaps(spec, now) if ledger is not None else []
-    repairable = ledger.gaps(spec, now, dt.timedelta(minutes=spec.expected_work.repair_lead_minutes)) if ledger is not None else []
-    issues = reconcile.find_issues(spec, states, now, repairable if args.fix else reported)
-    repairs = ProcessorRepairs(spec, orchestrator.store.client, cloud.publisher_client(), cloud.project_id()) if args.fix and repairable else None
-    fixes = reconcile.fix(orchestrator, issues, now, repairs, repairable) if args.fix and issues else []
+    lead = dt.timedelta(minutes=spec.expected_work.repair_lead_minutes) if args.fix and ledger is not None else dt.timedelta(0)
+    gaps = ledger.gaps(spec, now, lead) if ledger is not None else []
+    issues = reconcile.find_issues(spec, states, now, gaps)
+    repairs = ProcessorRepairs(spec, orchestrator.store.client, cloud.publisher_client(), cloud.project_id()) if args.fix and gaps else None
+    fixes = reconcile.fix(orchestrator, issues, now, repairs) if args.fix and issues else []
     failed = [f for f in fixes if not f.ok]
     if args.json:
         print(json.dumps({

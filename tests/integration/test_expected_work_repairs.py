@@ -97,6 +97,6 @@ def test_reconcile_lists_an_old_gap_and_fix_requests_it(phase3_trigger):
     repairs, requests = phase3_trigger
     issues = reconcile.find_issues(SPEC, {}, NOW, [gap()])
     assert [(i.game_date, i.kind, i.processor) for i in issues] == [(DAY, reconcile.MISSING_RUN, "team_defense_game_summary")]
-    [fixed] = reconcile.fix(None, issues, NOW, repairs(), [gap()])  # no window dates to advance: the orchestrator is not needed
+    [fixed] = reconcile.fix(None, issues, NOW, repairs())  # no window dates to advance: the orchestrator is not needed
     assert fixed.ok and fixed.message.startswith("team_defense_game_summary: requested: asked nba-phase3-analytics-processors")
     assert len(requests()) == 1

@@ -19,7 +19,7 @@ from phase3ops.checks import (
 from phase3ops.checks.context import CheckContext
 from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
-from phase3ops.checks.state import read_state
+from phase3ops.checks.state import DateState, read_state
 from phase3ops.checks.ledger import Ledger, ledger_window
 from phase3ops.overrides.records import skipped_between
 
@@ -29,9 +29,8 @@ log = logging.getLogger("phase3ops.checks")
 
 def check_dates(orchestrator, warehouse, first: dt.date, last: dt.date, now: dt.datetime, **context_options) -> tuple[CheckContext, list[CheckResult]]:
     """Read the dates' state once and run every check on it (the CLI and the local run-day both call this)."""
-    spec = orchestrator.spec
-    states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last, orchestrator.holds)
-    context = CheckContext(spec, first, last, now, states, warehouse, ledger=read_ledger(orchestrator, warehouse, now), **context_options)
+    states, ledger = read_window_and_ledger(orchestrator, warehouse, first, last, now)
+    context = CheckContext(orchestrator.spec, first, last, now, states, warehouse, ledger=ledger, **context_options)
     return context, run_checks(context)
 
 
@@ -42,6 +41,21 @@ def read_ledger(orchestrator, warehouse, now: dt.datetime) -> Ledger | None:
         return None
     states = read_state(orchestrator.spec, orchestrator.store, orchestrator.claims, warehouse, *span)
     return Ledger(*span, states, skipped_between(orchestrator.store.client, orchestrator.spec, *span))
+
+
+def read_window_and_ledger(orchestrator, warehouse, first: dt.date, last: dt.date, now: dt.datetime) -> tuple[dict[dt.date, DateState], Ledger | None]:
+    """The window's states and the ledger. The window usually lies inside the ledger's span (the last
+    few dates): then one read of both spans serves the two, not two reads of the same dates."""
+    spec = orchestrator.spec
+    span = ledger_window(spec, now)
+    apart = span is None or last < span[0] - dt.timedelta(days=1) or first > span[1] + dt.timedelta(days=1)
+    if apart:  # an old window far from the ledger: reading what lies between would cost more than a second read
+        return read_state(spec, orchestrator.store, orchestrator.claims, warehouse, first, last, orchestrator.holds), read_ledger(orchestrator, warehouse, now)
+    start, end = span
+    both = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, min(first, start), max(last, end), orchestrator.holds)
+    window = {day: state for day, state in both.items() if first <= day <= last}
+    owed = {day: state for day, state in both.items() if start <= day <= end}
+    return window, Ledger(start, end, owed, skipped_between(orchestrator.store.client, spec, start, end))
 
 
 def run_checks(context: CheckContext, checks=CHECKS) -> list[CheckResult]:

@@ -43,6 +43,7 @@ class Issue:
     detail: str
     processor: str | None = None
     rows: int = 0
+    gap: Gap | None = None  # MISSING_RUN: what the ledger owes
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,14 @@ def find_issues(spec: PipelineSpec, states: dict[dt.date, DateState], now: dt.da
                 issues.append(Issue(day, UNTRIGGERED, readiness.reason))
             elif readiness.ready:
                 issues.append(Issue(day, UNTRIGGERED, f"{readiness.reason} once the missing completions are recorded"))
-    issues.extend(Issue(gap.game_date, MISSING_RUN, gap.describe(now), gap.processor) for gap in gaps)
+    issues.extend(Issue(gap.game_date, MISSING_RUN, gap.describe(now), gap.processor, gap=gap) for gap in gaps)
     return issues
 
 
-def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime, repairs: ProcessorRepairs | None = None, gaps: Sequence[Gap] = ()) -> list[FixResult]:
+def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime, repairs: ProcessorRepairs | None = None) -> list[FixResult]:
     run_id = f"reconcile-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     results = []
+    gaps = [issue.gap for issue in issues if issue.gap is not None]
     if repairs is not None and gaps:
         for repair in repairs.request(gaps, now, run_id):
             results.append(FixResult(repair.game_date, repair.ok, f"{repair.processor}: {repair.outcome.replace('_', ' ')}: {repair.detail}"))

@@ -191,10 +191,7 @@ def read_story(
         for snapshot in firestore_client.get_all([lock_collection.document(i) for i in lock_refs])
         if snapshot.exists
     }
-    receipts_query = firestore_client.collection(spec.orchestrator.collections.receipts).where(
-        filter=firestore.FieldFilter("game_date", "==", game_date.isoformat())
-    )
-    receipts = [snapshot.to_dict() for snapshot in receipts_query.stream()]
+    receipts = _on_date(firestore_client, spec.orchestrator.collections.receipts, game_date)
     repairs = _on_date(firestore_client, spec.orchestrator.collections.repairs, game_date)
     rows = {p.name: warehouse.row_counts(p.table, game_date, game_date).get(game_date, 0) for p in spec.processors}
     duplicates = {p.name: warehouse.duplicate_counts(p.table, game_date, game_date).get(game_date, 0) for p in spec.processors}

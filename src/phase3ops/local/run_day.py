@@ -163,7 +163,7 @@ class DayRun:
         gaps = [gap for gap in ledger.gaps(self.spec, now, lead=dt.timedelta(days=3)) if gap.game_date == self.game_date] if ledger is not None else []
         self.say(f"reconcile --fix: {len(gaps)} owed run(s) missing for {self.game_date}: {', '.join(g.processor for g in gaps) or 'none'}")
         repairs = ProcessorRepairs(self.spec, self.firestore, self.publisher, self.state.project)
-        for result in fix(orchestrator, find_issues(self.spec, {}, now, gaps), now, repairs, gaps):
+        for result in fix(orchestrator, find_issues(self.spec, {}, now, gaps), now, repairs):
             self.say(f"  {result.game_date}  {'fixed' if result.ok else 'FIX FAILED'}: {result.message}")
         done = self._wait_until(lambda: self.never_run in self._new_runs(runs_before), f"the re-requested run of {self.never_run}")
         self.never_run = None  # it ran: from here on, Phase 4 owes every table
