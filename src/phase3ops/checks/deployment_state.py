@@ -73,7 +73,7 @@ def run(context: CheckContext) -> CheckResult:
         Status.FAILED if findings else Status.OK,
         f"{len(findings)} problems" if findings else "functions ACTIVE, latest revision ready and serving, alert policies deployed",
         EXPLANATION,
-        "pulumi up --policy-pack policies (see README: Deploying)",
+        "pulumi up --policy-pack policies (see docs/deploying.md)",
         findings,
         details,
     )
