@@ -32,7 +32,7 @@ import pulumiverse_time as time
 from infra.components import child_options
 from phase3ops.alerts.policies import log_metric_body, policy_body
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
-from phase3ops.checks.metrics import CUSTOM_METRICS, custom_metric
+from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, custom_metric
 
 
 @dataclass

@@ -39,7 +39,7 @@ class UsageError(Exception):
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from phase3ops.alerts.validate import known_stacks, validate
+    from phase3ops.validate import known_stacks, validate
     from phase3ops.spec.pipeline import locate_pipeline_spec
 
     repo_root = Path(args.repo).resolve()
@@ -81,7 +81,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from phase3ops.alerts.validate import validate
+    from phase3ops.validate import validate
     from phase3ops.plan.plan import PlanError, plan_stack
     from phase3ops.plan.render import as_json, as_text
 

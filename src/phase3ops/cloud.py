@@ -42,12 +42,6 @@ def publisher_client():
     return pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))
 
 
-def subscriber_client():
-    from google.cloud import pubsub_v1
-
-    return pubsub_v1.SubscriberClient()
-
-
 EMULATOR_ENV_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 
 

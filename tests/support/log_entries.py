@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from phase3ops.alerts.filters import SEVERITIES, And, Call, Comparison, FieldPath, Global, Literal, Not, Or, parse_logging_filter
+from phase3ops.filters.vocabulary import SEVERITIES
+from phase3ops.filters.language import And, Call, Comparison, FieldPath, Global, Literal, Not, Or, parse_logging_filter
 
 RUN_LOG = "projects/{project}/logs/run.googleapis.com%2F{name}"
 

@@ -25,7 +25,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from phase3ops.alerts.filters import And, Call, Comparison, FieldPath, Literal, Not, Or, parse_monitoring_filter
+from phase3ops.filters.language import And, Call, Comparison, FieldPath, Literal, Not, Or, parse_monitoring_filter
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ from phase3ops.alerts.policies import policy_body, to_proto
 from phase3ops.alerts.schedules import RUN_ALLOWANCE_SECONDS, ScheduleError, longest_gap_seconds
 from phase3ops.alerts.schedules import run_times as schedule_runs
 from phase3ops.alerts.specs import load_alert_specs
-from phase3ops.alerts.validate import validate
+from phase3ops.validate import validate
 from phase3ops.checks.health import publish_metrics
-from phase3ops.checks.metrics import CUSTOM_METRICS, custom_metric, write_metrics
+from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, custom_metric
+from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.dashboards.metrics import BUILT_IN_METRICS
 from phase3ops.plan.plan import plan_stack
@@ -221,7 +222,7 @@ def test_the_dead_mans_switch_is_a_valid_api_object_for_the_sdk_and_pulumi():
     for condition in absent:
         assert set(condition) <= accepted
         assert set(condition["aggregations"][0]) <= aggregation_accepted
-    from phase3ops.conformance.sdk import SdkUnavailable, json_fields, messages
+    from tests.support.conformance.sdk import SdkUnavailable, json_fields, messages
 
     try:
         api = messages("monitoring", "v3")

@@ -7,13 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from phase3ops.alerts.filters import (
-    FilterSyntaxError,
-    logging_filter_problems,
-    monitoring_filter_problems,
-    parse_logging_filter,
-    parse_monitoring_filter,
-)
+from phase3ops.filters.language import FilterSyntaxError, logging_filter_problems, monitoring_filter_problems, parse_logging_filter, parse_monitoring_filter
 from phase3ops.alerts.lints import filters_parse_and_name_real_things
 from phase3ops.alerts.specs import load_alert_specs
 from tests.support.repo_copy import REPO_ROOT, copy_specs

@@ -11,7 +11,7 @@ import pytest
 
 from phase3ops.alerts.policies import log_metric_body, policy_body, to_proto
 from phase3ops.alerts.specs import load_alert_specs
-from phase3ops.alerts.validate import validate
+from phase3ops.validate import validate
 from phase3ops.spec.documents import SpecError
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 

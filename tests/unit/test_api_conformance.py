@@ -12,8 +12,8 @@ import dataclasses
 
 import pytest
 
-from phase3ops.conformance.plan_conformance import NOT_GOOGLE_APIS, RESOURCES, check_plan
-from phase3ops.conformance.sdk import SdkUnavailable, sdk_root
+from tests.support.conformance.plan_conformance import NOT_GOOGLE_APIS, RESOURCES, check_plan
+from tests.support.conformance.sdk import SdkUnavailable, sdk_root
 from phase3ops.plan.plan import plan_stack
 from tests.support.repo_copy import REPO_ROOT
 
@@ -103,8 +103,8 @@ def test_a_resource_type_nobody_mapped_is_reported(sdk, plan):
 def test_the_filter_checker_knows_every_log_entry_field_and_severity(sdk):
     """The filter lint's tables of LogEntry fields are Google's, not a guess: a field
     missing here would be reported as a typo in a filter that Logging accepts."""
-    from phase3ops.alerts.filters import LOG_ENTRY_FIELDS, SEVERITIES
-    from phase3ops.conformance.sdk import json_fields, messages
+    from phase3ops.filters.vocabulary import LOG_ENTRY_FIELDS, SEVERITIES
+    from tests.support.conformance.sdk import json_fields, messages
 
     logging = messages("logging", "v2")
     assert set(json_fields(logging.LogEntry)) <= set(LOG_ENTRY_FIELDS)

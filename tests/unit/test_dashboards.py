@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from phase3ops.alerts.filters import LOGGING, MONITORING, label_restrictions
+from phase3ops.filters.language import LOGGING, MONITORING, label_restrictions
 from phase3ops.alerts.specs import load_alert_specs
-from phase3ops.alerts.validate import validate
+from phase3ops.validate import validate
 from phase3ops.dashboards.render import console_url, dashboard_body, dashboard_json, log_metric_body, to_proto
 from phase3ops.dashboards.specs import load_dashboard_specs
 from phase3ops.plan.plan import plan_stack

@@ -293,7 +293,7 @@ READ = {  # run_v2 message -> (SDK message, the fields deployed_revisions and th
 
 
 def test_the_fields_read_are_in_the_installed_client_and_in_the_api_definitions():
-    from phase3ops.conformance.sdk import SdkUnavailable, json_fields, messages
+    from tests.support.conformance.sdk import SdkUnavailable, json_fields, messages
 
     for message, (_, fields) in READ.items():
         assert set(fields) <= set(message.meta.fields), message.__name__

@@ -15,7 +15,7 @@ import sys
 import pytest
 from ruamel.yaml import YAML
 
-from phase3ops.checks.metrics import CUSTOM_METRICS
+from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS
 from phase3ops.plan.plan import plan_stack
 from phase3ops.spec.pipeline import PUSH_ACK_DEADLINE_SECONDS, load_pipeline_spec
 from tests.support.repo_copy import REPO_ROOT

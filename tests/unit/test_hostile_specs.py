@@ -17,19 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phase3ops.alerts.filters import (
-    MAX_NESTING,
-    MONITORING,
-    FilterSyntaxError,
-    label_restrictions,
-    logging_filter_problems,
-    monitoring_filter_problems,
-    parse_logging_filter,
-    parse_monitoring_filter,
-)
+from phase3ops.filters.vocabulary import MAX_NESTING
+from phase3ops.filters.language import MONITORING, FilterSyntaxError, label_restrictions, logging_filter_problems, monitoring_filter_problems, parse_logging_filter, parse_monitoring_filter
 from phase3ops.alerts.lints import LintContext, runbook_section_exists
 from phase3ops.alerts.specs import load_alert_specs
-from phase3ops.alerts.validate import validate
+from phase3ops.validate import validate
 from phase3ops.drift.changes import MAX_COUNT, UNATTRIBUTED, PreviewParseError, parse_preview
 from phase3ops.plan.stack_config import load_stack_config
 from phase3ops.spec.documents import SCHEMA_DIR, SpecError, load_schema, parse_yaml, schema_problems, schema_registry, to_plain

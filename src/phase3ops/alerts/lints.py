@@ -14,29 +14,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from phase3ops.alerts import durations
-from phase3ops.alerts.filters import (
-    LOGGING,
-    MONITORING,
-    block_scalar_line,
-    cloud_function_mentions,
-    filter_problems,
-    gen2_function_hint,
-    resource_type_problems,
-)
-from phase3ops.alerts.policies import (
-    LOG_METRIC_REFERENCE,
-    SECONDS_METRICS,
-    STATISTICS,
-    absence_lookback,
-    absence_silence_seconds,
-    metric_type,
-    policy_body,
-    to_proto,
-)
+from phase3ops.monitoring import durations
+from phase3ops.filters.language import LOGGING, MONITORING, cloud_function_mentions, filter_problems, gen2_function_hint, resource_type_problems
+from phase3ops.filters.positions import block_scalar_line
+from phase3ops.monitoring.metrics import LOG_METRIC_REFERENCE, SECONDS_METRICS, STATISTICS, metric_type
+from phase3ops.alerts.policies import absence_lookback, absence_silence_seconds, policy_body, to_proto
 from phase3ops.alerts.schedules import RUN_ALLOWANCE_SECONDS, ScheduleError, longest_gap_seconds
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
 from phase3ops.input_bounds import quoted
+from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, METRIC_PREFIX, custom_metric
 from phase3ops.spec.documents import SpecProblem
 
 _WORKLOAD_NAME = re.compile(r'resource\.labels?\.(service_name|function_name|job_name|configuration_name)\s*=\s*"([^"]+)"')
@@ -181,7 +167,6 @@ def absence_outlasts_the_writers_schedule(rule: AlertRule, context: LintContext)
     """An absence guard on a health metric that is shorter than the time between two health check runs fires every day."""
     if context.pipeline is None:
         return []
-    from phase3ops.checks.metrics import custom_metric
 
     problems = []
     writers = health_check_jobs(context.pipeline)
@@ -279,7 +264,6 @@ def log_metric_is_used_and_exists(rule: AlertRule, context: LintContext) -> list
 
 def custom_metrics_are_declared(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
     """A policy on a custom metric the infra does not declare fails to create (404 Cannot find metric(s))."""
-    from phase3ops.checks.metrics import CUSTOM_METRICS, METRIC_PREFIX, custom_metric
 
     problems = []
     for index, condition in enumerate(rule.conditions):
@@ -366,7 +350,6 @@ def health_metrics_have_absence_guards(specs: AlertSpecs, context: LintContext) 
     pipeline is least watched. So every metric such a threshold watches must
     also be watched for absence, by an enabled rule (alerts/health-check-silent.yaml).
     """
-    from phase3ops.checks.metrics import custom_metric
 
     guarded = {
         metric_type(condition["absence"]["metric"])

@@ -13,34 +13,18 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from phase3ops.alerts import durations
+from phase3ops.monitoring import durations
 from phase3ops.alerts.specs import AlertRule
+from phase3ops.monitoring.metrics import STATISTICS, counter_log_metric_body, metric_filter, metric_type
 
-LOG_METRIC_PREFIX = "logging.googleapis.com/user/"
-LOG_METRIC_REFERENCE = "log:"
 DOCUMENTATION_MIME_TYPE = "text/markdown"
 
-# statistic -> (per-series aligner, cross-series reducer)
-STATISTICS = {
-    "count": ("ALIGN_SUM", "REDUCE_SUM"),
-    "sum": ("ALIGN_SUM", "REDUCE_SUM"),
-    "mean": ("ALIGN_MEAN", "REDUCE_MEAN"),
-    "max": ("ALIGN_MAX", "REDUCE_MAX"),
-    "min": ("ALIGN_MIN", "REDUCE_MIN"),
-    "rate": ("ALIGN_RATE", "REDUCE_SUM"),
-}
 # Metric thresholds accept only these two comparisons.
 COMPARISONS = {
     "greater_than": ("COMPARISON_GT", "more than"),
     "less_than": ("COMPARISON_LT", "less than"),
 }
 SEVERITIES = {"critical": "CRITICAL", "error": "ERROR", "warning": "WARNING"}
-# Metrics whose values are seconds: a threshold on one may state its value as a duration ("30m").
-SECONDS_METRICS = frozenset(
-    {
-        "pubsub.googleapis.com/subscription/oldest_unacked_message_age",  # GAUGE INT64, unit s
-    }
-)
 
 
 def threshold_value(threshold: dict[str, Any]) -> float:
@@ -60,21 +44,8 @@ def absence_silence_seconds(absence: dict[str, Any]) -> int:
     return durations.seconds(absence_lookback(absence)) + durations.seconds(absence["window"])
 
 
-def metric_type(reference: str) -> str:
-    """The full metric type a condition or widget names (`log:<name>` is a log-based metric)."""
-    if reference.startswith(LOG_METRIC_REFERENCE):
-        return LOG_METRIC_PREFIX + reference.removeprefix(LOG_METRIC_REFERENCE)
-    return reference
 
 
-def metric_filter(selector: dict[str, Any]) -> str:
-    """A Monitoring filter from a selector: its metric, resource type and extra filter."""
-    parts = [f'metric.type="{metric_type(selector["metric"])}"']
-    if selector.get("resourceType"):
-        parts.append(f'resource.type="{selector["resourceType"]}"')
-    if selector.get("filter"):
-        parts.append(f"({selector['filter'].strip()})")
-    return " AND ".join(parts)
 
 
 def condition_title(condition: dict[str, Any]) -> str:
@@ -156,8 +127,6 @@ def runbook_url(rule: AlertRule, runbook_base_url: str) -> str:
     return runbook_base_url.rstrip("/") + "/" + runbook
 
 
-# The API keeps at most 3 documentation links: the runbook and up to 2 dashboards.
-MAX_DOCUMENTATION_LINKS = 3
 
 
 def documentation_body(rule: AlertRule, runbook_base_url: str, dashboards: Sequence[tuple[str, Any]] = ()) -> dict[str, Any]:
@@ -207,19 +176,6 @@ def log_metric_body(rule: AlertRule) -> dict[str, Any] | None:
     return None if rule.log_metric is None else counter_log_metric_body(rule.log_metric)
 
 
-def counter_log_metric_body(metric: dict[str, Any]) -> dict[str, Any]:
-    """A log-based counter from its spec (name, filter, description, labels: label -> log field)."""
-    labels = metric.get("labels", {})
-    body: dict[str, Any] = {
-        "name": metric["name"],
-        "filter": metric["filter"].strip(),
-        "description": metric["description"],
-        "metric_descriptor": {"metric_kind": "DELTA", "value_type": "INT64", "unit": "1"},
-    }
-    if labels:
-        body["metric_descriptor"]["labels"] = [{"key": key, "value_type": "STRING"} for key in labels]
-        body["label_extractors"] = {key: f"EXTRACT({field})" for key, field in labels.items()}
-    return body
 
 
 def to_proto(body: dict[str, Any]):

@@ -32,6 +32,7 @@ from phase3ops.spec.documents import (
 )
 from phase3ops.spec.merging import Layer as _Layer
 from phase3ops.spec.merging import MergedDocument
+from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, load_pipeline_spec
 from phase3ops.spec.merging import Origins as _Origins
 
 RULE_KIND = "AlertRule"
@@ -206,8 +207,6 @@ def _pipeline_source(directory: Path, pipeline: Any) -> Callable[[], Any]:
     cache: list[Any] = []
 
     def load() -> Any:
-        from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, load_pipeline_spec
-
         if not cache:
             path = directory.resolve().parent / PIPELINE_FILE_NAME
             try:

@@ -9,9 +9,13 @@ import os
 import subprocess
 from pathlib import Path
 
+from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.checks import deployed_revisions
-from phase3ops.checks.context import CheckContext
+from phase3ops.checks.context import STACK_ENV, CheckContext
 from phase3ops.checks.results import CheckResult, Status
+from phase3ops.cloud import SettingError
+from phase3ops.plan.stack_config import load_stack_config
+from phase3ops.spec.documents import SpecError
 
 NAME = "deployment_state"
 TITLE = "Deployment state"
@@ -81,10 +85,6 @@ def run(context: CheckContext) -> CheckResult:
 
 def expected_alert_states(context: CheckContext) -> dict[str, bool]:
     """Each rule's `enabled` as the infra program deployed it: the stack's overrides applied."""
-    from phase3ops.alerts.specs import load_alert_specs
-    from phase3ops.checks.context import STACK_ENV
-    from phase3ops.cloud import SettingError
-
     if not context.stack:
         raise SettingError(
             f"which stack was deployed? set {STACK_ENV} or pass --stack: its alerts/stacks/<stack>.yaml decides which rules are enabled"
@@ -104,9 +104,6 @@ def alert_policy_findings(expected: dict[str, bool], deployed: dict[str, bool]) 
 
 def declared_image(repo: Path, stack: str | None) -> tuple[str | None, str]:
     """The analytics image the stack file declares, and where that was read (or why it could not be)."""
-    from phase3ops.plan.stack_config import load_stack_config
-    from phase3ops.spec.documents import SpecError
-
     if not stack:
         return None, "no stack given"
     try:

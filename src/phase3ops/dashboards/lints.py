@@ -13,19 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from phase3ops.alerts.filters import (
-    LOGGING,
-    MONITORED_RESOURCES,
-    MONITORING,
-    block_scalar_line,
-    cloud_function_mentions,
-    filter_problems,
-    gen2_function_hint,
-    label_restrictions,
-    pinned_resource_types,
-    resource_type_problems,
-)
-from phase3ops.alerts.policies import MAX_DOCUMENTATION_LINKS
+from phase3ops.filters.language import LOGGING, MONITORING, cloud_function_mentions, filter_problems, gen2_function_hint, label_restrictions, pinned_resource_types, resource_type_problems
+from phase3ops.filters.vocabulary import MONITORED_RESOURCES
+from phase3ops.filters.positions import block_scalar_line
+from phase3ops.monitoring.api_limits import MAX_DOCUMENTATION_LINKS
 from phase3ops.dashboards.metrics import DeclaredLogMetric, MetricFacts, facts
 from phase3ops.dashboards.render import dashboard_body, to_proto, widget_body
 from phase3ops.dashboards.specs import Dashboard, DashboardSpecs, tile_widths

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from phase3ops.alerts.policies import LOG_METRIC_PREFIX, metric_type
-from phase3ops.checks.metrics import CUSTOM_METRICS, METRIC_PREFIX, MONITORED_RESOURCE, custom_metric
+from phase3ops.monitoring.metrics import LOG_METRIC_PREFIX, metric_type
+from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, METRIC_PREFIX, MONITORED_RESOURCE, custom_metric
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from phase3ops.alerts import durations
-from phase3ops.alerts.policies import STATISTICS as ALERT_STATISTICS
-from phase3ops.alerts.policies import counter_log_metric_body, metric_filter
+from phase3ops.monitoring import durations
+from phase3ops.monitoring.metrics import STATISTICS as ALERT_STATISTICS
+from phase3ops.monitoring.metrics import counter_log_metric_body, metric_filter
 from phase3ops.dashboards.specs import Dashboard, Tile
 
 # statistic -> (per-series aligner, cross-series reducer). A percentile keeps

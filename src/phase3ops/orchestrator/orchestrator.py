@@ -396,7 +396,9 @@ class Orchestrator:
         }  # fmt: skip
         if delivered.execution_id in announced or not rows_changed(record, announced):
             return None  # Phase 4 was told of these very rows
-        message = build_follow_up_message(self.spec, claim, record, self.clock())
+        message = build_follow_up_message(
+            self.spec, claim.trigger_id, claim.game_date, claim.decision.get("mode"), record, self.clock()
+        )
         decision = {"mode": claim.decision.get("mode"), "trigger_reason": "late_data", "follows": claim.trigger_id,
                     "executions": {processor.name: record.execution_id}}  # fmt: skip
         follow_up = self.followups.try_claim(claim.game_date, message.trigger_id, owner, decision, [message], key=key)

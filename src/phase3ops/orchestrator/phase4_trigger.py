@@ -27,15 +27,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Collection, Mapping
+from typing import Any, Collection, Mapping
 
+from phase3ops.gates.evaluate import GateReport
 from phase3ops.orchestrator.completion_store import CompletionRecord
 from phase3ops.orchestrator.readiness import Readiness
 from phase3ops.spec.pipeline import PER_TABLE, PipelineSpec
-
-if TYPE_CHECKING:
-    from phase3ops.gates.evaluate import GateReport
-    from phase3ops.orchestrator.trigger_claims import TriggerClaim
 
 DATE_PART = "date"  # the only part of a per_date trigger
 # The claim stores every message of the date, each carrying the union of changes: past this size
@@ -176,12 +173,15 @@ def follow_up_trigger_id(date_trigger: str, table: str, execution_id: str) -> st
     return f"{date_trigger}:{table}:late:{_safe(execution_id)}"
 
 
-def build_follow_up_message(spec: PipelineSpec, claim: "TriggerClaim", record: CompletionRecord, at: dt.datetime) -> TriggerMessage:
-    """One message telling Phase 4 that `record`'s table changed after the date's trigger."""
+def build_follow_up_message(
+    spec: PipelineSpec, date_trigger: str, game_date: dt.date, mode: str | None, record: CompletionRecord, at: dt.datetime
+) -> TriggerMessage:
+    """One message telling Phase 4 that `record`'s table changed after the date's trigger
+    (`date_trigger`: the date's claim id; `mode`: the mode the date was triggered under)."""
     table = record.output_table or spec.processor(record.processor).output_table
     contract = spec.phase4_trigger
-    date = claim.game_date.isoformat()
-    trigger_id = follow_up_trigger_id(claim.trigger_id, table, record.execution_id)
+    date = game_date.isoformat()
+    trigger_id = follow_up_trigger_id(date_trigger, table, record.execution_id)
     entities, incremental = _entities_changed(spec, [record])
     body = {
         "source_table": table,
@@ -194,12 +194,12 @@ def build_follow_up_message(spec: PipelineSpec, claim: "TriggerClaim", record: C
         "timestamp": at.isoformat(),
         "entities_changed": entities,
         "is_incremental": incremental,
-        "mode": claim.decision.get("mode"),
+        "mode": mode,
         "trigger_reason": "late_data",
         "parent_execution_id": record.execution_id,
         "parent_processor": contract.parent_processor,
         "is_follow_up": True,
-        "follows_trigger_id": f"{claim.trigger_id}:{table}" if contract.form == PER_TABLE else claim.trigger_id,
+        "follows_trigger_id": f"{date_trigger}:{table}" if contract.form == PER_TABLE else date_trigger,
         "trigger_id": trigger_id,
     }
     if contract.form != PER_TABLE:

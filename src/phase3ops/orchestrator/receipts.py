@@ -133,11 +133,3 @@ def receipt_of(delivery: Delivery, prefix: str) -> dict[str, Any] | ReceiptOutco
         "recorded_at": firestore.SERVER_TIMESTAMP,
         "duplicate_message_ids": [],
     }
-
-
-def receipts_between(client: firestore.Client, collection: str, first: dt.date, last: dt.date) -> dict[str, dict[str, Any]]:
-    """Every receipt of a date range by trigger_id (for the checks and `explain`)."""
-    query = client.collection(collection).where(
-        filter=firestore.FieldFilter("game_date", ">=", first.isoformat())
-    ).where(filter=firestore.FieldFilter("game_date", "<=", last.isoformat()))
-    return {snapshot.id: snapshot.to_dict() for snapshot in query.stream()}

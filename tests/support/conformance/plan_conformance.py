@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from phase3ops.conformance.sdk import field_kinds, json_fields, messages
+from tests.support.conformance.sdk import field_kinds, json_fields, messages
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """`phase3ops validate`: every spec checked offline, every problem reported at once.
 
+Above the kinds it checks (the pipeline, alerts, dashboards): what one kind
+may name is decided by another, and only this module sees them all.
+
 Checks the pipeline spec, then the alert specs and the dashboards as each
 stack will deploy them (the base files, and the base merged with
 alerts/stacks/<stack>.yaml and dashboards/stacks/<stack>.yaml for every stack
@@ -15,10 +18,14 @@ from pathlib import Path
 from phase3ops.alerts.lints import LintContext, lint
 from phase3ops.alerts.references import UnresolvedReference
 from phase3ops.alerts.specs import STACKS_DIR, AlertSpecs, load_alert_specs
-from phase3ops.dashboards.specs import DashboardSpecs
-from phase3ops.dashboards.validate import DASHBOARDS_DIR, check_dashboards
+from phase3ops.dashboards.lints import LintContext as DashboardLintContext
+from phase3ops.dashboards.lints import declared_log_metrics
+from phase3ops.dashboards.lints import lint as lint_dashboards
+from phase3ops.dashboards.specs import DashboardSpecs, load_dashboard_specs
 from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
+
+DASHBOARDS_DIR = "dashboards"
 
 
 @dataclass
@@ -85,3 +92,34 @@ def _unloadable(path: Path):
         raise UnresolvedReference(f"{path.name} could not be loaded (its problems are listed with the others)")
 
     return pipeline
+
+
+def deployed_names(pipeline: PipelineSpec) -> dict[str, str]:
+    """Everything a dashboard filter may name, by name -> function | service | job | subscription | topic:
+    what the infra deploys, and the Phase 4 subscription pipeline.yaml declares for watching."""
+    names = dict(pipeline.deployed_workloads)
+    names.update({name: "subscription" for name in pipeline.deployed_subscriptions})
+    if pipeline.phase4_consumer is not None:  # Phase 4's own: not deployed here, but watched
+        names[pipeline.phase4_consumer.subscription] = "subscription"
+    names.update({name: "topic" for name in pipeline.deployed_topics})
+    return names
+
+
+def check_dashboards(
+    directory: Path, stack: str | None, pipeline: PipelineSpec | None, alerts: AlertSpecs | None
+) -> tuple[DashboardSpecs | None, list[SpecProblem]]:
+    """The stack's dashboards (None if unusable) and every problem found in them.
+
+    Without the pipeline (it did not load) only the files are checked; without
+    the alert specs, a log metric an alert rule declares looks undeclared, so
+    the lints wait for the alerts to be fixed.
+    """
+    try:
+        specs = load_dashboard_specs(directory, stack, strict=False)
+    except SpecError as error:
+        return None, list(error.problems)
+    problems = list(specs.problems)
+    if pipeline is not None and alerts is not None:
+        log_metrics, duplicates = declared_log_metrics(specs, alerts.rules)
+        problems += duplicates + lint_dashboards(specs, DashboardLintContext(deployed_names(pipeline), log_metrics))
+    return specs, problems

@@ -1,4 +1,4 @@
-"""Alert filters, parsed and checked offline: a typo fails `validate` instead of an alert that never fires.
+"""Filters, parsed and checked offline: a typo fails `validate` instead of an alert that never fires.
 
 A rule carries filters in two languages:
 
@@ -50,7 +50,8 @@ Any text at all gives problems, never an exception: a filter longer than
 MAX_FILTER_CHARS, or nested (parentheses, NOT, function calls) deeper than
 MAX_NESTING, is a problem at the character where it goes too far.
 
-The alert and dashboard lints run all of this over their specs.
+The alert and dashboard lints run all of this over their specs; the names
+checked against live in `vocabulary`.
 """
 
 from __future__ import annotations
@@ -60,149 +61,22 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Union
 
-from phase3ops.input_bounds import REASON_CHARS, capped
-from phase3ops.spec.documents import SpecDocument
-
-# Cloud Logging takes queries of up to 20,000 characters
-# (https://cloud.google.com/logging/quotas); an alert policy's Monitoring
-# filter at most 2,048. Nothing longer can deploy, so nothing longer is parsed.
-MAX_FILTER_CHARS = 20_000
-# Parentheses, NOTs and function calls inside each other. Real filters nest
-# two or three deep; the parser recurses once per level.
-MAX_NESTING = 50
-
-# Monitored resource types a filter here may name, with their labels as
-# Google lists them (https://cloud.google.com/monitoring/api/resources,
-# https://cloud.google.com/logging/docs/api/v2/resource-list); None where the
-# labels are not checked. Written from those lists, not fetched from them: a
-# type or label reported as unknown that is real belongs here.
-MONITORED_RESOURCES: dict[str, frozenset[str] | None] = {
-    "audited_resource": frozenset({"project_id", "service", "method"}),
-    "bigquery_dataset": frozenset({"project_id", "dataset_id"}),
-    "bigquery_project": frozenset({"project_id", "location"}),
-    "bigquery_resource": None,
-    "cloud_function": frozenset({"project_id", "function_name", "region"}),
-    "cloud_run_job": frozenset({"project_id", "job_name", "location"}),
-    "cloud_run_revision": frozenset({"project_id", "service_name", "revision_name", "configuration_name", "location"}),
-    "cloud_scheduler_job": frozenset({"project_id", "job_id", "location"}),
-    "cloud_tasks_queue": None,
-    "cloudsql_database": frozenset({"project_id", "database_id", "region"}),
-    "gae_app": frozenset({"project_id", "module_id", "version_id", "zone"}),
-    "gce_instance": frozenset({"project_id", "instance_id", "zone"}),
-    "gcs_bucket": frozenset({"project_id", "bucket_name", "location"}),
-    "global": frozenset({"project_id"}),
-    "k8s_cluster": frozenset({"project_id", "location", "cluster_name"}),
-    "k8s_container": frozenset({"project_id", "location", "cluster_name", "namespace_name", "pod_name", "container_name"}),
-    "k8s_node": frozenset({"project_id", "location", "cluster_name", "node_name"}),
-    "k8s_pod": frozenset({"project_id", "location", "cluster_name", "namespace_name", "pod_name"}),
-    "project": frozenset({"project_id"}),
-    "prometheus_target": None,
-    # Cloud Monitoring's notification channels: where it logs the notifications it could not deliver
-    # (log monitoring.googleapis.com/notification_channel_events).
-    "stackdriver_notification_channel": None,
-    "pubsub_subscription": frozenset({"project_id", "subscription_id"}),
-    "pubsub_topic": frozenset({"project_id", "topic_id"}),
-    "uptime_url": None,
-}
-
-# google.logging.type.LogSeverity, in order; inequalities compare these numbers.
-SEVERITIES: dict[str, int] = {
-    "DEFAULT": 0,
-    "DEBUG": 100,
-    "INFO": 200,
-    "NOTICE": 300,
-    "WARNING": 400,
-    "ERROR": 500,
-    "CRITICAL": 600,
-    "ALERT": 700,
-    "EMERGENCY": 800,
-}
-
-# The fields of a LogEntry (JSON names) and what lies below each one:
-# None a value with no fields, ANY_PATH a map or payload (any key), or the
-# known subfields. Naming anything else is an error in Logging itself
-# ("unknown field"), e.g. `thud` or `textPayload.thud`.
-ANY_PATH = "any path"
-_Fields = Union[None, str, dict]
-LOG_ENTRY_FIELDS: dict[str, _Fields] = {
-    "logName": None,
-    "resource": {"type": None, "labels": ANY_PATH},
-    "timestamp": None,
-    "receiveTimestamp": None,
-    "severity": None,
-    "insertId": None,
-    "httpRequest": dict.fromkeys(
-        "requestMethod requestUrl requestSize status responseSize userAgent remoteIp serverIp referer latency"
-        " cacheLookup cacheHit cacheValidatedWithOriginServer cacheFillBytes protocol".split()
-    ),
-    "labels": ANY_PATH,
-    "operation": dict.fromkeys(["id", "producer", "first", "last"]),
-    "trace": None,
-    "spanId": None,
-    "traceSampled": None,
-    "sourceLocation": dict.fromkeys(["file", "line", "function"]),
-    "split": dict.fromkeys(["uid", "index", "totalSplits"]),
-    "textPayload": None,
-    "jsonPayload": ANY_PATH,
-    "protoPayload": ANY_PATH,
-    "errorGroups": {"id": None},
-    "apphub": ANY_PATH,
-    "apphubDestination": ANY_PATH,
-    "apphubSource": ANY_PATH,
-    "metadata": {"systemLabels": ANY_PATH, "userLabels": ANY_PATH},
-}
-
-
-@dataclass(frozen=True)
-class Arity:
-    least: int
-    most: int | None  # None: any number
-    field_arguments: tuple[int, ...] = ()  # positions that name a LogEntry field
-
-    def accepts(self, count: int) -> bool:
-        return count >= self.least and (self.most is None or count <= self.most)
-
-    def describe(self) -> str:
-        if self.most is None:
-            return f"at least {self.least} argument{'s' if self.least != 1 else ''}"
-        if self.least == self.most:
-            return f"{self.least} argument{'s' if self.least != 1 else ''}"
-        return f"{self.least} to {self.most} arguments"
-
-
-# Logging functions (names compared without case: the docs write both
-# `log_id` and `SEARCH`). SEARCH's field comes first only when it has two.
-LOGGING_FUNCTIONS: dict[str, Arity] = {
-    "log_id": Arity(1, 1),
-    "source": Arity(1, 1),
-    "sample": Arity(2, 2, (0,)),
-    "ip_in_net": Arity(2, 2, (0,)),
-    "search": Arity(1, 2),
-    "cast": Arity(2, 3, (0,)),
-    "regexp_extract": Arity(2, 2, (0,)),
-    "timezone": Arity(1, 1),
-}
-# Right-hand functions of the Monitoring filter language.
-MONITORING_FUNCTIONS: dict[str, Arity] = {
-    "starts_with": Arity(1, 1),
-    "ends_with": Arity(1, 1),
-    "has_substring": Arity(1, 2),  # the second: true for a case-insensitive match
-    "one_of": Arity(1, None),
-    "monitoring.regex.full_match": Arity(1, 1),
-}
-_KEY = "KEY"  # any one label key
-MONITORING_SELECTORS: tuple[str, ...] = (
-    "metric.type",
-    "metric.labels.KEY",
-    "metric.label.KEY",
-    "resource.type",
-    "resource.labels.KEY",
-    "resource.label.KEY",
-    "project",
-    "group.id",
-    "metadata.system_labels.KEY",
-    "metadata.user_labels.KEY",
+from phase3ops.filters.vocabulary import (
+    MAX_FILTER_CHARS,
+    MAX_NESTING,
+    MONITORED_RESOURCES,
+    SEVERITIES,
+    ANY_PATH,
+    FieldTree,
+    LOG_ENTRY_FIELDS,
+    Arity,
+    LOGGING_FUNCTIONS,
+    MONITORING_FUNCTIONS,
+    ANY_KEY,
+    MONITORING_SELECTORS,
 )
+from phase3ops.input_bounds import REASON_CHARS, capped
+
 _KEYWORDS = ("AND", "OR", "NOT")
 _EQUALITY = ("=", "!=")
 
@@ -766,7 +640,7 @@ def _resource_type_problem(value: str, offset: int) -> FilterProblem | None:
     if value in MONITORED_RESOURCES:
         return None
     hint = _did_you_mean(value, MONITORED_RESOURCES, separator="")
-    hint = f" ({hint})" if hint else " (if it is real, add it to MONITORED_RESOURCES in phase3ops/alerts/filters.py)"
+    hint = f" ({hint})" if hint else " (if it is real, add it to MONITORED_RESOURCES in phase3ops/filters/vocabulary.py)"
     return FilterProblem(offset, f'resource.type "{value}" is not a known monitored resource type{hint}')
 
 
@@ -781,7 +655,7 @@ def _log_field_problem(path: FieldPath) -> FilterProblem | None:
     if root not in LOG_ENTRY_FIELDS:
         fields = ", ".join(LOG_ENTRY_FIELDS)
         return FilterProblem(path.offset, f'unknown field "{root}" (LogEntry fields: {fields}{_did_you_mean(root, LOG_ENTRY_FIELDS)})')
-    below: _Fields = LOG_ENTRY_FIELDS[root]
+    below: FieldTree = LOG_ENTRY_FIELDS[root]
     for depth, part in enumerate(path.parts[1:], start=1):
         known_so_far = ".".join(path.parts[:depth])
         if below == ANY_PATH:
@@ -900,10 +774,10 @@ def _selector_problem(path: FieldPath) -> tuple[str | None, FilterProblem | None
     """What the selector names ("type", "label", ...) or why it names nothing."""
     for pattern in MONITORING_SELECTORS:
         expected = pattern.split(".")
-        if len(expected) == len(path.parts) and all(e in (_KEY, p) for e, p in zip(expected, path.parts)):
-            return ("label" if expected[-1] == _KEY else expected[-1]), None
+        if len(expected) == len(path.parts) and all(e in (ANY_KEY, p) for e, p in zip(expected, path.parts)):
+            return ("label" if expected[-1] == ANY_KEY else expected[-1]), None
     key = path.parts[-1]
-    candidates = [s.replace(_KEY, key) for s in MONITORING_SELECTORS]
+    candidates = [s.replace(ANY_KEY, key) for s in MONITORING_SELECTORS]
     known = ", ".join(MONITORING_SELECTORS)
     hint = _did_you_mean(path.dotted, candidates)
     return None, FilterProblem(path.offset, f'unknown selector "{path.dotted}" (selectors: {known}{hint})')
@@ -1060,33 +934,3 @@ def label_restrictions(text: str, language: str) -> list[LabelRestriction]:
         if values:
             found.append(LabelRestriction(parts[0], parts[2], str(node), node.offset, values, how))
     return found
-
-
-_BLOCK_SCALAR_KEY = re.compile(r":\s*[|>][+-]?[0-9]?\s*(#.*)?$")
-
-
-def block_scalar_line(document: SpecDocument, parts: list[str | int], text: str, offset: int) -> int | None:
-    """The line of the document holding character `offset` of a block-scalar filter (`filter: >-`) at `parts`.
-
-    A folded or literal block turns each line break into one character, so
-    counting the lines' stripped lengths finds the line. The count is checked
-    against the text itself, and anything it cannot vouch for (blank lines in
-    the block, a filter set by a stack's overrides) keeps the key's line.
-    """
-    lines = document.text.splitlines()
-    key_line = document.line_of(parts)
-    if not key_line or key_line > len(lines) or not _BLOCK_SCALAR_KEY.search(lines[key_line - 1]):
-        return None
-    key_indent = len(lines[key_line - 1]) - len(lines[key_line - 1].lstrip())
-    start = 0
-    for number in range(key_line, len(lines)):
-        line = lines[number]
-        if line.strip() and len(line) - len(line.lstrip()) <= key_indent:
-            return None
-        content = line.strip()
-        if offset <= start + len(content):
-            column = offset - start
-            written = content[column : column + 12]
-            return number + 1 if written and text[offset : offset + len(written)] == written else None
-        start += len(content) + 1
-    return None
