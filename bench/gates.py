@@ -61,9 +61,11 @@ def main() -> int:
         timings.append(report.query_seconds)
     assert report.passed, report.summary
     timings.sort()
-    print(f"gates of one ready date ({len(report.results)} gates, overnight mode): "
-          f"{(warehouse.queries - before) / args.samples:.0f} query, median {statistics.median(timings) * 1000:.1f} ms, "
-          f"p99 {timings[int(0.99 * len(timings))] * 1000:.1f} ms")  # fmt: skip
+    print(
+        f"gates of one ready date ({len(report.results)} gates, overnight mode): "
+        f"{(warehouse.queries - before) / args.samples:.0f} query, median {statistics.median(timings) * 1000:.1f} ms, "
+        f"p99 {timings[int(0.99 * len(timings))] * 1000:.1f} ms"
+    )
     return 0
 
 

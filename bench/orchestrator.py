@@ -46,9 +46,9 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
-import logging
 import datetime as dt
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -151,7 +151,12 @@ def median_round_trips(project: str, samples: int = 200) -> dict[str, float]:
 
     client = firestore.Client(project=project)
     collection = client.collection("bench_round_trip")
-    record = {"game_date": "2025-01-01", "processor": "p", "status": "success", "runs": [{"execution_id": "e", "status": "success"}]}
+    record = {
+        "game_date": "2025-01-01",
+        "processor": "p",
+        "status": "success",
+        "runs": [{"execution_id": "e", "status": "success"}],
+    }
     six = [collection.document(f"doc-{i}") for i in range(6)]
     calls = {
         "point read (Get)": lambda i: collection.document("probe").get(),
@@ -201,7 +206,7 @@ def event_for(processor: str, game_date: dt.date) -> dict:
         "message": {
             "data": base64.b64encode(json.dumps(payload).encode()).decode(),
             "messageId": uuid.uuid4().hex,
-            "publishTime": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "publishTime": dt.datetime.now(dt.UTC).isoformat(),
         }
     }
 
@@ -228,7 +233,11 @@ class ReferenceOrchestrator:
         @self._firestore.transactional
         def update(transaction) -> bool:
             snapshot = ref.get(transaction=transaction)
-            data = snapshot.to_dict() if snapshot.exists else {"processors": {}, "_completed_count": 0, "_triggered": False}
+            data = (
+                snapshot.to_dict()
+                if snapshot.exists
+                else {"processors": {}, "_completed_count": 0, "_triggered": False}
+            )
             data["processors"][payload["processor_name"]] = payload["execution_id"]
             data["_completed_count"] = data["_completed_count"] + 1
             should_trigger = data["_completed_count"] >= expected and not data["_triggered"]
@@ -239,7 +248,12 @@ class ReferenceOrchestrator:
 
         if update(self._db.transaction()):
             for table in self._tables:
-                message = {"source_table": table, "analysis_date": payload["game_date"], "game_date": payload["game_date"], "success": True}
+                message = {
+                    "source_table": table,
+                    "analysis_date": payload["game_date"],
+                    "game_date": payload["game_date"],
+                    "success": True,
+                }
                 self._publisher.publish(self._topic, json.dumps(message).encode()).result(30)
 
 
@@ -286,7 +300,9 @@ def count_messages(subscriber, subscription: str) -> int:
     decided, are counted apart: `FOLLOW_UPS`)."""
     total, empty = 0, 0
     while empty < 3:
-        response = subscriber.pull(request={"subscription": subscription, "max_messages": 100, "return_immediately": True}, timeout=10)
+        response = subscriber.pull(
+            request={"subscription": subscription, "max_messages": 100, "return_immediately": True}, timeout=10
+        )
         if not response.received_messages:
             empty += 1
             time.sleep(0.1)
@@ -295,14 +311,18 @@ def count_messages(subscriber, subscription: str) -> int:
         follow_ups = sum(1 for r in response.received_messages if json.loads(r.message.data).get("is_follow_up"))
         FOLLOW_UPS.append(follow_ups)
         total += len(response.received_messages) - follow_ups
-        subscriber.acknowledge(request={"subscription": subscription, "ack_ids": [r.ack_id for r in response.received_messages]})
+        subscriber.acknowledge(
+            request={"subscription": subscription, "ack_ids": [r.ack_id for r in response.received_messages]}
+        )
     return total
 
 
 def main() -> int:
     logging.disable(logging.WARNING)  # the decisions of old, overdue dates would flood the report
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--writers", type=int, default=5, help="concurrent writers (processors), at most the spec's five")
+    parser.add_argument(
+        "--writers", type=int, default=5, help="concurrent writers (processors), at most the spec's five"
+    )
     parser.add_argument("--dates", type=int, default=40, help="game dates per design")
     args = parser.parse_args()
 
@@ -338,10 +358,16 @@ def main() -> int:
                 warehouse = DuckDBWarehouse(log_dir / "warehouse.duckdb")
                 for day in [*warm_up_dates, *dates]:
                     processed_day(warehouse, spec, day, games=2)  # the data the gates look at
-                make = lambda: build_orchestrator(  # noqa: E731
-                    spec, project, publisher_client=publisher_client(), firestore_client=counted_firestore_client(project, counter),
-                    warehouse=warehouse,
-                ).handle_event
+
+                def make():
+                    return build_orchestrator(
+                        spec,
+                        project,
+                        publisher_client=publisher_client(),
+                        firestore_client=counted_firestore_client(project, counter),
+                        warehouse=warehouse,
+                    ).handle_event
+
             # Warm-up dates per design, not measured: channel set-up and the emulator's JIT warming up
             # (a cold JVM doubles every latency) are not what we compare.
             run_design(name, make, processors, warm_up_dates, lambda: 0)
@@ -358,7 +384,9 @@ def main() -> int:
     reference, this = results[0], results[1]
     results = [reference, this]
     events = len(processors) * args.dates
-    print(f"orchestrator benchmark: {len(processors)} concurrent writers x {args.dates} game dates = {events} events per design")
+    print(
+        f"orchestrator benchmark: {len(processors)} concurrent writers x {args.dates} game dates = {events} events per design"
+    )
     print("Firestore and Pub/Sub emulators on this machine; latency is per event, including redeliveries\n")
     print(f"{'design':34} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed attempts':>16} {'phase4 msgs':>12}")
     for r in results:
@@ -374,24 +402,40 @@ def main() -> int:
     ok_triggers = this.triggers == args.dates * len(spec.processors)
     print(f"target throughput >= {TARGET_RATIO:.0f}x reference: {'met' if ok_ratio else 'NOT met'}")
     print(f"target p99 <= {TARGET_P99_MS:.0f} ms: {'met' if ok_p99 else 'NOT met'}")
-    print(f"exactly one Phase 4 message per (date, table) ({args.dates * len(spec.processors)}): {'yes' if ok_triggers else f'NO ({this.triggers})'}"
-          f"; follow-ups for completions after a date's decision: {sum(FOLLOW_UPS)}")  # fmt: skip
+    print(
+        f"exactly one Phase 4 message per (date, table) ({args.dates * len(spec.processors)}): {'yes' if ok_triggers else f'NO ({this.triggers})'}"
+        f"; follow-ups for completions after a date's decision: {sum(FOLLOW_UPS)}"
+    )
     print(f"(statistics: p50 of this design {statistics.median(this.latencies) * 1000:.1f} ms)")
 
     per_event = sum(rpcs.values()) / events
-    floor = 2 + 2 / len(processors)  # create + batched read per event; claim + mark per date (one completion per writer)
+    floor = 2 + 2 / len(
+        processors
+    )  # create + batched read per event; claim + mark per date (one completion per writer)
     gated_floor = 2 + 3 / len(processors)  # ... and the claim's messages, written once its gates passed
     round_trip = round_trips["point read (Get)"]
-    by_kind = {"Commit": round_trips["create (Commit)"], "BatchGetDocuments": round_trips["batched read of 6 (BatchGetDocuments)"]}
+    by_kind = {
+        "Commit": round_trips["create (Commit)"],
+        "BatchGetDocuments": round_trips["batched read of 6 (BatchGetDocuments)"],
+    }
     own_mix = sum(n * by_kind.get(method, round_trip) for method, n in rpcs.items()) / events
     p50 = statistics.median(this.latencies)
     multiple = p50 / (per_event * round_trip)
-    print(f"\nFirestore RPCs per event (this design, counted): {per_event:.2f}; the floor: {floor:.2f}, with the gates' "
-          f"write of the claim's messages {gated_floor:.2f} ({', '.join(f'{name} {n}' for name, n in sorted(rpcs.items()))})")  # fmt: skip
-    print("median single-RPC round trips on the emulator: " + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in round_trips.items()))
-    print(f"p50 per event / (RPCs per event x point-read round trip): {multiple:.2f}x (aim <= {TARGET_FLOOR_MULTIPLE}x: "
-          f"{'met' if multiple <= TARGET_FLOOR_MULTIPLE else 'NOT met'})")
-    print(f"p50 per event / the same RPCs each at its own kind's round trip ({own_mix * 1000:.1f} ms): {p50 / own_mix:.2f}x")
+    print(
+        f"\nFirestore RPCs per event (this design, counted): {per_event:.2f}; the floor: {floor:.2f}, with the gates' "
+        f"write of the claim's messages {gated_floor:.2f} ({', '.join(f'{name} {n}' for name, n in sorted(rpcs.items()))})"
+    )
+    print(
+        "median single-RPC round trips on the emulator: "
+        + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in round_trips.items())
+    )
+    print(
+        f"p50 per event / (RPCs per event x point-read round trip): {multiple:.2f}x (aim <= {TARGET_FLOOR_MULTIPLE}x: "
+        f"{'met' if multiple <= TARGET_FLOOR_MULTIPLE else 'NOT met'})"
+    )
+    print(
+        f"p50 per event / the same RPCs each at its own kind's round trip ({own_mix * 1000:.1f} ms): {p50 / own_mix:.2f}x"
+    )
     return 0 if ok_ratio and ok_p99 and ok_triggers else 1
 
 

@@ -73,8 +73,10 @@ def main() -> int:
         rows.append((count, resources, seconds))
         shutil.rmtree(directory)
 
-    print(f"offline plan of stack dev, shipped specs: {shipped_resources} resources in {shipped_seconds:.2f} s "
-          f"(target < {TARGET_SECONDS:.0f} s: {'met' if shipped_seconds < TARGET_SECONDS else 'NOT met'})\n")
+    print(
+        f"offline plan of stack dev, shipped specs: {shipped_resources} resources in {shipped_seconds:.2f} s "
+        f"(target < {TARGET_SECONDS:.0f} s: {'met' if shipped_seconds < TARGET_SECONDS else 'NOT met'})\n"
+    )
     print(f"{'extra rules':>11} {'resources':>10} {'seconds':>8} {'ms per rule added since the previous row':>42}")
     previous_count, previous_seconds = 0, shipped_seconds
     for count, resources, seconds in rows:

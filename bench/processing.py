@@ -38,7 +38,7 @@ from phase3ops.spec.pipeline import load_pipeline_spec  # noqa: E402
 from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse  # noqa: E402
 
 DAY = dt.date(2026, 11, 28)
-T0 = dt.datetime(2026, 11, 29, 6, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 29, 6, tzinfo=dt.UTC)
 MERGE_TARGET_SECONDS = 1.0
 
 
@@ -121,9 +121,7 @@ def bench_merge(rows: int, directory: Path) -> tuple[float, int]:
 def bench_naive(rows: int, directory: Path) -> float:
     """Row-by-row upsert: what a processor without staging + MERGE does."""
     conn = duckdb.connect(str(directory / "naive.duckdb"))
-    conn.execute(
-        "CREATE TABLE t (game_date DATE, player_lookup VARCHAR, points BIGINT, processed_at TIMESTAMP)"
-    )
+    conn.execute("CREATE TABLE t (game_date DATE, player_lookup VARCHAR, points BIGINT, processed_at TIMESTAMP)")
     data = summary_rows(rows)
     started = time.perf_counter()
     for row in data:
@@ -135,7 +133,9 @@ def bench_naive(rows: int, directory: Path) -> float:
                 (row["points"], row["processed_at"].replace(tzinfo=None), *key),
             )
         else:
-            conn.execute("INSERT INTO t VALUES (?, ?, ?, ?)", (*key, row["points"], row["processed_at"].replace(tzinfo=None)))
+            conn.execute(
+                "INSERT INTO t VALUES (?, ?, ?, ?)", (*key, row["points"], row["processed_at"].replace(tzinfo=None))
+            )
     elapsed = time.perf_counter() - started
     conn.close()
     return elapsed
@@ -170,8 +170,10 @@ def main() -> int:
     print(f"{'':34} {'rows':>8} {'seconds':>9} {'rows/s':>10}")
     print(f"{'dedup + staging + one MERGE':34} {args.rows:8d} {merge_seconds:9.3f} {merge_rate:10.0f}")
     print(f"{'naive row-by-row upsert':34} {args.naive_rows:8d} {naive_seconds:9.3f} {naive_rate:10.0f}")
-    print(f"\nratio dedup+MERGE / naive: {merge_rate / naive_rate:.0f}x rows/s "
-          f"(naive at this rate: {args.rows / naive_rate:.0f} s for {args.rows:,} rows)")
+    print(
+        f"\nratio dedup+MERGE / naive: {merge_rate / naive_rate:.0f}x rows/s "
+        f"(naive at this rate: {args.rows / naive_rate:.0f} s for {args.rows:,} rows)"
+    )
     met = merge_seconds < MERGE_TARGET_SECONDS
     print(f"target {args.rows:,}-row dedup + MERGE < {MERGE_TARGET_SECONDS:.0f} s: {'met' if met else 'NOT met'}")
     print(f"(median uncontended lock: {statistics.median(lock_latencies['uncontended']) * 1000:.1f} ms)")

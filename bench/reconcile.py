@@ -47,20 +47,38 @@ def main() -> int:
         warehouse.ensure_tables([*(p.table for p in spec.processors), spec.raw_table(spec.game_schedule_table)])
         last = dt.date(2026, 6, 30)
         dates = [last - dt.timedelta(days=n) for n in range(DAYS)]
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         print(f"seeding {DAYS} dates x {len(spec.processors)} processors ...", flush=True)
         for processor in spec.processors:
-            rows = [{c: None for c in processor.table.column_names} | {k: f"k{n}" for k in processor.primary_key if k != "game_date"} | {"game_date": d} for n, d in enumerate(dates)]
+            rows = [
+                dict.fromkeys(processor.table.column_names)
+                | {k: f"k{n}" for k in processor.primary_key if k != "game_date"}
+                | {"game_date": d}
+                for n, d in enumerate(dates)
+            ]
             warehouse.append(processor.table, rows)
         for day in dates:
             for processor in spec.processors:
-                completion = Completion(processor.name, processor.name, day, "success", f"seed-{processor.name}-{day}", None, processor.output_table, 1)
+                completion = Completion(
+                    processor.name,
+                    processor.name,
+                    day,
+                    "success",
+                    f"seed-{processor.name}-{day}",
+                    None,
+                    processor.output_table,
+                    1,
+                )
                 orchestrator.store.record(completion, Delivery(f"seed:{processor.name}:{day}", now, {}, b""))
             claim = orchestrator.claims.try_claim(day, f"seed:{day}", "seed", {"trigger_reason": "all_complete"}, [])
             orchestrator.claims.mark_published(claim, {}, complete=True)
 
         calls: list[str] = []
-        for obj, name in ((orchestrator.store, "records_between"), (orchestrator.claims, "claims_between"), (warehouse, "row_counts")):
+        for obj, name in (
+            (orchestrator.store, "records_between"),
+            (orchestrator.claims, "claims_between"),
+            (warehouse, "row_counts"),
+        ):
             real = getattr(obj, name)
             setattr(obj, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name), _real(*a, **k))[1])
 
@@ -68,7 +86,9 @@ def main() -> int:
         for span in (1, DAYS):
             calls.clear()
             begun = time.perf_counter()
-            states = read_state(spec, orchestrator.store, orchestrator.claims, warehouse, last - dt.timedelta(days=span - 1), last)
+            states = read_state(
+                spec, orchestrator.store, orchestrator.claims, warehouse, last - dt.timedelta(days=span - 1), last
+            )
             issues = find_issues(spec, states, now)
             elapsed = time.perf_counter() - begun
             print(f"{span:6d} {elapsed:17.2f} {len(calls):22d} {len(issues):7d}")

@@ -111,7 +111,11 @@ def deploy(repo_root: Path) -> None:
         ),
         opts=after_apis,
     )
-    LockTtl("lock-ttl", LockTtlArgs(project=settings.project, collection=pipeline.analytics.lock.collection), opts=after_apis)
+    LockTtl(
+        "lock-ttl",
+        LockTtlArgs(project=settings.project, collection=pipeline.analytics.lock.collection),
+        opts=after_apis,
+    )
     checks = ScheduledChecks(
         "checks",
         ScheduledChecksArgs(
@@ -133,7 +137,9 @@ def deploy(repo_root: Path) -> None:
         opts=after_apis,
     )
     # Before the alert policies: each policy links the dashboards by their console URL.
-    dashboards = Dashboards("dashboards", DashboardsArgs(project=settings.project, specs=dashboards_spec, labels=labels), opts=after_apis)
+    dashboards = Dashboards(
+        "dashboards", DashboardsArgs(project=settings.project, specs=dashboards_spec, labels=labels), opts=after_apis
+    )
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -166,10 +167,14 @@ def pubsub_functions_retry_and_are_bounded(args: ResourceValidationArgs, report_
         report_violation(f"{args.name} does not retry failed events (retryPolicy {retry}); set RETRY_POLICY_RETRY")
     instances = _get(args.props, "serviceConfig.maxInstanceCount")
     if not instances or instances > config.get("maxInstances", 100):
-        report_violation(f"{args.name} needs serviceConfig.maxInstanceCount between 1 and {config.get('maxInstances', 100)}, got {instances}")
+        report_violation(
+            f"{args.name} needs serviceConfig.maxInstanceCount between 1 and {config.get('maxInstances', 100)}, got {instances}"
+        )
     timeout = _get(args.props, "serviceConfig.timeoutSeconds")
     if not timeout or timeout > config.get("maxTimeoutSeconds", 540):
-        report_violation(f"{args.name} needs serviceConfig.timeoutSeconds up to {config.get('maxTimeoutSeconds', 540)}, got {timeout}")
+        report_violation(
+            f"{args.name} needs serviceConfig.timeoutSeconds up to {config.get('maxTimeoutSeconds', 540)}, got {timeout}"
+        )
 
 
 def push_subscriptions_authenticated(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -178,7 +183,9 @@ def push_subscriptions_authenticated(args: ResourceValidationArgs, report_violat
     if not _get(args.props, "pushConfig.oidcToken.serviceAccountEmail"):
         report_violation(f"{args.name} pushes without an OIDC token; set pushConfig.oidcToken")
     if not _get(args.props, "deadLetterPolicy.deadLetterTopic"):
-        report_violation(f"{args.name} has no dead-letter policy; undeliverable messages would be retried until they expire")
+        report_violation(
+            f"{args.name} has no dead-letter policy; undeliverable messages would be retried until they expire"
+        )
 
 
 def alert_policies_well_formed(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -191,7 +198,9 @@ def alert_policies_well_formed(args: ResourceValidationArgs, report_violation: R
         if not _get(args.props, "alertStrategy.notificationRateLimit.period"):
             report_violation(f"{args.name} has a log-match condition without alertStrategy.notificationRateLimit")
         if len(conditions) > 1:
-            report_violation(f"{args.name} has a log-match condition beside {len(conditions) - 1} other(s); it must be alone")
+            report_violation(
+                f"{args.name} has a log-match condition beside {len(conditions) - 1} other(s); it must be alone"
+            )
     links = _get(args.props, "documentation.links") or []
     content = _get(args.props, "documentation.content") or ""
     if not any(link.get("url", "").startswith("https://") for link in links) and "https://" not in content:
@@ -248,25 +257,37 @@ def workloads_covered_by_alerts(args: StackValidationArgs, report_violation: Rep
         if resource.resource_type in (FUNCTION, RUN_SERVICE):
             name = resource.props.get("name") or resource.name
             if not _names_workload(texts, name):
-                report_violation(f"{resource.resource_type.rsplit(':', 1)[-1]} {name} is watched by no alert policy", resource.urn)
+                report_violation(
+                    f"{resource.resource_type.rsplit(':', 1)[-1]} {name} is watched by no alert policy", resource.urn
+                )
 
 
 def workloads_on_a_dashboard(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     """An incident opens on the dashboards: a workload none of them shows is one the on-call cannot see."""
     texts = [text for r in args.resources if r.resource_type == DASHBOARD for text in _dashboard_filters(r.props)]
     # A chart on a log-based metric shows what the metric's filter names.
-    log_metrics = {r.props.get("name"): r.props.get("filter", "") for r in args.resources if r.resource_type == LOG_METRIC}
-    charted = {name for text in texts for name in re.findall(r'metric\.type\s*=\s*"logging\.googleapis\.com/user/([^"]+)"', text)}
+    log_metrics = {
+        r.props.get("name"): r.props.get("filter", "") for r in args.resources if r.resource_type == LOG_METRIC
+    }
+    charted = {
+        name
+        for text in texts
+        for name in re.findall(r'metric\.type\s*=\s*"logging\.googleapis\.com/user/([^"]+)"', text)
+    }
     texts += [log_metrics[name] for name in charted if name in log_metrics]
     for resource in args.resources:
         if resource.resource_type in (FUNCTION, RUN_SERVICE):
             name = resource.props.get("name") or resource.name
             if not (_names_workload(texts, name) or _names_workload_in_a_list(texts, name)):
-                report_violation(f"{resource.resource_type.rsplit(':', 1)[-1]} {name} appears on no dashboard", resource.urn)
+                report_violation(
+                    f"{resource.resource_type.rsplit(':', 1)[-1]} {name} appears on no dashboard", resource.urn
+                )
 
 
 def channels_are_used(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    used = {c for r in args.resources if r.resource_type == ALERT_POLICY for c in r.props.get("notificationChannels") or []}
+    used = {
+        c for r in args.resources if r.resource_type == ALERT_POLICY for c in r.props.get("notificationChannels") or []
+    }
     for resource in args.resources:
         if resource.resource_type == CHANNEL and resource.props.get("name") not in used:
             report_violation(f"notification channel {resource.name} is used by no alert policy", resource.urn)
@@ -292,7 +313,11 @@ def build_policies() -> list:
                 {"allowedRegions": {"type": "array", "items": {"type": "string"}, "default": ["us-west2"]}}
             ),
         ),
-        resource("no-public-or-primitive-grants", "No IAM grant to allUsers/allAuthenticatedUsers, no primitive roles.", no_public_or_primitive_grants),
+        resource(
+            "no-public-or-primitive-grants",
+            "No IAM grant to allUsers/allAuthenticatedUsers, no primitive roles.",
+            no_public_or_primitive_grants,
+        ),
         resource(
             "cloud-run-internal-ingress",
             "Cloud Run services accept internal traffic only (or an allowed ingress).",
@@ -307,7 +332,11 @@ def build_policies() -> list:
                 }
             ),
         ),
-        resource("images-pinned-by-digest", "Cloud Run runs images pinned by digest, never a tag or 'latest'.", images_pinned_by_digest),
+        resource(
+            "images-pinned-by-digest",
+            "Cloud Run runs images pinned by digest, never a tag or 'latest'.",
+            images_pinned_by_digest,
+        ),
         resource(
             "pubsub-functions-retry-and-are-bounded",
             "Pub/Sub-triggered functions retry failed events and have bounded instances and a timeout.",
@@ -319,13 +348,19 @@ def build_policies() -> list:
                 }
             ),
         ),
-        resource("push-subscriptions-authenticated", "Push subscriptions authenticate with OIDC and dead-letter.", push_subscriptions_authenticated),
+        resource(
+            "push-subscriptions-authenticated",
+            "Push subscriptions authenticate with OIDC and dead-letter.",
+            push_subscriptions_authenticated,
+        ),
         resource(
             "alert-policies-well-formed",
             "Alert policies notify a channel, log-match conditions are rate-limited and alone, and a runbook is linked.",
             alert_policies_well_formed,
         ),
-        resource("slack-tokens-are-secret", "Slack channel tokens are secrets, never plain values.", slack_tokens_are_secret),
+        resource(
+            "slack-tokens-are-secret", "Slack channel tokens are secrets, never plain values.", slack_tokens_are_secret
+        ),
         resource(
             "required-labels",
             "Resources that take labels carry component, managed-by and the owning team.",
@@ -333,7 +368,11 @@ def build_policies() -> list:
             level=ADVISORY,
             schema=PolicyConfigSchema(
                 {
-                    "requiredLabels": {"type": "array", "items": {"type": "string"}, "default": ["component", "managed-by", "team"]},
+                    "requiredLabels": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "default": ["component", "managed-by", "team"],
+                    },
                     "team": {"type": "string", "default": "data-platform"},
                 }
             ),

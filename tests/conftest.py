@@ -68,7 +68,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if not rows:
         return
     terminalreporter.section("exactly once where it counts")
-    terminalreporter.write_line(f"{'scenario':<58} {'trials':>6} {'raced':>6} {'dup msgs':>9} {'dates':>6} {'dup work':>9} {'lost':>5}")
+    terminalreporter.write_line(
+        f"{'scenario':<58} {'trials':>6} {'raced':>6} {'dup msgs':>9} {'dates':>6} {'dup work':>9} {'lost':>5}"
+    )
     for row in rows:
         terminalreporter.write_line(
             f"{row['scenario']:<58} {row['trials']:>6} {row['raced']:>6} {row['duplicate_messages']:>9} "

@@ -35,19 +35,41 @@ class ReferencePage:
 
 REFERENCE_PAGES = (
     ReferencePage("pipeline", "pipeline.yaml", "src/phase3ops/spec/schemas/pipeline.schema.json", "`pipeline.yaml`"),
-    ReferencePage("alert-rule", "Alert rule", "alerts/schema/alert-rule.schema.json",
-                  "every `alerts/<name>.yaml` except `channels.yaml` and `defaults.yaml`"),
-    ReferencePage("alert-channels", "Notification channels", "alerts/schema/channels.schema.json", "`alerts/channels.yaml`"),
+    ReferencePage(
+        "alert-rule",
+        "Alert rule",
+        "alerts/schema/alert-rule.schema.json",
+        "every `alerts/<name>.yaml` except `channels.yaml` and `defaults.yaml`",
+    ),
+    ReferencePage(
+        "alert-channels", "Notification channels", "alerts/schema/channels.schema.json", "`alerts/channels.yaml`"
+    ),
     ReferencePage("alert-defaults", "Alert defaults", "alerts/schema/defaults.schema.json", "`alerts/defaults.yaml`"),
-    ReferencePage("alert-stack-overrides", "Alert stack overrides", "alerts/schema/stack-overrides.schema.json",
-                  "`alerts/stacks/<stack>.yaml`"),
+    ReferencePage(
+        "alert-stack-overrides",
+        "Alert stack overrides",
+        "alerts/schema/stack-overrides.schema.json",
+        "`alerts/stacks/<stack>.yaml`",
+    ),
     ReferencePage("dashboard", "Dashboard", "dashboards/schema/dashboard.schema.json", "`dashboards/<name>.yaml`"),
-    ReferencePage("dashboard-stack-overrides", "Dashboard stack overrides", "dashboards/schema/stack-overrides.schema.json",
-                  "`dashboards/stacks/<stack>.yaml`"),
-    ReferencePage("drift-allowlist", "Drift allow-list", "src/phase3ops/spec/schemas/drift-allowlist.schema.json",
-                  "`infra/drift-allowlist.yaml`"),
-    ReferencePage("completion-message", "Completion message", "src/phase3ops/spec/schemas/completion-message.schema.json",
-                  "each message on the completion topic (`nba-phase3-analytics-complete`), as the orchestrator reads it"),
+    ReferencePage(
+        "dashboard-stack-overrides",
+        "Dashboard stack overrides",
+        "dashboards/schema/stack-overrides.schema.json",
+        "`dashboards/stacks/<stack>.yaml`",
+    ),
+    ReferencePage(
+        "drift-allowlist",
+        "Drift allow-list",
+        "src/phase3ops/spec/schemas/drift-allowlist.schema.json",
+        "`infra/drift-allowlist.yaml`",
+    ),
+    ReferencePage(
+        "completion-message",
+        "Completion message",
+        "src/phase3ops/spec/schemas/completion-message.schema.json",
+        "each message on the completion topic (`nba-phase3-analytics-complete`), as the orchestrator reads it",
+    ),
 )
 
 # The placeholder for a key of a map (`additionalProperties`) in a field's path.
@@ -125,7 +147,11 @@ def _branches(schema: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _has_fields(view: _View, schemas: SchemaSet) -> bool:
     schema = view.schema
-    if schema.get("properties") or isinstance(schema.get("additionalProperties"), dict) or schema.get("patternProperties"):
+    if (
+        schema.get("properties")
+        or isinstance(schema.get("additionalProperties"), dict)
+        or schema.get("patternProperties")
+    ):
         return True
     return any(_has_fields(_view(b, view.base, schemas), schemas) for b in _branches(schema) if isinstance(b, dict))
 
@@ -136,6 +162,7 @@ def _items(view: _View) -> dict[str, Any] | None:
 
 
 # Type names -------------------------------------------------------------------------------------
+
 
 def _json_type(value: Any) -> str:
     if value is None:
@@ -185,6 +212,7 @@ def type_name(view: _View, schemas: SchemaSet) -> str:
 
 # Values and limits ------------------------------------------------------------------------------
 
+
 def code(value: Any) -> str:
     """`value` as a Markdown code span (strings as they are written in YAML, anything else as JSON)."""
     text = value if isinstance(value, str) else json.dumps(value)
@@ -225,8 +253,10 @@ def limits(view: _View, schemas: SchemaSet) -> list[str]:
         found.append(f"format {code(schema['format'])}")
     found.append(_range(schema.get("minLength"), schema.get("maxLength"), "character"))
     bounds = [
-        ("minimum", "at least"), ("exclusiveMinimum", "greater than"),
-        ("maximum", "at most"), ("exclusiveMaximum", "less than"),
+        ("minimum", "at least"),
+        ("exclusiveMinimum", "greater than"),
+        ("maximum", "at most"),
+        ("exclusiveMaximum", "less than"),
     ]
     found.extend(f"{words} {_number(schema[key])}" for key, words in bounds if key in schema)
     found.append(_range(schema.get("minItems"), schema.get("maxItems"), "item"))
@@ -292,12 +322,13 @@ def anchor(path: str) -> str:
 
 # Walking a schema -------------------------------------------------------------------------------
 
+
 def field_rows(schema: dict[str, Any], schemas: SchemaSet | None = None) -> list[FieldRow]:
     """One row per field the schema describes, depth first, in the schema's order."""
     if schemas is None:
         schemas = SchemaSet([schema])
     root = _view(schema, schema.get("$id", ""), schemas)
-    expanding = {ref: "" for ref in (schema.get("$id", ""), *root.refs)}
+    expanding = dict.fromkeys((schema.get("$id", ""), *root.refs), "")
     return list(_object_fields(root, "", expanding, schemas))
 
 
@@ -335,7 +366,9 @@ def _requirements(view: _View, schemas: SchemaSet) -> dict[str, str]:
     for name, conditions in conditional.items():
         required.setdefault(name, "when " + _conditions(conditions))
     for keyword in ("anyOf", "oneOf"):
-        alternatives = [b.get("required", []) for b in schema.get(keyword, ()) if isinstance(b, dict) and not _is_value_schema(b)]
+        alternatives = [
+            b.get("required", []) for b in schema.get(keyword, ()) if isinstance(b, dict) and not _is_value_schema(b)
+        ]
         if len(alternatives) > 1:
             names = _unique(name for names in alternatives for name in names)
             words = "at least one of " if keyword == "anyOf" else "exactly one of "
@@ -351,7 +384,7 @@ def _conditions(schemas: list[dict[str, Any]]) -> str:
         properties = schema.get("properties", {})
         if len(properties) != 1:
             return "a condition holds"
-        (name, subschema), = properties.items()
+        ((name, subschema),) = properties.items()
         values = [subschema["const"]] if "const" in subschema else subschema.get("enum")
         if not values:
             return "a condition holds"
@@ -363,7 +396,9 @@ def _conditions(schemas: list[dict[str, Any]]) -> str:
     return " or ".join(f"{code(name)} is " + " or ".join(code(v) for v in vs) for name, vs in tests)
 
 
-def _field(path: str, schema: dict[str, Any], base: str, required: str, expanding: dict[str, str], schemas: SchemaSet) -> Iterator[FieldRow]:
+def _field(
+    path: str, schema: dict[str, Any], base: str, required: str, expanding: dict[str, str], schemas: SchemaSet
+) -> Iterator[FieldRow]:
     view = _view(schema, base, schemas)
     description = view.schema.get("description", "")
     items = _items(view)
@@ -392,15 +427,16 @@ def _field(path: str, schema: dict[str, Any], base: str, required: str, expandin
     )
     if recursion is not None:
         return
-    expanding = {**expanding, **{ref: path for ref in view.refs}}
+    expanding = {**expanding, **dict.fromkeys(view.refs, path)}
     if _has_fields(view, schemas):
         yield from _object_fields(view, path + ".", expanding, schemas)
     if object_items is not None:
-        nested = {**expanding, **{ref: item_path for ref in object_items.refs}}
+        nested = {**expanding, **dict.fromkeys(object_items.refs, item_path)}
         yield from _object_fields(object_items, item_path + ".", nested, schemas)
 
 
 # Rendering --------------------------------------------------------------------------------------
+
 
 def _section(path: str, rows: list[FieldRow]) -> str:
     """The section a row goes in: its top-level field, or a field of that field when the top-level one is large.
@@ -420,7 +456,16 @@ def _section(path: str, rows: list[FieldRow]) -> str:
 
 
 # Characters written as HTML references in a path cell, so Markdown reads none of them as syntax.
-_PATH_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "_": "&#95;", "*": "&#42;", "[": "&#91;", "]": "&#93;", "`": "&#96;"}
+_PATH_ENTITIES = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    "_": "&#95;",
+    "*": "&#42;",
+    "[": "&#91;",
+    "]": "&#93;",
+    "`": "&#96;",
+}
 
 
 def path_cell(path: str) -> str:
@@ -442,7 +487,9 @@ def _table_row(row: FieldRow) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def render_schema(schema: dict[str, Any], title: str, schemas: SchemaSet | None = None, source: str = "", validates: str = "") -> str:
+def render_schema(
+    schema: dict[str, Any], title: str, schemas: SchemaSet | None = None, source: str = "", validates: str = ""
+) -> str:
     """The reference page of one schema, as Markdown."""
     rows = field_rows(schema, schemas)
     lines = [f"# {title}", ""]
@@ -485,6 +532,7 @@ def repository_schemas(repo_root: Path) -> SchemaSet:
 
 
 # MkDocs -----------------------------------------------------------------------------------------
+
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     # Imported here, so the rendering above imports without MkDocs.

@@ -26,7 +26,9 @@ from infra.components import child_options
 EDITOR, VIEWER = "roles/bigquery.dataEditor", "roles/bigquery.dataViewer"
 
 
-def analytics_dataset(project: str, location: str, dataset: str, labels: dict[str, str], opts: pulumi.ResourceOptions | None) -> gcp.bigquery.Dataset:
+def analytics_dataset(
+    project: str, location: str, dataset: str, labels: dict[str, str], opts: pulumi.ResourceOptions | None
+) -> gcp.bigquery.Dataset:
     return gcp.bigquery.Dataset(
         dataset,
         dataset_id=dataset,

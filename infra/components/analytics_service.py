@@ -16,11 +16,9 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.components import child_options
-
 from infra.components.push_subscription import PushSubscription, PushSubscriptionArgs
 from phase3ops.checks.deployed_revisions import SOURCE_COMMIT_LABEL
 from phase3ops.spec.pipeline import PipelineSpec
-
 
 PORT = 8080
 HEALTH_PATH = "/healthz"

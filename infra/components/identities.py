@@ -17,6 +17,7 @@ import pulumi_gcp as gcp
 
 from infra.components import child_options
 
+
 @dataclass(frozen=True)
 class Workload:
     account_id: str  # 6-30 characters

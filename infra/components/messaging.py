@@ -36,7 +36,12 @@ class Messaging(pulumi.ComponentResource):
 
         def topic(topic_name: str) -> gcp.pubsub.Topic:
             return gcp.pubsub.Topic(
-                topic_name, name=topic_name, project=args.project, labels=labels, message_retention_duration=RETENTION, opts=child
+                topic_name,
+                name=topic_name,
+                project=args.project,
+                labels=labels,
+                message_retention_duration=RETENTION,
+                opts=child,
             )
 
         self.phase3_trigger = topic(topics.phase3_trigger)

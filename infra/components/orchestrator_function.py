@@ -15,7 +15,6 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.components import child_options
-
 from infra.function_source import FunctionSource
 from phase3ops.spec.pipeline import PipelineSpec
 

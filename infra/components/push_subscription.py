@@ -100,7 +100,9 @@ class PushSubscription(pulumi.ComponentResource):
         )
         gcp.serviceaccount.IAMMember(
             f"{args.subscription_name}-token-creator-pubsub-agent",
-            service_account_id=pulumi.Output.concat("projects/", args.project, "/serviceAccounts/", args.push_service_account_email),
+            service_account_id=pulumi.Output.concat(
+                "projects/", args.project, "/serviceAccounts/", args.push_service_account_email
+            ),
             role="roles/iam.serviceAccountTokenCreator",
             member=agent,
             opts=child,

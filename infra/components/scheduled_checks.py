@@ -14,7 +14,6 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.components import child_options
-
 from infra.components.analytics_service import runtime_environment
 from phase3ops.spec.pipeline import PipelineSpec
 

@@ -19,16 +19,23 @@ from phase3ops.spec.documents import SpecError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
-EXIT_CODES = "exit codes: 0 clean, 1 findings, 2 could not check (bad spec, missing setting, unreachable service, bad arguments)"
-PIPELINE_ENV_HELP = "PHASE3OPS_PIPELINE   the pipeline spec, when --pipeline is not given (else the nearest pipeline.yaml)"
-STATE_ENV_HELP = """\
+EXIT_CODES = (
+    "exit codes: 0 clean, 1 findings, 2 could not check (bad spec, missing setting, unreachable service, bad arguments)"
+)
+PIPELINE_ENV_HELP = (
+    "PHASE3OPS_PIPELINE   the pipeline spec, when --pipeline is not given (else the nearest pipeline.yaml)"
+)
+STATE_ENV_HELP = (
+    """\
 environment (set by `eval "$(phase3ops local env)"` for the local pipeline, or by the scheduled jobs):
   GOOGLE_CLOUD_PROJECT     the project (or --project)
   PHASE3OPS_WAREHOUSE      duckdb (default), duckdb:<file>, or bigquery
   FIRESTORE_EMULATOR_HOST  use the Firestore emulator there (checked to answer before anything runs)
   PUBSUB_EMULATOR_HOST     use the Pub/Sub emulator there (likewise)
   PHASE3OPS_TARGET         local (default) or cloud: cloud also checks the deployment and writes the metrics
-  """ + PIPELINE_ENV_HELP
+  """
+    + PIPELINE_ENV_HELP
+)
 
 
 class UsageError(Exception):
@@ -39,8 +46,8 @@ class UsageError(Exception):
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from phase3ops.validate import known_stacks, validate
     from phase3ops.spec.pipeline import locate_pipeline_spec
+    from phase3ops.validate import known_stacks, validate
 
     repo_root = Path(args.repo).resolve()
     if args.stack:
@@ -60,7 +67,10 @@ def _validate(args: argparse.Namespace) -> int:
                     "ok": report.ok,
                     "stacks": report.stacks,
                     "rules": {stack or "base": [r.name for r in specs.rules] for stack, specs in report.specs.items()},
-                    "dashboards": {stack or "base": [d.name for d in specs.dashboards] for stack, specs in report.dashboards.items()},
+                    "dashboards": {
+                        stack or "base": [d.name for d in specs.dashboards]
+                        for stack, specs in report.dashboards.items()
+                    },
                     "problems": [p.as_dict() for p in report.problems],
                 },
                 indent=2,
@@ -81,13 +91,15 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from phase3ops.validate import validate
     from phase3ops.plan.plan import PlanError, plan_stack
     from phase3ops.plan.render import as_json, as_text
+    from phase3ops.validate import validate
 
     repo_root = Path(args.repo).resolve()
     if args.pipeline:
-        raise UsageError(f"plan reads {repo_root / 'pipeline.yaml'}, as pulumi up does (it bundles that file); --pipeline does not apply, use --repo")
+        raise UsageError(
+            f"plan reads {repo_root / 'pipeline.yaml'}, as pulumi up does (it bundles that file); --pipeline does not apply, use --repo"
+        )
     report = validate(repo_root, stacks=[args.stack])
     if not report.ok:
         print(SpecError(report.problems), file=sys.stderr)
@@ -154,7 +166,7 @@ def _pipeline(args: argparse.Namespace):
     spec = load_pipeline_spec(args.pipeline)
     orchestrator = build_orchestrator(spec)
     warehouse = warehouse_from_environment()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     first, last = window(local_today(spec, now), args.date, args.days)
     return orchestrator, warehouse, now, first, last
 
@@ -174,12 +186,17 @@ def _health(args: argparse.Namespace) -> int:
     try:
         orchestrator, warehouse, now, first, last = _pipeline(args)
         context, results = check_dates(
-            orchestrator, warehouse, first, last, now,
-            target=target, project=cloud.project_id(),
+            orchestrator,
+            warehouse,
+            first,
+            last,
+            now,
+            target=target,
+            project=cloud.project_id(),
             alerts_dir=Path(orchestrator.spec.source).resolve().parent / "alerts",
             stack=args.stack or os.environ.get(STACK_ENV) or None,
             region=os.environ.get("PHASE3OPS_REGION", "us-west2"),
-        )  # fmt: skip
+        )
     except (SpecError, SettingError):
         raise
     except Exception as exc:  # nothing to check against: never report a pass
@@ -187,7 +204,12 @@ def _health(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     metrics = publish_metrics(context, results)
     if args.json:
-        print(json.dumps({"first": str(first), "last": str(last), "checks": [r.as_dict() for r in results], "metrics": metrics}, indent=2))
+        print(
+            json.dumps(
+                {"first": str(first), "last": str(last), "checks": [r.as_dict() for r in results], "metrics": metrics},
+                indent=2,
+            )
+        )
     else:
         print(render(results, header(context), verbose=args.verbose))
     return exit_code(results)
@@ -210,18 +232,33 @@ def _reconcile(args: argparse.Namespace) -> int:
         print(f"Could not check: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     # The ledger's gaps whatever the window; --fix asks for them `repair_lead_minutes` before they are due.
-    lead = dt.timedelta(minutes=spec.expected_work.repair_lead_minutes) if args.fix and ledger is not None else dt.timedelta(0)
+    lead = (
+        dt.timedelta(minutes=spec.expected_work.repair_lead_minutes)
+        if args.fix and ledger is not None
+        else dt.timedelta(0)
+    )
     gaps = ledger.gaps(spec, now, lead) if ledger is not None else []
     issues = reconcile.find_issues(spec, states, now, gaps)
-    repairs = ProcessorRepairs(spec, orchestrator.store.client, cloud.publisher_client(), cloud.project_id()) if args.fix and gaps else None
+    repairs = (
+        ProcessorRepairs(spec, orchestrator.store.client, cloud.publisher_client(), cloud.project_id())
+        if args.fix and gaps
+        else None
+    )
     fixes = reconcile.fix(orchestrator, issues, now, repairs) if args.fix and issues else []
     failed = [f for f in fixes if not f.ok]
     if args.json:
-        print(json.dumps({
-            "first": str(first), "last": str(last), "fix": args.fix,
-            "issues": [{"game_date": str(i.game_date), "kind": i.kind, "detail": i.detail} for i in issues],
-            "fixes": [{"game_date": str(f.game_date), "ok": f.ok, "message": f.message} for f in fixes],
-        }, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "first": str(first),
+                    "last": str(last),
+                    "fix": args.fix,
+                    "issues": [{"game_date": str(i.game_date), "kind": i.kind, "detail": i.detail} for i in issues],
+                    "fixes": [{"game_date": str(f.game_date), "ok": f.ok, "message": f.message} for f in fixes],
+                },
+                indent=2,
+            )
+        )
     else:
         span = str(first) if first == last else f"{first} .. {last}"
         print(f"Reconciliation of game dates {span} ({spec.timezone}){'' if args.fix else ', dry run'}")
@@ -261,12 +298,30 @@ def _holds(args: argparse.Namespace) -> int:
         print(f"Could not check: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if args.json:
-        print(json.dumps({
-            "first": str(first), "last": str(last),
-            "held": [{"game_date": str(day), "mode": h.mode, "blocked_by": h.blocked_by, "report": h.report,
-                      "evaluations": h.evaluations, "past_deadline": h.past_deadline} for day, h in held.items()],
-            "rechecked": [{"game_date": str(r.game_date), "outcome": r.outcome, "reason": r.reason} for r in rechecked],
-        }, indent=2, default=str))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "first": str(first),
+                    "last": str(last),
+                    "held": [
+                        {
+                            "game_date": str(day),
+                            "mode": h.mode,
+                            "blocked_by": h.blocked_by,
+                            "report": h.report,
+                            "evaluations": h.evaluations,
+                            "past_deadline": h.past_deadline,
+                        }
+                        for day, h in held.items()
+                    ],
+                    "rechecked": [
+                        {"game_date": str(r.game_date), "outcome": r.outcome, "reason": r.reason} for r in rechecked
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
     else:
         span = str(first) if first == last else f"{first} .. {last}"
         print(f"Dates held by a data gate, game dates {span} ({spec.timezone})")
@@ -305,8 +360,14 @@ def _explain(args: argparse.Namespace) -> int:
     _target_environment(args)
     try:
         spec = load_pipeline_spec(args.pipeline)
-        story = explain_date(spec, cloud.project_id(), warehouse_from_environment(), args.game_date, dt.datetime.now(dt.timezone.utc),
-                             phase4_entries=_local_phase4_entries(args))  # fmt: skip
+        story = explain_date(
+            spec,
+            cloud.project_id(),
+            warehouse_from_environment(),
+            args.game_date,
+            dt.datetime.now(dt.UTC),
+            phase4_entries=_local_phase4_entries(args),
+        )
     except (SpecError, SettingError):
         raise
     except NothingStored as exc:
@@ -368,8 +429,17 @@ def _run_override(args: argparse.Namespace, act, validate=None) -> int:
         return EXIT_ERROR
     collection = spec.orchestrator.collections.overrides
     if args.json:
-        print(json.dumps({"operator": operator.name, "operator_source": operator.source, "reason": args.reason.strip(),
-                          "outcomes": [o.as_dict() for o in outcomes]}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "operator": operator.name,
+                    "operator_source": operator.source,
+                    "reason": args.reason.strip(),
+                    "outcomes": [o.as_dict() for o in outcomes],
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"{args.command} by {operator.name} (from {operator.source}): {args.reason.strip()}")
         for outcome in outcomes:
@@ -385,7 +455,9 @@ def _trigger(args: argparse.Namespace) -> int:
             "argument --force: required: `trigger` sends Phase 4 a date that is not ready; a ready date is triggered by the "
             "orchestrator, or by `reconcile --fix`"
         )
-    return _run_override(args, lambda overrides, operator: [overrides.force_trigger(args.game_date, args.reason, operator)])
+    return _run_override(
+        args, lambda overrides, operator: [overrides.force_trigger(args.game_date, args.reason, operator)]
+    )
 
 
 def _skip(args: argparse.Namespace) -> int:
@@ -393,26 +465,35 @@ def _skip(args: argparse.Namespace) -> int:
 
     return _run_override(
         args,
-        lambda overrides, operator: [overrides.skip(args.game_date, args.processor, args.reason, operator, undo=args.undo)],
+        lambda overrides, operator: [
+            overrides.skip(args.game_date, args.processor, args.reason, operator, undo=args.undo)
+        ],
         validate=lambda spec: inputs.processor(spec, args.processor),
     )
 
 
 def _retrigger(args: argparse.Namespace) -> int:
-    return _run_override(args, lambda overrides, operator: overrides.retrigger(args.game_date, args.reason, operator, cascade=args.cascade))
+    return _run_override(
+        args,
+        lambda overrides, operator: overrides.retrigger(args.game_date, args.reason, operator, cascade=args.cascade),
+    )
 
 
 def _add_override_commands(commands, named: dict) -> None:
     from phase3ops.overrides import inputs
 
     def common(command: argparse.ArgumentParser) -> None:
-        command.add_argument("game_date", type=_override_argument(inputs.game_date), metavar="DATE", help="the game date (YYYY-MM-DD)")
+        command.add_argument(
+            "game_date", type=_override_argument(inputs.game_date), metavar="DATE", help="the game date (YYYY-MM-DD)"
+        )
 
     def audit(command: argparse.ArgumentParser) -> None:
         command.add_argument(
-            "--reason", required=True, type=_override_argument(inputs.reason),
+            "--reason",
+            required=True,
+            type=_override_argument(inputs.reason),
             help=f"why (required, at most {inputs.MAX_REASON_CHARS} characters): recorded with the override",
-        )  # fmt: skip
+        )
         command.add_argument("--operator", help="who makes the override (default: $CLOUDSDK_CORE_ACCOUNT, else $USER)")
         _target_options(command, "act on", "outcome")
 
@@ -458,9 +539,12 @@ def _add_override_commands(commands, named: dict) -> None:
     )
     common(retrigger)
     retrigger.add_argument(
-        "--cascade", type=_override_argument(inputs.cascade), default=0, metavar="N",
+        "--cascade",
+        type=_override_argument(inputs.cascade),
+        default=0,
+        metavar="N",
         help=f"also re-send the N following triggered game dates (0 to {inputs.MAX_CASCADE}; default 0)",
-    )  # fmt: skip
+    )
     audit(retrigger)
     retrigger.set_defaults(handler=_retrigger)
 
@@ -558,9 +642,12 @@ def _target_options(command: argparse.ArgumentParser, verb: str, output: str) ->
     """Which pipeline a command reads (the cloud project or the local one), and its JSON form."""
     command.add_argument("--project", help="Google Cloud project (default: $GOOGLE_CLOUD_PROJECT)")
     command.add_argument(
-        "--local", nargs="?", const="", metavar="RUN_DIR",
+        "--local",
+        nargs="?",
+        const="",
+        metavar="RUN_DIR",
         help=f"{verb} the pipeline `phase3ops local up` runs (default run dir: <repo>/.phase3ops/local)",
-    )  # fmt: skip
+    )
     command.add_argument("--json", action="store_true", help=f"machine-readable {output}")
 
 
@@ -581,7 +668,9 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         "the pipeline, classify drift, run it locally.",
         epilog=f"{EXIT_CODES}\nenvironment:\n  {PIPELINE_ENV_HELP}",
     )
-    parser.add_argument("--pipeline", help="the pipeline spec (default: $PHASE3OPS_PIPELINE, else the nearest pipeline.yaml)")
+    parser.add_argument(
+        "--pipeline", help="the pipeline spec (default: $PHASE3OPS_PIPELINE, else the nearest pipeline.yaml)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     check = commands.add_parser(
@@ -592,7 +681,11 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         epilog=f"exit codes: 0 valid, 2 problems (listed on stderr)\nenvironment:\n  {PIPELINE_ENV_HELP}",
     )
     check.add_argument("--repo", default=".", help="repository root (default: .)")
-    check.add_argument("--stack", action="append", help="only this stack (repeatable; default: every Pulumi.<stack>.yaml and alerts/stacks/<stack>.yaml)")
+    check.add_argument(
+        "--stack",
+        action="append",
+        help="only this stack (repeatable; default: every Pulumi.<stack>.yaml and alerts/stacks/<stack>.yaml)",
+    )
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.set_defaults(handler=_validate)
 
@@ -604,37 +697,71 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         epilog="exit codes: 0 planned, 1 a mandatory policy violation (--policies), 2 could not plan (spec, config key, unmocked invoke)",
     )
     plan.add_argument("--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to use (default: dev)")
-    plan.add_argument("--repo", default=".", help="repository root (default: .); the program reads its pipeline.yaml, as pulumi up does")
+    plan.add_argument(
+        "--repo",
+        default=".",
+        help="repository root (default: .); the program reads its pipeline.yaml, as pulumi up does",
+    )
     plan.add_argument("--json", action="store_true", help="machine-readable graph")
-    plan.add_argument("--policies", action="store_true", help="also evaluate the CrossGuard pack in policies/ (exit 1 on a mandatory violation)")
+    plan.add_argument(
+        "--policies",
+        action="store_true",
+        help="also evaluate the CrossGuard pack in policies/ (exit 1 on a mandatory violation)",
+    )
     plan.add_argument("--policy-config", type=Path, help="policy pack config JSON, as for pulumi --policy-pack-config")
     plan.set_defaults(handler=_plan)
 
     for name, handler, summary, description in (
-        ("health", _health, "check completion tracking, game-day triggers, duplicates, scraper timing and (in the cloud) the deployment",
-         "Run every health check on the game dates asked for and say what fixes each finding."),
-        ("reconcile", _reconcile, "list dates whose state is inconsistent; --fix repairs them and publishes missed triggers once",
-         "Find dates that are complete but untriggered, have a pending claim, or rows without a completion; "
-         "--fix records the missing completions and sends each date through the orchestrator's exactly-once path."),
-        ("holds", _holds, "list ready dates a data gate holds from Phase 4; --recheck evaluates them again",
-         "List the game dates whose data failed a `block` gate of pipeline.yaml, with the gates, their figures and the "
-         "deadline; --recheck sends each through the orchestrator again (released, held, or triggered degraded at its "
-         "deadline). The phase3-hold-recheck job runs it every 15 minutes."),
-    ):  # fmt: skip
-        command = commands.add_parser(name, help=summary, description=description, epilog=f"{EXIT_CODES}\n{STATE_ENV_HELP}", **named)
-        command.add_argument("--date", type=_date, help="the last game date to look at (YYYY-MM-DD; default today in the pipeline's time zone)")
-        command.add_argument("--days", type=_positive, help="how many game dates, ending at --date (default: 3, or 1 with --date)")
+        (
+            "health",
+            _health,
+            "check completion tracking, game-day triggers, duplicates, scraper timing and (in the cloud) the deployment",
+            "Run every health check on the game dates asked for and say what fixes each finding.",
+        ),
+        (
+            "reconcile",
+            _reconcile,
+            "list dates whose state is inconsistent; --fix repairs them and publishes missed triggers once",
+            "Find dates that are complete but untriggered, have a pending claim, or rows without a completion; "
+            "--fix records the missing completions and sends each date through the orchestrator's exactly-once path.",
+        ),
+        (
+            "holds",
+            _holds,
+            "list ready dates a data gate holds from Phase 4; --recheck evaluates them again",
+            "List the game dates whose data failed a `block` gate of pipeline.yaml, with the gates, their figures and the "
+            "deadline; --recheck sends each through the orchestrator again (released, held, or triggered degraded at its "
+            "deadline). The phase3-hold-recheck job runs it every 15 minutes.",
+        ),
+    ):
+        command = commands.add_parser(
+            name, help=summary, description=description, epilog=f"{EXIT_CODES}\n{STATE_ENV_HELP}", **named
+        )
+        command.add_argument(
+            "--date",
+            type=_date,
+            help="the last game date to look at (YYYY-MM-DD; default today in the pipeline's time zone)",
+        )
+        command.add_argument(
+            "--days", type=_positive, help="how many game dates, ending at --date (default: 3, or 1 with --date)"
+        )
         _target_options(command, "check", "report")
         command.add_argument(
-            "--findings-exit-zero", action="store_true",
+            "--findings-exit-zero",
+            action="store_true",
             help="exit 0 when the command ran, findings or not (the scheduled jobs: findings page through their metrics and "
             "logs, and a Cloud Run execution that exits non-zero counts as failed and is retried); 2 still means it could not run",
-        )  # fmt: skip
+        )
         if name == "health":
             command.add_argument("--verbose", action="store_true", help="details of passing checks too")
-            command.add_argument("--stack", help="the deployed stack, whose alerts/stacks/<stack>.yaml overrides apply (default: $PHASE3OPS_STACK)")
+            command.add_argument(
+                "--stack",
+                help="the deployed stack, whose alerts/stacks/<stack>.yaml overrides apply (default: $PHASE3OPS_STACK)",
+            )
         elif name == "holds":
-            command.add_argument("--recheck", action="store_true", help="evaluate every held date again (may trigger Phase 4)")
+            command.add_argument(
+                "--recheck", action="store_true", help="evaluate every held date again (may trigger Phase 4)"
+            )
         else:
             command.add_argument("--fix", action="store_true", help="repair what the dry run lists")
         command.set_defaults(handler=handler)
@@ -663,10 +790,19 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         "digest or event stream) and classify every change.",
         epilog="exit codes: 0 no drift, 1 drift, 2 the preview itself failed (credentials, config)",
     )
-    drift.add_argument("--stack", default=os.environ.get("DRIFT_STACK") or "prod", help="the stack to preview (default: $DRIFT_STACK, else prod)")
-    drift.add_argument("--from-file", help="a saved `pulumi preview --json` digest or streamed engine events, instead of running the CLI")
+    drift.add_argument(
+        "--stack",
+        default=os.environ.get("DRIFT_STACK") or "prod",
+        help="the stack to preview (default: $DRIFT_STACK, else prod)",
+    )
+    drift.add_argument(
+        "--from-file",
+        help="a saved `pulumi preview --json` digest or streamed engine events, instead of running the CLI",
+    )
     drift.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    drift.add_argument("--allowlist", default="infra/drift-allowlist.yaml", help="known permanent differences (relative to --repo)")
+    drift.add_argument(
+        "--allowlist", default="infra/drift-allowlist.yaml", help="known permanent differences (relative to --repo)"
+    )
     drift.add_argument("--repo", default=".", help="repository root (default: .)")
     drift.add_argument("--verbose", action="store_true", help="also list known differences and diagnostics")
     drift.set_defaults(handler=_drift)
@@ -692,11 +828,14 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         if action == "run-day":
             sub.add_argument("--date", type=_date, help="game date (default: yesterday in the pipeline time zone)")
             sub.add_argument("--games", type=_positive, default=5, help="games on the day (default 5)")
-            sub.add_argument("--chaos", action="store_true", help="inject the reference system's failures (undone on any exit)")
             sub.add_argument(
-                "--never-run", metavar="PROCESSOR",
+                "--chaos", action="store_true", help="inject the reference system's failures (undone on any exit)"
+            )
+            sub.add_argument(
+                "--never-run",
+                metavar="PROCESSOR",
                 help="Phase 2 never triggers PROCESSOR for the date; after the day, reconcile --fix re-requests it (the ledger's repair)",
-            )  # fmt: skip
+            )
         sub.set_defaults(handler=_local)
     return parser
 

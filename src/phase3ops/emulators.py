@@ -118,16 +118,17 @@ def gcloud_path() -> str:
     return path
 
 
-def start_emulator(kind: str, log_dir: Path, port: int | None = None, timeout: float = 90.0, extra_args: tuple[str, ...] = ()) -> Emulator:
+def start_emulator(
+    kind: str, log_dir: Path, port: int | None = None, timeout: float = 90.0, extra_args: tuple[str, ...] = ()
+) -> Emulator:
     log_dir.mkdir(parents=True, exist_ok=True)
     host_port = f"127.0.0.1:{port or free_port()}"
     log_path = log_dir / f"{kind}-emulator.log"
     command = [gcloud_path(), *_COMMANDS[kind], f"--host-port={host_port}", *extra_args, "--quiet"]
-    log_file = open(log_path, "ab")
-    process = subprocess.Popen(
-        command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    log_file.close()
+    with open(log_path, "ab") as log_file:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     emulator = Emulator(kind, host_port, log_path, process)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -173,7 +174,9 @@ def export_firestore(host_port: str, project: str, directory: Path, timeout: flo
     directory.mkdir(parents=True, exist_ok=True)
     request = urllib.request.Request(
         f"http://{host_port}/emulator/v1/projects/{project}:export",
-        data=json.dumps({"database": f"projects/{project}/databases/(default)", "export_directory": str(directory)}).encode(),
+        data=json.dumps(
+            {"database": f"projects/{project}/databases/(default)", "export_directory": str(directory)}
+        ).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -187,5 +190,9 @@ def export_firestore(host_port: str, project: str, directory: Path, timeout: flo
 
 def latest_firestore_export(directory: Path) -> Path | None:
     """The newest export's metadata file under `directory`, if any."""
-    exports = sorted(directory.glob("*/*.overall_export_metadata"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
+    exports = (
+        sorted(directory.glob("*/*.overall_export_metadata"), key=lambda p: p.stat().st_mtime)
+        if directory.is_dir()
+        else []
+    )
     return exports[-1] if exports else None

@@ -33,7 +33,6 @@ class ServerError(RuntimeError):
     pass
 
 
-
 @dataclass
 class Server:
     url: str
@@ -54,9 +53,14 @@ class Server:
             self.process.wait(timeout=10)
 
 
-
 def start_server(
-    command: list[str], env: dict[str, str], log_path: Path, cwd: Path, url: str, ready_path: str = "", timeout: float = 60.0
+    command: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    cwd: Path,
+    url: str,
+    ready_path: str = "",
+    timeout: float = 60.0,
 ) -> Server:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
@@ -73,7 +77,9 @@ def start_server(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerError(f"{command[2] if len(command) > 2 else command[0]} exited with {process.returncode}; see {log_path}")
+            raise ServerError(
+                f"{command[2] if len(command) > 2 else command[0]} exited with {process.returncode}; see {log_path}"
+            )
         if listening(url + ready_path):
             return server
         time.sleep(0.1)
@@ -105,7 +111,20 @@ def start_function_server(
 
 def start_gunicorn(app: str, repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None) -> Server:
     port = port or free_port()
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8", "--timeout", "0", app]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--threads",
+        "8",
+        "--timeout",
+        "0",
+        app,
+    ]
     return start_server(command, env, log_path, repo_root, f"http://127.0.0.1:{port}", ready_path="/healthz")
 
 

@@ -147,7 +147,9 @@ def _check_field_name(key: Any, path: str) -> None:
     if _RESERVED_NAME.fullmatch(key):
         raise OutOfBounds(f"field name {quoted(key)} is reserved (__name__ form)", path)
     if len(key.encode("utf-8")) > FIRESTORE_MAX_NAME_BYTES:
-        raise OutOfBounds(f"a field name of {len(key.encode('utf-8'))} bytes (at most {FIRESTORE_MAX_NAME_BYTES})", path)
+        raise OutOfBounds(
+            f"a field name of {len(key.encode('utf-8'))} bytes (at most {FIRESTORE_MAX_NAME_BYTES})", path
+        )
 
 
 def check_size(value: Any, field: str, max_bytes: int) -> None:
@@ -177,7 +179,7 @@ def game_date(value: Any, field: str = "game_date", today: dt.date | None = None
         day = dt.date.fromisoformat(value)
     except ValueError:
         raise OutOfBounds(f"{value!r} is not a calendar date", field) from None
-    latest = (today or dt.datetime.now(dt.timezone.utc).date()) + LATEST_GAME_DATE_AHEAD
+    latest = (today or dt.datetime.now(dt.UTC).date()) + LATEST_GAME_DATE_AHEAD
     if not EARLIEST_GAME_DATE <= day <= latest:
         raise OutOfBounds(f"{value} is outside the plausible game dates {EARLIEST_GAME_DATE}..{latest}", field)
     return day
@@ -185,7 +187,12 @@ def game_date(value: Any, field: str = "game_date", today: dt.date | None = None
 
 def is_document_id(text: Any) -> bool:
     """Whether `text` may be used as a Firestore document id as it is (and reads well in the console)."""
-    return isinstance(text, str) and bool(_SAFE_ID.fullmatch(text)) and text not in (".", "..") and not _RESERVED_NAME.fullmatch(text)
+    return (
+        isinstance(text, str)
+        and bool(_SAFE_ID.fullmatch(text))
+        and text not in (".", "..")
+        and not _RESERVED_NAME.fullmatch(text)
+    )
 
 
 def document_id(text: str, prefix: str = "") -> str:
@@ -204,4 +211,9 @@ def sha256_hex(raw: bytes) -> str:
 def stored_bytes(raw: bytes, limit: int = STORED_PREFIX_BYTES) -> dict[str, Any]:
     """What a stored rejected message keeps of its bytes: a prefix, the full length and a hash,
     so a document never outgrows Firestore's 1 MiB and the original can still be matched."""
-    return {"data": bytes(raw[:limit]), "data_length": len(raw), "data_sha256": sha256_hex(bytes(raw)), "data_truncated": len(raw) > limit}
+    return {
+        "data": bytes(raw[:limit]),
+        "data_length": len(raw),
+        "data_sha256": sha256_hex(bytes(raw)),
+        "data_truncated": len(raw) > limit,
+    }

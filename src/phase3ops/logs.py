@@ -29,7 +29,7 @@ class JsonLineFormatter(logging.Formatter):
             "severity": record.levelname,
             "message": record.getMessage(),
             "logger": record.name,
-            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(),
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
         }
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):

@@ -53,8 +53,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 log = logging.getLogger("phase4_guard")
 
@@ -125,7 +126,7 @@ class Ticket:
     verdict: Verdict
     key: TriggerKey | None
     message_id: str | None
-    _guard: "TriggerGuard | None" = None
+    _guard: TriggerGuard | None = None
     _update_time: Any = None  # the marker's version after this delivery took it
 
     @property
@@ -186,8 +187,12 @@ class TriggerGuard:
             if live:
                 return self._ticket(Verdict.IN_PROGRESS, key, message_id)  # this very message: keep it unacknowledged
             # Its worker died (the lease ran out): this delivery does the work.
-            takeover = {"state": "running", "message_id": message_id, "lease_started_at": firestore.SERVER_TIMESTAMP,
-                        "work_started": firestore.Increment(1)}  # fmt: skip
+            takeover = {
+                "state": "running",
+                "message_id": message_id,
+                "lease_started_at": firestore.SERVER_TIMESTAMP,
+                "work_started": firestore.Increment(1),
+            }
             try:
                 written = ref.update(takeover, option=self._client.write_option(last_update_time=snapshot.update_time))
             except (gexc.FailedPrecondition, gexc.NotFound):
@@ -198,10 +203,19 @@ class TriggerGuard:
 
     def _ticket(self, verdict: Verdict, key: TriggerKey, message_id: str | None, update_time: Any = None) -> Ticket:
         log.info(
-            "trigger %s %s: %s", key.trigger_id, key.source_table, verdict.value,
-            extra={"event": "phase4_guard", "verdict": verdict.value, "trigger_id": key.trigger_id,
-                   "source_table": key.source_table, "game_date": key.game_date, "message_id": message_id},
-        )  # fmt: skip
+            "trigger %s %s: %s",
+            key.trigger_id,
+            key.source_table,
+            verdict.value,
+            extra={
+                "event": "phase4_guard",
+                "verdict": verdict.value,
+                "trigger_id": key.trigger_id,
+                "source_table": key.source_table,
+                "game_date": key.game_date,
+                "message_id": message_id,
+            },
+        )
         return Ticket(verdict, key, message_id, self, update_time)
 
     def _finish(self, ticket: Ticket, how: str) -> None:
@@ -212,12 +226,20 @@ class TriggerGuard:
         option = self._client.write_option(last_update_time=ticket._update_time)
         try:
             if how == "done":
-                ref.update({"state": "done", "done_at": firestore.SERVER_TIMESTAMP, "message_id": ticket.message_id}, option=option)
+                ref.update(
+                    {"state": "done", "done_at": firestore.SERVER_TIMESTAMP, "message_id": ticket.message_id},
+                    option=option,
+                )
             else:  # the work failed: the retry (or any duplicate) does it
                 ref.delete(option=option)
         except (gexc.FailedPrecondition, gexc.NotFound):
             # Another delivery took the work over after this one's lease ran out; it finishes the marker.
-            log.warning("trigger %s %s: the marker changed before this delivery finished (%s)", ticket.key.trigger_id, ticket.key.source_table, how)
+            log.warning(
+                "trigger %s %s: the marker changed before this delivery finished (%s)",
+                ticket.key.trigger_id,
+                ticket.key.source_table,
+                how,
+            )
 
     def flask_view(self, view: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap a Flask push handler: duplicates answer 200 without calling it."""
@@ -228,9 +250,13 @@ class TriggerGuard:
 
             ticket = self.begin(request.get_json(silent=True))
             if ticket.verdict is Verdict.DUPLICATE:
-                return jsonify(status="duplicate", trigger_id=ticket.key.trigger_id, source_table=ticket.key.source_table), 200
+                return jsonify(
+                    status="duplicate", trigger_id=ticket.key.trigger_id, source_table=ticket.key.source_table
+                ), 200
             if ticket.verdict is Verdict.IN_PROGRESS:
-                return jsonify(status="in_progress", trigger_id=ticket.key.trigger_id, source_table=ticket.key.source_table), 409
+                return jsonify(
+                    status="in_progress", trigger_id=ticket.key.trigger_id, source_table=ticket.key.source_table
+                ), 409
             try:
                 response = make_response(view(*args, **kwargs))
             except BaseException:

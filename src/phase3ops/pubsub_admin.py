@@ -43,14 +43,18 @@ def ensure_subscription(
         # Creating it again would leave the old endpoint: a service restarted on a new port would
         # never receive a message. Point it where it must deliver now.
         if push_endpoint and push_endpoint_of(subscriber, project, subscription) != push_endpoint:
-            subscriber.modify_push_config(request={"subscription": path, "push_config": {"push_endpoint": push_endpoint}})
+            subscriber.modify_push_config(
+                request={"subscription": path, "push_config": {"push_endpoint": push_endpoint}}
+            )
     return path
 
 
 def push_endpoint_of(subscriber, project: str, subscription: str) -> str | None:
     """Where the subscription pushes ("" for a pull subscription); None when it does not exist."""
     try:
-        subscription = subscriber.get_subscription(request={"subscription": subscriber.subscription_path(project, subscription)})
+        subscription = subscriber.get_subscription(
+            request={"subscription": subscriber.subscription_path(project, subscription)}
+        )
     except gexc.NotFound:
         return None
     return subscription.push_config.push_endpoint

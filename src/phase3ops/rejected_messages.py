@@ -26,7 +26,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import reprlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -124,7 +125,10 @@ class RejectedMessages:
 def _bounded_attributes(attributes: Mapping[str, Any] | None) -> dict[str, str]:
     if not isinstance(attributes, Mapping):
         return {} if attributes is None else {"<not an object>": printable(repr(attributes)[:1000], 1000)}
-    return {printable(str(key), 256) or "<empty>": printable(str(value), 1024) for key, value in list(attributes.items())[:100]}
+    return {
+        printable(str(key), 256) or "<empty>": printable(str(value), 1024)
+        for key, value in list(attributes.items())[:100]
+    }
 
 
 def what_it_claims(raw: bytes) -> dict[str, str]:
@@ -153,4 +157,6 @@ def event_bytes(event_data: Any) -> bytes:
     try:
         return json.dumps(event_data, default=repr, ensure_ascii=True).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
-        return reprlib.Repr(maxlevel=8, maxstring=4000, maxother=4000).repr(event_data).encode("utf-8", "backslashreplace")
+        return (
+            reprlib.Repr(maxlevel=8, maxstring=4000, maxother=4000).repr(event_data).encode("utf-8", "backslashreplace")
+        )

@@ -98,10 +98,10 @@ def deployed_names(pipeline: PipelineSpec) -> dict[str, str]:
     """Everything a dashboard filter may name, by name -> function | service | job | subscription | topic:
     what the infra deploys, and the Phase 4 subscription pipeline.yaml declares for watching."""
     names = dict(pipeline.deployed_workloads)
-    names.update({name: "subscription" for name in pipeline.deployed_subscriptions})
+    names.update(dict.fromkeys(pipeline.deployed_subscriptions, "subscription"))
     if pipeline.phase4_consumer is not None:  # Phase 4's own: not deployed here, but watched
         names[pipeline.phase4_consumer.subscription] = "subscription"
-    names.update({name: "topic" for name in pipeline.deployed_topics})
+    names.update(dict.fromkeys(pipeline.deployed_topics, "topic"))
     return names
 
 

@@ -20,9 +20,9 @@ import pytest
 from phase3ops.orchestrator.gate_holds import GateHolds
 from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
-from tests.integration.conftest import NOW, PAST, Clock, make_pipeline, short_lease_spec_file
 from tests.support.game_days import processed_day
 from tests.support.orchestration import direct_event, handle_until_acked, race_at_once
+from tests.support.pipelines import NOW, PAST, Clock, make_pipeline, short_lease_spec_file
 
 pytestmark = pytest.mark.emulators
 TEAM_TABLES = ("team_offense_game_summary", "team_defense_game_summary")
@@ -52,14 +52,24 @@ def test_a_ready_date_with_an_empty_table_is_held_named_and_triggered_once_its_r
         with caplog.at_level(logging.INFO, logger="phase3ops.orchestrator"):
             for name in ("upcoming_team_game_context", "player_game_summary", *TEAM_TABLES):
                 deliver(orchestrator, name, PAST, status="no_data" if name in TEAM_TABLES else "success")
-            decision = deliver(orchestrator, "upcoming_player_game_context", PAST)  # 3 of 5 with the critical ones: ready
+            decision = deliver(
+                orchestrator, "upcoming_player_game_context", PAST
+            )  # 3 of 5 with the critical ones: ready
         assert decision.outcome == "held"
         [line] = held_decisions(caplog)
         # What the alert shows: the gate, its figure, what it found.
-        assert (line.gate, line.figure, line.gate_detail) == ("data_exists", 0.6, "team_offense_game_summary, team_defense_game_summary: 0 rows")
+        assert (line.gate, line.figure, line.gate_detail) == (
+            "data_exists",
+            0.6,
+            "team_offense_game_summary, team_defense_game_summary: 0 rows",
+        )
         assert line.levelname == "WARNING" and line.blocked_by == ["data_exists", "record_counts", "game_count"]
         hold = GateHolds(pipeline.firestore, pipeline.spec.orchestrator.collections.holds).get(PAST)
-        assert (hold.state, hold.blocked_by, hold.past_deadline) == ("held", ["data_exists", "record_counts", "game_count"], False)
+        assert (hold.state, hold.blocked_by, hold.past_deadline) == (
+            "held",
+            ["data_exists", "record_counts", "game_count"],
+            False,
+        )
         assert pipeline.claim(PAST) is None and pipeline.triggers() == []
 
         # A redelivery re-evaluates and holds again; nothing reaches Phase 4.
@@ -73,12 +83,19 @@ def test_a_ready_date_with_an_empty_table_is_held_named_and_triggered_once_its_r
         assert outcomes == ["triggered", "late"]
         assert handle_until_acked(orchestrator, events[0]).outcome == "already_triggered"  # a redelivery: nothing new
         # A re-run reported after the trigger, with other rows: one follow-up.
-        assert deliver(orchestrator, "team_defense_game_summary", PAST, metadata={"rows_fingerprint": "corrected"}).outcome == "followed_up"
+        assert (
+            deliver(orchestrator, "team_defense_game_summary", PAST, metadata={"rows_fingerprint": "corrected"}).outcome
+            == "followed_up"
+        )
 
         messages = [json.loads(m.data) for m in pipeline.triggers()]
         trigger = [m for m in messages if not m.get("is_follow_up")]
-        assert collections.Counter(m["source_table"] for m in trigger) == {p.output_table: 1 for p in pipeline.spec.processors}
-        assert {(m["data_freshness_verified"], m["degraded"], m["minutes_coverage_pct"]) for m in trigger} == {(True, False, 100.0)}
+        assert collections.Counter(m["source_table"] for m in trigger) == {
+            p.output_table: 1 for p in pipeline.spec.processors
+        }
+        assert {(m["data_freshness_verified"], m["degraded"], m["minutes_coverage_pct"]) for m in trigger} == {
+            (True, False, 100.0)
+        }
         assert [m["source_table"] for m in messages if m.get("is_follow_up")] == ["team_defense_game_summary"]
         hold = GateHolds(pipeline.firestore, pipeline.spec.orchestrator.collections.holds).get(PAST)
         assert (hold.state, hold.evaluations, hold.degraded) == ("released", 2, False)
@@ -102,7 +119,9 @@ def test_a_date_still_blocked_at_its_deadline_follows_its_modes_policy(gcp_proje
         if policy == "hold":
             assert decision.outcome == "held" and messages == []
             [line] = held_decisions(caplog)
-            assert line.levelname == "ERROR" and "held past its deadline (on_deadline: hold)" in line.getMessage()  # pages
+            assert (
+                line.levelname == "ERROR" and "held past its deadline (on_deadline: hold)" in line.getMessage()
+            )  # pages
             assert (hold.state, hold.past_deadline) == ("held", True)
         else:
             assert decision.outcome == "triggered" and len(messages) == len(pipeline.spec.processors)
@@ -116,7 +135,9 @@ def test_a_date_still_blocked_at_its_deadline_follows_its_modes_policy(gcp_proje
 
 @pytest.mark.parametrize("on_error", ["closed", "open"])
 def test_a_gate_whose_query_fails_fails_open_or_closed_as_declared(gcp_project, tmp_path, caplog, on_error):
-    spec_changes = {"spec.gates": [{"name": "data_exists", "kind": "rows_exist", "action": "block", "on_error": on_error}]}
+    spec_changes = {
+        "spec.gates": [{"name": "data_exists", "kind": "rows_exist", "action": "block", "on_error": on_error}]
+    }
     pipeline, _ = gated(gcp_project, tmp_path, BEFORE_DEADLINE, **spec_changes)
     pipeline.warehouse = DuckDBWarehouse(tmp_path / "a-directory.duckdb")
     (tmp_path / "a-directory.duckdb").mkdir()  # the warehouse cannot be opened: the gate query fails
@@ -133,7 +154,11 @@ def test_a_gate_whose_query_fails_fails_open_or_closed_as_declared(gcp_project, 
         else:
             assert decision.outcome == "triggered"
             gates = pipeline.claim(PAST)["decision"]["gates"]["results"]["data_exists"]
-            assert gates["passed"] and gates["detail"] == "the gate query failed, fails open: counted as passed" and gates["error"]
+            assert (
+                gates["passed"]
+                and gates["detail"] == "the gate query failed, fails open: counted as passed"
+                and gates["error"]
+            )
     finally:
         pipeline.stop()
 
@@ -162,8 +187,15 @@ def test_late_data_gets_exactly_one_follow_up_per_table_and_run(gcp_project, tmp
         token = 100
         for execution, fingerprint in late_runs:
             token += 1
-            events = {day: direct_event("team_offense_game_summary", day, execution_id=execution, metadata={"rows_fingerprint": fingerprint, "lock_token": token})
-                      for day in dates}  # fmt: skip
+            events = {
+                day: direct_event(
+                    "team_offense_game_summary",
+                    day,
+                    execution_id=execution,
+                    metadata={"rows_fingerprint": fingerprint, "lock_token": token},
+                )
+                for day in dates
+            }
             inside: dict[dt.date, list[tuple[float, float]]] = collections.defaultdict(list)
             lock = threading.Lock()
 
@@ -183,12 +215,22 @@ def test_late_data_gets_exactly_one_follow_up_per_table_and_run(gcp_project, tmp
 
     assert triggered == TRIALS * len(pipeline.spec.processors)
     by_id = collections.Counter(m.attributes["trigger_id"] for m in messages)
-    expected = {f"{pipeline.spec.name}:{day}:team_offense_game_summary:late:{run}": 1 for day in dates for run in ("run-a", "run-c")}
+    expected = {
+        f"{pipeline.spec.name}:{day}:team_offense_game_summary:late:{run}": 1
+        for day in dates
+        for run in ("run-a", "run-c")
+    }
     assert dict(by_id) == expected  # one per (date, table, run) with changed rows; none for run B's same rows
     bodies = [json.loads(m.data) for m in messages]
-    assert {(b["is_follow_up"], b["trigger_reason"], b["source_table"]) for b in bodies} == {(True, "late_data", "team_offense_game_summary")}
-    assert {b["follows_trigger_id"] for b in bodies} == {f"{pipeline.spec.name}:{day}:team_offense_game_summary" for day in dates}
-    assert overlapped >= TRIALS, f"the three deliveries overlapped on only {overlapped} of {3 * TRIALS} (date, run) trials"
+    assert {(b["is_follow_up"], b["trigger_reason"], b["source_table"]) for b in bodies} == {
+        (True, "late_data", "team_offense_game_summary")
+    }
+    assert {b["follows_trigger_id"] for b in bodies} == {
+        f"{pipeline.spec.name}:{day}:team_offense_game_summary" for day in dates
+    }
+    assert overlapped >= TRIALS, (
+        f"the three deliveries overlapped on only {overlapped} of {3 * TRIALS} (date, run) trials"
+    )
 
 
 def test_a_held_date_fails_the_health_check_and_the_recheck_releases_it_when_data_lands(gcp_project, tmp_path):
@@ -204,7 +246,9 @@ def test_a_held_date_fails_the_health_check_and_the_recheck_releases_it_when_dat
             deliver(orchestrator, name, PAST)
         assert deliver(orchestrator, "upcoming_player_game_context", PAST).outcome == "held"
 
-        _, results = check_dates(orchestrator, warehouse, PAST, PAST, BEFORE_DEADLINE, target="local", project=pipeline.project)
+        _, results = check_dates(
+            orchestrator, warehouse, PAST, PAST, BEFORE_DEADLINE, target="local", project=pipeline.project
+        )
         by_name = {r.name: r for r in results}
         gates, tracking = by_name["data_gates"], by_name["completion_tracking"]
         assert gates.status is Status.FAILED and gates.metrics == {"held_game_dates": 1.0}
@@ -219,7 +263,9 @@ def test_a_held_date_fails_the_health_check_and_the_recheck_releases_it_when_dat
         processed_day(warehouse, pipeline.spec, PAST)
         assert [r.outcome for r in holds.recheck(orchestrator, [PAST], BEFORE_DEADLINE)] == ["triggered"]
         assert len(pipeline.triggers()) == len(pipeline.spec.processors)
-        _, results = check_dates(orchestrator, warehouse, PAST, PAST, BEFORE_DEADLINE, target="local", project=pipeline.project)
+        _, results = check_dates(
+            orchestrator, warehouse, PAST, PAST, BEFORE_DEADLINE, target="local", project=pipeline.project
+        )
         assert {r.name: r.status for r in results}["data_gates"] is Status.OK
     finally:
         pipeline.stop()
@@ -270,7 +316,12 @@ def test_the_gates_of_a_ready_date_are_evaluated_once_whatever_arrives_at_once(g
         finals = {}
         for day in dates:
             processed_day(warehouse, spec, day, games=2)
-            for name in ("team_offense_game_summary", "team_defense_game_summary", "upcoming_team_game_context", "player_game_summary"):
+            for name in (
+                "team_offense_game_summary",
+                "team_defense_game_summary",
+                "upcoming_team_game_context",
+                "player_game_summary",
+            ):
                 deliver(setup, name, day)  # 4 of 5, the critical upcoming_player_game_context missing: waiting
             finals[day] = direct_event("upcoming_player_game_context", day)
         warehouse.queries.clear()
@@ -285,7 +336,9 @@ def test_the_gates_of_a_ready_date_are_evaluated_once_whatever_arrives_at_once(g
 
 
 def test_an_owner_that_dies_while_evaluating_the_gates_is_taken_over_without_a_grace(gcp_project, tmp_path):
-    pipeline, warehouse = gated(gcp_project, tmp_path, BEFORE_DEADLINE, **{"spec.orchestrator.receipt_grace_seconds": 30})
+    pipeline, warehouse = gated(
+        gcp_project, tmp_path, BEFORE_DEADLINE, **{"spec.orchestrator.receipt_grace_seconds": 30}
+    )
     try:
         processed_day(warehouse, pipeline.spec, PAST)
         doomed, survivor = pipeline.orchestrator(), pipeline.orchestrator()
@@ -300,7 +353,9 @@ def test_an_owner_that_dies_while_evaluating_the_gates_is_taken_over_without_a_g
         with pytest.raises(SystemExit):
             doomed.handle_event(final)
         assert pipeline.claim(PAST)["messages"] == []  # claimed, nothing to publish yet
-        time.sleep(pipeline.spec.orchestrator.claim_lease_seconds + 0.2)  # the lease ends; the 30 s grace is not waited for
+        time.sleep(
+            pipeline.spec.orchestrator.claim_lease_seconds + 0.2
+        )  # the lease ends; the 30 s grace is not waited for
         decision = survivor.handle_event(final)
         assert decision.outcome == "triggered"
         assert len(pipeline.triggers()) == len(pipeline.spec.processors)
@@ -309,16 +364,22 @@ def test_an_owner_that_dies_while_evaluating_the_gates_is_taken_over_without_a_g
         pipeline.stop()
 
 
-def test_a_takeover_that_finds_the_data_still_short_holds_the_date_and_the_late_run_is_told_later(gcp_project, tmp_path):
+def test_a_takeover_that_finds_the_data_still_short_holds_the_date_and_the_late_run_is_told_later(
+    gcp_project, tmp_path
+):
     """The owner dies while it evaluates the gates; the next delivery is a team run whose rows are still
     missing elsewhere: it takes the claim over, holds the date, and lets the claim go (no crash)."""
-    pipeline, warehouse = gated(gcp_project, tmp_path, BEFORE_DEADLINE, **{"spec.orchestrator.receipt_grace_seconds": 30})
+    pipeline, warehouse = gated(
+        gcp_project, tmp_path, BEFORE_DEADLINE, **{"spec.orchestrator.receipt_grace_seconds": 30}
+    )
     try:
         processed_day(warehouse, pipeline.spec, PAST, skip=("team_defense_game_summary",))
         doomed, survivor = pipeline.orchestrator(), pipeline.orchestrator()
         for name in ("player_game_summary", "upcoming_team_game_context"):
             deliver(doomed, name, PAST)
-        doomed.gates.evaluate = lambda game_date, mode: (_ for _ in ()).throw(SystemExit("killed while evaluating the gates"))
+        doomed.gates.evaluate = lambda game_date, mode: (_ for _ in ()).throw(
+            SystemExit("killed while evaluating the gates")
+        )
         with pytest.raises(SystemExit):
             doomed.handle_event(direct_event("upcoming_player_game_context", PAST))
         time.sleep(pipeline.spec.orchestrator.claim_lease_seconds + 0.2)
@@ -348,11 +409,21 @@ def test_a_follow_up_whose_publish_was_lost_is_finished_by_its_runs_redelivery(g
             return outcomes
 
         orchestrator.publisher.publish_all = answer_lost
-        r2 = direct_event("team_offense_game_summary", PAST, execution_id="run-2", metadata={"rows_fingerprint": "second", "lock_token": 7})
+        r2 = direct_event(
+            "team_offense_game_summary",
+            PAST,
+            execution_id="run-2",
+            metadata={"rows_fingerprint": "second", "lock_token": 7},
+        )
         with pytest.raises(RuntimeError):
             orchestrator.handle_event(r2)
         # A re-run with the same rows arrives before run 2's redelivery: nothing new for Phase 4.
-        r3 = direct_event("team_offense_game_summary", PAST, execution_id="run-3", metadata={"rows_fingerprint": "second", "lock_token": 8})
+        r3 = direct_event(
+            "team_offense_game_summary",
+            PAST,
+            execution_id="run-3",
+            metadata={"rows_fingerprint": "second", "lock_token": 8},
+        )
         assert handle_until_acked(orchestrator, r3).outcome in ("late", "already_triggered")
         # Run 2's redelivery finds its own follow-up's claim and finishes it from the receipt.
         decision = handle_until_acked(orchestrator, r2, attempts=100)

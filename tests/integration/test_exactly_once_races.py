@@ -26,8 +26,8 @@ from google.pubsub_v1.services.publisher.transports import PublisherGrpcTranspor
 from phase3ops.orchestrator.orchestrator import ClaimInFlight, RetryLater
 from phase3ops.orchestrator.phase4_publisher import PublishFailed
 from phase3ops.spec.pipeline import load_pipeline_spec
-from tests.integration.conftest import PAST, exactly_once, make_pipeline, per_date_and_table, short_lease_spec_file
-from tests.integration.test_orchestrator_exactly_once import _direct_event, completing_last, handle_until_acked
+from tests.support.orchestration import completing_last, direct_event, handle_until_acked
+from tests.support.pipelines import PAST, exactly_once, make_pipeline, per_date_and_table, short_lease_spec_file
 
 pytestmark = pytest.mark.emulators
 TRIALS = 20
@@ -38,7 +38,9 @@ GRACE = 0.5  # receipt_grace_seconds: how long after a lease recovery waits for 
 
 @pytest.fixture
 def race(gcp_project, tmp_path):
-    spec = load_pipeline_spec(short_lease_spec_file(tmp_path, lease=LEASE, publish_timeout=PUBLISH_TIMEOUT, receipt_grace=GRACE))
+    spec = load_pipeline_spec(
+        short_lease_spec_file(tmp_path, lease=LEASE, publish_timeout=PUBLISH_TIMEOUT, receipt_grace=GRACE)
+    )
     pipeline = make_pipeline(gcp_project, spec)
     yield pipeline
     pipeline.stop()
@@ -54,8 +56,8 @@ def record_all_but_last(pipeline, instance, dates) -> dict[dt.date, dict]:
     finals = {}
     for day in dates:
         for name in first:
-            assert instance.handle_event(_direct_event(name, day)).outcome == "waiting"
-        finals[day] = _direct_event(final, day)
+            assert instance.handle_event(direct_event(name, day)).outcome == "waiting"
+        finals[day] = direct_event(final, day)
     return finals
 
 
@@ -92,7 +94,9 @@ def race_at_once(handlers: list) -> list[Any]:
 def instances(pipeline, count: int) -> list:
     """Function instances of their own, each with its own clients."""
     return [
-        pipeline.orchestrator(firestore_client=firestore.Client(project=pipeline.project), publisher_client=pubsub_v1.PublisherClient())
+        pipeline.orchestrator(
+            firestore_client=firestore.Client(project=pipeline.project), publisher_client=pubsub_v1.PublisherClient()
+        )
         for _ in range(count)
     ]
 
@@ -245,23 +249,37 @@ def test_simultaneous_reruns_of_one_processor_are_retried_quietly_and_all_record
 
     def rerun(day, index):
         body = completion(processor, day, execution_id=f"rerun-{index}")
-        return {"message": {"data": base64.b64encode(json.dumps(body).encode()).decode(), "messageId": uuid.uuid4().hex,
-                            "publishTime": dt.datetime.now(dt.timezone.utc).isoformat()}}  # fmt: skip
+        return {
+            "message": {
+                "data": base64.b64encode(json.dumps(body).encode()).decode(),
+                "messageId": uuid.uuid4().hex,
+                "publishTime": dt.datetime.now(dt.UTC).isoformat(),
+            }
+        }
 
     events = {(day, i): rerun(day, i) for day in dates for i in range(len(six))}
     with caplog.at_level("INFO", logger="phase3ops"):
-        results = race_at_once([lambda day=day, i=i, o=o: o.handle_event(events[(day, i)]) for day in dates for i, o in enumerate(six)])
+        results = race_at_once(
+            [lambda day=day, i=i, o=o: o.handle_event(events[(day, i)]) for day in dates for i, o in enumerate(six)]
+        )
         retried = 0
         for (key, instance), result in zip([((d, i), o) for d in dates for i, o in enumerate(six)], results):
             if isinstance(result, Exception):
-                assert isinstance(result, RetryLater), repr(result)  # was: google.api_core Aborted / ValueError, logged as a crash
+                assert isinstance(result, RetryLater), repr(
+                    result
+                )  # was: google.api_core Aborted / ValueError, logged as a crash
                 retried += 1
                 handle_until_acked(instance, events[key])
     assert [r.getMessage() for r in caplog.records if r.levelno >= 40] == []
     decisions = [r for r in caplog.records if getattr(r, "event", None) == "phase3_completion"]
     assert len(decisions) == len(events) + retried  # one line per delivery, however often its transaction was retried
     for day in dates:
-        record = race.firestore.collection(race.spec.orchestrator.collections.completions).document(f"{day}_{processor}").get().to_dict()
+        record = (
+            race.firestore.collection(race.spec.orchestrator.collections.completions)
+            .document(f"{day}_{processor}")
+            .get()
+            .to_dict()
+        )
         assert sorted(r["execution_id"] for r in record["runs"]) == [f"rerun-{i}" for i in range(len(six))], day
 
 
@@ -288,8 +306,10 @@ def kill_while_writing(race, emulator_hosts, event) -> None:
     """Hand `event` to an instance of its own that is killed after it read what it would change."""
     doomed = subprocess.Popen(
         [sys.executable, "-c", DOOMED_INSTANCE, race.spec.source, race.project, json.dumps(event)],
-        env={**os.environ, **emulator_hosts, "PYTHONWARNINGS": "ignore"}, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env={**os.environ, **emulator_hosts, "PYTHONWARNINGS": "ignore"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert doomed.stdout.readline().strip() == "writing"
     finally:
@@ -307,8 +327,10 @@ def test_an_instance_killed_before_its_write_leaves_nothing_that_stalls_the_date
     rerun = race.spec.processor_names[0]
     finals = record_all_but_last(race, claimer, dates)
     for day in dates:
-        kill_while_writing(race, emulator_hosts, _direct_event(rerun, day))  # a re-run's record
-        assert survivor.handle_event(_direct_event(rerun, day)).outcome == "waiting"  # the next re-run is recorded at once
+        kill_while_writing(race, emulator_hosts, direct_event(rerun, day))  # a re-run's record
+        assert (
+            survivor.handle_event(direct_event(rerun, day)).outcome == "waiting"
+        )  # the next re-run is recorded at once
 
     def crash(messages, deadline=None):
         raise RuntimeError("instance crashed before publishing")
@@ -331,7 +353,10 @@ def test_an_instance_killed_before_its_write_leaves_nothing_that_stalls_the_date
 def test_malformed_and_foreign_messages_on_the_phase4_topic_do_not_hide_receipts(race, caplog):
     topic = race.publisher.topic_path(race.project, race.spec.topics.phase4_trigger)
     strays = [
-        (json.dumps({"game_date": "28/11/2026", "source_table": "player_game_summary"}).encode(), {"trigger_id": f"{race.spec.name}:28/11/2026:x", "game_date": "28/11/2026"}),
+        (
+            json.dumps({"game_date": "28/11/2026", "source_table": "player_game_summary"}).encode(),
+            {"trigger_id": f"{race.spec.name}:28/11/2026:x", "game_date": "28/11/2026"},
+        ),
         (b"not json at all", {}),
         (b"{}", {"trigger_id": "another-pipeline:2026-11-28:player_game_summary", "game_date": "2026-11-28"}),
     ]
@@ -351,7 +376,9 @@ def test_malformed_and_foreign_messages_on_the_phase4_topic_do_not_hide_receipts
     for day in dates:
         with pytest.raises(RuntimeError):
             claimer.handle_event(finals[day])
-        race.publisher.publish(topic, b"stray", trigger_id=f"{race.spec.name}:{day}", game_date="yesterday").result(timeout=10)
+        race.publisher.publish(topic, b"stray", trigger_id=f"{race.spec.name}:{day}", game_date="yesterday").result(
+            timeout=10
+        )
     wait_for_receipts(race, dates)
     time.sleep(LEASE + 0.2)
 
@@ -485,7 +512,7 @@ def _parsed(pipeline, event):
 
 
 def real_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @pytest.mark.parametrize("fault, trials", [("slow_reads", 5), ("clock_ahead", TRIALS)])

@@ -26,14 +26,16 @@ from google.pubsub_v1.services.publisher.transports import PublisherGrpcTranspor
 from phase3ops.orchestrator.orchestrator import ClaimInFlight, RetryLater
 from phase3ops.orchestrator.phase4_publisher import PublishFailed, PublishOutcome
 from phase3ops.spec.pipeline import load_pipeline_spec
-from tests.integration.conftest import PAST, exactly_once, make_pipeline, short_lease_spec_file
 from tests.support.orchestration import handle_until_acked, record_all_but_last, trial_dates, wait_for_receipts
 from tests.support.phase4 import hand_off
+from tests.support.pipelines import PAST, exactly_once, make_pipeline, short_lease_spec_file
 
 pytestmark = pytest.mark.emulators
 TRIALS = 20
 LEASE, PUBLISH_TIMEOUT = 2, 1
-GRACE = 6  # receipt_grace_seconds: longer than the 3 s delays below, as the shipped 900 s is longer than Eventarc's backoff
+GRACE = (
+    6  # receipt_grace_seconds: longer than the 3 s delays below, as the shipped 900 s is longer than Eventarc's backoff
+)
 LISTEN = LEASE + GRACE + 2  # a late duplicate lands within the grace after a lease: listen at least that long
 
 
@@ -62,7 +64,9 @@ class ReceiptsDown:
 
 @pytest.fixture
 def spec(tmp_path):
-    return load_pipeline_spec(short_lease_spec_file(tmp_path, lease=LEASE, publish_timeout=PUBLISH_TIMEOUT, receipt_grace=GRACE))
+    return load_pipeline_spec(
+        short_lease_spec_file(tmp_path, lease=LEASE, publish_timeout=PUBLISH_TIMEOUT, receipt_grace=GRACE)
+    )
 
 
 def published_then_crashed(instance):
@@ -79,10 +83,16 @@ def published_then_crashed(instance):
 def report(record_property, scenario: str, trials: int, raced: int, result, expected) -> None:
     record_property(
         "hand_off",
-        {"scenario": scenario, "trials": trials, "raced": raced, "duplicate_messages": result.duplicate_messages,
-         "dates_with_duplicates": result.dates_with_duplicate_messages, "duplicate_work": result.duplicate_work,
-         "lost": len(result.lost(expected))},
-    )  # fmt: skip
+        {
+            "scenario": scenario,
+            "trials": trials,
+            "raced": raced,
+            "duplicate_messages": result.duplicate_messages,
+            "dates_with_duplicates": result.dates_with_duplicate_messages,
+            "duplicate_work": result.duplicate_work,
+            "lost": len(result.lost(expected)),
+        },
+    )
 
 
 def assert_exactly_once_work(result, expected) -> None:
@@ -96,11 +106,19 @@ def assert_exactly_once_work(result, expected) -> None:
 
 @pytest.mark.parametrize(
     "down_for, back",
-    [(None, "within_grace"), (None, "after_grace"), ({"team_defense_game_summary", "upcoming_team_game_context"}, "within_grace"),
-     ({"team_defense_game_summary", "upcoming_team_game_context"}, "after_grace")],
-    ids=["all_receipts-back_within_grace", "all_receipts-back_after_grace", "2_of_5_receipts-back_within_grace",
-         "2_of_5_receipts-back_after_grace"],
-)  # fmt: skip
+    [
+        (None, "within_grace"),
+        (None, "after_grace"),
+        ({"team_defense_game_summary", "upcoming_team_game_context"}, "within_grace"),
+        ({"team_defense_game_summary", "upcoming_team_game_context"}, "after_grace"),
+    ],
+    ids=[
+        "all_receipts-back_within_grace",
+        "all_receipts-back_after_grace",
+        "2_of_5_receipts-back_within_grace",
+        "2_of_5_receipts-back_after_grace",
+    ],
+)
 def test_late_receipts_of_a_crashed_publish(gcp_project, spec, tmp_path, record_property, down_for, back):
     """The claimer published every message in one call and died before marking them; the receipts
     function fails (for all five messages, or for two of them) while the claim is recovered."""
@@ -115,7 +133,9 @@ def test_late_receipts_of_a_crashed_publish(gcp_project, spec, tmp_path, record_
             with pytest.raises(RuntimeError):
                 claimer.handle_event(finals[day])
         if down_for:  # the other three receipts arrive
-            wait_for_receipts(pipeline, dates, tables=[t for t in (p.output_table for p in spec.processors) if t not in down_for])
+            wait_for_receipts(
+                pipeline, dates, tables=[t for t in (p.output_table for p in spec.processors) if t not in down_for]
+            )
         time.sleep(LEASE + 0.2)  # every claim's lease is over; receipts are still missing
 
         recoverer = pipeline.orchestrator()
@@ -138,7 +158,14 @@ def test_late_receipts_of_a_crashed_publish(gcp_project, spec, tmp_path, record_
         pipeline.stop()
 
     expected = exactly_once(spec, dates)
-    report(record_property, f"receipts late ({'all' if down_for is None else '2 of 5'}, back {back.replace('_', ' ')})", TRIALS, raced, result, expected)
+    report(
+        record_property,
+        f"receipts late ({'all' if down_for is None else '2 of 5'}, back {back.replace('_', ' ')})",
+        TRIALS,
+        raced,
+        result,
+        expected,
+    )
     assert raced == TRIALS and outage.failed > 0
     assert_exactly_once_work(result, expected)
     if back == "within_grace":  # the producer closes this one by itself
@@ -152,7 +179,9 @@ def test_late_receipts_of_a_crashed_publish(gcp_project, spec, tmp_path, record_
 
 
 @pytest.mark.parametrize("freeze", [3, LEASE + GRACE + 1.5], ids=["3s", "past_lease_and_grace"])
-def test_a_claimer_frozen_between_claim_and_publish_sends_nothing_stale(gcp_project, spec, tmp_path, record_property, freeze):
+def test_a_claimer_frozen_between_claim_and_publish_sends_nothing_stale(
+    gcp_project, spec, tmp_path, record_property, freeze
+):
     """A GC pause or a frozen instance between the claim and the Publish call, on a 2 s lease, while
     Pub/Sub redelivers the completing message to another instance. Frozen 3 s, the other waits for
     the receipt grace and the claimer, awake, finds no lease left; frozen past the lease and the
@@ -203,9 +232,13 @@ def test_a_claimer_frozen_between_claim_and_publish_sends_nothing_stale(gcp_proj
 
     # The race: the other instance came for the claim after its lease ended, while the claimer was still frozen.
     raced = sum(
-        1 for day in dates
-        if any(at < woke.get(day, 0) and ("without a receipt yet" in what or what == "republished") for at, what in attempts[day])
-    )  # fmt: skip
+        1
+        for day in dates
+        if any(
+            at < woke.get(day, 0) and ("without a receipt yet" in what or what == "republished")
+            for at, what in attempts[day]
+        )
+    )
     expected = exactly_once(spec, dates)
     report(record_property, f"claimer frozen {freeze:.1f} s between claim and publish", TRIALS, raced, result, expected)
     assert raced >= TRIALS // 2, f"the redelivery overlapped the freeze in only {raced} of {TRIALS} trials"
@@ -268,8 +301,12 @@ class DelayedPublishBytes(grpc.UnaryUnaryClientInterceptor):
         return _DeadlineExceeded()
 
 
-@pytest.mark.parametrize("delay, within", [(3, True), (LEASE + GRACE + 1.5, False)], ids=["3s-within_grace", "after_grace"])
-def test_a_publish_whose_bytes_arrive_after_the_client_gave_up(gcp_project, spec, tmp_path, emulator_hosts, record_property, delay, within):
+@pytest.mark.parametrize(
+    "delay, within", [(3, True), (LEASE + GRACE + 1.5, False)], ids=["3s-within_grace", "after_grace"]
+)
+def test_a_publish_whose_bytes_arrive_after_the_client_gave_up(
+    gcp_project, spec, tmp_path, emulator_hosts, record_property, delay, within
+):
     pipeline = make_pipeline(gcp_project, spec)
     try:
         network = DelayedPublishBytes(delay)
@@ -306,7 +343,14 @@ def test_a_publish_whose_bytes_arrive_after_the_client_gave_up(gcp_project, spec
         pipeline.stop()
 
     expected = exactly_once(spec, dates)
-    report(record_property, f"publish bytes {delay:.1f} s late ({'within' if within else 'after'} the grace)", TRIALS, raced, result, expected)
+    report(
+        record_property,
+        f"publish bytes {delay:.1f} s late ({'within' if within else 'after'} the grace)",
+        TRIALS,
+        raced,
+        result,
+        expected,
+    )
     assert raced == TRIALS and len(network.landed) == TRIALS
     assert_exactly_once_work(result, expected)
     if within:  # the late publish's receipts arrived within the grace: recovery sent nothing again
@@ -371,23 +415,48 @@ def test_two_deliveries_of_one_message_never_release_each_others_attempt(gcp_pro
 
         threads = [threading.Thread(target=deliver, args=("a", a, day, 0)) for day in dates]
         threads += [threading.Thread(target=deliver, args=("b", b, day, 0.2)) for day in dates]
-        threads += [threading.Thread(target=lambda day=day: (released[day].wait(timeout=30), handle_until_acked(c, finals[day], attempts=400))) for day in dates]  # fmt: skip
+        threads += [
+            threading.Thread(
+                target=lambda day=day: (
+                    released[day].wait(timeout=30),
+                    handle_until_acked(c, finals[day], attempts=400),
+                )
+            )
+            for day in dates
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=120)
         messages = pipeline.triggers(settle_seconds=LISTEN)
         result = hand_off(gcp_project, tmp_path / "phase4.jsonl", messages)
-        owners = [[h["owner"] for h in pipeline.claim(day)["history"] if h["event"] in ("claimed", "taken_over")] for day in dates]
+        owners = [
+            [h["owner"] for h in pipeline.claim(day)["history"] if h["event"] in ("claimed", "taken_over")]
+            for day in dates
+        ]
     finally:
         pipeline.stop()
 
     # The two handlings of one message claimed under owners of their own, never the message id they share.
-    assert all(len(set(o)) == len(o) == 2 and not any(owner == finals[d]["message"]["messageId"] for owner in o) for d, o in zip(dates, owners))
-    overlapped = sum(1 for day in dates if inside["b"][day][0] < inside["a"][day][1])  # A and B handled the message at once
-    raced = sum(1 for day in dates if taken_over[day].is_set() and released[day].is_set())  # A's release came after B's takeover
+    assert all(
+        len(set(o)) == len(o) == 2 and not any(owner == finals[d]["message"]["messageId"] for owner in o)
+        for d, o in zip(dates, owners)
+    )
+    overlapped = sum(
+        1 for day in dates if inside["b"][day][0] < inside["a"][day][1]
+    )  # A and B handled the message at once
+    raced = sum(
+        1 for day in dates if taken_over[day].is_set() and released[day].is_set()
+    )  # A's release came after B's takeover
     expected = exactly_once(spec, dates)
-    report(record_property, "one message delivered twice at once, a stale release", TRIALS, min(overlapped, raced), result, expected)
+    report(
+        record_property,
+        "one message delivered twice at once, a stale release",
+        TRIALS,
+        min(overlapped, raced),
+        result,
+        expected,
+    )
     assert overlapped == TRIALS and raced == TRIALS
     assert_exactly_once_work(result, expected)
     assert result.duplicate_messages == 0  # A's release named its own attempt, which B had taken over: refused

@@ -49,7 +49,11 @@ def test_a_missing_run_is_requested_with_the_message_phase2_sends(phase3_trigger
     [result] = repairs().request([gap()], NOW, "run-1")
     assert (result.outcome, result.attempt, result.ok) == (REQUESTED, 1, True)
     [message] = requests()
-    assert message == {"game_date": "2026-11-20", "processors": ["team_defense_game_summary"], "correlation_id": "repair-run-1-2026-11-20-team_defense_game_summary-1"}
+    assert message == {
+        "game_date": "2026-11-20",
+        "processors": ["team_defense_game_summary"],
+        "correlation_id": "repair-run-1-2026-11-20-team_defense_game_summary-1",
+    }
 
 
 def test_concurrent_reconciliations_request_each_missing_run_once(phase3_trigger):
@@ -58,7 +62,9 @@ def test_concurrent_reconciliations_request_each_missing_run_once(phase3_trigger
     dates = [DAY - dt.timedelta(days=n) for n in range(TRIALS)]
     raced = 0
     for day in dates:
-        first, second = race_at_once([lambda d=day: repairs().request([gap(d)], NOW, "a"), lambda d=day: repairs().request([gap(d)], NOW, "b")])
+        first, second = race_at_once(
+            [lambda d=day: repairs().request([gap(d)], NOW, "a"), lambda d=day: repairs().request([gap(d)], NOW, "b")]
+        )
         outcomes = sorted(r.outcome for r in first + second)
         assert outcomes in ([REQUESTED, RACED], [IN_FLIGHT, REQUESTED]), outcomes
         raced += RACED in outcomes
@@ -71,7 +77,9 @@ def test_a_requested_run_is_not_asked_for_again_until_it_had_its_time_and_at_mos
     repairs, requests = phase3_trigger
     instance = repairs()
     assert [r.outcome for r in instance.request([gap()], NOW, "r1")] == [REQUESTED]
-    assert [r.outcome for r in instance.request([gap()], NOW + instance.patience - dt.timedelta(seconds=1), "r2")] == [IN_FLIGHT]
+    assert [r.outcome for r in instance.request([gap()], NOW + instance.patience - dt.timedelta(seconds=1), "r2")] == [
+        IN_FLIGHT
+    ]
     later = NOW
     bound = SPEC.expected_work.max_repairs_per_date_processor
     for attempt in range(2, bound + 1):
@@ -79,7 +87,10 @@ def test_a_requested_run_is_not_asked_for_again_until_it_had_its_time_and_at_mos
         [result] = instance.request([gap()], later, f"r{attempt + 1}")
         assert (result.outcome, result.attempt) == (REQUESTED, attempt)
     [given_up] = instance.request([gap()], later + instance.patience, "last")
-    assert (given_up.outcome, given_up.ok) == (EXHAUSTED, False) and "phase3ops skip 2026-11-20 team_defense_game_summary" in given_up.detail
+    assert (given_up.outcome, given_up.ok) == (
+        EXHAUSTED,
+        False,
+    ) and "phase3ops skip 2026-11-20 team_defense_game_summary" in given_up.detail
     assert len(requests()) == bound
 
 
@@ -96,7 +107,11 @@ def test_a_run_sends_at_most_its_budget(phase3_trigger):
 def test_reconcile_lists_an_old_gap_and_fix_requests_it(phase3_trigger):
     repairs, requests = phase3_trigger
     issues = reconcile.find_issues(SPEC, {}, NOW, [gap()])
-    assert [(i.game_date, i.kind, i.processor) for i in issues] == [(DAY, reconcile.MISSING_RUN, "team_defense_game_summary")]
+    assert [(i.game_date, i.kind, i.processor) for i in issues] == [
+        (DAY, reconcile.MISSING_RUN, "team_defense_game_summary")
+    ]
     [fixed] = reconcile.fix(None, issues, NOW, repairs())  # no window dates to advance: the orchestrator is not needed
-    assert fixed.ok and fixed.message.startswith("team_defense_game_summary: requested: asked nba-phase3-analytics-processors")
+    assert fixed.ok and fixed.message.startswith(
+        "team_defense_game_summary: requested: asked nba-phase3-analytics-processors"
+    )
     assert len(requests()) == 1

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.integration.test_local_operator_paths import phase3ops, state_of
+from tests.support.cli_process import phase3ops, state_of
 from tests.support.completions import encode
 from tests.support.reference_messages import reference_completion
 
@@ -94,18 +94,25 @@ def test_a_clean_day_tells_one_trigger_and_no_findings(local):
     assert told.returncode == 0, told.stdout + told.stderr
     lines = told.stdout.splitlines()
     header = " ".join(line.strip() for line in lines[:2])
-    assert re.fullmatch(rf"Game date {CLEAN} \(America/New_York\): Phase 4 triggered once \(5 messages, (all_complete|critical_plus_majority_\d+pct)\), "
-                        rf"sent {WHEN}, \d+ h \d\d min after the deadline", header), header  # fmt: skip
+    assert re.fullmatch(
+        rf"Game date {CLEAN} \(America/New_York\): Phase 4 triggered once \(5 messages, (all_complete|critical_plus_majority_\d+pct)\), "
+        rf"sent {WHEN}, \d+ h \d\d min after the deadline",
+        header,
+    ), header
     assert lines[-1] == "No findings: the date is consistent"
     assert max(len(line) for line in lines) <= 100
     story = json.loads(explain(local, CLEAN, "--json").stdout)
     assert story["trigger"]["state"] == "published" and story["findings"] == []
-    assert [p["receipt_message_ids"] for p in story["trigger"]["parts"]] == [[p["message_id"]] for p in story["trigger"]["parts"]]
+    assert [p["receipt_message_ids"] for p in story["trigger"]["parts"]] == [
+        [p["message_id"]] for p in story["trigger"]["parts"]
+    ]
     assert {t["table"]: (t["rows"], t["duplicates"], t["status"]) for t in story["tables"]} == {
-        "player_game_summary": (52, 0, "success"), "team_offense_game_summary": (4, 0, "success"),
-        "team_defense_game_summary": (4, 0, "success"), "upcoming_player_game_context": (52, 0, "success"),
+        "player_game_summary": (52, 0, "success"),
+        "team_offense_game_summary": (4, 0, "success"),
+        "team_defense_game_summary": (4, 0, "success"),
+        "upcoming_player_game_context": (52, 0, "success"),
         "upcoming_team_game_context": (4, 0, "success"),
-    }  # fmt: skip
+    }
 
 
 def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
@@ -145,14 +152,22 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
         return found[0]
 
     # The killed processor instance: granted the lock, died; the service's run took the lock over.
-    doomed = position(r"player_game_summary: lock token (\d+) granted to chaos-doomed-instance: no completion came from it")
-    takeover = position(r"player_game_summary: lock token \d+ taken over by vm:\w+ from chaos-doomed-instance \(its lease ran out\)")
+    doomed = position(
+        r"player_game_summary: lock token (\d+) granted to chaos-doomed-instance: no completion came from it"
+    )
+    takeover = position(
+        r"player_game_summary: lock token \d+ taken over by vm:\w+ from chaos-doomed-instance \(its lease ran out\)"
+    )
     pgs_run = position(
         r"player_game_summary: success, 78 rows, lock token \d+ held by vm:\w+, took [\d.]+ s: recorded .*\(run player_game_summary-\S+\)"
     )
     # The killed orchestrator: claimed, sent 2 of 5, died; the next delivery found 2 receipts and sent the other 3.
-    claimed = position(r"trigger: claimed by delivery \d+ \(handling \w+\): overnight, critical_plus_majority_60pct on 3 completions; 5 Phase 4 messages")
-    confirmed = position(r"trigger: \w+, \w+ confirmed sent by their receipts \(found by delivery \d+ \(handling \w+\)\): not re-sent")
+    claimed = position(
+        r"trigger: claimed by delivery \d+ \(handling \w+\): overnight, critical_plus_majority_60pct on 3 completions; 5 Phase 4 messages"
+    )
+    confirmed = position(
+        r"trigger: \w+, \w+ confirmed sent by their receipts \(found by delivery \d+ \(handling \w+\)\): not re-sent"
+    )
     taken = position(
         r"trigger: claim taken over by delivery \d+ \(handling \w+\) from delivery \d+ \(handling \w+\) \(attempt 2\): its lease and "
         r"the receipt grace ran out"
@@ -162,7 +177,9 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
     # The late scraper: the team processors' successful runs came after the trigger, and each table's new
     # rows earned Phase 4 one follow-up.
     for table in ("team_offense_game_summary", "team_defense_game_summary"):
-        late = position(rf"{table}: success, 6 rows, lock token \d+ held by vm:\w+, took [\d.]+ s: late, after the trigger; recorded .*")
+        late = position(
+            rf"{table}: success, 6 rows, lock token \d+ held by vm:\w+, took [\d.]+ s: late, after the trigger; recorded .*"
+        )
         follow_up = position(rf"trigger: follow-up for {table} sent \(\d+, confirmed by publisher\)")
         assert claimed < late and complete < follow_up
     # Phase 4 got one message per table and one per follow-up, each seen once by the receipts recorder.
@@ -175,7 +192,9 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
 
     # The summaries after the timeline, line by line.
     rest = told[end + 1 :]
-    assert rest[0] == "Readiness (the rules of pipeline.yaml over the counting completions; * the mode that applies now)"
+    assert (
+        rest[0] == "Readiness (the rules of pipeline.yaml over the counting completions; * the mode that applies now)"
+    )
     assert rest[1] == "overnight*  past      ready: all_complete: 5/5 of overnight's processors"
     assert rest[2] == "same_day    today     ready: all_complete: 2/2 of same_day's processors"
     assert rest[3] == "tomorrow    tomorrow  ready: all_complete: 2/2 of tomorrow's processors"
@@ -186,18 +205,23 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
     assert all(line.endswith("took it") for line in rest[9:14])
     parts = {line.split()[0]: line.split()[2:4] for line in rest[9:14]}
     assert {table: by for table, (by, _) in parts.items()} == {
-        "player_game_summary": "receipt", "team_offense_game_summary": "receipt", "team_defense_game_summary": "publisher",
-        "upcoming_player_game_context": "publisher", "upcoming_team_game_context": "publisher",
-    }  # fmt: skip
+        "player_game_summary": "receipt",
+        "team_offense_game_summary": "receipt",
+        "team_defense_game_summary": "publisher",
+        "upcoming_player_game_context": "publisher",
+        "upcoming_team_game_context": "publisher",
+    }
     assert {receipts for _, receipts in parts.values()} == {"1"}
     assert rest[14] == ""
     assert rest[15] == "Warehouse: the date's rows per Phase 3 table, and its completion record"
     rows = {line.split()[0]: line.split()[1:5] for line in rest[18:23]}
     assert rows == {
-        "player_game_summary": ["78", "0", "success", "78"], "team_offense_game_summary": ["6", "0", "success", "6"],
-        "team_defense_game_summary": ["6", "0", "success", "6"], "upcoming_player_game_context": ["78", "0", "success", "78"],
+        "player_game_summary": ["78", "0", "success", "78"],
+        "team_offense_game_summary": ["6", "0", "success", "6"],
+        "team_defense_game_summary": ["6", "0", "success", "6"],
+        "upcoming_player_game_context": ["78", "0", "success", "78"],
         "upcoming_team_game_context": ["6", "0", "success", "6"],
-    }  # fmt: skip
+    }
     assert rest[23:] == [
         "",
         "note: triggered degraded at its deadline: data_exists, record_counts, game_count still failed;",
@@ -226,9 +250,14 @@ def test_an_incomplete_date_says_what_is_missing(local, monkeypatch):
     publish(
         local,
         monkeypatch,
-        [encode(reference_completion(name, INCOMPLETE)) for name in ("team_offense_game_summary", "upcoming_team_game_context")],
+        [
+            encode(reference_completion(name, INCOMPLETE))
+            for name in ("team_offense_game_summary", "upcoming_team_game_context")
+        ],
     )
-    told = wait_for(lambda: (r := explain(local, INCOMPLETE)).returncode == 1 and "upcoming_team_game_context" in r.stdout and r)
+    told = wait_for(
+        lambda: (r := explain(local, INCOMPLETE)).returncode == 1 and "upcoming_team_game_context" in r.stdout and r
+    )
     lines = told.stdout.splitlines()
     assert lines[0] == f"Game date {INCOMPLETE} (America/New_York): Phase 4 not triggered"
     assert "overnight*  past      not ready: overnight waiting: 2/5 of overnight's processors, critical" in told.stdout

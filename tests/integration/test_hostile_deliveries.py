@@ -21,9 +21,9 @@ from phase3ops.input_bounds import EXCERPT_CHARS, STORED_PREFIX_BYTES
 from phase3ops.locking.lease_lock import LeaseLocks
 from phase3ops.logs import JsonLineFormatter
 from phase3ops.rejected_messages import POISON_AFTER_FAILURES
-from tests.integration.conftest import exactly_once, per_date_and_table
 from tests.support.completions import completion
 from tests.support.orchestration import completing_last, direct_event
+from tests.support.pipelines import exactly_once, per_date_and_table
 
 pytestmark = pytest.mark.emulators
 
@@ -56,7 +56,14 @@ HOSTILE = {
     "metadata over 1 MiB": body(metadata={"blob": "x" * (1100 * 1024)}),
     "JSON 100,000 deep": b'{"metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     "integer of 5,000 digits": body().replace(b'"record_count": 10', b'"record_count": ' + b"7" * 5000),
-    "619 KB of bad values": json.dumps({**completion("player_game_summary", PAST), "status": "s" * 206_000, "execution_id": "e" * 206_000, "correlation_id": "c" * 206_000}).encode(),
+    "619 KB of bad values": json.dumps(
+        {
+            **completion("player_game_summary", PAST),
+            "status": "s" * 206_000,
+            "execution_id": "e" * 206_000,
+            "correlation_id": "c" * 206_000,
+        }
+    ).encode(),
     "year 1": body("0001-01-01"),
     "year 9999": body("9999-12-31"),
 }
@@ -84,7 +91,10 @@ def test_a_message_that_can_never_be_valid_is_stored_bounded_and_acknowledged(pi
 @pytest.mark.parametrize(
     "message, field",
     [
-        ({"messageId": "projects/p/messages/1"}, None),  # a slash: processed, and kept under its hash if it were rejected
+        (
+            {"messageId": "projects/p/messages/1"},
+            None,
+        ),  # a slash: processed, and kept under its hash if it were rejected
         ({"attributes": [["trigger_id", "x"]]}, "message.attributes"),
         ({"attributes": {"k": {"nested": 1}}}, "message.attributes.k"),
         ({"messageId": ["1"]}, "message.messageId"),
@@ -98,7 +108,11 @@ def test_a_malformed_delivery_is_stored_and_acknowledged(pipeline, message, fiel
 
     assert decision.outcome == "rejected"
     assert (decision.extra["field"] if field else "status") == (field or "status")
-    stored = pipeline.firestore.collection(pipeline.spec.orchestrator.collections.rejected).document(decision.extra["stored_as"]).get()
+    stored = (
+        pipeline.firestore.collection(pipeline.spec.orchestrator.collections.rejected)
+        .document(decision.extra["stored_as"])
+        .get()
+    )
     assert stored.exists and "/" not in stored.id
 
 
@@ -115,7 +129,12 @@ def test_a_message_that_keeps_failing_is_stored_as_poison_and_acknowledged_after
         stats = pipeline.deliver(orchestrator.handle_event)
 
     assert len(stats.failures) == POISON_AFTER_FAILURES - 1 and stats.acked == {message_id}
-    stored = pipeline.firestore.collection(pipeline.spec.orchestrator.collections.rejected).document(message_id).get().to_dict()
+    stored = (
+        pipeline.firestore.collection(pipeline.spec.orchestrator.collections.rejected)
+        .document(message_id)
+        .get()
+        .to_dict()
+    )
     assert stored["kind"] == "poison" and stored["failures"] == POISON_AFTER_FAILURES and "KeyError" in stored["reason"]
     assert stored["data"] == json.dumps(completion("player_game_summary", PAST)).encode() or stored["data_length"] > 0
     assert [r.levelname for r in caplog.records if getattr(r, "outcome", None) == "poisoned"] == ["ERROR"]
@@ -141,7 +160,9 @@ def test_a_transient_failure_never_makes_a_message_poison(pipeline):
     assert len(stats.failures) == POISON_AFTER_FAILURES + 2 and stats.acked == {message_id}
     records, _ = orchestrator.store.records_for_date(PAST, ["player_game_summary"])
     assert records["player_game_summary"].message_id == message_id  # recorded once Firestore came back
-    rejected = pipeline.firestore.collection(pipeline.spec.orchestrator.collections.rejected).where(filter=firestore.FieldFilter("kind", "==", "poison"))
+    rejected = pipeline.firestore.collection(pipeline.spec.orchestrator.collections.rejected).where(
+        filter=firestore.FieldFilter("kind", "==", "poison")
+    )
     assert list(rejected.stream()) == []
 
 
@@ -159,7 +180,9 @@ def test_a_lock_token_the_lock_never_granted_neither_refuses_later_runs_nor_wins
     lease.release()
 
     with caplog.at_level("WARNING", logger="phase3ops.orchestrator"):
-        decision = orchestrator.handle_event(direct_event(last, PAST, execution_id="real", metadata={"lock_token": lease.token}))
+        decision = orchestrator.handle_event(
+            direct_event(last, PAST, execution_id="real", metadata={"lock_token": lease.token})
+        )
 
     assert (decision.record, decision.outcome) == ("updated", "triggered")
     assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
@@ -174,9 +197,13 @@ def test_a_granted_token_still_refuses_the_run_it_superseded(pipeline):
     older.release()
     newer = locks.acquire("player_game_summary", PAST, owner="successor")
     newer.release()
-    orchestrator.handle_event(direct_event("player_game_summary", PAST, execution_id="new", metadata={"lock_token": newer.token}))
+    orchestrator.handle_event(
+        direct_event("player_game_summary", PAST, execution_id="new", metadata={"lock_token": newer.token})
+    )
 
-    decision = orchestrator.handle_event(direct_event("player_game_summary", PAST, execution_id="old", metadata={"lock_token": older.token}))
+    decision = orchestrator.handle_event(
+        direct_event("player_game_summary", PAST, execution_id="old", metadata={"lock_token": older.token})
+    )
 
     assert decision.record == "refused_stale_token"
 

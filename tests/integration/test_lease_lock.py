@@ -77,7 +77,9 @@ def test_renewal_keeps_a_long_run_locked(locks):
     with locks.acquire("player_game_summary", DAY, owner="long-run") as lease:
         time.sleep(4)  # well past the 1.5 s lease; renewed every 0.5 s
         with pytest.raises(LockBusy):
-            LeaseLocks(locks._client, "locks", lease_seconds=1.5, max_wait_seconds=0.2).acquire("player_game_summary", DAY)
+            LeaseLocks(locks._client, "locks", lease_seconds=1.5, max_wait_seconds=0.2).acquire(
+                "player_game_summary", DAY
+            )
         lease.ensure_current()
     assert lock_document(locks)["owner"] is None
 
@@ -144,7 +146,7 @@ def test_a_lease_is_measured_in_firestores_time_not_a_skewed_host_clock(locks):
         "locks",
         lease_seconds=1.5,
         max_wait_seconds=0.3,
-        clock=lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1),
+        clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
     )
     with pytest.raises(LockBusy, match="held by holder"):
         an_hour_ahead.acquire("player_game_summary", DAY, owner="skewed")

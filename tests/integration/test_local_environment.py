@@ -17,6 +17,7 @@ import sys
 
 import pytest
 
+from tests.support.processes import alive, group_members
 from tests.support.repo_copy import REPO_ROOT
 
 pytestmark = pytest.mark.emulators
@@ -34,15 +35,6 @@ def phase3ops(*args: str, env: dict[str, str] | None = None, timeout: float = 60
         text=True,
         timeout=timeout,
     )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
 
 
 def test_local_environment_end_to_end(tmp_path):
@@ -64,7 +56,7 @@ def test_local_environment_end_to_end(tmp_path):
             assert day.stdout.rstrip().endswith("No findings: the date is consistent")  # the date's story ends the day
             assert f"Phase 4 (stand-in) for {date}: mode=overnight" in day.stdout
 
-        env = {k: v for k, v in _local_env(run_dir).items()}
+        env = dict(_local_env(run_dir).items())
         orchestrator_log = (run_dir / "logs" / "orchestrator.log").read_text()
         decisions = [json.loads(line) for line in orchestrator_log.splitlines() if line.startswith("{")]
         published = [d for d in decisions if d.get("outcome") in ("triggered", "republished")]
@@ -73,15 +65,28 @@ def test_local_environment_end_to_end(tmp_path):
         assert "exited with code 137" in orchestrator_log
         ledger = [json.loads(line) for line in (run_dir / "data" / "phase4-accepted.jsonl").read_text().splitlines()]
         work = collections.Counter(entry["trigger_id"] for entry in ledger if entry["work_started"])
-        tables = ["player_game_summary", "team_offense_game_summary", "team_defense_game_summary", "upcoming_player_game_context", "upcoming_team_game_context"]
+        tables = [
+            "player_game_summary",
+            "team_offense_game_summary",
+            "team_defense_game_summary",
+            "upcoming_player_game_context",
+            "upcoming_team_game_context",
+        ]
         # The dates are long past their deadline: each was triggered degraded while the late scraper's team tables
         # were empty, and each team table's rows earned one follow-up. Phase 4's work ran once per message.
-        late = {table: [e["trigger_id"] for e in ledger if e["source_table"] == table and e["follow_up"]] for table in tables[1:3]}
+        late = {
+            table: [e["trigger_id"] for e in ledger if e["source_table"] == table and e["follow_up"]]
+            for table in tables[1:3]
+        }
         assert all(len(ids) == len(DATES) for ids in late.values()), late
-        assert work == {f"nba-phase3-to-phase4:{date}:{table}": 1 for date in DATES for table in tables} | {i: 1 for ids in late.values() for i in ids}
+        assert work == {f"nba-phase3-to-phase4:{date}:{table}": 1 for date in DATES for table in tables} | {
+            i: 1 for ids in late.values() for i in ids
+        }
         receipts_log = (run_dir / "logs" / "receipts.log").read_text()
         assert receipts_log.count('"outcome": "recorded"') == len(DATES) * (len(tables) + 2)
-        assert receipts_log.count("chaos: the receipt of") >= len(DATES)  # one receipt a day came after the claim's lease
+        assert receipts_log.count("chaos: the receipt of") >= len(
+            DATES
+        )  # one receipt a day came after the claim's lease
         assert '"phase4_trigger_duplicate"' not in receipts_log
         service_log = (run_dir / "logs" / "analytics-service.log").read_text()
         assert service_log.count('"event": "lock_takeover"') == len(DATES)
@@ -96,12 +101,28 @@ def test_local_environment_end_to_end(tmp_path):
 
         # A processor nobody triggers: the story names the owed run, reconcile --fix re-requests it once,
         # Phase 4 gets its table as a follow-up, and the day ends healthy.
-        lost = phase3ops("local", "run-day", "--run-dir", str(run_dir), "--date", NEVER_RUN_DATE, "--games", "2", "--never-run", "team_defense_game_summary")
+        lost = phase3ops(
+            "local",
+            "run-day",
+            "--run-dir",
+            str(run_dir),
+            "--date",
+            NEVER_RUN_DATE,
+            "--games",
+            "2",
+            "--never-run",
+            "team_defense_game_summary",
+        )
         assert lost.returncode == 0, lost.stdout[-4000:] + lost.stderr[-3000:] + _log_tails(run_dir)
         first_story, _, after_repair = lost.stdout.partition("reconcile --fix: 1 owed run(s) missing")
         assert "owed run missing: team_defense_game_summary (no run;" in first_story
-        assert "team_defense_game_summary: requested: asked nba-phase3-analytics-processors to run it (attempt 1" in after_repair
-        assert "\nAll checks passed\n" in after_repair and after_repair.rstrip().endswith("No findings: the date is consistent")
+        assert (
+            "team_defense_game_summary: requested: asked nba-phase3-analytics-processors to run it (attempt 1"
+            in after_repair
+        )
+        assert "\nAll checks passed\n" in after_repair and after_repair.rstrip().endswith(
+            "No findings: the date is consistent"
+        )
         assert "reconcile --fix re-requested the run (attempt 1" in after_repair  # the story tells the repair
     finally:
         down = phase3ops("local", "down", "--run-dir", str(run_dir))
@@ -109,20 +130,6 @@ def test_local_environment_end_to_end(tmp_path):
     assert not [name for name, pid in pids.items() if alive(pid)]
     assert not [pid for pid in pids.values() if group_members(pid)]  # children too (the emulators' JVMs, workers)
     assert not (run_dir / "state.json").exists()
-
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry))
-    return members
 
 
 def _local_env(run_dir) -> dict[str, str]:

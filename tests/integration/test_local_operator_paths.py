@@ -19,23 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_local_environment import alive, group_members
+from tests.support.cli_process import phase3ops, state_of
+from tests.support.processes import alive, group_members
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
 pytestmark = pytest.mark.emulators
-TABLES = ["player_game_summary", "team_offense_game_summary", "team_defense_game_summary", "upcoming_player_game_context", "upcoming_team_game_context"]
-
-
-def phase3ops(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None, timeout: float = 400) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_") and k != "GOOGLE_CLOUD_PROJECT"}
-    return subprocess.run(
-        [sys.executable, "-m", "phase3ops.cli", *args], cwd=cwd, env={**clean, "PYTHONWARNINGS": "ignore", **(env or {})},
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-
-
-def state_of(run_dir: Path) -> dict:
-    return json.loads((run_dir / "state.json").read_text())
+TABLES = [
+    "player_game_summary",
+    "team_offense_game_summary",
+    "team_defense_game_summary",
+    "upcoming_player_game_context",
+    "upcoming_team_game_context",
+]
 
 
 def accepted(run_dir: Path, date: str) -> dict[str, int]:
@@ -59,7 +54,9 @@ def test_up_repairs_whatever_died_and_the_day_knows_what_to_expect(tmp_path):
             os.killpg(os.getpgid(state_of(run_dir)["components"][key]["pid"]), signal.SIGKILL)
             time.sleep(0.5)
             status = phase3ops("local", "status", "--run-dir", str(run_dir))
-            assert status.returncode == 1 and ("stopped" in status.stdout or "not answering" in status.stdout), status.stdout
+            assert status.returncode == 1 and ("stopped" in status.stdout or "not answering" in status.stdout), (
+                status.stdout
+            )
             again = phase3ops("local", "up", "--run-dir", str(run_dir))
             assert again.returncode == 0, again.stdout + again.stderr
             status = phase3ops("local", "status", "--run-dir", str(run_dir))
@@ -78,7 +75,7 @@ def test_up_repairs_whatever_died_and_the_day_knows_what_to_expect(tmp_path):
         assert time.monotonic() - clock < 120  # was: waited 240 s for a trigger that could not come, then exit 1
         assert accepted(run_dir, day) == dict.fromkeys(TABLES, 1)
 
-        ahead = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=6)).date().isoformat()
+        ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=6)).date().isoformat()
         future = phase3ops("local", "run-day", "--run-dir", str(run_dir), "--date", ahead, "--games", "2")
         assert future.returncode == 0, future.stdout[-3000:]
         assert "days ahead: no mode triggers it yet" in future.stdout.splitlines()[0]
@@ -88,10 +85,16 @@ def test_up_repairs_whatever_died_and_the_day_knows_what_to_expect(tmp_path):
         env = phase3ops("local", "env", "--run-dir", str(run_dir))
         assert env.returncode == 0 and "export FIRESTORE_EMULATOR_HOST=" in env.stdout
         check = subprocess.run(
-            ["bash", "-c", f'eval "$1" && scripts/phase3_health_check.sh --date {day}', "_", env.stdout], cwd=REPO_ROOT,
-            env={k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert check.returncode == 0 and check.stdout.rstrip().endswith("All checks passed"), check.stdout + check.stderr
+            ["bash", "-c", f'eval "$1" && scripts/phase3_health_check.sh --date {day}', "_", env.stdout],
+            cwd=REPO_ROOT,
+            env={k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert check.returncode == 0 and check.stdout.rstrip().endswith("All checks passed"), (
+            check.stdout + check.stderr
+        )
 
         # down then up: Firestore's data comes back, so the warehouse's rows still have their completions.
         down = phase3ops("local", "down", "--run-dir", str(run_dir))
@@ -115,12 +118,28 @@ def test_chaos_is_undone_on_ctrl_c_and_a_killed_day_leaves_nothing_down_cannot_s
     run_dir = tmp_path / "local"
     assert phase3ops("local", "up", "--run-dir", str(run_dir)).returncode == 0
     env = {**{k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}, "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "phase3ops.cli", "local", "run-day", "--run-dir", str(run_dir), "--games", "2", "--chaos"]
+    command = [
+        sys.executable,
+        "-m",
+        "phase3ops.cli",
+        "local",
+        "run-day",
+        "--run-dir",
+        str(run_dir),
+        "--games",
+        "2",
+        "--chaos",
+    ]
     try:
         day = subprocess.Popen(
-            [*command, "--date", "2026-11-22"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [*command, "--date", "2026-11-22"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             preexec_fn=as_from_a_terminal,
-        )  # fmt: skip
+        )
         output = ""
         for line in day.stdout:
             output += line
@@ -137,17 +156,30 @@ def test_chaos_is_undone_on_ctrl_c_and_a_killed_day_leaves_nothing_down_cannot_s
         assert "exited with code 137" not in (run_dir / "logs" / "orchestrator.log").read_text()
         assert plain.stdout.rstrip().endswith("No findings: the date is consistent"), plain.stdout[-3000:]
         # The interrupted day left 2026-11-22's runs owed: the ledger says so in the next day's health check, and only that.
-        failed = [line.split("]", 1)[1].split()[:2] for line in plain.stdout.splitlines() if line.startswith("[FAILED]")]
-        assert failed == [["Expected", "work"]] and "    - 2026-11-22 " in plain.stdout and plain.returncode == 1, plain.stdout[-3000:]
+        failed = [
+            line.split("]", 1)[1].split()[:2] for line in plain.stdout.splitlines() if line.startswith("[FAILED]")
+        ]
+        assert failed == [["Expected", "work"]] and "    - 2026-11-22 " in plain.stdout and plain.returncode == 1, (
+            plain.stdout[-3000:]
+        )
 
         # A run-day killed outright cannot undo anything; its helper is in the state, so `down` stops it.
         # Killed once the holder holds its lock (the day publishes Phase 2's messages right after): a holder killed
         # earlier would die by itself writing "holding" into its dead parent's pipe, and leave nothing to stop.
-        day = subprocess.Popen([*command, "--date", "2026-11-24"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        day = subprocess.Popen(
+            [*command, "--date", "2026-11-24"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for line in day.stdout:
             if "Phase 2 -> " in line:
                 break
-        assert [c for k, c in state_of(run_dir)["components"].items() if k.startswith("helper:")], "the chaos day never started its lock holder"
+        assert [c for k, c in state_of(run_dir)["components"].items() if k.startswith("helper:")], (
+            "the chaos day never started its lock holder"
+        )
         day.kill()
         day.wait(timeout=10)
         [helper] = [c for k, c in state_of(run_dir)["components"].items() if k.startswith("helper:")]
@@ -169,7 +201,9 @@ def test_a_broken_spec_starts_nothing_and_an_edited_one_is_applied(tmp_path):
 
     broken = phase3ops("local", "up", "--repo", str(repo), "--run-dir", str(run_dir))
     assert broken.returncode == 2
-    assert f"{spec}:{line}: spec.modes[0].min_fraction: 6 is greater than the maximum of 1" in broken.stderr  # the user's file and line
+    assert (
+        f"{spec}:{line}: spec.modes[0].min_fraction: 6 is greater than the maximum of 1" in broken.stderr
+    )  # the user's file and line
     assert not (run_dir / "state.json").exists() or not state_of(run_dir)["components"]  # nothing was started
 
     spec.write_text(good)
@@ -180,7 +214,11 @@ def test_a_broken_spec_starts_nothing_and_an_edited_one_is_applied(tmp_path):
         edited = phase3ops("local", "up", "--repo", str(repo), "--run-dir", str(run_dir))
         assert edited.returncode == 0 and "changed: regenerating" in edited.stdout, edited.stdout
         after = {k: c["pid"] for k, c in state_of(run_dir)["components"].items()}
-        assert {k for k in before if before[k] != after[k]} == {"analytics", "orchestrator", "receipts"}  # what reads the spec
+        assert {k for k in before if before[k] != after[k]} == {
+            "analytics",
+            "orchestrator",
+            "receipts",
+        }  # what reads the spec
         assert "max_wait_seconds: 90" in (run_dir / "pipeline.yaml").read_text()
 
         # A spec the schema accepts but a service cannot run: `up` stops part-way and says what it left running.

@@ -28,7 +28,7 @@ from tests.support.delivery import deliver_all, pull_everything
 from tests.support.repo_copy import REPO_ROOT
 
 pytestmark = pytest.mark.emulators
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -43,7 +43,9 @@ class Deployment:
     dates: list[dt.date]
 
     def run_processors(self, day: dt.date, processors=None) -> None:
-        runner = build_runner(self.spec, self.project, warehouse=self.warehouse, firestore_client=firestore.Client(project=self.project))
+        runner = build_runner(
+            self.spec, self.project, warehouse=self.warehouse, firestore_client=firestore.Client(project=self.project)
+        )
         runner.prepare()
         for name in processors or self.spec.processor_names:
             runner.run(name, day)
@@ -61,7 +63,9 @@ class Deployment:
         return counts == {(str(day), p.output_table): 1 for day in days for p in self.spec.processors}
 
     def script(self, name: str, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(REPO_ROOT / "scripts" / name), *args], env=self.env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [str(REPO_ROOT / "scripts" / name), *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
 
 
 @pytest.fixture
@@ -103,14 +107,16 @@ def test_a_healthy_pipeline_passes_every_check(deployment):
     assert any(line.startswith("[SKIPPED] Deployment state") for line in lines)
     assert "\x1b[" not in result.stdout  # no colour codes for grep to trip over
     reconcile = deployment.script("reconcile_phase3_completion.py", "--days", "4")
-    assert reconcile.returncode == 0 and reconcile.stdout.splitlines()[-1] == "No issues found - all dates are consistent"
+    assert (
+        reconcile.returncode == 0 and reconcile.stdout.splitlines()[-1] == "No issues found - all dates are consistent"
+    )
 
 
 def test_rows_without_a_completion_are_found_and_repaired_with_exactly_one_trigger(deployment):
     day = deployment.dates[-1] + dt.timedelta(days=1) - dt.timedelta(days=5)  # a fresh past date
     write_game_day(deployment.warehouse, deployment.spec, generate_game_day(deployment.spec, day, games=2, seed=12))
     deployment.run_processors(day)
-    deployment.subscriber.seek(request={"subscription": deployment.completions, "time": dt.datetime.now(dt.timezone.utc)})
+    deployment.subscriber.seek(request={"subscription": deployment.completions, "time": dt.datetime.now(dt.UTC)})
     # A backfill: player_game_summary's completion never reached the orchestrator.
     orchestrator = build_orchestrator(deployment.spec, deployment.project, warehouse=deployment.warehouse)
     for name in deployment.spec.processor_names[1:]:
@@ -143,7 +149,7 @@ def test_a_stale_pending_claim_is_reported_then_finished_once(deployment):
     day = deployment.dates[0] - dt.timedelta(days=3)
     write_game_day(deployment.warehouse, deployment.spec, generate_game_day(deployment.spec, day, games=2, seed=13))
     deployment.run_processors(day)
-    deployment.subscriber.seek(request={"subscription": deployment.completions, "time": dt.datetime.now(dt.timezone.utc)})
+    deployment.subscriber.seek(request={"subscription": deployment.completions, "time": dt.datetime.now(dt.UTC)})
     orchestrator = build_orchestrator(deployment.spec, deployment.project, warehouse=deployment.warehouse)
     for name in deployment.spec.processor_names:
         orchestrator.store.record(*_completion(deployment.spec, name, day, deployment.warehouse))
@@ -156,8 +162,10 @@ def test_a_stale_pending_claim_is_reported_then_finished_once(deployment):
     crashed.publisher.publish_all = killed
     with pytest.raises(SystemExit):
         crashed.advance(day, owner="crashed-instance")
-    an_hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
-    crashed.claims.document(day).update({"claimed_at": an_hour_ago, "lease_started_at": an_hour_ago})  # an hour has passed
+    an_hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    crashed.claims.document(day).update(
+        {"claimed_at": an_hour_ago, "lease_started_at": an_hour_ago}
+    )  # an hour has passed
 
     health = deployment.script("phase3_health_check.sh", "--date", str(day))
     assert health.returncode == 1 and "pending for 60 min (limit 30)" in health.stdout
@@ -176,7 +184,10 @@ def test_duplicates_are_counted_by_each_tables_primary_key(deployment):
     deployment.warehouse.append(table, rows[:2])
     result = deployment.script("phase3_health_check.sh", "--days", "4")
     assert result.returncode == 1
-    assert f"- nba_analytics.team_defense_game_summary {day}: 2 rows beyond one per (game_date, team_abbr)" in result.stdout
+    assert (
+        f"- nba_analytics.team_defense_game_summary {day}: 2 rows beyond one per (game_date, team_abbr)"
+        in result.stdout
+    )
     assert "[FAILED] Duplicate rows" in " ".join(result.stdout.split())
 
 
@@ -199,7 +210,9 @@ def test_a_late_first_scrape_fails_in_the_same_day_and_time_zone(deployment):
 
 def test_a_game_date_left_untriggered_fails_and_a_date_without_games_owes_nothing(deployment):
     game_day = deployment.dates[0] - dt.timedelta(days=2)  # games scraped, processors never ran, deadline long past
-    write_game_day(deployment.warehouse, deployment.spec, generate_game_day(deployment.spec, game_day, games=2, seed=15))
+    write_game_day(
+        deployment.warehouse, deployment.spec, generate_game_day(deployment.spec, game_day, games=2, seed=15)
+    )
     off_day = game_day - dt.timedelta(days=1)  # nothing at all: an off-day
 
     result = deployment.script("phase3_health_check.sh", "--date", str(game_day), "--json")
@@ -208,7 +221,9 @@ def test_a_game_date_left_untriggered_fails_and_a_date_without_games_owes_nothin
     [check] = [c for c in report["checks"] if c["name"] == "game_day_triggers"]
     assert check["status"] == "failed"
     due = game_day + dt.timedelta(days=1)
-    assert check["findings"] == [f"{game_day}: 2 games, trigger deadline {due:%m-%d} 10:00 (overnight) passed, Phase 4 not triggered (no trigger claim)"]
+    assert check["findings"] == [
+        f"{game_day}: 2 games, trigger deadline {due:%m-%d} 10:00 (overnight) passed, Phase 4 not triggered (no trigger claim)"
+    ]
     assert report["metrics"]["untriggered_game_dates"] == 1.0
 
     quiet = json.loads(deployment.script("phase3_health_check.sh", "--date", str(off_day), "--json").stdout)
@@ -218,10 +233,18 @@ def test_a_game_date_left_untriggered_fails_and_a_date_without_games_owes_nothin
 
 def test_could_not_check_is_exit_2_never_a_pass(deployment):
     broken = dict(deployment.env, PHASE3OPS_WAREHOUSE="oracle://nope")
-    result = subprocess.run([str(REPO_ROOT / "scripts/phase3_health_check.sh")], env=broken, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts/phase3_health_check.sh")], env=broken, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "PHASE3OPS_WAREHOUSE='oracle://nope'" in result.stderr
     missing = {k: v for k, v in deployment.env.items() if k != "GOOGLE_CLOUD_PROJECT"}
-    result = subprocess.run([str(REPO_ROOT / "scripts/reconcile_phase3_completion.py"), "--days", "2"], env=missing, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts/reconcile_phase3_completion.py"), "--days", "2"],
+        env=missing,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "GOOGLE_CLOUD_PROJECT" in result.stderr
 
 
@@ -240,13 +263,26 @@ def test_a_year_is_read_in_the_same_round_trips_as_a_day(deployment):
 
         setattr(obj, name, wrapped)
 
-    for obj, name in ((orchestrator.store, "records_between"), (orchestrator.claims, "claims_between"), (deployment.warehouse, "row_counts")):
+    for obj, name in (
+        (orchestrator.store, "records_between"),
+        (orchestrator.claims, "claims_between"),
+        (deployment.warehouse, "row_counts"),
+    ):
         counting(obj, name)
     last = deployment.dates[-1]
-    one_day = state_module.read_state(deployment.spec, orchestrator.store, orchestrator.claims, deployment.warehouse, last, last)
+    one_day = state_module.read_state(
+        deployment.spec, orchestrator.store, orchestrator.claims, deployment.warehouse, last, last
+    )
     day_calls = len(calls)
     calls.clear()
-    year = state_module.read_state(deployment.spec, orchestrator.store, orchestrator.claims, deployment.warehouse, last - dt.timedelta(days=364), last)
+    year = state_module.read_state(
+        deployment.spec,
+        orchestrator.store,
+        orchestrator.claims,
+        deployment.warehouse,
+        last - dt.timedelta(days=364),
+        last,
+    )
     assert len(year) == 365 and len(one_day) == 1
     assert len(calls) == day_calls == 3 + len(deployment.spec.processors)  # records, claims, each table, the schedule
     assert year[last].counted == one_day[last].counted == set(deployment.spec.processor_names)
@@ -257,4 +293,4 @@ def _completion(spec, processor, day, warehouse):
 
     rows = warehouse.row_counts(spec.processor(processor).table, day, day).get(day, 0)
     completion = Completion(processor, processor, day, "success", f"test-{processor}-{day}", None, processor, rows)
-    return completion, Delivery(f"test:{processor}:{day}", dt.datetime.now(dt.timezone.utc), {}, b"")
+    return completion, Delivery(f"test:{processor}:{day}", dt.datetime.now(dt.UTC), {}, b"")

@@ -15,36 +15,18 @@ import multiprocessing
 import random
 import threading
 import time
-import uuid
 
 import pytest
 from google.cloud import firestore, pubsub_v1
 
-from phase3ops.orchestrator.orchestrator import ClaimInFlight, RetryLater
+from phase3ops.orchestrator.orchestrator import ClaimInFlight
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed, PublishOutcome
-from tests.integration.conftest import PAST, TODAY, TOMORROW, Clock, exactly_once, per_date_and_table
 from tests.support.completions import completion
 from tests.support.delivery import cloud_event_data, pull_everything
+from tests.support.orchestration import UPGC, completing_last, direct_event, handle_until_acked
+from tests.support.pipelines import PAST, TODAY, TOMORROW, Clock, exactly_once, per_date_and_table
 
 pytestmark = pytest.mark.emulators
-UPGC = "upcoming_player_game_context"
-
-
-def completing_last(spec) -> list[str]:
-    """The processors in an order where only the last completion makes the date ready:
-    the overnight rule's critical processors last, upcoming_player_game_context at the end."""
-    critical = [m for m in spec.modes if m.name == "overnight"][0].critical
-    return [name for name in spec.processor_names if name not in critical] + [n for n in critical if n != UPGC] + [UPGC]
-
-
-def handle_until_acked(instance, event, attempts: int = 200, delay: float = 0.1):
-    """Hand an event to the handler as Pub/Sub would: again after a moment while it raises."""
-    for _ in range(attempts):
-        try:
-            return instance.handle_event(event)
-        except (RetryLater, PublishFailed):
-            time.sleep(delay)
-    raise AssertionError(f"still not acknowledged after {attempts} deliveries")
 
 
 def test_five_completions_send_phase4_one_message_per_table(pipeline):
@@ -61,7 +43,11 @@ def test_five_completions_send_phase4_one_message_per_table(pipeline):
     for message in triggers:
         body = json.loads(message.data)
         assert (body["mode"], body["trigger_reason"], body["success"]) == ("overnight", "all_complete", True)
-        assert body["trigger_id"] == message.attributes["trigger_id"] == f"{pipeline.spec.name}:{PAST}:{body['source_table']}"
+        assert (
+            body["trigger_id"]
+            == message.attributes["trigger_id"]
+            == f"{pipeline.spec.name}:{PAST}:{body['source_table']}"
+        )
     assert stats.failures == []
     claim = pipeline.claim(PAST)
     assert claim["state"] == "published"
@@ -122,7 +108,10 @@ def test_reordered_runs_keep_the_newest_status(pipeline):
     assert decisions[-1].record == "kept_success"  # the older failure, delivered last, never uncompletes
     record = orchestrator.store.records_for_date(PAST, names)[0][names[0]]
     assert (record.status, record.execution_id) == ("success", "run-2")
-    assert [(run["execution_id"], run["outcome"]) for run in record.runs] == [("run-2", "recorded"), ("run-1", "kept_success")]
+    assert [(run["execution_id"], run["outcome"]) for run in record.runs] == [
+        ("run-2", "recorded"),
+        ("run-1", "kept_success"),
+    ]
     assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
 
 
@@ -150,13 +139,17 @@ def test_incomplete_dates_are_not_triggered_and_modes_apply(pipeline):
     pipeline.publish_day(PAST, ["player_game_summary", UPGC])  # overnight: critical done, 40 % < 60 %
     pipeline.publish_day(TODAY, [UPGC])  # same_day: its one critical processor
     pipeline.publish_day(TOMORROW, ["upcoming_team_game_context"])  # tomorrow: the optional one alone
-    pipeline.publish_day(dt.date(2026, 12, 5), list(pipeline.spec.processor_names))  # no mode decides a date a week ahead
+    pipeline.publish_day(
+        dt.date(2026, 12, 5), list(pipeline.spec.processor_names)
+    )  # no mode decides a date a week ahead
 
     pipeline.deliver()
 
     triggers = pipeline.triggers()
     assert per_date_and_table(triggers) == exactly_once(pipeline.spec, [TODAY])
-    assert {(json.loads(m.data)["mode"], json.loads(m.data)["trigger_reason"]) for m in triggers} == {("same_day", "all_complete")}
+    assert {(json.loads(m.data)["mode"], json.loads(m.data)["trigger_reason"]) for m in triggers} == {
+        ("same_day", "all_complete")
+    }
 
     pipeline.publish_day(PAST, ["team_offense_game_summary"])  # 3 of 5 with both critical: 60 %
     pipeline.deliver()
@@ -177,7 +170,7 @@ def test_five_processors_finishing_at_once_from_threads(pipeline):
         )
         try:
             for game_date in dates:
-                event = _direct_event(name, game_date)
+                event = direct_event(name, game_date)
                 barrier.wait(timeout=30)
                 handle_until_acked(instance, event)
         except BaseException as exc:  # surfaced below
@@ -194,17 +187,6 @@ def test_five_processors_finishing_at_once_from_threads(pipeline):
     assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, dates)
 
 
-def _direct_event(processor: str, game_date, message_id: str | None = None) -> dict:
-    """A CloudEvent's data for a message handed straight to the handler (no subscription)."""
-    return {
-        "message": {
-            "data": base64.b64encode(json.dumps(completion(processor, game_date)).encode()).decode(),
-            "messageId": message_id or uuid.uuid4().hex,
-            "publishTime": dt.datetime.now(dt.timezone.utc).isoformat(),
-        }
-    }
-
-
 def _process_worker(project: str, spec_path: str, emulator_env: dict, name: str, dates: list, barrier) -> None:
     import os
 
@@ -215,7 +197,7 @@ def _process_worker(project: str, spec_path: str, emulator_env: dict, name: str,
     instance = build_orchestrator(load_pipeline_spec(spec_path), project, clock=Clock())
     for game_date in dates:
         barrier.wait(timeout=60)
-        handle_until_acked(instance, _direct_event(name, game_date))
+        handle_until_acked(instance, direct_event(name, game_date))
 
 
 def test_five_processors_finishing_at_once_from_processes(pipeline, emulator_hosts):
@@ -273,7 +255,11 @@ def test_crash_or_publish_failure_after_claim_ends_in_one_message_per_table(pipe
         stats = pipeline.deliver(orchestrator.handle_event)
 
     # The one decision that settled the trigger is logged once: dashboards and alerts count these lines.
-    settled = [r.outcome for r in caplog.records if getattr(r, "outcome", None) in ("triggered", "republished", "confirmed_by_receipt")]
+    settled = [
+        r.outcome
+        for r in caplog.records
+        if getattr(r, "outcome", None) in ("triggered", "republished", "confirmed_by_receipt")
+    ]
     assert len(settled) == 1, settled
 
     assert stats.failures, "the injected fault must have failed a delivery"
@@ -300,8 +286,8 @@ def test_an_attempt_that_sent_nothing_is_recovered_at_once(pipeline):
     orchestrator.publisher = CrashAt(orchestrator.publisher, "refused")
     *first, final = completing_last(pipeline.spec)
     for name in first:
-        orchestrator.handle_event(_direct_event(name, PAST))
-    last = _direct_event(final, PAST)
+        orchestrator.handle_event(direct_event(name, PAST))
+    last = direct_event(final, PAST)
     with pytest.raises(PublishFailed) as refused:
         orchestrator.handle_event(last)
     assert refused.value.definitive
@@ -318,15 +304,15 @@ def test_a_pending_claim_is_never_acknowledged_as_in_flight(pipeline):
     orchestrator.in_flight_wait = 0  # ask for redelivery at once, while the lease surely lives
     orchestrator.publisher = CrashAt(orchestrator.publisher, "before_publish")
     *first, final = completing_last(pipeline.spec)
-    last = _direct_event(final, PAST, message_id="m-last")
+    last = direct_event(final, PAST, message_id="m-last")
     for name in first:
-        orchestrator.handle_event(_direct_event(name, PAST))
+        orchestrator.handle_event(direct_event(name, PAST))
     with pytest.raises(RuntimeError):
         orchestrator.handle_event(last)
     with pytest.raises(ClaimInFlight):
         orchestrator.handle_event(last)  # its own redelivery, while the lease lives
     # Another processor's completion (one whose late runs earn no follow-up): not acknowledged either.
-    other = _direct_event(next(p.name for p in pipeline.spec.processors if p.late_data == "ignore"), PAST)
+    other = direct_event(next(p.name for p in pipeline.spec.processors if p.late_data == "ignore"), PAST)
     with pytest.raises(ClaimInFlight):
         orchestrator.handle_event(other)
     # It died before its publish, but nobody can know that: recovery also waits for receipts of what it may have sent.
@@ -341,13 +327,15 @@ def test_a_pending_claim_is_never_acknowledged_as_in_flight(pipeline):
 def test_the_trigger_line_says_how_far_ahead_of_the_deadline_it_came(pipeline, caplog):
     """The dashboard charts `minutes_before_deadline`: the date's trigger_deadline (10:00 New York,
     the next day) minus the time the trigger was sent; negative when late."""
-    pipeline.clock.now = dt.datetime(2026, 11, 29, 13, 30, tzinfo=dt.timezone.utc)  # 08:30 in New York
+    pipeline.clock.now = dt.datetime(2026, 11, 29, 13, 30, tzinfo=dt.UTC)  # 08:30 in New York
     with caplog.at_level("INFO", logger="phase3ops.orchestrator"):
         pipeline.publish_day(PAST)
         pipeline.deliver()
     [sent] = [r for r in caplog.records if getattr(r, "outcome", None) == "triggered"]
     assert sent.minutes_before_deadline == 90.0
-    assert not [r for r in caplog.records if getattr(r, "outcome", None) == "waiting" and hasattr(r, "minutes_before_deadline")]
+    assert not [
+        r for r in caplog.records if getattr(r, "outcome", None) == "waiting" and hasattr(r, "minutes_before_deadline")
+    ]
 
 
 def test_late_completion_is_recorded_and_does_not_trigger_again(pipeline, caplog):
@@ -379,7 +367,12 @@ def test_late_completion_is_recorded_and_does_not_trigger_again(pipeline, caplog
         (json.dumps(completion("player_game_summary", "2026-02-30")).encode(), "game_date"),
         (json.dumps(completion("player_game_summary", "28/11/2026")).encode(), "game_date"),
         (json.dumps({**completion("player_game_summary", "2026-11-28"), "status": "done"}).encode(), "status"),
-        (json.dumps({k: v for k, v in completion("player_game_summary", "2026-11-28").items() if k != "status"}).encode(), "status"),
+        (
+            json.dumps(
+                {k: v for k, v in completion("player_game_summary", "2026-11-28").items() if k != "status"}
+            ).encode(),
+            "status",
+        ),
         (json.dumps({"game_date": "2026-11-28", "status": "success"}).encode(), "processor_name"),
     ],
 )
@@ -426,12 +419,14 @@ def test_transient_firestore_failure_raises_so_pubsub_redelivers(pipeline):
 def test_a_missing_phase4_topic_fails_the_delivery_until_it_exists(pipeline, caplog):
     from phase3ops.pubsub_admin import ensure_subscription, ensure_topic
 
-    pipeline.publisher.delete_topic(request={"topic": pipeline.publisher.topic_path(pipeline.project, pipeline.spec.topics.phase4_trigger)})
+    pipeline.publisher.delete_topic(
+        request={"topic": pipeline.publisher.topic_path(pipeline.project, pipeline.spec.topics.phase4_trigger)}
+    )
     orchestrator = pipeline.orchestrator()
     *first, final = completing_last(pipeline.spec)
-    for event in [_direct_event(n, PAST) for n in first]:
+    for event in [direct_event(n, PAST) for n in first]:
         orchestrator.handle_event(event)
-    last = _direct_event(final, PAST)
+    last = direct_event(final, PAST)
     with caplog.at_level("INFO", logger="phase3ops.orchestrator"), pytest.raises(PublishFailed):
         orchestrator.handle_event(last)
     assert pipeline.claim(PAST)["state"] == "pending"  # never marked done when the publish failed
@@ -451,7 +446,7 @@ def test_a_missing_phase4_topic_fails_the_delivery_until_it_exists(pipeline, cap
 def test_redelivery_changes_nothing_and_a_rerun_updates_the_record(pipeline):
     orchestrator = pipeline.orchestrator()
     name = pipeline.spec.processor_names[0]
-    event = _direct_event(name, PAST, message_id="m-1")
+    event = direct_event(name, PAST, message_id="m-1")
     records = pipeline.firestore.collection(pipeline.spec.orchestrator.collections.completions)
 
     assert orchestrator.handle_event(event).record == "recorded"
@@ -464,12 +459,12 @@ def test_redelivery_changes_nothing_and_a_rerun_updates_the_record(pipeline):
         "message": {
             "data": base64.b64encode(json.dumps(same_run_new_message).encode()).decode(),
             "messageId": "m-2",
-            "publishTime": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "publishTime": dt.datetime.now(dt.UTC).isoformat(),
         }
     }
     assert orchestrator.handle_event(republished).record == "duplicate"
 
-    rerun = _direct_event(name, PAST, message_id="m-3")
+    rerun = direct_event(name, PAST, message_id="m-3")
     assert orchestrator.handle_event(rerun).record == "updated"
     assert records.document(f"{PAST.isoformat()}_{name}").get().update_time > written.update_time
 
@@ -478,7 +473,7 @@ def test_a_run_counted_by_a_concurrent_trigger_is_not_reported_late(pipeline):
     """Recorded before the trigger, evaluated after it: part of the trigger, so not late."""
     orchestrator, other_instance = pipeline.orchestrator(), pipeline.orchestrator()
     names = completing_last(pipeline.spec)
-    events = {name: _direct_event(name, PAST) for name in names}
+    events = {name: direct_event(name, PAST) for name in names}
     for name in names[:-1]:
         orchestrator.handle_event(events[name])
     real_record = orchestrator.store.record
@@ -528,10 +523,12 @@ def test_a_later_failure_never_uncompletes_a_processor(pipeline, caplog, later):
     names = completing_last(pipeline.spec)
     orchestrator = pipeline.orchestrator()
     for name in names[:-1]:
-        orchestrator.handle_event(_direct_event(name, PAST))
-    orchestrator.handle_event(_direct_event(names[-2], PAST))  # a duplicate of a success
-    rerun = {"message": {**_direct_event(names[-2], PAST)["message"]}}
-    rerun["message"]["data"] = base64.b64encode(json.dumps(completion(names[-2], PAST, status=later, record_count=0)).encode()).decode()
+        orchestrator.handle_event(direct_event(name, PAST))
+    orchestrator.handle_event(direct_event(names[-2], PAST))  # a duplicate of a success
+    rerun = {"message": {**direct_event(names[-2], PAST)["message"]}}
+    rerun["message"]["data"] = base64.b64encode(
+        json.dumps(completion(names[-2], PAST, status=later, record_count=0)).encode()
+    ).decode()
     with caplog.at_level("WARNING", logger="phase3ops.orchestrator"):
         decision = orchestrator.handle_event(rerun)
     assert (decision.record, decision.outcome) == ("kept_success", "waiting")
@@ -539,7 +536,7 @@ def test_a_later_failure_never_uncompletes_a_processor(pipeline, caplog, later):
     [logged] = [r for r in caplog.records if getattr(r, "record", None) == "kept_success"]
     assert logged.levelname == "WARNING" and "the success still counts" in logged.getMessage()
 
-    assert orchestrator.handle_event(_direct_event(names[-1], PAST)).outcome == "triggered"
+    assert orchestrator.handle_event(direct_event(names[-1], PAST)).outcome == "triggered"
 
 
 def test_the_receipts_recorder_flags_a_second_message_for_a_trigger_id(pipeline, caplog):
@@ -550,7 +547,14 @@ def test_the_receipts_recorder_flags_a_second_message_for_a_trigger_id(pipeline,
 
     def event(message_id: str) -> dict:
         attributes = {"trigger_id": trigger_id, "game_date": str(PAST), "source_table": "player_game_summary"}
-        return {"message": {"data": base64.b64encode(b"{}").decode(), "messageId": message_id, "attributes": attributes, "publishTime": "2026-11-29T10:00:00Z"}}
+        return {
+            "message": {
+                "data": base64.b64encode(b"{}").decode(),
+                "messageId": message_id,
+                "attributes": attributes,
+                "publishTime": "2026-11-29T10:00:00Z",
+            }
+        }
 
     with caplog.at_level("INFO", logger="phase3ops.receipts"):
         outcomes = [recorder.handle_event(event(m)).outcome for m in ("p-1", "p-1", "p-2")]

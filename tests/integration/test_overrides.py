@@ -28,9 +28,16 @@ from phase3ops.overrides import (
     skipped,
     skipped_between,
 )
-from tests.integration.conftest import NOW, PAST, exactly_once, per_date_and_table
-from tests.support.orchestration import UPGC, completing_last, direct_event, handle_until_acked, race_at_once, wait_for_receipts
+from tests.support.orchestration import (
+    UPGC,
+    completing_last,
+    direct_event,
+    handle_until_acked,
+    race_at_once,
+    wait_for_receipts,
+)
 from tests.support.phase4 import Phase4
+from tests.support.pipelines import NOW, PAST, exactly_once, per_date_and_table
 
 pytestmark = pytest.mark.emulators
 ALICE = Operator("alice@example.com", "--operator")
@@ -41,7 +48,12 @@ TRIALS = 5
 
 def tools(pipeline):
     """An operator's command: its own Firestore and Pub/Sub clients, the pipeline's clock."""
-    return build_overrides(pipeline.spec, pipeline.project, clock=pipeline.clock, firestore_client=firestore.Client(project=pipeline.project))
+    return build_overrides(
+        pipeline.spec,
+        pipeline.project,
+        clock=pipeline.clock,
+        firestore_client=firestore.Client(project=pipeline.project),
+    )
 
 
 def tables(spec) -> list[str]:
@@ -56,8 +68,13 @@ def complete(pipeline, day: dt.date, processors=None) -> None:
 
 
 def bodies(messages) -> dict[tuple[str, str], dict]:
-    return {(json.loads(m.data)["game_date"], json.loads(m.data)["source_table"]): {**json.loads(m.data), "_attributes": dict(m.attributes)}
-            for m in messages}  # fmt: skip
+    return {
+        (json.loads(m.data)["game_date"], json.loads(m.data)["source_table"]): {
+            **json.loads(m.data),
+            "_attributes": dict(m.attributes),
+        }
+        for m in messages
+    }
 
 
 # -- trigger --force ------------------------------------------------------------------------
@@ -77,17 +94,32 @@ def test_force_trigger_sends_a_date_that_is_not_ready_once_through_its_claim_and
     for (_, table), body in bodies(triggers).items():
         stable = f"{spec.name}:{PAST}:{table}"
         assert body["trigger_id"] == body["_attributes"]["trigger_id"] == stable  # the date's own stable ids
-        assert (body["trigger_reason"], body["forced"], body["degraded"], body["override_id"]) == ("forced", True, True, outcome.override_id)
+        assert (body["trigger_reason"], body["forced"], body["degraded"], body["override_id"]) == (
+            "forced",
+            True,
+            True,
+            outcome.override_id,
+        )
         assert (body["analysis_date"], body["success"], body["source_table"]) == (str(PAST), True, table)
     wait_for_receipts(pipeline, [PAST])
     claim = pipeline.claim(PAST)
     assert claim["state"] == "published" and claim["trigger_id"] == f"{spec.name}:{PAST}"
-    assert claim["decision"]["override"] == {"id": outcome.override_id, "kind": "force_trigger", "operator": ALICE.name,
-                                             "reason": "upcoming_player_game_context scraper retired (INC-7)", "ready": False}  # fmt: skip
+    assert claim["decision"]["override"] == {
+        "id": outcome.override_id,
+        "kind": "force_trigger",
+        "operator": ALICE.name,
+        "reason": "upcoming_player_game_context scraper retired (INC-7)",
+        "ready": False,
+    }
 
     [record] = for_date(pipeline.firestore, spec, PAST)
     assert (record.id, record.kind, record.outcome, record.operator, record.operator_source) == (
-        outcome.override_id, "force_trigger", "published", ALICE.name, "--operator")
+        outcome.override_id,
+        "force_trigger",
+        "published",
+        ALICE.name,
+        "--operator",
+    )
     assert record.reason == "upcoming_player_game_context scraper retired (INC-7)"
     assert record.command == f"phase3ops trigger {PAST} --force"
     assert record.processors == (PGS, UPGC)  # what the trigger went without
@@ -116,11 +148,18 @@ def test_force_trigger_refuses_a_date_already_triggered_and_says_use_retrigger(p
 
     assert outcome.outcome == "refused" and not outcome.ok
     # Refused on reading the claim, before building or claiming anything (not by losing the claim's create).
-    assert outcome.detail.startswith(f"{PAST} is already triggered ({pipeline.spec.name}:{PAST}, critical_plus_majority_80pct, claimed by delivery-")
+    assert outcome.detail.startswith(
+        f"{PAST} is already triggered ({pipeline.spec.name}:{PAST}, critical_plus_majority_80pct, claimed by delivery-"
+    )
     assert f"use `phase3ops retrigger {PAST} --reason ...`" in outcome.detail and "same moment" not in outcome.detail
     assert pipeline.triggers() == []
     [record] = for_date(pipeline.firestore, pipeline.spec, PAST)
-    assert (record.kind, record.outcome, record.trigger_ids, record.operator) == ("force_trigger", "refused", (), ALICE.name)
+    assert (record.kind, record.outcome, record.trigger_ids, record.operator) == (
+        "force_trigger",
+        "refused",
+        (),
+        ALICE.name,
+    )
     assert record.detail == outcome.detail and "degraded" not in record.extra
 
 
@@ -132,8 +171,12 @@ def test_force_trigger_run_twice_at_once_publishes_once(pipeline):
 
     for day in dates:
         first, second = tools(pipeline), tools(pipeline)
-        results = race_at_once([lambda: first.force_trigger(day, "UPGC broken for good", ALICE),
-                                lambda: second.force_trigger(day, "UPGC broken for good", BOB)])  # fmt: skip
+        results = race_at_once(
+            [
+                lambda: first.force_trigger(day, "UPGC broken for good", ALICE),
+                lambda: second.force_trigger(day, "UPGC broken for good", BOB),
+            ]
+        )
         assert not [r for r in results if isinstance(r, Exception)], results
         assert sorted(r.outcome for r in results) == ["published", "refused"], [r.detail for r in results]
 
@@ -142,13 +185,16 @@ def test_force_trigger_run_twice_at_once_publishes_once(pipeline):
     wait_for_receipts(pipeline, dates)
     for day in dates:
         recorded = for_date(pipeline.firestore, spec, day)
-        assert sorted((r.kind, r.outcome) for r in recorded) == [("force_trigger", "published"), ("force_trigger", "refused")]
+        assert sorted((r.kind, r.outcome) for r in recorded) == [
+            ("force_trigger", "published"),
+            ("force_trigger", "refused"),
+        ]
         for table in tables(spec):
             assert pipeline.receipt(f"{spec.name}:{day}:{table}")["duplicate_message_ids"] == []
 
 
 def test_force_trigger_refuses_a_date_no_mode_triggers(pipeline):
-    with pytest.raises(BadOverride, match="argument DATE: .* days after today"):
+    with pytest.raises(BadOverride, match=r"argument DATE: .* days after today"):
         tools(pipeline).force_trigger(PAST + dt.timedelta(days=3), "early", ALICE)
     assert pipeline.triggers() == []
 
@@ -172,14 +218,23 @@ def test_retrigger_is_new_work_to_the_phase4_guard_and_a_replay_of_it_is_not(pip
     for (_, table), body in bodies(retriggered).items():
         new_id = f"{spec.name}:{PAST}:{table}:retrigger-1"
         assert body["trigger_id"] == body["_attributes"]["trigger_id"] == new_id
-        assert (body["is_retrigger"], body["retrigger"], body["retrigger_of"]) == (True, 1, f"{spec.name}:{PAST}:{table}")
-        assert (body["trigger_reason"], body["is_incremental"], body["source_table"], body["analysis_date"]) == ("retrigger", False, table, str(PAST))
+        assert (body["is_retrigger"], body["retrigger"], body["retrigger_of"]) == (
+            True,
+            1,
+            f"{spec.name}:{PAST}:{table}",
+        )
+        assert (body["trigger_reason"], body["is_incremental"], body["source_table"], body["analysis_date"]) == (
+            "retrigger",
+            False,
+            table,
+            str(PAST),
+        )
     # The receipts recorder records each new id once; Phase 4's guard runs each as new work.
     retrigger_ids = [f"{spec.name}:{PAST}:{t}:retrigger-1" for t in tables(spec)]
     _wait(lambda: all(pipeline.receipt(i) for i in retrigger_ids))
     assert all(pipeline.receipt(i)["duplicate_message_ids"] == [] for i in retrigger_ids)
     phase4.deliver(retriggered)
-    assert {key: t.work_started for key, t in phase4.tally().items()} == {key: 2 for key in exactly_once(spec, [PAST])}
+    assert {key: t.work_started for key, t in phase4.tally().items()} == dict.fromkeys(exactly_once(spec, [PAST]), 2)
 
     # A replay of the same re-trigger (the same bytes published again): a duplicate to the guard and the receipts.
     topic = pipeline.publisher.topic_path(pipeline.project, spec.topics.phase4_trigger)
@@ -188,20 +243,25 @@ def test_retrigger_is_new_work_to_the_phase4_guard_and_a_replay_of_it_is_not(pip
     replayed = pipeline.triggers(at_least=5)
     phase4.deliver(replayed)
     tally = phase4.tally()
-    assert {key: t.work_started for key, t in tally.items()} == {key: 2 for key in exactly_once(spec, [PAST])}
-    assert {key: t.received for key, t in tally.items()} == {key: 3 for key in exactly_once(spec, [PAST])}
+    assert {key: t.work_started for key, t in tally.items()} == dict.fromkeys(exactly_once(spec, [PAST]), 2)
+    assert {key: t.received for key, t in tally.items()} == dict.fromkeys(exactly_once(spec, [PAST]), 3)
     _wait(lambda: all(pipeline.receipt(i)["duplicate_message_ids"] for i in retrigger_ids))
 
     # The record, read back; the date's own claim is untouched; the next re-trigger is new work again.
     [record] = [r for r in for_date(pipeline.firestore, spec, PAST) if r.kind == "retrigger"]
-    assert (record.outcome, record.retrigger, record.trigger_ids, record.operator) == ("published", 1, tuple(retrigger_ids), ALICE.name)
+    assert (record.outcome, record.retrigger, record.trigger_ids, record.operator) == (
+        "published",
+        1,
+        tuple(retrigger_ids),
+        ALICE.name,
+    )
     assert record.claim == f"{spec.orchestrator.collections.triggers}/{PAST}/retriggers/{PAST}~retrigger-1"
     assert record.message_ids == {json.loads(m.data)["source_table"]: m.message_id for m in retriggered}
     assert pipeline.claim(PAST)["trigger_id"] == f"{spec.name}:{PAST}" and pipeline.claim(PAST)["state"] == "published"
     [second] = tools(pipeline).retrigger(PAST, "a second fix", BOB)
     assert (second.outcome, second.retrigger) == ("published", 2)
     phase4.deliver(pipeline.triggers(at_least=5))
-    assert {key: t.work_started for key, t in phase4.tally().items()} == {key: 3 for key in exactly_once(spec, [PAST])}
+    assert {key: t.work_started for key, t in phase4.tally().items()} == dict.fromkeys(exactly_once(spec, [PAST]), 3)
     assert [c.decision["retrigger"] for c in retrigger_claims(pipeline.firestore, spec, PAST)] == [1, 2]
 
 
@@ -214,7 +274,9 @@ def test_two_operators_retriggering_at_once_make_one_retrigger(pipeline):
 
     for day in dates:
         first, second = tools(pipeline), tools(pipeline)
-        results = race_at_once([lambda: first.retrigger(day, "fix deployed", ALICE), lambda: second.retrigger(day, "fix deployed", BOB)])
+        results = race_at_once(
+            [lambda: first.retrigger(day, "fix deployed", ALICE), lambda: second.retrigger(day, "fix deployed", BOB)]
+        )
         assert not [r for r in results if isinstance(r, Exception)], results
         outcomes = sorted((o.outcome, o.retrigger) for [o] in results)
         assert outcomes == [("joined", 1), ("published", 1)], [o.detail for [o] in results]
@@ -229,7 +291,9 @@ def test_two_operators_retriggering_at_once_make_one_retrigger(pipeline):
 
 def test_cascade_retriggers_exactly_the_n_following_triggered_dates(pipeline):
     spec = pipeline.spec
-    before, fixed, d1, off_day, pending, d4, d5, d6 = (dt.date(2026, 11, day) for day in (19, 20, 21, 22, 23, 24, 25, 26))
+    before, fixed, d1, off_day, pending, d4, d5, d6 = (
+        dt.date(2026, 11, day) for day in (19, 20, 21, 22, 23, 24, 25, 26)
+    )
     triggered = [before, fixed, d1, d4, d5, d6]  # 11-22 had no games: no completions, no trigger
     for day in triggered:
         complete(pipeline, day)
@@ -246,7 +310,11 @@ def test_cascade_retriggers_exactly_the_n_following_triggered_dates(pipeline):
     outcomes = tools(pipeline).retrigger(fixed, "team_offense fix: rolling windows include 11-20", ALICE, cascade=3)
 
     assert [(o.game_date, o.outcome, o.retrigger, o.cascade_from) for o in outcomes] == [
-        (fixed, "published", 1, None), (d1, "published", 1, fixed), (d4, "published", 1, fixed), (d5, "published", 1, fixed)]
+        (fixed, "published", 1, None),
+        (d1, "published", 1, fixed),
+        (d4, "published", 1, fixed),
+        (d5, "published", 1, fixed),
+    ]
     retriggered = pipeline.triggers(at_least=20)
     # Each once; not 11-19 (before), 11-22 (no trigger), 11-23 (trigger pending) or 11-26 (past the N).
     assert per_date_and_table(retriggered) == exactly_once(spec, [fixed, d1, d4, d5])
@@ -257,11 +325,20 @@ def test_cascade_retriggers_exactly_the_n_following_triggered_dates(pipeline):
         else:
             assert (body["trigger_reason"], body["cascade_from"]) == ("retrigger_cascade", str(fixed))
     [first_record] = for_date(pipeline.firestore, spec, fixed)
-    assert first_record.extra["cascade"] == {"asked": 3, "dates": [str(d1), str(d4), str(d5)], "passed_over": [str(pending)]}
+    assert first_record.extra["cascade"] == {
+        "asked": 3,
+        "dates": [str(d1), str(d4), str(d5)],
+        "passed_over": [str(pending)],
+    }
     invocations = {first_record.invocation}
     for day in (d1, d4, d5):
         [record] = for_date(pipeline.firestore, spec, day)
-        assert (record.kind, record.outcome, record.cascade_from, record.retrigger) == ("retrigger", "published", fixed, 1)
+        assert (record.kind, record.outcome, record.cascade_from, record.retrigger) == (
+            "retrigger",
+            "published",
+            fixed,
+            1,
+        )
         invocations.add(record.invocation)
     assert len(invocations) == 1  # one command
     assert [for_date(pipeline.firestore, spec, day) for day in (before, off_day, pending, d6)] == [[], [], [], []]
@@ -302,14 +379,21 @@ def test_a_stalled_retrigger_is_finished_by_the_next_one_not_doubled(pipeline):
 def test_skip_is_recorded_listed_by_skipped_triggers_nothing_and_can_be_undone(pipeline):
     spec = pipeline.spec
     overrides = tools(pipeline)
-    first = overrides.skip(PAST, "TeamOffenseGameSummaryProcessor", "no team box scores this night (NBA feed outage)", ALICE)
+    first = overrides.skip(
+        PAST, "TeamOffenseGameSummaryProcessor", "no team box scores this night (NBA feed outage)", ALICE
+    )
     assert (first.outcome, first.processors) == ("recorded", ("team_offense_game_summary",))
     overrides.skip(PAST, "upcoming_team_game_context", "retired for this date", BOB)
 
     skips = skipped(pipeline.firestore, spec, PAST)
     assert sorted(skips) == ["team_offense_game_summary", "upcoming_team_game_context"]
     skip = skips["team_offense_game_summary"]
-    assert (skip.kind, skip.operator, skip.reason, skip.outcome) == ("skip", ALICE.name, "no team box scores this night (NBA feed outage)", "recorded")
+    assert (skip.kind, skip.operator, skip.reason, skip.outcome) == (
+        "skip",
+        ALICE.name,
+        "no team box scores this night (NBA feed outage)",
+        "recorded",
+    )
     assert skip.at is not None and skip.command == f"phase3ops skip {PAST} team_offense_game_summary"
     assert pipeline.claim(PAST) is None and pipeline.triggers() == []  # a skip triggers nothing
     assert skipped(pipeline.firestore, spec, PAST - dt.timedelta(days=1)) == {}
@@ -326,8 +410,10 @@ def test_skip_is_recorded_listed_by_skipped_triggers_nothing_and_can_be_undone(p
         ("unskip", ("team_offense_game_summary",), "recorded"),
         ("unskip", ("team_offense_game_summary",), "refused"),
     ]
-    assert {day: sorted(s) for day, s in skipped_between(pipeline.firestore, spec, PAST - dt.timedelta(days=3), PAST).items()} == {
-        PAST: ["upcoming_team_game_context"]}
+    assert {
+        day: sorted(s)
+        for day, s in skipped_between(pipeline.firestore, spec, PAST - dt.timedelta(days=3), PAST).items()
+    } == {PAST: ["upcoming_team_game_context"]}
 
 
 def test_bad_input_names_the_argument_and_records_nothing(pipeline):
@@ -368,8 +454,16 @@ def test_the_check_lists_overrides_and_finds_an_unreasoned_skip_and_an_unfinishe
     tools(pipeline).skip(yesterday, PGS, "no games scored", BOB)
     # A skip written without a reason (by hand, in the console).
     pipeline.firestore.collection(spec.orchestrator.collections.overrides).document("by-hand").set(
-        {"kind": "skip", "game_date": str(yesterday), "processors": ["upcoming_team_game_context"], "operator": "carol",
-         "reason": "", "outcome": "recorded", "at": firestore.SERVER_TIMESTAMP})  # fmt: skip
+        {
+            "kind": "skip",
+            "game_date": str(yesterday),
+            "processors": ["upcoming_team_game_context"],
+            "operator": "carol",
+            "reason": "",
+            "outcome": "recorded",
+            "at": firestore.SERVER_TIMESTAMP,
+        }
+    )
 
     def check():
         context = CheckContext(spec, yesterday, PAST, NOW, {}, None, project=pipeline.project)
@@ -378,7 +472,10 @@ def test_the_check_lists_overrides_and_finds_an_unreasoned_skip_and_an_unfinishe
     result = check()
     assert result.status is Status.FAILED, result
     assert len(result.findings) == 2, result.findings
-    assert any("force_trigger by alice@example.com: publish_failed (UPGC broken): did not reach Phase 4" in f for f in result.findings)
+    assert any(
+        "force_trigger by alice@example.com: publish_failed (UPGC broken): did not reach Phase 4" in f
+        for f in result.findings
+    )
     assert any("upcoming_team_game_context by carol" in f and "a skip without a reason" in f for f in result.findings)
     assert f"scripts/reconcile_phase3_completion.py --date {PAST} --fix" in result.fix
     assert [d for d in result.details if "skip player_game_summary by bob@example.com: recorded (no games scored)" in d]

@@ -18,18 +18,35 @@ import pytest
 from phase3ops.orchestrator.factory import build_orchestrator
 from phase3ops.orchestrator.readiness import local_today
 from phase3ops.overrides import for_date, skipped
-from tests.integration.conftest import exactly_once, per_date_and_table
 from tests.support.orchestration import UPGC, direct_event, handle_until_acked, wait_for_receipts
+from tests.support.pipelines import exactly_once, per_date_and_table
 
 pytestmark = pytest.mark.emulators
 
 
 def phase3ops(pipeline, emulator_hosts, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_") and k not in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_ACCOUNT")}  # fmt: skip
-    environment = {**clean, **emulator_hosts, "GOOGLE_CLOUD_PROJECT": pipeline.project, "PHASE3OPS_PIPELINE": pipeline.spec.source,
-                   "PYTHONWARNINGS": "ignore", **(env or {})}  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "phase3ops.cli", *args], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_EMULATOR_HOST")
+        and not k.startswith("PHASE3OPS_")
+        and k not in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_ACCOUNT")
+    }
+    environment = {
+        **clean,
+        **emulator_hosts,
+        "GOOGLE_CLOUD_PROJECT": pipeline.project,
+        "PHASE3OPS_PIPELINE": pipeline.spec.source,
+        "PYTHONWARNINGS": "ignore",
+        **(env or {}),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "phase3ops.cli", *args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def run(pipeline, emulator_hosts, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -42,7 +59,7 @@ def run(pipeline, emulator_hosts, *args: str, env: dict[str, str] | None = None)
 @pytest.fixture
 def today(pipeline) -> dt.date:
     """The commands run on the real clock: so does the orchestrator here."""
-    pipeline.clock.now = dt.datetime.now(dt.timezone.utc)
+    pipeline.clock.now = dt.datetime.now(dt.UTC)
     return local_today(pipeline.spec, pipeline.clock.now)
 
 
@@ -57,7 +74,9 @@ def test_force_retrigger_and_skip_from_the_command_line(pipeline, emulator_hosts
     complete(pipeline, day, [n for n in spec.processor_names if n != UPGC])
     account = {"CLOUDSDK_CORE_ACCOUNT": "ops@example.com"}
 
-    code, out, err = run(pipeline, emulator_hosts, "trigger", str(day), "--force", "--reason", "UPGC retired (INC-12)", env=account)
+    code, out, err = run(
+        pipeline, emulator_hosts, "trigger", str(day), "--force", "--reason", "UPGC retired (INC-12)", env=account
+    )
     assert code == 0, out + err
     assert "trigger by ops@example.com (from CLOUDSDK_CORE_ACCOUNT): UPGC retired (INC-12)" in out
     assert f"{day}  force_trigger: published: 5 Phase 4 message(s) published under {spec.name}:{day}" in out
@@ -69,7 +88,9 @@ def test_force_retrigger_and_skip_from_the_command_line(pipeline, emulator_hosts
     assert code == 1 and "already triggered" in out and f"use `phase3ops retrigger {day}" in out
     assert pipeline.triggers() == []
 
-    code, out, err = run(pipeline, emulator_hosts, "retrigger", str(day), "--reason", "UPGC fixed after all", "--json", env=account)
+    code, out, err = run(
+        pipeline, emulator_hosts, "retrigger", str(day), "--reason", "UPGC fixed after all", "--json", env=account
+    )
     assert code == 0, out + err
     [outcome] = json.loads(out)["outcomes"]
     assert (outcome["outcome"], outcome["retrigger"]) == ("published", 1)
@@ -77,12 +98,44 @@ def test_force_retrigger_and_skip_from_the_command_line(pipeline, emulator_hosts
     retriggered = pipeline.triggers(at_least=5)
     assert sorted(m.attributes["trigger_id"] for m in retriggered) == sorted(outcome["trigger_ids"])
 
-    code, out, err = run(pipeline, emulator_hosts, "skip", str(day), "TeamOffenseGameSummaryProcessor", "--reason", "feed outage",
-                         "--operator", "carol")  # fmt: skip
+    code, out, err = run(
+        pipeline,
+        emulator_hosts,
+        "skip",
+        str(day),
+        "TeamOffenseGameSummaryProcessor",
+        "--reason",
+        "feed outage",
+        "--operator",
+        "carol",
+    )
     assert code == 0, out + err
     assert sorted(skipped(pipeline.firestore, spec, day)) == ["team_offense_game_summary"]
-    assert run(pipeline, emulator_hosts, "skip", str(day), "team_offense_game_summary", "--undo", "--reason", "back", env=account)[0] == 0
-    code, out, _ = run(pipeline, emulator_hosts, "skip", str(day), "team_offense_game_summary", "--undo", "--reason", "back", env=account)
+    assert (
+        run(
+            pipeline,
+            emulator_hosts,
+            "skip",
+            str(day),
+            "team_offense_game_summary",
+            "--undo",
+            "--reason",
+            "back",
+            env=account,
+        )[0]
+        == 0
+    )
+    code, out, _ = run(
+        pipeline,
+        emulator_hosts,
+        "skip",
+        str(day),
+        "team_offense_game_summary",
+        "--undo",
+        "--reason",
+        "back",
+        env=account,
+    )
     assert code == 1 and "nothing to undo" in out
     assert skipped(pipeline.firestore, spec, day) == {}
     assert pipeline.triggers() == []
@@ -105,8 +158,12 @@ def test_two_force_commands_at_once_publish_once(pipeline, emulator_hosts, today
         complete(pipeline, day, [n for n in spec.processor_names if n != UPGC])
 
     for day in days:
-        processes = [phase3ops(pipeline, emulator_hosts, "trigger", str(day), "--force", "--reason", "UPGC broken", "--operator", who)
-                     for who in ("alice", "bob")]  # fmt: skip
+        processes = [
+            phase3ops(
+                pipeline, emulator_hosts, "trigger", str(day), "--force", "--reason", "UPGC broken", "--operator", who
+            )
+            for who in ("alice", "bob")
+        ]
         results = [(*p.communicate(timeout=120), p.returncode) for p in processes]
         assert sorted(code for _, _, code in results) == [0, 1], results
 

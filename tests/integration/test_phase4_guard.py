@@ -29,7 +29,10 @@ BODY = TRIGGER_BODY
 
 def push(body: dict | bytes, message_id: str = "m-1", **attributes: str) -> dict:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return {"message": {"data": base64.b64encode(data).decode(), "messageId": message_id, "attributes": attributes}, "subscription": "s"}
+    return {
+        "message": {"data": base64.b64encode(data).decode(), "messageId": message_id, "attributes": attributes},
+        "subscription": "s",
+    }
 
 
 @pytest.fixture
@@ -72,7 +75,10 @@ def test_a_follow_up_is_new_work(standin):
 @pytest.mark.parametrize(
     "body, field",
     [
-        ({k: v for k, v in BODY.items() if k != "source_table"}, "source_table"),  # the per-date form: Phase 4 answers 400
+        (
+            {k: v for k, v in BODY.items() if k != "source_table"},
+            "source_table",
+        ),  # the per-date form: Phase 4 answers 400
         ({**BODY, "analysis_date": "28/11/2026"}, "analysis_date"),
         ({k: v for k, v in BODY.items() if k != "analysis_date"} | {"game_date": "soon"}, "game_date"),
         ({**BODY, "success": "yes"}, "success"),
@@ -84,7 +90,11 @@ def test_what_phase4_refuses_is_not_work_and_a_corrected_message_still_runs(stan
     client, ledger = standin
     response = client.post("/process", json=push(body))
     # Phase 4 answers 400 (kept in the ledger); Pub/Sub is answered 2xx, so the emulator does not redeliver it forever.
-    assert response.status_code == 200 and response.get_json()["phase4_status"] == 400 and response.get_json()["field"] == field
+    assert (
+        response.status_code == 200
+        and response.get_json()["phase4_status"] == 400
+        and response.get_json()["field"] == field
+    )
     assert [(e["status"], e["refusal"]["field"]) for e in ledger_entries(ledger)] == [(400, field)]
     assert client.get("/accepted").get_json() == []
     # A refusal leaves no marker behind: the same trigger, well formed, is still worked on.
@@ -94,7 +104,10 @@ def test_what_phase4_refuses_is_not_work_and_a_corrected_message_still_runs(stan
 def test_an_envelope_without_a_message(standin):
     client, _ = standin
     response = client.post("/process", json={"nope": 1})
-    assert response.status_code == 200 and (response.get_json()["status"], response.get_json()["phase4_status"]) == ("refused", 400)
+    assert response.status_code == 200 and (response.get_json()["status"], response.get_json()["phase4_status"]) == (
+        "refused",
+        400,
+    )
 
 
 def test_a_message_without_a_trigger_id_passes_unguarded(standin):
@@ -151,7 +164,9 @@ def test_the_same_message_redelivered_while_it_runs_is_kept_for_later(db):
     ticket = guard.begin(push(BODY, "m-1"))
     assert ticket.verdict is Verdict.RUN
     assert guard.begin(push(BODY, "m-1")).verdict is Verdict.IN_PROGRESS  # acknowledging it could lose the trigger
-    assert guard.begin(push(BODY, "m-2")).verdict is Verdict.DUPLICATE  # another message: m-1's delivery carries the work
+    assert (
+        guard.begin(push(BODY, "m-2")).verdict is Verdict.DUPLICATE
+    )  # another message: m-1's delivery carries the work
     ticket.done()
     assert guard.begin(push(BODY, "m-1")).verdict is Verdict.DUPLICATE
 

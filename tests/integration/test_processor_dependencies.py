@@ -36,12 +36,12 @@ def runner_and_orchestrator(gcp_project, tmp_path):
 
 
 def test_a_processor_waits_until_every_table_it_reads_has_a_counting_completion(runner_and_orchestrator):
-    spec, runner, orchestrator = runner_and_orchestrator
+    _spec, runner, orchestrator = runner_and_orchestrator
     with pytest.raises(WaitingForDependencies, match="reads team_offense_game_summary, team_defense_game_summary"):
         runner.run("player_game_summary", DAY)
     handle_until_acked(orchestrator, direct_event("team_offense_game_summary", DAY))
     handle_until_acked(orchestrator, direct_event("team_defense_game_summary", DAY, status="failed"))
-    with pytest.raises(WaitingForDependencies, match="reads team_defense_game_summary,? not complete"):
+    with pytest.raises(WaitingForDependencies, match=r"reads team_defense_game_summary,? not complete"):
         runner.run("player_game_summary", DAY)  # a failed run does not count
     handle_until_acked(orchestrator, direct_event("team_defense_game_summary", DAY))
     assert runner.run("player_game_summary", DAY).status == "success"
@@ -53,6 +53,11 @@ def test_a_cycle_or_an_unknown_name_in_after_is_refused_at_its_line(tmp_path):
 
     with pytest.raises(SpecError, match=r"processors\[0\]\.after\[0\]: 'nope' is not a processor"):
         load_pipeline_spec(write_pipeline_variant(tmp_path, {"spec.processors.0.after": ["nope"]}))
-    cyclic = {"spec.processors.0.after": ["team_offense_game_summary"], "spec.processors.1.after": ["player_game_summary"]}
-    with pytest.raises(SpecError, match="waits in a cycle: player_game_summary -> team_offense_game_summary -> player_game_summary"):
+    cyclic = {
+        "spec.processors.0.after": ["team_offense_game_summary"],
+        "spec.processors.1.after": ["player_game_summary"],
+    }
+    with pytest.raises(
+        SpecError, match="waits in a cycle: player_game_summary -> team_offense_game_summary -> player_game_summary"
+    ):
         load_pipeline_spec(write_pipeline_variant(tmp_path, cyclic))

@@ -4,64 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import threading
 import time
-from dataclasses import dataclass
 
 import pytest
-from google.cloud import firestore, pubsub_v1
 
-from phase3ops.analytics.factory import build_runner
-from phase3ops.analytics.runner import ProcessorRunner
-from phase3ops.analytics.synthetic import generate_game_day, write_game_day
 from phase3ops.locking.lease_lock import LockLost
-from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_subscription
-from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
-from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
-from tests.support.delivery import pull_everything
-from tests.support.specs import REPO_ROOT
+from tests.support.analytics_runs import DAY
 
 pytestmark = pytest.mark.emulators
-DAY = dt.date(2026, 11, 28)
-
-
-@dataclass
-class Analytics:
-    project: str
-    spec: PipelineSpec
-    warehouse: DuckDBWarehouse
-    subscriber: pubsub_v1.SubscriberClient
-    completions: str
-
-    def runner(self, **lock_overrides) -> ProcessorRunner:
-        return build_runner(
-            self.spec,
-            self.project,
-            warehouse=self.warehouse,
-            firestore_client=firestore.Client(project=self.project),
-            **{"lease_seconds": 1.5, "max_wait_seconds": 60, **lock_overrides},
-        )
-
-    def published(self, at_least: int = 0) -> list[dict]:
-        return [json.loads(m.data) for m in pull_everything(self.subscriber, self.completions, 0.5, at_least=at_least)]
-
-    def rows(self, processor: str) -> list[dict]:
-        table = self.spec.processor(processor).table
-        return self.warehouse.query(f"SELECT * FROM `{table.dataset}.{table.name}` WHERE game_date = DATE '{DAY}'")
-
-
-@pytest.fixture
-def analytics(gcp_project, tmp_path) -> Analytics:
-    spec = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
-    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    ensure_orchestrator_topology(publisher, gcp_project, spec)
-    completions = ensure_subscription(subscriber, gcp_project, spec.topics.completion, "completions-listener")
-    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    write_game_day(warehouse, spec, generate_game_day(spec, DAY, games=4, seed=5, stale_scrapes=True))
-    analytics = Analytics(gcp_project, spec, warehouse, subscriber, completions)
-    analytics.runner().prepare()
-    return analytics
 
 
 def test_a_run_writes_rows_and_publishes_its_completion(analytics):
@@ -133,8 +84,10 @@ def test_a_failed_run_publishes_nothing(analytics, failing_step):
 
         runner.locks.acquire = acquire_then_lose
 
-    with pytest.raises(Exception):
+    expected = LockLost if failing_step == "lock_lost" else RuntimeError
+    with pytest.raises(expected) as failed:
         runner.run("player_game_summary", DAY)
+    assert failing_step == "lock_lost" or str(failed.value) == f"warehouse {runner.warehouse._operation} failed"
 
     assert analytics.published() == []
     assert analytics.rows("player_game_summary") == []
@@ -168,7 +121,7 @@ class PausedWriter:
         except Exception as exc:  # inspected by the test
             self.result = exc
 
-    def start(self) -> "PausedWriter":
+    def start(self) -> PausedWriter:
         self.thread.start()
         assert self.paused.wait(timeout=30)
         return self
@@ -199,7 +152,9 @@ def test_a_paused_holder_whose_lease_was_taken_over_cannot_overwrite_its_success
         result_a = holder_a.finish()
 
     assert isinstance(result_a, LockLost) and "newer lock token" in str(result_a)
-    assert {r["player_lookup"]: r["points"] for r in analytics.rows("player_game_summary")} == b_points  # 0 rows put back
+    assert {
+        r["player_lookup"]: r["points"] for r in analytics.rows("player_game_summary")
+    } == b_points  # 0 rows put back
     assert all(points >= 100 for points in b_points.values()) and len(b_points) == 104
     [fenced] = [r for r in caplog.records if getattr(r, "event", None) == "write_fenced"]
     assert fenced.token < result_b.lock_token and fenced.levelname == "WARNING"
@@ -227,7 +182,9 @@ def test_every_write_advances_the_fence_of_its_table_and_date(analytics):
     first = analytics.runner().run("player_game_summary", DAY)
     empty = analytics.runner().run("player_game_summary", dt.date(2026, 12, 25))  # no rows: the fence still moves
     fences = analytics.spec.analytics.write_fences
-    rows = analytics.warehouse.query(f"SELECT table_name, game_date, token FROM `{fences.dataset}.{fences.name}` ORDER BY game_date")
+    rows = analytics.warehouse.query(
+        f"SELECT table_name, game_date, token FROM `{fences.dataset}.{fences.name}` ORDER BY game_date"
+    )
     assert [(r["table_name"], str(r["game_date"]), r["token"]) for r in rows] == [
         ("nba_analytics.player_game_summary", "2026-11-28", first.lock_token),
         ("nba_analytics.player_game_summary", "2026-12-25", empty.lock_token),
@@ -259,6 +216,7 @@ class _Failing:
 
     def __getattr__(self, name):
         if name == self._operation:
+
             def fail(*args, **kwargs):
                 raise RuntimeError(f"warehouse {name} failed")
 
@@ -292,7 +250,9 @@ def test_a_rerun_on_partial_upstream_data_never_shrinks_a_good_date_by_itself(an
 
     with caplog.at_level("WARNING", logger="phase3ops.analytics"):
         if action == "hold":
-            with pytest.raises(ShrinkHeld, match=r"would remove 52 of the date's 104 rows \(50%, the guard allows 20%\)"):
+            with pytest.raises(
+                ShrinkHeld, match=r"would remove 52 of the date's 104 rows \(50%, the guard allows 20%\)"
+            ):
                 analytics.runner().run("player_game_summary", DAY)
         else:
             rerun = analytics.runner().run("player_game_summary", DAY)
@@ -318,7 +278,9 @@ def test_a_run_reports_a_fingerprint_of_its_rows_that_repeats_for_the_same_rows(
     analytics.runner().run("team_offense_game_summary", DAY)
     analytics.runner().run("team_offense_game_summary", DAY)
     first, second = analytics.published(at_least=2)
-    assert first["metadata"]["rows_fingerprint"] == second["metadata"]["rows_fingerprint"]  # the same rows, computed later
+    assert (
+        first["metadata"]["rows_fingerprint"] == second["metadata"]["rows_fingerprint"]
+    )  # the same rows, computed later
     table = analytics.spec.raw_table("team_boxscores")
     rows = analytics.warehouse.query(f"SELECT * FROM `{table.dataset}.{table.name}` WHERE game_date = DATE '{DAY}'")
     corrected = [{**r, "points": r["points"] + 1, "scraped_at": r["scraped_at"] + dt.timedelta(hours=3)} for r in rows]

@@ -17,15 +17,17 @@ sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from phase3ops.spec.pipeline import TableSpec
 from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 
-
-_RAISE_IF_NOTHING_CHANGED = re.compile(r"^IF @@row_count = 0 THEN RAISE USING MESSAGE = '(?P<message>(?:[^'\\]|\\.)*)'; END IF$", re.DOTALL)
+_RAISE_IF_NOTHING_CHANGED = re.compile(
+    r"^IF @@row_count = 0 THEN RAISE USING MESSAGE = '(?P<message>(?:[^'\\]|\\.)*)'; END IF$", re.DOTALL
+)
 # What BigQuery supports inside a transaction (SELECT and DML), besides the procedural IF above.
 _IN_A_TRANSACTION = ("SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE TABLE")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 from phase3ops.analytics.dedup import keep_newest
 from phase3ops.analytics.processors import query_for
@@ -11,7 +11,7 @@ from phase3ops.analytics.synthetic import generate_game_day, write_game_day
 from phase3ops.spec.pipeline import FRESHNESS_COLUMN, PipelineSpec
 from phase3ops.warehouse.port import Warehouse
 
-T0 = dt.datetime(2026, 11, 29, 6, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 29, 6, tzinfo=dt.UTC)
 
 
 def processed_day(
@@ -29,7 +29,9 @@ def processed_day(
     for processor in spec.processors:
         if processor.name in skip:
             continue
-        rows = [{**row, FRESHNESS_COLUMN: T0} for row in warehouse.query(query_for(processor.name).sql(spec, game_date))]
+        rows = [
+            {**row, FRESHNESS_COLUMN: T0} for row in warehouse.query(query_for(processor.name).sql(spec, game_date))
+        ]
         rows = keep_newest(rows, processor.primary_key)
         if change is not None:
             rows = change(processor.name, rows)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from phase3ops.filters.vocabulary import SEVERITIES
 from phase3ops.filters.language import And, Call, Comparison, FieldPath, Global, Literal, Not, Or, parse_logging_filter
+from phase3ops.filters.vocabulary import SEVERITIES
 
 RUN_LOG = "projects/{project}/logs/run.googleapis.com%2F{name}"
 
@@ -74,7 +74,10 @@ def _lookup(entry: dict[str, Any], parts: tuple[str, ...]) -> Any:
 
 def _compare(actual: Any, operator: str, expected, is_severity: bool) -> bool:
     if isinstance(expected, (Or, And)):  # a value list: field=("a" OR "b")
-        results = [_compare(actual, operator, item.value if isinstance(item, Global) else item, is_severity) for item in expected.items]
+        results = [
+            _compare(actual, operator, item.value if isinstance(item, Global) else item, is_severity)
+            for item in expected.items
+        ]
         return any(results) if isinstance(expected, Or) else all(results)
     if not isinstance(expected, Literal):
         raise NotImplementedError(f"the test matcher does not evaluate the value {expected}")
@@ -88,4 +91,11 @@ def _compare(actual: Any, operator: str, expected, is_severity: bool) -> bool:
         left, right = str(actual), expected.value
     if operator == ":":
         return str(right).lower() in str(left).lower()
-    return {"=": left == right, "!=": left != right, "<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[operator]
+    return {
+        "=": left == right,
+        "!=": left != right,
+        "<": left < right,
+        "<=": left <= right,
+        ">": left > right,
+        ">=": left >= right,
+    }[operator]

@@ -8,7 +8,8 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from google.cloud import firestore, pubsub_v1
 
@@ -22,7 +23,7 @@ UPGC = "upcoming_player_game_context"
 def completing_last(spec) -> list[str]:
     """The processors in an order where only the last completion makes the date ready:
     the overnight rule's critical processors last, upcoming_player_game_context at the end."""
-    critical = [m for m in spec.modes if m.name == "overnight"][0].critical
+    critical = next(m for m in spec.modes if m.name == "overnight").critical
     return [name for name in spec.processor_names if name not in critical] + [n for n in critical if n != UPGC] + [UPGC]
 
 
@@ -32,12 +33,14 @@ def direct_event(processor: str, game_date, message_id: str | None = None, **fie
         "message": {
             "data": base64.b64encode(json.dumps(completion(processor, game_date, **fields)).encode()).decode(),
             "messageId": message_id or uuid.uuid4().hex,
-            "publishTime": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "publishTime": dt.datetime.now(dt.UTC).isoformat(),
         }
     }
 
 
-def handle_until_acked(instance, event, attempts: int = 200, delay: float = 0.1, retry_on: tuple = (RetryLater, PublishFailed)):
+def handle_until_acked(
+    instance, event, attempts: int = 200, delay: float = 0.1, retry_on: tuple = (RetryLater, PublishFailed)
+):
     """Hand an event to the handler as Pub/Sub would: again after a moment while it raises."""
     for _ in range(attempts):
         try:
@@ -64,7 +67,9 @@ def record_all_but_last(pipeline, instance, dates) -> dict[dt.date, dict]:
 
 
 def trigger_ids(spec, dates, tables=None) -> list[str]:
-    return [f"{spec.name}:{day}:{table}" for day in dates for table in tables or [p.output_table for p in spec.processors]]
+    return [
+        f"{spec.name}:{day}:{table}" for day in dates for table in tables or [p.output_table for p in spec.processors]
+    ]
 
 
 def wait_for_receipts(pipeline, dates, timeout: float = 20.0, tables=None) -> None:

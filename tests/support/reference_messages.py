@@ -52,14 +52,16 @@ def reference_completion(
         "status": status,
         "record_count": record_count if status in ("success", "partial") else 0,
         "records_failed": 3 if status == "partial" else 0,
-        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
         "duration_seconds": 12.5,
         "parent_processor": None,
         "trigger_source": "pubsub",
         "trigger_message_id": None,
         "error_message": "BigQuery timeout" if status == "failed" else None,
         "error_type": "str" if status == "failed" else None,
-        "metadata": metadata if metadata is not None else {"is_incremental": False, "entities_changed": None, "skip_reason": None},
+        "metadata": metadata
+        if metadata is not None
+        else {"is_incremental": False, "entities_changed": None, "skip_reason": None},
         **extra,
     }
     return {k: v for k, v in message.items() if v is not None}

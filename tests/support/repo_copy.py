@@ -6,7 +6,19 @@ import shutil
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPEC_PATHS = ("pipeline.yaml", "alerts", "dashboards", "docs", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "infra", "functions", "policies", "src")
+SPEC_PATHS = (
+    "pipeline.yaml",
+    "alerts",
+    "dashboards",
+    "docs",
+    "Pulumi.yaml",
+    "Pulumi.dev.yaml",
+    "Pulumi.prod.yaml",
+    "infra",
+    "functions",
+    "policies",
+    "src",
+)
 
 
 def copy_specs(destination: Path) -> Path:

@@ -52,7 +52,13 @@ def from_api(series: Any) -> Series:
     for point in series.points:
         kind = point.value._pb.WhichOneof("value")
         points.append((point.interval.end_time, float(getattr(point.value, kind))))
-    return Series(series.metric.type, series.resource.type, dict(series.resource.labels), dict(series.metric.labels), tuple(points))
+    return Series(
+        series.metric.type,
+        series.resource.type,
+        dict(series.resource.labels),
+        dict(series.metric.labels),
+        tuple(points),
+    )
 
 
 def matches(filter_text: str, series: Series) -> bool:
@@ -87,8 +93,18 @@ def _value_matches(actual: str, value) -> bool:
     raise NotImplementedError(f"the test evaluator does not evaluate the value {value}")
 
 
-_ALIGNERS = {"ALIGN_SUM": sum, "ALIGN_MAX": max, "ALIGN_MIN": min, "ALIGN_MEAN": lambda values: sum(values) / len(values)}
-_REDUCERS = {"REDUCE_SUM": sum, "REDUCE_MAX": max, "REDUCE_MIN": min, "REDUCE_MEAN": lambda values: sum(values) / len(values)}
+_ALIGNERS = {
+    "ALIGN_SUM": sum,
+    "ALIGN_MAX": max,
+    "ALIGN_MIN": min,
+    "ALIGN_MEAN": lambda values: sum(values) / len(values),
+}
+_REDUCERS = {
+    "REDUCE_SUM": sum,
+    "REDUCE_MAX": max,
+    "REDUCE_MIN": min,
+    "REDUCE_MEAN": lambda values: sum(values) / len(values),
+}
 
 
 def _aggregation(condition) -> tuple[str, str, float, tuple[str, ...]]:
@@ -129,13 +145,19 @@ def threshold_violations(condition, series: list[Series], at: dt.datetime) -> di
     if condition.duration.total_seconds():
         raise NotImplementedError("the test evaluator evaluates a threshold with a 0s duration only")
     compare = {"COMPARISON_GT": float.__gt__, "COMPARISON_LT": float.__lt__}[condition.comparison.name]
-    return {key: value for key, value in aligned_values(condition, series, at).items() if compare(float(value), condition.threshold_value)}
+    return {
+        key: value
+        for key, value in aligned_values(condition, series, at).items()
+        if compare(float(value), condition.threshold_value)
+    }
 
 
 def absence_met(condition, series: list[Series], at: dt.datetime, policy_created: dt.datetime) -> bool:
     """Whether a MetricAbsence is met at `at`: the aligned series had no value for the whole duration,
     after a point was written since the policy was created."""
-    written_since = any(policy_created <= when <= at for item in series if matches(condition.filter, item) for when, _ in item.points)
+    written_since = any(
+        policy_created <= when <= at for item in series if matches(condition.filter, item) for when, _ in item.points
+    )
     if not written_since:
         return False
     aligner, reducer, period, _ = _aggregation(condition)
@@ -144,4 +166,6 @@ def absence_met(condition, series: list[Series], at: dt.datetime, policy_created
     # The aligned series has a value at t exactly when a raw point lies in (t - period, t]; so it has
     # had none for all t in (at - duration, at] exactly when no point lies in (at - duration - period, at].
     silent_since = at - dt.timedelta(seconds=condition.duration.total_seconds() + period)
-    return not any(silent_since < when <= at for item in series if matches(condition.filter, item) for when, _ in item.points)
+    return not any(
+        silent_since < when <= at for item in series if matches(condition.filter, item) for when, _ in item.points
+    )

@@ -9,7 +9,7 @@ from tests.support.specs import REPO_ROOT
 
 SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
 DAY = dt.date(2026, 11, 28)
-T0 = dt.datetime(2026, 11, 29, 6, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 29, 6, tzinfo=dt.UTC)
 
 
 def summary(player: str, points: int, at: dt.datetime = T0, day: dt.date = DAY) -> dict:

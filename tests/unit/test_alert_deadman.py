@@ -23,17 +23,16 @@ from google.cloud import monitoring_v3
 
 from phase3ops.alerts.policies import policy_body, to_proto
 from phase3ops.alerts.schedules import RUN_ALLOWANCE_SECONDS, ScheduleError, longest_gap_seconds
-from phase3ops.alerts.schedules import run_times as schedule_runs
 from phase3ops.alerts.specs import load_alert_specs
-from phase3ops.validate import validate
 from phase3ops.checks.health import publish_metrics
-from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, custom_metric
 from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.dashboards.metrics import BUILT_IN_METRICS
+from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, custom_metric
 from phase3ops.plan.plan import plan_stack
 from phase3ops.spec.documents import SpecError
 from phase3ops.spec.pipeline import load_pipeline_spec
+from phase3ops.validate import validate
 from tests.support.log_entries import matches as log_matches
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 from tests.support.time_series import Series, absence_met, from_api, threshold_violations
@@ -53,7 +52,9 @@ def planned_policy(plan, rule: str) -> monitoring_v3.AlertPolicy:
     """The AlertPolicy the plan hands to Pulumi for a rule, as the API's message."""
     [resource] = [r for r in plan.resources if r.type == POLICY and r.name == rule]
     keys = ("displayName", "conditions", "combiner", "alertStrategy", "notificationChannels", "enabled")
-    return monitoring_v3.AlertPolicy.from_json(json.dumps({k: resource.inputs[k] for k in keys if k in resource.inputs}))
+    return monitoring_v3.AlertPolicy.from_json(
+        json.dumps({k: resource.inputs[k] for k in keys if k in resource.inputs})
+    )
 
 
 def shipped_policy(rule: str, specs=None) -> monitoring_v3.AlertPolicy:
@@ -83,7 +84,9 @@ def health_run(monkeypatch, when: dt.datetime, failed_checks: tuple[str, ...] = 
         "expected_work": {"missing_expected_work": 0.0},
     }
     by_check = {check: {m: v for m, v in values.items() if m in CUSTOM_METRICS} for check, values in by_check.items()}
-    assert {m for values in by_check.values() for m in values} == set(CUSTOM_METRICS), "a health metric this test does not write"
+    assert {m for values in by_check.values() for m in values} == set(CUSTOM_METRICS), (
+        "a health metric this test does not write"
+    )
     results = [
         CheckResult(check, check, Status.ERROR if check in failed_checks else Status.OK, "", metrics=values)
         for check, values in by_check.items()
@@ -161,7 +164,9 @@ def test_the_health_job_dying_fires_an_alert_rule(monkeypatch, dev_plan):
     series = [s for when in runs for s in health_run(monkeypatch, when)]
     # The job stops (fails, is paused, exits 2) after its last run of the fifth day: the next morning's run is missed.
     missed = runs[0] + dt.timedelta(days=5)
-    assert not any(absence_met(c, series, missed, created) for c in conditions.values()), "fired at the very run it missed"
+    assert not any(absence_met(c, series, missed, created) for c in conditions.values()), (
+        "fired at the very run it missed"
+    )
     by_afternoon = missed.replace(hour=15, minute=0)
     fired = {m for m, c in conditions.items() if absence_met(c, series, by_afternoon, created)}
     assert fired == set(conditions), f"only {fired} fired by 15:00 the day the run was missed"
@@ -192,16 +197,21 @@ def test_a_health_check_that_never_ran_since_the_policy_was_created_is_not_yet_w
 def test_every_threshold_on_a_health_metric_has_an_enabled_absence_guard_within_the_apis_limits(stack):
     specs = load_alert_specs(REPO_ROOT / "alerts", stack)
     needed = guarded_thresholds(specs)
-    assert {HEALTH_METRIC_PREFIX + m for m in ("untriggered_game_dates", "pending_trigger_claims", "completion_accuracy", "duplicate_rows")} <= needed
+    assert {
+        HEALTH_METRIC_PREFIX + m
+        for m in ("untriggered_game_dates", "pending_trigger_claims", "completion_accuracy", "duplicate_rows")
+    } <= needed
     guards = {}
     for rule in specs.rules:
         if rule.enabled:
             guards.update(absence_conditions(shipped_policy(rule.name, specs)))
     assert needed <= set(guards)
-    gap = longest_gap_seconds(tuple(c.schedule for c in PIPELINE.scheduled_checks if c.args[0] == "health"), PIPELINE.timezone)
+    gap = longest_gap_seconds(
+        tuple(c.schedule for c in PIPELINE.scheduled_checks if c.args[0] == "health"), PIPELINE.timezone
+    )
     for metric in needed:
         condition = guards[metric]
-        assert f'resource.type="global"' in condition.filter  # the API wants the metric and the resource type
+        assert 'resource.type="global"' in condition.filter  # the API wants the metric and the resource type
         duration = condition.duration.total_seconds()
         (aggregation,) = condition.aggregations
         period = aggregation.alignment_period.total_seconds()
@@ -218,7 +228,9 @@ def test_the_dead_mans_switch_is_a_valid_api_object_for_the_sdk_and_pulumi():
     import pulumi_gcp
 
     accepted = set(inspect.signature(pulumi_gcp.monitoring.AlertPolicyConditionConditionAbsentArgs.__init__).parameters)
-    aggregation_accepted = set(inspect.signature(pulumi_gcp.monitoring.AlertPolicyConditionConditionAbsentAggregationArgs.__init__).parameters)
+    aggregation_accepted = set(
+        inspect.signature(pulumi_gcp.monitoring.AlertPolicyConditionConditionAbsentAggregationArgs.__init__).parameters
+    )
     for condition in absent:
         assert set(condition) <= accepted
         assert set(condition["aggregations"][0]) <= aggregation_accepted
@@ -231,7 +243,9 @@ def test_the_dead_mans_switch_is_a_valid_api_object_for_the_sdk_and_pulumi():
     camel = lambda name: re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)  # noqa: E731
     assert {camel(k) for k in absent[0]} <= set(json_fields(api.MetricAbsence))
     assert {camel(k) for k in absent[0]["aggregations"][0]} <= set(json_fields(api.Aggregation))
-    assert absent[0]["aggregations"][0]["per_series_aligner"] in {v.name for v in api.Aggregation.PerSeriesAlignerValueValuesEnum}
+    assert absent[0]["aggregations"][0]["per_series_aligner"] in {
+        v.name for v in api.Aggregation.PerSeriesAlignerValueValuesEnum
+    }
 
 
 # -- the lints that keep it so ----------------------------------------------------------------------
@@ -267,7 +281,10 @@ def test_a_new_threshold_on_a_health_metric_without_an_absence_guard_fails_valid
     [problem] = problems
     assert problem.file.endswith("held-dates.yaml") and problem.line == 10
     assert problem.path == "spec.conditions[0].threshold.metric"
-    assert "custom.googleapis.com/phase3/held_game_dates is written only by the scheduled health check (phase3-health-check)" in problem.message
+    assert (
+        "custom.googleapis.com/phase3/held_game_dates is written only by the scheduled health check (phase3-health-check)"
+        in problem.message
+    )
     assert "no enabled rule watches it for absence" in problem.message
     # Guarding it in the dead man's switch settles it.
     silent = repo / "alerts" / "health-check-silent.yaml"
@@ -286,7 +303,9 @@ def test_disabling_the_dead_mans_switch_in_a_stack_is_refused_for_that_stack(rep
     overrides = repo / "alerts" / "stacks" / "dev.yaml"
     overrides.write_text(overrides.read_text() + "  health-check-silent:\n    enabled: false\n")
     problems = [str(p) for p in validate(repo, stacks=["dev"]).problems]
-    assert problems and all("[stack dev]" in p and "no enabled rule watches it for absence" in p for p in problems), problems
+    assert problems and all("[stack dev]" in p and "no enabled rule watches it for absence" in p for p in problems), (
+        problems
+    )
     assert any("completion-accuracy-low.yaml" in p for p in problems)
     assert not any("phase4-trigger-absent.yaml" in p for p in problems)  # disabled in dev itself
 
@@ -304,14 +323,24 @@ def test_an_absence_guard_shorter_than_the_time_between_two_health_checks_is_ref
 
 def test_the_guard_follows_the_health_checks_schedule_in_pipeline_yaml(repo):
     pipeline = repo / "pipeline.yaml"
-    pipeline.write_text(pipeline.read_text().replace('schedule: "45 10,13,17 * * *"', 'schedule: "15 10 * * 1"', 1))  # weekly
+    pipeline.write_text(
+        pipeline.read_text().replace('schedule: "45 10,13,17 * * *"', 'schedule: "15 10 * * 1"', 1)
+    )  # weekly
     problems = validate(repo, stacks=[]).problems
-    assert problems and all("up to 169 hours apart" in p.message for p in problems), [str(p) for p in problems]  # a week, and the clock change
+    assert problems and all("up to 169 hours apart" in p.message for p in problems), [
+        str(p) for p in problems
+    ]  # a week, and the clock change
 
 
 @pytest.mark.parametrize(
     "schedule, hours",
-    [("15 10 * * *", 25), ("*/15 * * * *", 1.25), ("0 9 * * MON-FRI", 73), ("30 9 1,15 * *", 17 * 24), ("0 */6 * * *", 7)],
+    [
+        ("15 10 * * *", 25),
+        ("*/15 * * * *", 1.25),
+        ("0 9 * * MON-FRI", 73),
+        ("30 9 1,15 * *", 17 * 24),
+        ("0 */6 * * *", 7),
+    ],
 )
 def test_the_longest_gap_between_runs_counts_the_clock_change(schedule, hours):
     assert longest_gap_seconds((schedule,), "America/New_York") == hours * 3600
@@ -355,16 +384,23 @@ def test_a_failed_execution_of_any_scheduled_check_fires_naming_the_job(dev_plan
 def scheduler_attempt(job_id: str, *, failed: bool, started: bool = False) -> dict:
     """A Cloud Scheduler execution log entry (log cloudscheduler.googleapis.com/executions)."""
     payload = {
-        "@type": "type.googleapis.com/google.cloud.scheduler.logging." + ("AttemptStarted" if started else "AttemptFinished"),
+        "@type": "type.googleapis.com/google.cloud.scheduler.logging."
+        + ("AttemptStarted" if started else "AttemptFinished"),
         "jobName": f"projects/nba-props-dev/locations/us-west2/jobs/{job_id}",
         "targetType": "HTTP",
         "url": f"https://us-west2-run.googleapis.com/apis/run.googleapis.com/v1/namespaces/nba-props-dev/jobs/{job_id.removesuffix('-schedule')}:run",
     }
     if failed and not started:
-        payload |= {"status": "PERMISSION_DENIED", "debugInfo": "URL_ERROR-ERROR_AUTHENTICATION. Original HTTP response code number = 403"}
+        payload |= {
+            "status": "PERMISSION_DENIED",
+            "debugInfo": "URL_ERROR-ERROR_AUTHENTICATION. Original HTTP response code number = 403",
+        }
     return {
         "logName": "projects/nba-props-dev/logs/cloudscheduler.googleapis.com%2Fexecutions",
-        "resource": {"type": "cloud_scheduler_job", "labels": {"job_id": job_id, "location": "us-west2", "project_id": "nba-props-dev"}},
+        "resource": {
+            "type": "cloud_scheduler_job",
+            "labels": {"job_id": job_id, "location": "us-west2", "project_id": "nba-props-dev"},
+        },
         "severity": "ERROR" if failed and not started else "INFO",
         "httpRequest": {"status": 403 if failed else 200},
         "jsonPayload": payload,
@@ -381,7 +417,10 @@ def test_a_failed_scheduler_attempt_of_any_scheduled_check_fires(dev_plan):
         assert not log_matches(condition.filter, scheduler_attempt(job_id, failed=False))
         assert not log_matches(condition.filter, scheduler_attempt(job_id, failed=False, started=True))
     assert not log_matches(condition.filter, scheduler_attempt("someone-elses-schedule", failed=True))
-    assert dict(condition.label_extractors) == {"job_id": "EXTRACT(resource.labels.job_id)", "status": "EXTRACT(jsonPayload.status)"}
+    assert dict(condition.label_extractors) == {
+        "job_id": "EXTRACT(resource.labels.job_id)",
+        "status": "EXTRACT(jsonPayload.status)",
+    }
     assert policy.alert_strategy.notification_rate_limit.period.total_seconds() > 0
 
 
@@ -389,13 +428,23 @@ def test_a_scheduled_check_added_to_pipeline_yaml_is_covered_without_touching_th
     pipeline = repo / "pipeline.yaml"
     text = pipeline.read_text()
     anchor = "    - name: phase3-hold-recheck\n"
-    pipeline.write_text(text.replace(anchor, '    - name: phase3-weekly-audit\n      args: [health, --days, "7"]\n      schedule: "0 6 * * 1"\n' + anchor, 1))
+    pipeline.write_text(
+        text.replace(
+            anchor,
+            '    - name: phase3-weekly-audit\n      args: [health, --days, "7"]\n      schedule: "0 6 * * 1"\n'
+            + anchor,
+            1,
+        )
+    )
     specs = load_alert_specs(repo / "alerts")
     failed = shipped_policy("scheduled-check-failed", specs).conditions[0].condition_threshold
     execution = Series(
-        "run.googleapis.com/job/completed_execution_count", "cloud_run_job", {"job_name": "phase3-weekly-audit"}, {"result": "failed"},
+        "run.googleapis.com/job/completed_execution_count",
+        "cloud_run_job",
+        {"job_name": "phase3-weekly-audit"},
+        {"result": "failed"},
         ((dt.datetime(2026, 10, 26, 6, 5, tzinfo=NEW_YORK), 1.0),),
-    )  # fmt: skip
+    )
     assert threshold_violations(failed, [execution], dt.datetime(2026, 10, 26, 6, 6, tzinfo=NEW_YORK))
     not_started = shipped_policy("scheduled-check-not-started", specs).conditions[0].condition_matched_log
     assert log_matches(not_started.filter, scheduler_attempt("phase3-weekly-audit-schedule", failed=True))
@@ -408,12 +457,16 @@ def test_a_scheduled_check_added_to_pipeline_yaml_is_covered_without_touching_th
 def test_the_heartbeat_fires_once_for_every_health_check_run_even_on_a_quiet_day(monkeypatch, dev_plan):
     policy = planned_policy(dev_plan, "alerting-heartbeat")
     (condition,) = [c.condition_threshold for c in policy.conditions]
-    channels = {r.name: r for r in dev_plan.resources if r.type == "gcp:monitoring/notificationChannel:NotificationChannel"}
+    channels = {
+        r.name: r for r in dev_plan.resources if r.type == "gcp:monitoring/notificationChannel:NotificationChannel"
+    }
     assert len(policy.notification_channels) == len(channels) == 2  # both Slack channels prove they deliver
     run = dt.datetime(2026, 7, 15, 10, 20, tzinfo=NEW_YORK)  # the off-season: nothing to report
     series = health_run(monkeypatch, run)
     assert threshold_violations(condition, series, run + dt.timedelta(minutes=1))
-    assert not threshold_violations(condition, series, run + dt.timedelta(minutes=10))  # the incident stops being met ...
+    assert not threshold_violations(
+        condition, series, run + dt.timedelta(minutes=10)
+    )  # the incident stops being met ...
     close = policy.alert_strategy.auto_close.total_seconds()
     assert 30 * 60 <= close <= 12 * 3600  # ... and closes within the day, so the next run notifies again
     assert not threshold_violations(condition, series, run + dt.timedelta(days=1))  # no run, no heartbeat
@@ -426,7 +479,9 @@ def notification_event(severity: str) -> dict:
         "logName": "projects/nba-props-dev/logs/monitoring.googleapis.com%2Fnotification_channel_events",
         "resource": {"type": "stackdriver_notification_channel", "labels": {"project_id": "nba-props-dev"}},
         "severity": severity,
-        "jsonPayload": {"message": "Notification to Slack channel #phase3-oncall failed with 403 Forbidden: invalid_auth"},
+        "jsonPayload": {
+            "message": "Notification to Slack channel #phase3-oncall failed with 403 Forbidden: invalid_auth"
+        },
     }
 
 
@@ -435,7 +490,10 @@ def test_a_notification_cloud_monitoring_could_not_deliver_fires_on_both_channel
     (condition,) = [c.condition_matched_log for c in policy.conditions]
     assert log_matches(condition.filter, notification_event("ERROR"))
     assert not log_matches(condition.filter, notification_event("INFO"))
-    assert not log_matches(condition.filter, {**notification_event("ERROR"), "logName": "projects/nba-props-dev/logs/run.googleapis.com%2Fstderr"})
+    assert not log_matches(
+        condition.filter,
+        {**notification_event("ERROR"), "logName": "projects/nba-props-dev/logs/run.googleapis.com%2Fstderr"},
+    )
     assert len(policy.notification_channels) == 2
     assert policy.alert_strategy.notification_rate_limit.period.total_seconds() > 0
 
@@ -444,7 +502,13 @@ def test_a_notification_cloud_monitoring_could_not_deliver_fires_on_both_channel
 
 
 def subscription_series(metric: str, subscription: str, value: float, at: dt.datetime) -> Series:
-    return Series(metric, "pubsub_subscription", {"project_id": "nba-props-dev", "subscription_id": subscription}, {}, ((at, value),))
+    return Series(
+        metric,
+        "pubsub_subscription",
+        {"project_id": "nba-props-dev", "subscription_id": subscription},
+        {},
+        ((at, value),),
+    )
 
 
 def test_phase4_not_taking_its_triggers_fires(dev_plan):
@@ -457,7 +521,9 @@ def test_phase4_not_taking_its_triggers_fires(dev_plan):
     limit = consumer.max_unacked_age_minutes * 60  # the metric is in seconds
     assert threshold_violations(backlog, [subscription_series(age, consumer.subscription, limit + 1, at)], at)
     assert not threshold_violations(backlog, [subscription_series(age, consumer.subscription, limit - 1, at)], at)
-    assert not threshold_violations(backlog, [subscription_series(age, "nba-phase3-analytics-processors-push", limit * 10, at)], at)
+    assert not threshold_violations(
+        backlog, [subscription_series(age, "nba-phase3-analytics-processors-push", limit * 10, at)], at
+    )
     dead = planned_policy(dev_plan, "phase4-consumer-dead-letters").conditions[0].condition_threshold
     forwarded = "pubsub.googleapis.com/subscription/dead_letter_message_count"
     assert BUILT_IN_METRICS[forwarded].kind == "DELTA"
@@ -469,7 +535,11 @@ def test_the_phase4_rules_take_the_subscription_and_the_age_from_pipeline_yaml(r
     pipeline = repo / "pipeline.yaml"
     text = pipeline.read_text()
     assert "subscription: nba-phase4-trigger-sub" in text and "max_unacked_age_minutes: 30" in text
-    pipeline.write_text(text.replace("subscription: nba-phase4-trigger-sub", "subscription: phase4-v2-push").replace("max_unacked_age_minutes: 30", "max_unacked_age_minutes: 45"))
+    pipeline.write_text(
+        text.replace("subscription: nba-phase4-trigger-sub", "subscription: phase4-v2-push").replace(
+            "max_unacked_age_minutes: 30", "max_unacked_age_minutes: 45"
+        )
+    )
     specs = load_alert_specs(repo / "alerts")
     backlog = shipped_policy("phase4-consumer-backlog", specs)
     condition = backlog.conditions[0].condition_threshold
@@ -496,10 +566,20 @@ def test_no_phase4_consumer_in_pipeline_yaml_is_a_problem_at_the_rules_line(repo
     pipeline.write_text(text[:start] + text[end + 2 :])
     assert load_pipeline_spec(pipeline).phase4_consumer is None  # pipeline.yaml itself stays valid
     problems = validate(repo, stacks=[]).problems
-    assert {Path(p.file).name for p in problems} == {"phase4-consumer-backlog.yaml", "phase4-consumer-dead-letters.yaml"}
+    assert {Path(p.file).name for p in problems} == {
+        "phase4-consumer-backlog.yaml",
+        "phase4-consumer-dead-letters.yaml",
+    }
     lines = (repo / "alerts" / "phase4-consumer-backlog.yaml").read_text().splitlines()
-    located = {(p.path, lines[p.line - 1].strip().split(":")[0]) for p in problems if p.file.endswith("phase4-consumer-backlog.yaml")}
-    assert ("spec.conditions[0].threshold.filter", "filter") in located and ("spec.conditions[0].threshold.value", "value") in located
+    located = {
+        (p.path, lines[p.line - 1].strip().split(":")[0])
+        for p in problems
+        if p.file.endswith("phase4-consumer-backlog.yaml")
+    }
+    assert ("spec.conditions[0].threshold.filter", "filter") in located and (
+        "spec.conditions[0].threshold.value",
+        "value",
+    ) in located
     assert all("pipeline.yaml declares no spec.phase4_consumer, which this rule watches" in p.message for p in problems)
     with pytest.raises(SpecError):
         load_alert_specs(repo / "alerts")  # the infra program cannot deploy it either
@@ -508,8 +588,14 @@ def test_no_phase4_consumer_in_pipeline_yaml_is_a_problem_at_the_rules_line(repo
 @pytest.mark.parametrize(
     "reference, fragment",
     [
-        ("{{pipeline.phase4_consumer.subscripton}}", "has no field 'subscripton' in spec.phase4_consumer (fields: subscription, max_unacked_age_minutes); did you mean 'subscription'?"),
-        ("{{pipeline.scheduled_checks.name}}", "spec.scheduled_checks.name is a list of 3 values; join it with |one_of"),
+        (
+            "{{pipeline.phase4_consumer.subscripton}}",
+            "has no field 'subscripton' in spec.phase4_consumer (fields: subscription, max_unacked_age_minutes); did you mean 'subscription'?",
+        ),
+        (
+            "{{pipeline.scheduled_checks.name}}",
+            "spec.scheduled_checks.name is a list of 3 values; join it with |one_of",
+        ),
         ("{{pipeline.phase4_consumer}}", "spec.phase4_consumer is a section, not a value"),
         ("{{pipeline.phase4_consumer.subscription|upper}}", "unknown step 'upper'"),
         ("{{phase4_consumer.subscription}}", "a reference names a field of pipeline.yaml"),
@@ -521,7 +607,9 @@ def test_a_reference_pipeline_yaml_cannot_answer_is_reported_at_its_line(repo, r
     text = rule.read_text().replace('"{{pipeline.phase4_consumer.subscription}}"', json.dumps(reference), 1)
     rule.write_text(text)
     problems = validate(repo, stacks=[]).problems
-    assert problems and all(p.file.endswith("phase4-consumer-dead-letters.yaml") for p in problems), [str(p) for p in problems]
+    assert problems and all(p.file.endswith("phase4-consumer-dead-letters.yaml") for p in problems), [
+        str(p) for p in problems
+    ]
     [problem] = [p for p in problems if fragment in p.message]
     assert problem.path == "spec.conditions[0].threshold.filter"
     assert "filter:" in text.splitlines()[problem.line - 1]
@@ -529,6 +617,8 @@ def test_a_reference_pipeline_yaml_cannot_answer_is_reported_at_its_line(repo, r
 
 def test_a_duration_threshold_only_on_a_metric_in_seconds(repo):
     rule = repo / "alerts" / "phase4-consumer-dead-letters.yaml"
-    rule.write_text(rule.read_text().replace("value: 0", 'value: "{{pipeline.phase4_consumer.max_unacked_age_minutes}}m"', 1))
+    rule.write_text(
+        rule.read_text().replace("value: 0", 'value: "{{pipeline.phase4_consumer.max_unacked_age_minutes}}m"', 1)
+    )
     [problem] = validate(repo, stacks=[]).problems
     assert problem.path == "spec.conditions[0].threshold.value" and "30m is a duration" in problem.message

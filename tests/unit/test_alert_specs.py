@@ -11,8 +11,8 @@ import pytest
 
 from phase3ops.alerts.policies import log_metric_body, policy_body, to_proto
 from phase3ops.alerts.specs import load_alert_specs
-from phase3ops.validate import validate
 from phase3ops.spec.documents import SpecError
+from phase3ops.validate import validate
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
 CORPUS = Path(__file__).resolve().parent.parent / "alerts_corpus"
@@ -55,17 +55,24 @@ def test_corpus_cases_that_must_fail(repo, case):
     assert problems, "the case must be rejected"
     # Nothing else breaks: other files are named only where they clash with this case.
     assert all(p.file.endswith(case.name) or case.stem in p.message for p in problems), [str(p) for p in problems]
-    matching = [p for p in problems if p.file.endswith(case.name) and (p.path or "<document>") == path and message in p.message]
+    matching = [
+        p for p in problems if p.file.endswith(case.name) and (p.path or "<document>") == path and message in p.message
+    ]
     assert matching, f"expected {path}: {message!r}; got {[str(p) for p in problems]}"
-    assert matching[0].line is not None and matching[0].line > 1 or path in ("<document>", "")
+    assert (matching[0].line is not None and matching[0].line > 1) or path in ("<document>", "")
 
 
 def test_every_problem_of_every_file_is_reported_at_once(repo):
     for case in ("unknown-severity", "unknown-channel", "per-second-rate-under-a-count"):
         shutil.copy(CORPUS / "fail" / f"{case}.yaml", repo / "alerts")
-    (repo / "alerts" / "channels.yaml").write_text((repo / "alerts" / "channels.yaml").read_text().replace("team: data-platform", "team: Data Platform", 1))
+    (repo / "alerts" / "channels.yaml").write_text(
+        (repo / "alerts" / "channels.yaml").read_text().replace("team: data-platform", "team: Data Platform", 1)
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "phase3ops.cli", "validate", "--repo", str(repo)], capture_output=True, text=True, cwd=repo
+        [sys.executable, "-m", "phase3ops.cli", "validate", "--repo", str(repo)],
+        capture_output=True,
+        text=True,
+        cwd=repo,
     )
     assert result.returncode == 2
     for fragment in ("unknown-severity.yaml:", "channels.yaml:", "'Data Platform' does not match"):
@@ -81,10 +88,17 @@ def test_problems_name_the_line_of_the_value(repo):
 
 def test_a_stack_override_that_breaks_a_rule_is_reported_for_that_stack(repo):
     overrides = repo / "alerts" / "stacks" / "dev.yaml"
-    overrides.write_text(overrides.read_text() + "  lock-takeovers:\n    notify:\n      channels: [nobody]\n  ghost-rule:\n    enabled: false\n")
+    overrides.write_text(
+        overrides.read_text()
+        + "  lock-takeovers:\n    notify:\n      channels: [nobody]\n  ghost-rule:\n    enabled: false\n"
+    )
     problems = [str(p) for p in validate(repo, stacks=["dev"]).problems]
-    assert any("stacks/dev.yaml" in p and "overrides 'ghost-rule', which no rule file defines" in p for p in problems), problems
-    assert any("lock-takeovers.yaml" in p and "no channel named 'nobody'" in p and "[stack dev]" in p for p in problems), problems
+    assert any(
+        "stacks/dev.yaml" in p and "overrides 'ghost-rule', which no rule file defines" in p for p in problems
+    ), problems
+    assert any(
+        "lock-takeovers.yaml" in p and "no channel named 'nobody'" in p and "[stack dev]" in p for p in problems
+    ), problems
 
 
 def test_dev_overrides_apply_only_to_dev():
@@ -123,7 +137,10 @@ def test_a_count_rule_counts_over_its_window():
     assert aggregation.per_series_aligner.name == "ALIGN_SUM"
     assert (condition.comparison.name, condition.threshold_value) == ("COMPARISON_GT", 5)
     assert 'metric.type="logging.googleapis.com/user/phase3_orchestrator_errors"' in condition.filter
-    assert to_proto(policy_body(rule, RUNBOOK_BASE)).conditions[0].display_name == "Orchestrator errors: more than 5 in 10 minutes"
+    assert (
+        to_proto(policy_body(rule, RUNBOOK_BASE)).conditions[0].display_name
+        == "Orchestrator errors: more than 5 in 10 minutes"
+    )
     metric = log_metric_body(rule)
     assert metric["metric_descriptor"] == {"metric_kind": "DELTA", "value_type": "INT64", "unit": "1"}
     assert 'resource.type="cloud_run_revision"' in metric["filter"]
@@ -208,7 +225,9 @@ def dev_problems(repo: Path) -> list:
 def test_an_override_by_index_of_nothing_is_an_error_at_the_override(repo, rules, line, path, fragment):
     write_dev_overrides(repo, rules)
     problems = dev_problems(repo)
-    assert [(p.file.endswith("alerts/stacks/dev.yaml"), p.line, p.path) for p in problems] == [(True, line, path)], [str(p) for p in problems]
+    assert [(p.file.endswith("alerts/stacks/dev.yaml"), p.line, p.path) for p in problems] == [(True, line, path)], [
+        str(p) for p in problems
+    ]
     assert fragment in problems[0].message
     assert problems[0].message.endswith("[stack dev]")
     with pytest.raises(SpecError) as raised:
@@ -217,7 +236,9 @@ def test_an_override_by_index_of_nothing_is_an_error_at_the_override(repo, rules
 
 
 def test_an_index_past_the_end_counts_the_conditions_the_rule_has(repo):
-    write_dev_overrides(repo, '  orchestrator-errors:\n    conditions:\n      "3":\n        threshold:\n          value: 1\n')
+    write_dev_overrides(
+        repo, '  orchestrator-errors:\n    conditions:\n      "3":\n        threshold:\n          value: 1\n'
+    )
     [problem] = dev_problems(repo)
     assert str(problem).startswith(f"{problem.file}:8: rules.orchestrator-errors.conditions.3: ")
     assert "has 1 condition" in problem.message and "orchestrator-errors" in problem.message
@@ -232,14 +253,20 @@ def test_an_overrides_type_error_is_reported_at_the_override(repo):
     problems = dev_problems(repo)
     assert all(p.file.endswith("alerts/stacks/dev.yaml") for p in problems), [str(p) for p in problems]
     by_path = {p.path: p for p in problems}
-    assert set(by_path) == {"rules.orchestrator-errors.conditions.0.threshold.value", "rules.lock-takeovers.notify.rateLimit"}
+    assert set(by_path) == {
+        "rules.orchestrator-errors.conditions.0.threshold.value",
+        "rules.lock-takeovers.notify.rateLimit",
+    }
     value = by_path["rules.orchestrator-errors.conditions.0.threshold.value"]
     assert value.line == 10 and 'value: "twenty"' in overrides.read_text().splitlines()[value.line - 1]
     assert "overrides spec.conditions[0].threshold.value of rule orchestrator-errors" in value.message
     assert "'twenty' is not of type 'number'" in value.message
     rate_limit = by_path["rules.lock-takeovers.notify.rateLimit"]
     assert rate_limit.line == 13
-    assert "overrides spec.notify.rateLimit of rule lock-takeovers" in rate_limit.message and "'soon' does not match" in rate_limit.message
+    assert (
+        "overrides spec.notify.rateLimit of rule lock-takeovers" in rate_limit.message
+        and "'soon' does not match" in rate_limit.message
+    )
 
 
 def test_an_override_that_adds_a_key_the_schema_forbids_is_reported_at_that_key(repo):
@@ -259,7 +286,10 @@ def test_an_override_that_adds_a_key_the_schema_forbids_is_reported_at_that_key(
 
 
 def test_an_override_that_replaces_a_list_is_located_in_the_override(repo):
-    write_dev_overrides(repo, "  orchestrator-errors:\n    conditions:\n      - threshold:\n          metric: log:phase3_orchestrator_errors\n")
+    write_dev_overrides(
+        repo,
+        "  orchestrator-errors:\n    conditions:\n      - threshold:\n          metric: log:phase3_orchestrator_errors\n",
+    )
     problems = dev_problems(repo)
     assert problems and all(p.file.endswith("alerts/stacks/dev.yaml") for p in problems), [str(p) for p in problems]
     assert {(p.line, p.path) for p in problems} == {(8, "rules.orchestrator-errors.conditions[0].threshold")}
@@ -269,7 +299,11 @@ def test_an_override_that_replaces_a_list_is_located_in_the_override(repo):
 def test_an_override_for_a_rule_no_file_defines_stays_an_error(repo):
     write_dev_overrides(repo, "  ghost-rule:\n    enabled: false\n")
     [problem] = validate(repo, stacks=["dev"]).problems
-    assert (problem.file.endswith("alerts/stacks/dev.yaml"), problem.line, problem.path) == (True, 6, "rules.ghost-rule")
+    assert (problem.file.endswith("alerts/stacks/dev.yaml"), problem.line, problem.path) == (
+        True,
+        6,
+        "rules.ghost-rule",
+    )
     assert "overrides 'ghost-rule', which no rule file defines" in problem.message
     with pytest.raises(SpecError, match="ghost-rule"):
         load_alert_specs(repo / "alerts", "dev")
@@ -280,23 +314,45 @@ def test_merged_values_are_located_where_they_were_written(repo):
     from phase3ops.spec.documents import read_yaml
 
     alerts = repo / "alerts"
-    write_dev_overrides(repo, '  orchestrator-errors:\n    conditions:\n      "0":\n        threshold:\n          value: 20\n')
-    defaults, rule, overrides = (read_yaml(alerts / name) for name in ("defaults.yaml", "orchestrator-errors.yaml", "stacks/dev.yaml"))
+    write_dev_overrides(
+        repo, '  orchestrator-errors:\n    conditions:\n      "0":\n        threshold:\n          value: 20\n'
+    )
+    defaults, rule, overrides = (
+        read_yaml(alerts / name) for name in ("defaults.yaml", "orchestrator-errors.yaml", "stacks/dev.yaml")
+    )
     origins = _Origins(_Layer(defaults, ("spec",), "orchestrator-errors"))
     spec = origins.merge(defaults.data["spec"], rule.data["spec"], _Layer(rule, ("spec",), "orchestrator-errors"))
-    origins.merge(spec, overrides.data["rules"]["orchestrator-errors"], _Layer(overrides, ("rules", "orchestrator-errors"), "orchestrator-errors", True))
+    origins.merge(
+        spec,
+        overrides.data["rules"]["orchestrator-errors"],
+        _Layer(overrides, ("rules", "orchestrator-errors"), "orchestrator-errors", True),
+    )
 
     def where(*path):
         layer, at = origins.origin(path)
         problem = layer.problem(at, "")
         return Path(problem.file).name, problem.line, problem.path
 
-    assert where("conditions", 0, "threshold", "value") == ("dev.yaml", 10, "rules.orchestrator-errors.conditions.0.threshold.value")
+    assert where("conditions", 0, "threshold", "value") == (
+        "dev.yaml",
+        10,
+        "rules.orchestrator-errors.conditions.0.threshold.value",
+    )
     rule_lines = (alerts / "orchestrator-errors.yaml").read_text().splitlines()
     window = 1 + next(n for n, text in enumerate(rule_lines) if text.strip() == "window: 10m")
-    second_command = 1 + next(n for n, text in enumerate(rule_lines) if text.strip() == "- scripts/reconcile_phase3_completion.py --days 3")
-    assert where("conditions", 0, "threshold", "window") == ("orchestrator-errors.yaml", window, "spec.conditions[0].threshold.window")
-    assert where("documentation", "commands", 1) == ("orchestrator-errors.yaml", second_command, "spec.documentation.commands[1]")
+    second_command = 1 + next(
+        n for n, text in enumerate(rule_lines) if text.strip() == "- scripts/reconcile_phase3_completion.py --days 3"
+    )
+    assert where("conditions", 0, "threshold", "window") == (
+        "orchestrator-errors.yaml",
+        window,
+        "spec.conditions[0].threshold.window",
+    )
+    assert where("documentation", "commands", 1) == (
+        "orchestrator-errors.yaml",
+        second_command,
+        "spec.documentation.commands[1]",
+    )
     assert where("notify", "channels", 0) == ("defaults.yaml", 12, "spec.notify.channels[0]")
     assert where("combiner") == ("defaults.yaml", 8, "spec.combiner")
     assert origins.problems == []

@@ -12,9 +12,9 @@ import dataclasses
 
 import pytest
 
+from phase3ops.plan.plan import plan_stack
 from tests.support.conformance.plan_conformance import NOT_GOOGLE_APIS, RESOURCES, check_plan
 from tests.support.conformance.sdk import SdkUnavailable, sdk_root
-from phase3ops.plan.plan import plan_stack
 from tests.support.repo_copy import REPO_ROOT
 
 
@@ -62,16 +62,36 @@ def altered(plan, name: str, change) -> list:
             lambda i: i["conditions"][0]["conditionThreshold"]["aggregations"][0].update(perSeriesAligner="ALIGN_SUMM"),
             "orchestrator-errors: conditions[].conditionThreshold.aggregations[].perSeriesAligner: 'ALIGN_SUMM' is not one of",
         ),
-        ("orchestrator-errors", lambda i: i.update(combiner="COMBINE_UNSPECIFIED"), "'COMBINE_UNSPECIFIED' is not one of AND"),
+        (
+            "orchestrator-errors",
+            lambda i: i.update(combiner="COMBINE_UNSPECIFIED"),
+            "'COMBINE_UNSPECIFIED' is not one of AND",
+        ),
         (
             "phase3-to-phase4-orchestrator",
             lambda i: i["serviceConfig"].update(ingressSetting=i["serviceConfig"].pop("ingressSettings")),
             "serviceConfig.ingressSetting: the API has no field 'ingressSetting' in ServiceConfig (cloudfunctions v2)",
         ),
-        ("phase3-to-phase4-orchestrator", lambda i: i["eventTrigger"].update(retryPolicy="RETRY"), "'RETRY' is not one of RETRY_POLICY_DO_NOT_RETRY"),
-        ("nba-phase3-analytics-processors", lambda i: i.update(ingress="INTERNAL_ONLY"), "'INTERNAL_ONLY' is not one of INGRESS_TRAFFIC_ALL"),
-        ("nba-phase3-analytics-processors-push", lambda i: i.update(ackDeadlineSeconds="600s"), "'600s' is not an integer"),
-        ("metric-duplicate_rows", lambda i: i.update(valueType="INTEGER"), "'INTEGER' is not one of BOOL, DISTRIBUTION, DOUBLE, INT64"),
+        (
+            "phase3-to-phase4-orchestrator",
+            lambda i: i["eventTrigger"].update(retryPolicy="RETRY"),
+            "'RETRY' is not one of RETRY_POLICY_DO_NOT_RETRY",
+        ),
+        (
+            "nba-phase3-analytics-processors",
+            lambda i: i.update(ingress="INTERNAL_ONLY"),
+            "'INTERNAL_ONLY' is not one of INGRESS_TRAFFIC_ALL",
+        ),
+        (
+            "nba-phase3-analytics-processors-push",
+            lambda i: i.update(ackDeadlineSeconds="600s"),
+            "'600s' is not an integer",
+        ),
+        (
+            "metric-duplicate_rows",
+            lambda i: i.update(valueType="INTEGER"),
+            "'INTEGER' is not one of BOOL, DISTRIBUTION, DOUBLE, INT64",
+        ),
     ],
 )
 def test_a_typo_in_the_program_is_caught(sdk, plan, name, change, expected):
@@ -85,12 +105,19 @@ def test_the_dashboard_body_is_held_against_the_monitoring_v1_dashboard(sdk, pla
     assert coverage.findings == [] and coverage.fields_checked > 100 and coverage.enums_checked > 20
 
     def typo(text: str, old: str, new: str):
-        return check_plan(altered(plan, dashboard.name, lambda i: i.update(dashboardJson=i["dashboardJson"].replace(old, new, 1)))).findings
+        return check_plan(
+            altered(plan, dashboard.name, lambda i: i.update(dashboardJson=i["dashboardJson"].replace(old, new, 1)))
+        ).findings
 
     [enum] = typo(dashboard.inputs["dashboardJson"], '"plotType": "STACKED_BAR"', '"plotType": "BARS"')
-    assert str(enum).startswith("phase3-handoff: mosaicLayout.tiles[].widget.xyChart.dataSets[].plotType: 'BARS' is not one of HEATMAP, LINE")
+    assert str(enum).startswith(
+        "phase3-handoff: mosaicLayout.tiles[].widget.xyChart.dataSets[].plotType: 'BARS' is not one of HEATMAP, LINE"
+    )
     [field] = typo(dashboard.inputs["dashboardJson"], '"legendTemplate"', '"legend"')
-    assert str(field) == "phase3-handoff: mosaicLayout.tiles[].widget.xyChart.dataSets[].legend: the API has no field 'legend' in DataSet (monitoring v1)"
+    assert (
+        str(field)
+        == "phase3-handoff: mosaicLayout.tiles[].widget.xyChart.dataSets[].legend: the API has no field 'legend' in DataSet (monitoring v1)"
+    )
 
 
 def test_a_resource_type_nobody_mapped_is_reported(sdk, plan):
@@ -108,9 +135,16 @@ def test_the_filter_checker_knows_every_log_entry_field_and_severity(sdk):
 
     logging = messages("logging", "v2")
     assert set(json_fields(logging.LogEntry)) <= set(LOG_ENTRY_FIELDS)
-    assert set(LOG_ENTRY_FIELDS) - set(json_fields(logging.LogEntry)) <= {"apphubDestination", "apphubSource"}  # newer than this SDK
+    assert set(LOG_ENTRY_FIELDS) - set(json_fields(logging.LogEntry)) <= {
+        "apphubDestination",
+        "apphubSource",
+    }  # newer than this SDK
     assert list(SEVERITIES) == [e.name for e in logging.LogEntry.SeverityValueValuesEnum]
-    for field, message in (("httpRequest", logging.HttpRequest), ("operation", logging.LogEntryOperation),
-                           ("sourceLocation", logging.LogEntrySourceLocation), ("split", logging.LogSplit),
-                           ("metadata", logging.MonitoredResourceMetadata)):  # fmt: skip
+    for field, message in (
+        ("httpRequest", logging.HttpRequest),
+        ("operation", logging.LogEntryOperation),
+        ("sourceLocation", logging.LogEntrySourceLocation),
+        ("split", logging.LogSplit),
+        ("metadata", logging.MonitoredResourceMetadata),
+    ):
         assert set(LOG_ENTRY_FIELDS[field]) == set(json_fields(message)), field

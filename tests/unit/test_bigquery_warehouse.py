@@ -95,7 +95,16 @@ def fence(token: int) -> WriteFence:
 # What BigQuery runs inside a transaction: SELECT and DML (https://cloud.google.com/bigquery/docs/transactions,
 # "Statements supported in transactions"), plus the procedural IF ... RAISE that ends a script (an unhandled
 # error rolls the transaction back). ASSERT is not on that list.
-SUPPORTED_IN_A_TRANSACTION = ("BEGIN TRANSACTION", "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "IF @@row_count", "COMMIT TRANSACTION")
+SUPPORTED_IN_A_TRANSACTION = (
+    "BEGIN TRANSACTION",
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "IF @@row_count",
+    "COMMIT TRANSACTION",
+)
 
 
 def test_a_fenced_write_is_one_transaction_of_documented_statements(warehouse, client):
@@ -107,7 +116,9 @@ def test_a_fenced_write_is_one_transaction_of_documented_statements(warehouse, c
     statements = [s.strip() for s in script.split(";\n") if s.strip()]
     assert [s for s in statements if not s.startswith(SUPPORTED_IN_A_TRANSACTION)] == []
     assert statements[0] == "BEGIN TRANSACTION"
-    assert statements[1].startswith("MERGE `my-proj.nba_analytics.phase3_write_fences` T")  # advance the fence, if not newer
+    assert statements[1].startswith(
+        "MERGE `my-proj.nba_analytics.phase3_write_fences` T"
+    )  # advance the fence, if not newer
     assert statements[2].startswith("IF @@row_count = 0 THEN RAISE USING MESSAGE = 'write fence: ")  # else refuse
     assert statements[3].startswith("MERGE `my-proj.nba_analytics.player_game_summary` T")
     assert statements[-1].rstrip(";") == "COMMIT TRANSACTION"
@@ -122,15 +133,23 @@ def test_a_superseded_writer_is_refused_and_nothing_it_sent_is_applied(warehouse
     with pytest.raises(WriteFenced, match="newer lock token than 1"):
         warehouse.write_partition(TABLE, DAY, [summary("a", 1), summary("b", 1)], fence=fence(1))
 
-    assert warehouse.query("SELECT player_lookup, points FROM `nba_analytics.player_game_summary`") == [{"player_lookup": "a", "points": 50}]
-    assert warehouse.query("SELECT token, owner FROM `nba_analytics.phase3_write_fences`") == [{"token": 2, "owner": "host:2"}]
+    assert warehouse.query("SELECT player_lookup, points FROM `nba_analytics.player_game_summary`") == [
+        {"player_lookup": "a", "points": 50}
+    ]
+    assert warehouse.query("SELECT token, owner FROM `nba_analytics.phase3_write_fences`") == [
+        {"token": 2, "owner": "host:2"}
+    ]
     warehouse.write_partition(TABLE, DAY, [summary("a", 51)], fence=fence(2))  # the holder itself may write again
 
 
 def test_a_concurrent_transaction_is_retried_like_a_merge(warehouse, client):
     client.register(FENCES)
     warehouse.ensure_tables([FENCES])
-    client.fail_next = [gexc.BadRequest("Transaction is aborted due to concurrent update against table my-proj:nba_analytics.phase3_write_fences")]
+    client.fail_next = [
+        gexc.BadRequest(
+            "Transaction is aborted due to concurrent update against table my-proj:nba_analytics.phase3_write_fences"
+        )
+    ]
     warehouse.write_partition(TABLE, DAY, [summary("a", 1)], fence=fence(1))
     assert sum(s.startswith("BEGIN TRANSACTION;") for s in client.statements) == 2
     assert warehouse.row_counts(TABLE, DAY, DAY) == {DAY: 1}
@@ -140,7 +159,9 @@ def test_an_existing_dataset_is_not_created_again(warehouse, client):
     """The service may edit the dataset the infra created, without the right to create datasets."""
 
     def forbidden(dataset, exists_ok=False):
-        raise gexc.Forbidden(f"Access Denied: Project my-proj: User does not have bigquery.datasets.create permission ({dataset.dataset_id})")
+        raise gexc.Forbidden(
+            f"Access Denied: Project my-proj: User does not have bigquery.datasets.create permission ({dataset.dataset_id})"
+        )
 
     client.create_dataset = forbidden
     warehouse.ensure_tables([TABLE])  # nba_analytics exists (the fixture made it): looked up, not created

@@ -5,32 +5,24 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 
+from tests.support.cli_process import run
 from tests.support.repo_copy import REPO_ROOT, copy_specs
-
-
-def run(*args: str, env: dict[str, str] | None = None, cwd=REPO_ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_")}
-    return subprocess.run(
-        [sys.executable, "-m", "phase3ops.cli", *args],
-        cwd=cwd,
-        env={**clean, "PYTHONWARNINGS": "ignore", "GOOGLE_CLOUD_PROJECT": "cli-test", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_")}
     return subprocess.run(
-        [f"scripts/{name}", *args], cwd=REPO_ROOT, env={**clean, "PYTHONWARNINGS": "ignore", **(env or {})},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [f"scripts/{name}", *args],
+        cwd=REPO_ROOT,
+        env={**clean, "PYTHONWARNINGS": "ignore", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def refused(result: subprocess.CompletedProcess, fragment: str) -> None:
@@ -45,7 +37,9 @@ def refused(result: subprocess.CompletedProcess, fragment: str) -> None:
 @pytest.mark.parametrize("command", ["health", "reconcile"])
 def test_an_emulator_that_does_not_answer_fails_in_seconds_naming_the_variable(command):
     started = time.monotonic()
-    result = run(command, "--days", "2", env={"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9", "PUBSUB_EMULATOR_HOST": "127.0.0.1:9"})
+    result = run(
+        command, "--days", "2", env={"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9", "PUBSUB_EMULATOR_HOST": "127.0.0.1:9"}
+    )
     refused(result, "nothing answers at FIRESTORE_EMULATOR_HOST=127.0.0.1:9, PUBSUB_EMULATOR_HOST=127.0.0.1:9")
     assert "unset FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST to use Google Cloud" in result.stderr
     assert time.monotonic() - started < 30  # was: silent for over four minutes, then a RetryError
@@ -79,15 +73,18 @@ def test_a_number_that_checks_nothing_is_refused(args, message):
 
 
 def test_a_directory_given_as_the_pipeline(tmp_path):
-    refused(run("--pipeline", str(tmp_path), "validate"), f"{tmp_path}: <document>: --pipeline names a directory without a pipeline.yaml")
+    refused(
+        run("--pipeline", str(tmp_path), "validate"),
+        f"{tmp_path}: <document>: --pipeline names a directory without a pipeline.yaml",
+    )
     result = run("--pipeline", str(REPO_ROOT), "validate")
     assert result.returncode == 0 and f"valid: {REPO_ROOT / 'pipeline.yaml'}" in result.stdout
 
 
 def test_date_and_days_together_mean_the_days_ending_at_the_date():
-    from phase3ops.checks.health import window
-
     import datetime as dt
+
+    from phase3ops.checks.health import window
 
     today = dt.date(2026, 11, 29)
     assert window(today, dt.date(2026, 11, 20), 3) == (dt.date(2026, 11, 18), dt.date(2026, 11, 20))
@@ -120,9 +117,16 @@ def test_validate_refuses_a_stack_that_does_not_exist():
 def test_a_mistyped_config_key_is_named_with_the_likely_one(tmp_path):
     repo = copy_specs(tmp_path)
     stack = repo / "Pulumi.dev.yaml"
-    stack.write_text(stack.read_text().replace("phase3-orchestration:serviceMaxInstances:", "phase3-orchestration:serviceMaxInstance:"))
+    stack.write_text(
+        stack.read_text().replace(
+            "phase3-orchestration:serviceMaxInstances:", "phase3-orchestration:serviceMaxInstance:"
+        )
+    )
     result = run("plan", "--stack", "dev", "--repo", str(repo))
-    refused(result, "phase3-orchestration:serviceMaxInstance is not declared in Pulumi.yaml; did you mean serviceMaxInstances?")
+    refused(
+        result,
+        "phase3-orchestration:serviceMaxInstance is not declared in Pulumi.yaml; did you mean serviceMaxInstances?",
+    )
     assert f"{stack}:" in result.stderr  # the file and line of the typo
 
 
@@ -131,19 +135,36 @@ def test_a_mistyped_config_key_is_named_with_the_likely_one(tmp_path):
 
 @pytest.mark.parametrize(
     "command",
-    [["validate"], ["plan"], ["health"], ["reconcile"], ["drift"], ["local"], ["local", "up"], ["local", "down"],
-     ["local", "status"], ["local", "env"], ["local", "run-day"]],
-)  # fmt: skip
+    [
+        ["validate"],
+        ["plan"],
+        ["health"],
+        ["reconcile"],
+        ["drift"],
+        ["local"],
+        ["local", "up"],
+        ["local", "down"],
+        ["local", "status"],
+        ["local", "env"],
+        ["local", "run-day"],
+    ],
+)
 def test_every_command_has_a_description_and_its_exit_codes(command):
     result = run(*command, "--help")
     assert result.returncode == 0
-    usage, _, rest = result.stdout.partition("\n\n")
+    _usage, _, rest = result.stdout.partition("\n\n")
     description = rest.strip().splitlines()[0]
     assert len(description) > 20, result.stdout
     if command[0] != "local" or len(command) == 1:
         assert "exit codes:" in result.stdout, result.stdout
     if command[0] in ("health", "reconcile"):
-        for variable in ("GOOGLE_CLOUD_PROJECT", "PHASE3OPS_WAREHOUSE", "FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "PHASE3OPS_PIPELINE"):
+        for variable in (
+            "GOOGLE_CLOUD_PROJECT",
+            "PHASE3OPS_WAREHOUSE",
+            "FIRESTORE_EMULATOR_HOST",
+            "PUBSUB_EMULATOR_HOST",
+            "PHASE3OPS_PIPELINE",
+        ):
             assert variable in result.stdout
 
 
@@ -161,6 +182,8 @@ def test_the_runbook_wrappers_show_their_own_name(wrapper, fragment):
 
 
 def test_the_drift_wrapper_tells_the_truth_about_its_default_stack():
-    assert "the stack to preview (default: $DRIFT_STACK, else prod)" in " ".join(script("check-deployment-drift.sh", "--help").stdout.split())
+    assert "the stack to preview (default: $DRIFT_STACK, else prod)" in " ".join(
+        script("check-deployment-drift.sh", "--help").stdout.split()
+    )
     result = script("check-deployment-drift.sh", "--from-file", "/nonexistent.json", env={"DRIFT_STACK": "dev"})
     assert result.returncode == 2 and "Could not check drift for stack dev" in result.stderr

@@ -46,18 +46,54 @@ def test_processor_names_are_normalised(reported, table):
         (b"\xff\xfe", "", "not JSON"),
         (b"{", "", "not JSON"),
         (b"42", "", "must be a JSON object"),
-        (raw(completion("PlayerGameSummaryProcessor", "2026-11-28", output_table="team_offense_game_summary")), "output_table", "is the table of 'team_offense_game_summary', not of processor"),
-        (raw(completion("ghost_processor", "2026-11-28", output_table="ghost")), "processor_name", "unknown processor 'ghost_processor'"),
-        (raw({"game_date": "2026-11-28", "status": "success", "output_table": "ghost"}), "output_table", "unknown output_table 'ghost'"),
-        (raw({"game_date": "2026-11-28", "status": "success"}), "processor_name", "needs processor_name or output_table"),
-        (raw({"processor_name": "PlayerGameSummaryProcessor", "game_date": "2026-11-28"}), "status", "'status' is a required property"),
-        (raw({**completion("player_game_summary", "2026-11-28"), "metadata": {"lock_token": "7"}}), "metadata.lock_token", "is not of type"),
+        (
+            raw(completion("PlayerGameSummaryProcessor", "2026-11-28", output_table="team_offense_game_summary")),
+            "output_table",
+            "is the table of 'team_offense_game_summary', not of processor",
+        ),
+        (
+            raw(completion("ghost_processor", "2026-11-28", output_table="ghost")),
+            "processor_name",
+            "unknown processor 'ghost_processor'",
+        ),
+        (
+            raw({"game_date": "2026-11-28", "status": "success", "output_table": "ghost"}),
+            "output_table",
+            "unknown output_table 'ghost'",
+        ),
+        (
+            raw({"game_date": "2026-11-28", "status": "success"}),
+            "processor_name",
+            "needs processor_name or output_table",
+        ),
+        (
+            raw({"processor_name": "PlayerGameSummaryProcessor", "game_date": "2026-11-28"}),
+            "status",
+            "'status' is a required property",
+        ),
+        (
+            raw({**completion("player_game_summary", "2026-11-28"), "metadata": {"lock_token": "7"}}),
+            "metadata.lock_token",
+            "is not of type",
+        ),
         (raw(completion("player_game_summary", "2026-13-01")), "game_date", "is not a calendar date"),
         (raw(completion("player_game_summary", "2026-1-01")), "game_date", "does not match"),
         (raw({**completion("player_game_summary", "2026-11-28"), "status": "ok"}), "status", "'ok' is not one of"),
-        (raw({**completion("player_game_summary", "2026-11-28"), "record_count": -1}), "record_count", "less than the minimum"),
-        (raw({**completion("player_game_summary", "2026-11-28"), "record_count": "10"}), "record_count", "is not of type 'integer'"),
-        (raw({k: v for k, v in completion("player_game_summary", "2026-11-28").items() if k != "game_date"}), "game_date", "'game_date' is a required property"),
+        (
+            raw({**completion("player_game_summary", "2026-11-28"), "record_count": -1}),
+            "record_count",
+            "less than the minimum",
+        ),
+        (
+            raw({**completion("player_game_summary", "2026-11-28"), "record_count": "10"}),
+            "record_count",
+            "is not of type 'integer'",
+        ),
+        (
+            raw({k: v for k, v in completion("player_game_summary", "2026-11-28").items() if k != "game_date"}),
+            "game_date",
+            "'game_date' is a required property",
+        ),
     ],
 )
 def test_bad_messages_name_their_field(data, field, reason):
@@ -87,7 +123,9 @@ def test_every_reference_message_is_accepted(processor, form, status):
 @pytest.mark.parametrize("processor, names", sorted(CLASS_NAMES.items()))
 def test_the_class_names_production_publishes(processor, names):
     for name in names:  # AsyncUpcomingPlayerGameContextProcessor among them
-        assert parse_completion(raw(completion(name, "2026-11-28", output_table=processor)), SPEC).processor == processor
+        assert (
+            parse_completion(raw(completion(name, "2026-11-28", output_table=processor)), SPEC).processor == processor
+        )
 
 
 def test_an_unknown_name_falls_back_to_output_table():
@@ -96,31 +134,53 @@ def test_an_unknown_name_falls_back_to_output_table():
 
 
 def test_only_what_the_orchestrator_needs_is_required():
-    minimal = {"processor_name": "AsyncUpcomingPlayerGameContextProcessor", "game_date": "2026-11-28", "status": "success"}
+    minimal = {
+        "processor_name": "AsyncUpcomingPlayerGameContextProcessor",
+        "game_date": "2026-11-28",
+        "status": "success",
+    }
     parsed = parse_completion(raw(minimal), SPEC, "pubsub-42")
     assert (parsed.processor, parsed.record_count, parsed.correlation_id) == ("upcoming_player_game_context", 0, None)
     assert parsed.execution_id == "message-pubsub-42"  # redeliveries of the same message still dedupe
 
 
 def test_metadata_with_nulls_and_a_lock_token():
-    message = reference_completion("player_game_summary", "2026-11-28", metadata={"is_incremental": None, "entities_changed": None, "lock_token": None})
+    message = reference_completion(
+        "player_game_summary",
+        "2026-11-28",
+        metadata={"is_incremental": None, "entities_changed": None, "lock_token": None},
+    )
     assert parse_completion(raw(message), SPEC).lock_token is None
     ours = completion("player_game_summary", "2026-11-28", metadata={"lock_token": 7, "duplicates_dropped": 0})
     assert parse_completion(raw(ours), SPEC).lock_token == 7
 
 
-@pytest.mark.parametrize("status, counts", [("success", True), ("partial", True), ("failed", False), ("no_data", False)])
+@pytest.mark.parametrize(
+    "status, counts", [("success", True), ("partial", True), ("failed", False), ("no_data", False)]
+)
 def test_which_statuses_count(status, counts):
-    assert parse_completion(raw(completion("player_game_summary", "2026-11-28", status=status)), SPEC).counts_towards_completion is counts
+    assert (
+        parse_completion(
+            raw(completion("player_game_summary", "2026-11-28", status=status)), SPEC
+        ).counts_towards_completion
+        is counts
+    )
 
 
 def test_delivery_envelope():
     data = base64.b64encode(b'{"a": 1}').decode()
     delivery = parse_delivery(
-        {"message": {"data": data, "messageId": "123", "publishTime": "2026-11-29T07:56:25.174123456Z", "attributes": {"k": "v"}}}
+        {
+            "message": {
+                "data": data,
+                "messageId": "123",
+                "publishTime": "2026-11-29T07:56:25.174123456Z",
+                "attributes": {"k": "v"},
+            }
+        }
     )
     assert delivery.message_id == "123"
-    assert delivery.publish_time == dt.datetime(2026, 11, 29, 7, 56, 25, 174123, tzinfo=dt.timezone.utc)
+    assert delivery.publish_time == dt.datetime(2026, 11, 29, 7, 56, 25, 174123, tzinfo=dt.UTC)
     assert delivery.raw_data == b'{"a": 1}'
     assert delivery.attributes == {"k": "v"}
 
@@ -145,5 +205,7 @@ def test_bad_envelopes(event, field):
 @pytest.mark.parametrize("reported, kept", [(12.5, 12.5), (3, 3.0), ("12", None), (True, None), (None, None)])
 def test_the_run_duration_is_kept_when_it_is_a_number(reported, kept):
     """`phase3ops explain` shows when a run started from its duration; anything but a number is not a duration."""
-    parsed = parse_completion(raw({**completion("player_game_summary", "2026-11-28"), "duration_seconds": reported}), SPEC)
+    parsed = parse_completion(
+        raw({**completion("player_game_summary", "2026-11-28"), "duration_seconds": reported}), SPEC
+    )
     assert parsed.duration_seconds == kept

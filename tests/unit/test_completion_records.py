@@ -8,7 +8,7 @@ import pytest
 
 from phase3ops.orchestrator.completion_store import RecordOutcome, decide
 
-T0 = dt.datetime(2026, 11, 29, 6, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 29, 6, 0, tzinfo=dt.UTC)
 
 
 def run(execution_id: str, status: str, minute: int, token: int | None = None, message_id: str | None = None) -> dict:
@@ -60,5 +60,7 @@ def test_a_stale_token_is_refused_against_every_recorded_run():
 @pytest.mark.parametrize("same", ["message", "execution_and_status"])
 def test_redeliveries_are_duplicates(same):
     current = record(run("a", "success", 0))
-    again = run("a", "success", 3) if same == "execution_and_status" else run("z", "success", 3, message_id="m-a-success")
+    again = (
+        run("a", "success", 3) if same == "execution_and_status" else run("z", "success", 3, message_id="m-a-success")
+    )
     assert decide(current, again) is RecordOutcome.DUPLICATE

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from phase3ops.filters.language import LOGGING, MONITORING, label_restrictions
 from phase3ops.alerts.specs import load_alert_specs
-from phase3ops.validate import validate
 from phase3ops.dashboards.render import console_url, dashboard_body, dashboard_json, log_metric_body, to_proto
 from phase3ops.dashboards.specs import load_dashboard_specs
+from phase3ops.filters.language import LOGGING, MONITORING, label_restrictions
 from phase3ops.plan.plan import plan_stack
 from phase3ops.spec.documents import SpecError
 from phase3ops.spec.pipeline import load_pipeline_spec
+from phase3ops.validate import validate
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
 CORPUS = Path(__file__).resolve().parent.parent / "dashboards_corpus"
@@ -91,12 +91,16 @@ def test_the_decision_metrics_extract_what_the_orchestrator_logs():
     metrics = {m["name"]: log_metric_body(m) for m in SHIPPED.log_metrics}
     decisions = metrics["phase3_orchestrator_decisions"]
     assert decisions["label_extractors"] == {
-        "outcome": "EXTRACT(jsonPayload.outcome)", "processor": "EXTRACT(jsonPayload.processor)", "game_date": "EXTRACT(jsonPayload.game_date)",
-    }  # fmt: skip
+        "outcome": "EXTRACT(jsonPayload.outcome)",
+        "processor": "EXTRACT(jsonPayload.processor)",
+        "game_date": "EXTRACT(jsonPayload.game_date)",
+    }
     assert 'resource.labels.service_name="phase3-to-phase4-orchestrator"' in decisions["filter"]
     deadline = metrics["phase4_trigger_minutes_before_deadline"]
     assert deadline["value_extractor"] == "EXTRACT(jsonPayload.minutes_before_deadline)"
-    assert deadline["metric_descriptor"]["value_type"] == "DISTRIBUTION" and deadline["metric_descriptor"]["unit"] == "min"
+    assert (
+        deadline["metric_descriptor"]["value_type"] == "DISTRIBUTION" and deadline["metric_descriptor"]["unit"] == "min"
+    )
     bounds = deadline["bucket_options"]["explicit_buckets"]["bounds"]
     assert 0 in bounds and bounds == sorted(bounds)
 
@@ -108,13 +112,19 @@ def test_the_shipped_dashboard_is_a_mosaic_of_tiles_that_neither_overlap_nor_ove
     cells = set()
     for tile in layout.tiles:
         assert tile.x_pos + tile.width <= layout.columns
-        covered = {(x, y) for x in range(tile.x_pos, tile.x_pos + tile.width) for y in range(tile.y_pos, tile.y_pos + tile.height)}
+        covered = {
+            (x, y)
+            for x in range(tile.x_pos, tile.x_pos + tile.width)
+            for y in range(tile.y_pos, tile.y_pos + tile.height)
+        }
         assert not cells & covered, tile.widget.title
         cells |= covered
     chart = next(t.widget.xy_chart for t in layout.tiles if t.widget.id == "decision-outcomes")
     aggregation = chart.data_sets[0].time_series_query.time_series_filter.aggregation
     assert (aggregation.per_series_aligner.name, aggregation.cross_series_reducer.name) == ("ALIGN_SUM", "REDUCE_SUM")
-    assert aggregation.alignment_period.total_seconds() == 600 and list(aggregation.group_by_fields) == ["metric.label.outcome"]
+    assert aggregation.alignment_period.total_seconds() == 600 and list(aggregation.group_by_fields) == [
+        "metric.label.outcome"
+    ]
 
 
 def test_the_deployed_json_is_the_checked_message_with_enums_by_name():
@@ -126,11 +136,14 @@ def test_the_deployed_json_is_the_checked_message_with_enums_by_name():
 
 
 def test_a_percentile_keeps_the_distribution_and_reduces_across_series():
-    latency = next(t for t in to_proto(dashboard_body(SHIPPED)).mosaic_layout.tiles if t.widget.id == "analytics-latency")
+    latency = next(
+        t for t in to_proto(dashboard_body(SHIPPED)).mosaic_layout.tiles if t.widget.id == "analytics-latency"
+    )
     aggregations = [d.time_series_query.time_series_filter.aggregation for d in latency.widget.xy_chart.data_sets]
     assert [(a.per_series_aligner.name, a.cross_series_reducer.name) for a in aggregations] == [
-        ("ALIGN_DELTA", "REDUCE_PERCENTILE_50"), ("ALIGN_DELTA", "REDUCE_PERCENTILE_99"),
-    ]  # fmt: skip
+        ("ALIGN_DELTA", "REDUCE_PERCENTILE_50"),
+        ("ALIGN_DELTA", "REDUCE_PERCENTILE_99"),
+    ]
 
 
 def test_console_url_takes_the_provider_id_or_the_bare_id():
@@ -168,7 +181,9 @@ def test_a_widget_naming_an_undeployed_metric_fails_validate_with_file_and_line(
     result = run_cli("validate", "--repo", str(repo), cwd=repo)
     assert result.returncode == 2
     line = 1 + case.read_text().splitlines().index("            metric: custom.googleapis.com/phase3/late_triggers")
-    assert f"dashboards/undeclared-custom-metric.yaml:{line}: spec.rows[0].tiles[0].scorecard.metric: " in result.stderr, result.stderr
+    assert (
+        f"dashboards/undeclared-custom-metric.yaml:{line}: spec.rows[0].tiles[0].scorecard.metric: " in result.stderr
+    ), result.stderr
 
 
 @pytest.mark.parametrize(
@@ -182,7 +197,12 @@ def test_a_widget_naming_an_undeployed_metric_fails_validate_with_file_and_line(
         (  # the lints' findings, in every file
             ("service-not-deployed", "unused-log-metric", "undeclared-custom-metric"),
             ("channels: [phase3-data-quality, phase3-oncall]", "channels: [phase3-pager]"),
-            ("service-not-deployed.yaml:19:", "unused-log-metric.yaml:10:", "undeclared-custom-metric.yaml:14:", "duplicate-rows.yaml:19:"),
+            (
+                "service-not-deployed.yaml:19:",
+                "unused-log-metric.yaml:10:",
+                "undeclared-custom-metric.yaml:14:",
+                "duplicate-rows.yaml:19:",
+            ),
         ),
     ],
     ids=["schema", "lints"],
@@ -201,7 +221,11 @@ def test_every_problem_of_every_file_is_reported_at_once(repo, cases, alert_edit
 
 def test_every_alert_policy_has_room_for_the_dashboard_links(repo):
     for number in (1, 2):
-        text = (CORPUS / "pass" / "extra-scheduled-checks.yaml").read_text().replace("extra-scheduled-checks", f"extra-{number}")
+        text = (
+            (CORPUS / "pass" / "extra-scheduled-checks.yaml")
+            .read_text()
+            .replace("extra-scheduled-checks", f"extra-{number}")
+        )
         text = text.replace("phase3_processor_run_rows", f"phase3_processor_run_rows_{number}")
         (repo / "dashboards" / f"extra-{number}.yaml").write_text(text)
     [problem] = validate(repo, stacks=[]).problems
@@ -234,29 +258,41 @@ def test_dev_overrides_apply_only_to_dev():
 def test_an_override_that_breaks_a_widget_is_reported_in_the_overrides_file(repo):
     overrides = write_dev_overrides(
         repo,
-        "  phase3-handoff:\n    tiles:\n      dead-letters:\n        xyChart:\n          series:\n            \"0\":\n"
+        '  phase3-handoff:\n    tiles:\n      dead-letters:\n        xyChart:\n          series:\n            "0":\n'
         '              filter: resource.labels.subscription_id="nba-phase3-trigger-dlq"\n',
     )
     problems = validate(repo, stacks=["dev"]).problems
-    assert [(p.file.endswith("dashboards/stacks/dev.yaml"), p.line) for p in problems] == [(True, 12)], [str(p) for p in problems]
+    assert [(p.file.endswith("dashboards/stacks/dev.yaml"), p.line) for p in problems] == [(True, 12)], [
+        str(p) for p in problems
+    ]
     assert 'subscription_id="nba-phase3-trigger-dlq"' in overrides.read_text().splitlines()[11]
     assert "names nothing the infra deploys" in problems[0].message and problems[0].message.endswith("[stack dev]")
 
 
 def test_an_override_that_breaks_the_schema_is_reported_at_its_key(repo):
-    write_dev_overrides(repo, "  phase3-handoff:\n    tiles:\n      duplicate-rows:\n        scorecard:\n          statistic: average\n")
+    write_dev_overrides(
+        repo, "  phase3-handoff:\n    tiles:\n      duplicate-rows:\n        scorecard:\n          statistic: average\n"
+    )
     with pytest.raises(SpecError) as raised:
         load_dashboard_specs(repo / "dashboards", "dev")
     [problem] = raised.value.problems
     assert (problem.file.endswith("dashboards/stacks/dev.yaml"), problem.line) == (True, 10)
     assert problem.path == "dashboards.phase3-handoff.tiles.duplicate-rows.scorecard.statistic"
-    assert "overrides spec.rows[5].tiles[0].scorecard.statistic of dashboard phase3-handoff: 'average' is not one of" in problem.message
+    assert (
+        "overrides spec.rows[5].tiles[0].scorecard.statistic of dashboard phase3-handoff: 'average' is not one of"
+        in problem.message
+    )
 
 
 def test_overrides_for_a_tile_or_dashboard_that_does_not_exist_are_errors(repo):
-    write_dev_overrides(repo, "  phase3-handoff:\n    tiles:\n      no-such-tile:\n        title: x\n  ghost:\n    displayName: x\n")
+    write_dev_overrides(
+        repo, "  phase3-handoff:\n    tiles:\n      no-such-tile:\n        title: x\n  ghost:\n    displayName: x\n"
+    )
     problems = {(p.line, p.path): p.message for p in validate(repo, stacks=["dev"]).problems}
-    assert "overrides tile 'no-such-tile', which dashboard phase3-handoff does not have" in problems[(8, "dashboards.phase3-handoff.tiles.no-such-tile")]
+    assert (
+        "overrides tile 'no-such-tile', which dashboard phase3-handoff does not have"
+        in problems[(8, "dashboards.phase3-handoff.tiles.no-such-tile")]
+    )
     assert "overrides 'ghost', which no dashboard file defines" in problems[(10, "dashboards.ghost")]
 
 
@@ -280,7 +316,10 @@ def test_label_restrictions_say_which_names_they_admit(text, language, name, adm
 
 
 def test_a_negated_restriction_names_nothing():
-    assert label_restrictions('NOT resource.labels.service_name="a" AND resource.labels.service_name!="b"', MONITORING) == []
+    assert (
+        label_restrictions('NOT resource.labels.service_name="a" AND resource.labels.service_name!="b"', MONITORING)
+        == []
+    )
 
 
 # -- the plan ----------------------------------------------------------------------------
@@ -295,7 +334,9 @@ def test_the_plan_deploys_the_checked_dashboard_and_its_log_metrics(dev):
     metrics = {m.inputs["name"]: m for m in dev.of_type("gcp:logging/metric:Metric")}
     for declared in spec.log_metrics:
         assert metrics[declared["name"]].urn in dashboard.dependencies
-    assert metrics["phase4_trigger_minutes_before_deadline"].inputs["bucketOptions"]["explicitBuckets"]["bounds"][4] == 0
+    assert (
+        metrics["phase4_trigger_minutes_before_deadline"].inputs["bucketOptions"]["explicitBuckets"]["bounds"][4] == 0
+    )
     assert dev.outputs["dashboards"]["phase3-handoff"] == console_url(dashboard.outputs["id"], "nba-props-dev")
 
 
@@ -313,7 +354,9 @@ def test_every_alert_policy_links_the_dashboard(dev):
 
 def test_the_plan_names_the_pubsub_resources_the_lint_knows(dev):
     spec = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
-    assert {s.inputs["name"] for s in dev.of_type("gcp:pubsub/subscription:Subscription")} == spec.deployed_subscriptions
+    assert {
+        s.inputs["name"] for s in dev.of_type("gcp:pubsub/subscription:Subscription")
+    } == spec.deployed_subscriptions
     assert {t.inputs["name"] for t in dev.of_type("gcp:pubsub/topic:Topic")} == spec.deployed_topics
 
 
@@ -322,6 +365,9 @@ def test_the_text_plan_shows_the_dashboard(dev):
 
     text = as_text(dev, [])
     assert "├─ phase3:infra:Dashboards  dashboards" in text
-    assert f"gcp:monitoring/dashboard:Dashboard  phase3-handoff   displayName=Phase 3 -> Phase 4 hand-off (dev)  tiles={len(SHIPPED.tiles)}" in text
+    assert (
+        f"gcp:monitoring/dashboard:Dashboard  phase3-handoff   displayName=Phase 3 -> Phase 4 hand-off (dev)  tiles={len(SHIPPED.tiles)}"
+        in text
+    )
     assert "phase3-handoff (Dashboard) -> phase3_orchestrator_decisions (Metric)" in text
     assert "orchestrator-errors (AlertPolicy) -> phase3-handoff (Dashboard)" in text

@@ -6,7 +6,7 @@ import datetime as dt
 
 from phase3ops.analytics.dedup import keep_newest
 
-T0 = dt.datetime(2026, 11, 28, 12, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
 KEY = ("game_date", "player_lookup")
 
 

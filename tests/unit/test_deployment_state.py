@@ -52,13 +52,20 @@ def service(*traffic: run_v2.TrafficTargetStatus, latest: str = NEW) -> run_v2.S
 
 def revision(name: str = NEW, image: str = IMAGE_A, commit: str | None = C3) -> run_v2.Revision:
     labels = {"managed-by": "pulumi", "component": "analytics"} | ({SOURCE_COMMIT_LABEL: commit} if commit else {})
-    return run_v2.Revision(name=f"{SERVICE}/revisions/{name}", service=SERVICE, labels=labels, containers=[run_v2.Container(image=image)])
+    return run_v2.Revision(
+        name=f"{SERVICE}/revisions/{name}", service=SERVICE, labels=labels, containers=[run_v2.Container(image=image)]
+    )
 
 
 def healthy(**changes):
-    arguments = dict(
-        service=service(), revisions=[revision()], declared_image=IMAGE_A, declared_where="Pulumi.prod.yaml", git_head=C3, is_ancestor=is_ancestor
-    )
+    arguments = {
+        "service": service(),
+        "revisions": [revision()],
+        "declared_image": IMAGE_A,
+        "declared_where": "Pulumi.prod.yaml",
+        "git_head": C3,
+        "is_ancestor": is_ancestor,
+    }
     return compare(**(arguments | changes))
 
 
@@ -87,7 +94,9 @@ def test_a_split_names_only_the_old_revision_and_its_share():
     split = service(
         run_v2.TrafficTargetStatus(type_=LATEST, revision=NEW, percent=90),
         run_v2.TrafficTargetStatus(type_=BY_NAME, revision=OLD, percent=10),
-        run_v2.TrafficTargetStatus(type_=BY_NAME, revision="nba-phase3-analytics-processors-00003-zzz", percent=0, tag="rollback"),
+        run_v2.TrafficTargetStatus(
+            type_=BY_NAME, revision="nba-phase3-analytics-processors-00003-zzz", percent=0, tag="rollback"
+        ),
     )
     assert deployed_revisions.serving(split) == {NEW: 90, OLD: 10}
     result = healthy(service=split, revisions=[revision(), revision(OLD)])
@@ -108,8 +117,12 @@ def test_a_serving_digest_other_than_the_declared_one_is_reported():
 
 
 def test_a_tag_is_not_the_declared_digest_and_another_registry_path_with_it_is():
-    assert healthy(revisions=[revision(image=f"{REGISTRY}:latest")]).findings[0].startswith("serving image digest differs")
-    assert healthy(revisions=[revision(image=f"europe-docker.pkg.dev/mirror/phase3/analytics@{DIGEST_A}")]).findings == []
+    assert (
+        healthy(revisions=[revision(image=f"{REGISTRY}:latest")]).findings[0].startswith("serving image digest differs")
+    )
+    assert (
+        healthy(revisions=[revision(image=f"europe-docker.pkg.dev/mirror/phase3/analytics@{DIGEST_A}")]).findings == []
+    )
 
 
 def test_the_old_revision_a_pin_serves_is_compared_with_the_declared_digest_too():
@@ -123,20 +136,29 @@ def test_the_old_revision_a_pin_serves_is_compared_with_the_declared_digest_too(
 
 
 def test_an_unknown_declared_image_is_said_not_failed():
-    result = healthy(revisions=[revision(image=IMAGE_B)], declared_image=None, declared_where="Pulumi.prod.yaml not readable here: no such file")
+    result = healthy(
+        revisions=[revision(image=IMAGE_B)],
+        declared_image=None,
+        declared_where="Pulumi.prod.yaml not readable here: no such file",
+    )
     assert result.findings == []
     assert "declared image: unknown (Pulumi.prod.yaml not readable here: no such file)" in result.details
 
 
 def test_a_deployed_commit_behind_git_is_reported_as_git_ahead():
     result = healthy(revisions=[revision(commit=C1)])
-    assert result.findings == [f"git is ahead of what is deployed (commit {C3[:12]} not deployed): revision {NEW} runs {C1[:12]}"]
+    assert result.findings == [
+        f"git is ahead of what is deployed (commit {C3[:12]} not deployed): revision {NEW} runs {C1[:12]}"
+    ]
 
 
 def test_a_checkout_behind_the_deployment_is_said_not_failed():
     result = healthy(git_head=C2)
     assert result.findings == []
-    assert f"what is deployed is ahead of git (revision {NEW} runs {C3[:12]}; this checkout is at {C2[:12]}: pull)" in result.details
+    assert (
+        f"what is deployed is ahead of git (revision {NEW} runs {C3[:12]}; this checkout is at {C2[:12]}: pull)"
+        in result.details
+    )
 
 
 def test_a_deployment_from_a_branch_git_does_not_contain_has_diverged():
@@ -149,12 +171,24 @@ def test_a_deployment_from_a_branch_git_does_not_contain_has_diverged():
 @pytest.mark.parametrize(
     "changes, said",
     [
-        ({"revisions": [revision(commit=None)]}, f"revision {NEW}: deployed commit unknown (no {SOURCE_COMMIT_LABEL} label: the stack sets no analyticsImageCommit"),
+        (
+            {"revisions": [revision(commit=None)]},
+            f"revision {NEW}: deployed commit unknown (no {SOURCE_COMMIT_LABEL} label: the stack sets no analyticsImageCommit",
+        ),
         ({"git_head": None}, f"revision {NEW} runs commit {C3[:12]}; git commit unknown (no git checkout here)"),
-        ({"revisions": [revision(commit="8" * 40)]}, f"revision {NEW} runs {'8' * 12}, a commit this checkout does not have (git fetch)"),
+        (
+            {"revisions": [revision(commit="8" * 40)]},
+            f"revision {NEW} runs {'8' * 12}, a commit this checkout does not have (git fetch)",
+        ),
         # A label the infra program would not write (it accepts only a full commit): set by hand.
-        ({"revisions": [revision(commit=C1[:12])]}, f"revision {NEW}: deployed commit unknown ({SOURCE_COMMIT_LABEL} label '{C1[:12]}' is not a full git commit)"),
-        ({"revisions": [revision(commit=C1 + "-dirty")]}, f"revision {NEW}: deployed commit unknown ({SOURCE_COMMIT_LABEL} label '{C1}-dirty'"),
+        (
+            {"revisions": [revision(commit=C1[:12])]},
+            f"revision {NEW}: deployed commit unknown ({SOURCE_COMMIT_LABEL} label '{C1[:12]}' is not a full git commit)",
+        ),
+        (
+            {"revisions": [revision(commit=C1 + "-dirty")]},
+            f"revision {NEW}: deployed commit unknown ({SOURCE_COMMIT_LABEL} label '{C1}-dirty'",
+        ),
     ],
     ids=["no-label", "no-git", "commit-not-fetched", "short-commit", "not-a-commit"],
 )
@@ -218,7 +252,9 @@ def test_the_source_commit_label_comes_from_the_stacks_analytics_image_commit(tm
 
     real_run = subprocess_module.run
     monkeypatch.setattr(subprocess_module, "run", no_git)
-    template, service_labels, job_labels = analytics_labels(plan_with_image_commit(tmp_path, f"phase3-orchestration:analyticsImageCommit: {IMAGE_COMMIT}"))
+    template, service_labels, job_labels = analytics_labels(
+        plan_with_image_commit(tmp_path, f"phase3-orchestration:analyticsImageCommit: {IMAGE_COMMIT}")
+    )
     assert template[SOURCE_COMMIT_LABEL] == IMAGE_COMMIT
     assert SOURCE_COMMIT_LABEL not in service_labels  # a service label would not say which revision
     assert all(labels[SOURCE_COMMIT_LABEL] == IMAGE_COMMIT for labels in job_labels)  # the jobs run the same image
@@ -240,7 +276,9 @@ def test_the_committed_stacks_leave_the_label_off():
 
     for stack in ("dev", "prod"):
         template, _, job_labels = analytics_labels(plan_stack(REPO_ROOT, stack).result)
-        assert SOURCE_COMMIT_LABEL not in template and not [labels for labels in job_labels if SOURCE_COMMIT_LABEL in labels]
+        assert SOURCE_COMMIT_LABEL not in template and not [
+            labels for labels in job_labels if SOURCE_COMMIT_LABEL in labels
+        ]
 
 
 @pytest.mark.parametrize(
@@ -254,7 +292,10 @@ def test_a_malformed_image_commit_is_an_error_naming_the_stack_file_and_key(tmp_
     with pytest.raises(PlanError) as raised:
         plan_with_image_commit(tmp_path, f"phase3-orchestration:analyticsImageCommit: '{value}'")
     message = str(raised.value)
-    assert "phase3-orchestration:analyticsImageCommit in Pulumi.dev.yaml must be the full commit the image was built from" in message
+    assert (
+        "phase3-orchestration:analyticsImageCommit in Pulumi.dev.yaml must be the full commit the image was built from"
+        in message
+    )
     assert repr(value) in message
 
 
@@ -268,14 +309,27 @@ def test_a_full_commit_is_a_valid_cloud_run_label_value():
 
 def commit_twice(repo):
     def git(*args):
-        return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+        ).stdout.strip()
 
     git("init", "-q")
     commits = []
     for text in ("one\n", "two\n"):
         (repo / "file").write_text(text)
         git("add", "file")
-        git("-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", "commit", "-q", "-m", text.strip())
+        git(
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            text.strip(),
+        )
         commits.append(git("rev-parse", "HEAD"))
     return commits
 
@@ -283,12 +337,18 @@ def commit_twice(repo):
 # -- the field names, against Google's own API definitions -------------------------
 
 READ = {  # run_v2 message -> (SDK message, the fields deployed_revisions and the check read)
-    run_v2.Service: ("GoogleCloudRunV2Service", ["name", "latest_ready_revision", "latest_created_revision", "traffic_statuses", "template"]),
+    run_v2.Service: (
+        "GoogleCloudRunV2Service",
+        ["name", "latest_ready_revision", "latest_created_revision", "traffic_statuses", "template"],
+    ),
     run_v2.TrafficTargetStatus: ("GoogleCloudRunV2TrafficTargetStatus", ["type_", "revision", "percent"]),
     run_v2.Revision: ("GoogleCloudRunV2Revision", ["name", "labels", "containers"]),
     run_v2.RevisionTemplate: ("GoogleCloudRunV2RevisionTemplate", ["labels", "containers"]),
     run_v2.Container: ("GoogleCloudRunV2Container", ["image"]),
-    run_v2.Job: ("GoogleCloudRunV2Job", ["labels", "template"]),  # in a scheduled job: its image and source-commit label
+    run_v2.Job: (
+        "GoogleCloudRunV2Job",
+        ["labels", "template"],
+    ),  # in a scheduled job: its image and source-commit label
 }
 
 

@@ -30,7 +30,9 @@ SETUP_RUN = (
     "python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e . && "
     ".venv/bin/phase3ops local up && .venv/bin/phase3ops local run-day --chaos"
 )
-SETUP_TEST = "python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e '.[dev]' && .venv/bin/python -m pytest"
+SETUP_TEST = (
+    "python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e '.[dev]' && .venv/bin/python -m pytest"
+)
 
 
 def _load_hook():
@@ -46,6 +48,7 @@ hook = _load_hook()
 
 # An independent walk of a schema ----------------------------------------------------------------
 
+
 class Schemas:
     def __init__(self, documents: list[dict[str, Any]]):
         self.by_id = {d.get("$id", ""): d for d in documents}
@@ -57,7 +60,9 @@ class Schemas:
             node = node[token.replace("~1", "/").replace("~0", "~")]
         return node, uri, f"{uri}#{fragment}"
 
-    def follow(self, node: dict[str, Any], base: str, seen: frozenset[str]) -> tuple[dict[str, Any], str, frozenset[str], bool]:
+    def follow(
+        self, node: dict[str, Any], base: str, seen: frozenset[str]
+    ) -> tuple[dict[str, Any], str, frozenset[str], bool]:
         """The schema behind a chain of $refs (its own keywords merged over the target's); True when the chain loops."""
         merged = {k: v for k, v in node.items() if k != "$ref"}
         while "$ref" in node:
@@ -77,7 +82,10 @@ def property_paths(schema: dict[str, Any], schemas: Schemas) -> dict[str, dict[s
         node, base, seen, loops = schemas.follow(node, base, seen)
         if loops:
             return
-        parts = [node] + [schemas.follow(b, base, seen)[0] for b in (*node.get("allOf", ()), *node.get("anyOf", ()), *node.get("oneOf", ()))]
+        parts = [node] + [
+            schemas.follow(b, base, seen)[0]
+            for b in (*node.get("allOf", ()), *node.get("anyOf", ()), *node.get("oneOf", ()))
+        ]
         for part in parts:
             for name, child in part.get("properties", {}).items():
                 walk_field(prefix + name, child, base, seen, holder=node)
@@ -105,6 +113,7 @@ def property_paths(schema: dict[str, Any], schemas: Schemas) -> dict[str, dict[s
 
 
 # Reading the rendered page ----------------------------------------------------------------------
+
 
 def table_rows(page: str) -> dict[str, list[str]]:
     """Field path to its row's cells, from the rendered Markdown tables."""
@@ -217,7 +226,9 @@ def test_a_synthetic_schema_renders_exactly_these_rows():
     Row = hook.FieldRow
     assert hook.field_rows(SYNTHETIC) == [
         Row("name", "string", "yes", "", "pattern `^[a-z]+$`; at most 20 characters", "The name."),
-        Row("servers", "array of object", "yes", "", "at least 1 item; each item: other keys allowed", "Where it runs."),
+        Row(
+            "servers", "array of object", "yes", "", "at least 1 item; each item: other keys allowed", "Where it runs."
+        ),
         Row("servers[].host", "string", "yes", "", "", "Host name."),
         Row("servers[].role", "string", "no", "`replica`", "one of `primary`, `replica`", "Its part."),
         Row("servers[].limits", "object", "no", "", "other keys allowed", ""),
@@ -226,7 +237,15 @@ def test_a_synthetic_schema_renders_exactly_these_rows():
         Row("labels.<name>", "string", "no", "", "", "The value."),
         Row("tree", "object", "no", "", "other keys allowed", "A recursive structure."),
         Row("tree.value", "integer or null", "no", "", "", "The value."),
-        Row("tree.children", "array of object", "no", "", "each item: other keys allowed", "Nodes under it.", same_as="tree"),
+        Row(
+            "tree.children",
+            "array of object",
+            "no",
+            "",
+            "each item: other keys allowed",
+            "Nodes under it.",
+            same_as="tree",
+        ),
     ]
 
 
@@ -240,7 +259,10 @@ def test_a_recursive_field_links_to_the_fields_it_repeats():
 def test_table_cells_keep_markdown_syntax_literal_outside_code():
     assert hook.markdown_text("a | b <stack> __x__ `c|d <e>`") == r"a \| b &lt;stack&gt; \_\_x\_\_ `c|d <e>`"
     assert hook.code("a`b") == "``a`b``"
-    assert hook.path_cell("a_b.<name>[].c") == '<a id="field-a-b-name-c"></a><code class="field-path">a&#95;b.<wbr>&lt;name&gt;&#91;&#93;.<wbr>c</code>'
+    assert (
+        hook.path_cell("a_b.<name>[].c")
+        == '<a id="field-a-b-name-c"></a><code class="field-path">a&#95;b.<wbr>&lt;name&gt;&#91;&#93;.<wbr>c</code>'
+    )
 
 
 def test_the_site_lists_every_page():
@@ -261,6 +283,7 @@ def test_the_site_lists_every_page():
 
 
 # README -----------------------------------------------------------------------------------------
+
 
 def fenced_blocks(text: str) -> list[str]:
     return re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)

@@ -75,7 +75,17 @@ def test_a_resource_the_refresh_found_changed_is_outside_pulumi():
 
 
 def test_refresh_steps_whose_outputs_changed_are_reported_even_without_a_preview_step():
-    document = {"steps": [{"op": "refresh", "urn": "urn:pulumi:prod::p::gcp:pubsub/topic:Topic::t", "oldState": {"outputs": {"labels": {"a": "1"}}}, "newState": {"outputs": {"labels": {"a": "2"}}}}], "changeSummary": {"same": 1}}
+    document = {
+        "steps": [
+            {
+                "op": "refresh",
+                "urn": "urn:pulumi:prod::p::gcp:pubsub/topic:Topic::t",
+                "oldState": {"outputs": {"labels": {"a": "1"}}},
+                "newState": {"outputs": {"labels": {"a": "2"}}},
+            }
+        ],
+        "changeSummary": {"same": 1},
+    }
     result = parse_preview(json.dumps(document))
     assert [(c.name, c.kind, c.properties) for c in result.changes] == [("t", OUTSIDE, ["labels"])]
 
@@ -99,21 +109,53 @@ def test_a_new_function_source_hash_is_undeployed_code():
         "urn": urn,
         "diffReasons": ["name"],
         "detailedDiff": None,
-        "oldState": {"type": "gcp:storage/bucketObject:BucketObject", "inputs": {"name": "fn-aaaaaaaaaaaa.zip"}, "outputs": {}},
-        "newState": {"type": "gcp:storage/bucketObject:BucketObject", "inputs": {"name": "fn-bbbbbbbbbbbb.zip"}, "outputs": {}},
+        "oldState": {
+            "type": "gcp:storage/bucketObject:BucketObject",
+            "inputs": {"name": "fn-aaaaaaaaaaaa.zip"},
+            "outputs": {},
+        },
+        "newState": {
+            "type": "gcp:storage/bucketObject:BucketObject",
+            "inputs": {"name": "fn-bbbbbbbbbbbb.zip"},
+            "outputs": {},
+        },
     }
     result = parse_preview(json.dumps({"steps": [step], "changeSummary": {"replace": 1}}))
-    assert [(c.type, c.kind, c.properties) for c in result.changes] == [("gcp:storage/bucketObject:BucketObject", UNDEPLOYED, ["name"])]
+    assert [(c.type, c.kind, c.properties) for c in result.changes] == [
+        ("gcp:storage/bucketObject:BucketObject", UNDEPLOYED, ["name"])
+    ]
 
 
 def test_the_allowlist_turns_known_differences_into_known():
-    document = {"steps": [{"op": "refresh", "urn": "urn:pulumi:prod::p::gcp:cloudrunv2/service:Service::svc", "oldState": {"outputs": {"client": "gcloud"}}, "newState": {"outputs": {"client": "console"}}}]}
+    document = {
+        "steps": [
+            {
+                "op": "refresh",
+                "urn": "urn:pulumi:prod::p::gcp:cloudrunv2/service:Service::svc",
+                "oldState": {"outputs": {"client": "gcloud"}},
+                "newState": {"outputs": {"client": "console"}},
+            }
+        ]
+    }
     result = parse_preview(json.dumps(document))
     apply_allowlist(result.changes, load_allowlist(REPO_ROOT / "infra/drift-allowlist.yaml"), "prod")
     assert [(c.kind, c.allow_reason[:6]) for c in result.changes] == [(KNOWN, "gcloud")] and not result.drifted
-    mixed = {"steps": [{"op": "refresh", "urn": "urn:pulumi:prod::p::gcp:cloudrunv2/service:Service::svc", "oldState": {"outputs": {"client": "a", "ingress": "x"}}, "newState": {"outputs": {"client": "b", "ingress": "y"}}}]}
+    mixed = {
+        "steps": [
+            {
+                "op": "refresh",
+                "urn": "urn:pulumi:prod::p::gcp:cloudrunv2/service:Service::svc",
+                "oldState": {"outputs": {"client": "a", "ingress": "x"}},
+                "newState": {"outputs": {"client": "b", "ingress": "y"}},
+            }
+        ]
+    }
     other = parse_preview(json.dumps(mixed))
-    apply_allowlist(other.changes, [AllowedDifference("gcp:cloudrunv2/service:Service", "*", ("client",), "stamped by gcloud")], "prod")
+    apply_allowlist(
+        other.changes,
+        [AllowedDifference("gcp:cloudrunv2/service:Service", "*", ("client",), "stamped by gcloud")],
+        "prod",
+    )
     assert other.changes[0].kind == OUTSIDE  # one unknown property keeps it drift
 
 
@@ -130,14 +172,27 @@ def test_reports():
 def wrapper(*args, env=None):
     import os
 
-    return subprocess.run([str(REPO_ROOT / "scripts/check-deployment-drift.sh"), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [str(REPO_ROOT / "scripts/check-deployment-drift.sh"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
 
 
 def test_the_drift_wrapper_lines_and_exit_codes(tmp_path):
     drifted = wrapper("--stack", "prod", "--from-file", str(CHANGED))
     assert drifted.returncode == 1 and drifted.stdout.splitlines()[0] == "DRIFT in stack prod: 1 changed outside Pulumi"
     clean = tmp_path / "clean.json"
-    clean.write_text(json.dumps({"steps": [{"op": "same", "urn": "urn:pulumi:prod::p::pulumi:pulumi:Stack::p-prod"}], "changeSummary": {"same": 1}}))
+    clean.write_text(
+        json.dumps(
+            {
+                "steps": [{"op": "same", "urn": "urn:pulumi:prod::p::pulumi:pulumi:Stack::p-prod"}],
+                "changeSummary": {"same": 1},
+            }
+        )
+    )
     result = wrapper("--from-file", str(clean), env={"DRIFT_STACK": "dev"})
     assert result.returncode == 0 and result.stdout.strip() == "No drift in stack dev"
     failed = tmp_path / "failed.txt"
@@ -159,12 +214,21 @@ def test_the_workflows_validate_against_the_github_workflow_schema():
 
     check = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
     result = subprocess.run(
-        [check, "--builtin-schema", "vendor.github-workflows", *map(str, sorted((REPO_ROOT / ".github/workflows").glob("*.yml")))],
+        [
+            check,
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, sorted((REPO_ROOT / ".github/workflows").glob("*.yml"))),
+        ],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     drift = (REPO_ROOT / ".github/workflows/drift.yml").read_text()
-    assert "--refresh --expect-no-changes --diff --json" in drift and "schedule:" in drift and "workflow_dispatch:" in drift
+    assert (
+        "--refresh --expect-no-changes --diff --json" in drift
+        and "schedule:" in drift
+        and "workflow_dispatch:" in drift
+    )
     ci = (REPO_ROOT / ".github/workflows/ci.yml").read_text()
     assert "bash .ci/run" in ci and "phase3ops validate" in ci and ci.count("--policies") == 2

@@ -44,7 +44,11 @@ def test_write_replaces_the_partition_and_is_idempotent(warehouse):
 
 
 def test_the_merge_keeps_one_row_per_key_even_from_a_staging_table_with_duplicates(warehouse):
-    rows = [summary("a", 1, T0), summary("a", 3, T0 + dt.timedelta(minutes=5)), summary("a", 2, T0 + dt.timedelta(minutes=1))]
+    rows = [
+        summary("a", 1, T0),
+        summary("a", 3, T0 + dt.timedelta(minutes=5)),
+        summary("a", 2, T0 + dt.timedelta(minutes=1)),
+    ]
     warehouse.write_partition(TABLE, DAY, rows)
     assert [(r["player_lookup"], r["points"]) for r in table_rows(warehouse)] == [("a", 3)]
 
@@ -89,13 +93,17 @@ def test_a_second_process_waits_for_the_file_instead_of_failing(warehouse, tmp_p
     import textwrap
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, time
             conn = duckdb.connect({str(warehouse.path)!r})
             print("locked", flush=True)
             time.sleep(2)
             conn.close()
-        """)],
+        """),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -9,9 +9,9 @@ import pytest
 
 from phase3ops.checks import expected_work, game_day_triggers
 from phase3ops.checks.context import CheckContext
+from phase3ops.checks.ledger import Ledger, gaps, ledger_window, owed
 from phase3ops.checks.results import Status
 from phase3ops.checks.state import DateState
-from phase3ops.checks.ledger import Ledger, gaps, ledger_window, owed
 from phase3ops.orchestrator.completion_store import CompletionRecord
 from phase3ops.spec.pipeline import load_pipeline_spec
 from tests.support.repo_copy import REPO_ROOT
@@ -32,7 +32,13 @@ def record(processor: str, status: str = "success", day: dt.date = DAY) -> Compl
     return CompletionRecord(day, processor, status, counts, "exec-1", "m-1", at(day, 23), 10, processor)
 
 
-def state(day: dt.date = DAY, games: int = 3, ran: set[str] = frozenset(), rows: dict[str, int] | None = None, failed: set[str] = frozenset()) -> DateState:
+def state(
+    day: dt.date = DAY,
+    games: int = 3,
+    ran: set[str] = frozenset(),
+    rows: dict[str, int] | None = None,
+    failed: set[str] = frozenset(),
+) -> DateState:
     records = {name: record(name, day=day) for name in ran} | {name: record(name, "failed", day) for name in failed}
     return DateState(day, records=records, rows=dict(rows or {}), games=games)
 
@@ -49,7 +55,12 @@ def test_a_processor_that_never_ran_is_a_gap_once_due_and_not_before():
     states = {DAY: state(ran=ALL - {"team_defense_game_summary"})}
     assert gaps(SPEC, states, {}, at(DAY + dt.timedelta(days=1), 9, 59)) == []
     [gap] = gaps(SPEC, states, {}, at(DAY + dt.timedelta(days=1), 10))
-    assert (gap.game_date, gap.processor, gap.mode, gap.status) == (DAY, "team_defense_game_summary", "overnight", "no run")
+    assert (gap.game_date, gap.processor, gap.mode, gap.status) == (
+        DAY,
+        "team_defense_game_summary",
+        "overnight",
+        "no run",
+    )
 
 
 def test_the_upcoming_context_is_owed_on_the_day_before():
@@ -59,7 +70,12 @@ def test_the_upcoming_context_is_owed_on_the_day_before():
 
 
 def test_a_run_that_does_not_count_leaves_the_gap_and_says_so():
-    [gap] = gaps(SPEC, {DAY: state(ran=ALL - {"player_game_summary"}, failed={"player_game_summary"})}, {}, at(DAY + dt.timedelta(days=2), 0))
+    [gap] = gaps(
+        SPEC,
+        {DAY: state(ran=ALL - {"player_game_summary"}, failed={"player_game_summary"})},
+        {},
+        at(DAY + dt.timedelta(days=2), 0),
+    )
     assert gap.status == "its last run is failed"
 
 
@@ -67,7 +83,10 @@ def test_a_run_that_does_not_count_leaves_the_gap_and_says_so():
     "resolved",
     [
         {"ran": ALL},
-        {"ran": ALL - {"team_offense_game_summary"}, "rows": {"team_offense_game_summary": 30}},  # rows without a record: completion tracking's finding
+        {
+            "ran": ALL - {"team_offense_game_summary"},
+            "rows": {"team_offense_game_summary": 30},
+        },  # rows without a record: completion tracking's finding
     ],
 )
 def test_a_run_or_rows_resolve_a_gap(resolved):
@@ -76,7 +95,10 @@ def test_a_run_or_rows_resolve_a_gap(resolved):
 
 def test_an_operator_skip_resolves_a_gap_for_that_date_only():
     later = DAY + dt.timedelta(days=1)
-    states = {DAY: state(ran=ALL - {"team_offense_game_summary"}), later: state(later, ran=ALL - {"team_offense_game_summary"})}
+    states = {
+        DAY: state(ran=ALL - {"team_offense_game_summary"}),
+        later: state(later, ran=ALL - {"team_offense_game_summary"}),
+    }
     found = gaps(SPEC, states, {DAY: {"team_offense_game_summary"}}, at(DAY + dt.timedelta(days=5), 0))
     assert [(gap.game_date, gap.processor) for gap in found] == [(later, "team_offense_game_summary")]
 
@@ -91,7 +113,9 @@ def test_an_old_gap_never_leaves_the_ledger():
     first, last = ledger_window(SPEC, now)
     assert first == SPEC.expected_work.since <= DAY and last == DAY + dt.timedelta(days=41)  # tomorrow is owed today
     states = {DAY: state(ran=ALL - {"upcoming_team_game_context"})}
-    context = CheckContext(SPEC, now.date() - dt.timedelta(days=2), now.date(), now, {}, None, ledger=Ledger(first, last, states, {}))
+    context = CheckContext(
+        SPEC, now.date() - dt.timedelta(days=2), now.date(), now, {}, None, ledger=Ledger(first, last, states, {})
+    )
     result = expected_work.run(context)
     assert result.status is Status.FAILED and result.metrics == {"missing_expected_work": 1.0}
     assert result.findings[0].startswith(f"{DAY} upcoming_team_game_context: no run; owed by 11-19 17:30")
@@ -113,12 +137,16 @@ def test_a_same_day_date_pages_after_its_own_deadline_not_the_next_morning():
     assert before.status is Status.OK
     after = _untriggered_today(at(DAY, 13, 45))
     assert after.status is Status.FAILED and after.metrics == {"untriggered_game_dates": 1.0}
-    assert after.findings == [f"{DAY}: 3 games, trigger deadline 11-20 13:00 (same_day) passed, Phase 4 not triggered (no trigger claim)"]
+    assert after.findings == [
+        f"{DAY}: 3 games, trigger deadline 11-20 13:00 (same_day) passed, Phase 4 not triggered (no trigger claim)"
+    ]
 
 
 def test_a_past_date_uses_the_overnight_deadline():
     result = _untriggered_today(at(DAY + dt.timedelta(days=1), 9, 30))
-    assert result.status is Status.OK  # same-day deadline passed yesterday, but the date is now in overnight mode, due 10:00
+    assert (
+        result.status is Status.OK
+    )  # same-day deadline passed yesterday, but the date is now in overnight mode, due 10:00
     assert _untriggered_today(at(DAY + dt.timedelta(days=1), 10, 5)).status is Status.FAILED
 
 

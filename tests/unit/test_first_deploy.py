@@ -38,7 +38,12 @@ def one(result, type_token, name):
 
 
 def condition_filters(policy) -> list[str]:
-    return [body["filter"] for condition in policy.inputs["conditions"] for key, body in condition.items() if key.startswith("condition")]
+    return [
+        body["filter"]
+        for condition in policy.inputs["conditions"]
+        for key, body in condition.items()
+        if key.startswith("condition")
+    ]
 
 
 # 1. A policy on a custom metric fails with 404 until the metric exists.
@@ -52,10 +57,16 @@ def test_every_policy_on_a_custom_metric_waits_for_its_declared_descriptor(dev):
         assert (inputs["metricKind"], inputs["valueType"], inputs["unit"]) == ("GAUGE", metric.value_type, "1")
     watched = []
     for policy in dev.of_type(POLICY):
-        for metric_type in {t for f in condition_filters(policy) for t in re.findall(r'metric\.type="(custom\.googleapis\.com/[^"]+)"', f)}:
+        for metric_type in {
+            t
+            for f in condition_filters(policy)
+            for t in re.findall(r'metric\.type="(custom\.googleapis\.com/[^"]+)"', f)
+        }:
             assert descriptors[metric_type].urn in policy.dependencies, (policy.name, metric_type)
             watched.append(policy.name)
-    assert {"completion-accuracy-low", "duplicate-rows", "pending-trigger-claim", "phase4-trigger-absent"} <= set(watched)
+    assert {"completion-accuracy-low", "duplicate-rows", "pending-trigger-claim", "phase4-trigger-absent"} <= set(
+        watched
+    )
 
 
 # 2. A policy on a new log-based metric can 404 for minutes even with depends_on.
@@ -66,7 +77,11 @@ def test_every_policy_on_a_log_metric_waits_until_the_metric_is_queryable(dev):
     waits = {w.name: w for w in dev.of_type(SLEEP)}
     policies_on_log_metrics = 0
     for policy in dev.of_type(POLICY):
-        for name in {n for f in condition_filters(policy) for n in re.findall(r'metric\.type="logging\.googleapis\.com/user/([^"]+)"', f)}:
+        for name in {
+            n
+            for f in condition_filters(policy)
+            for n in re.findall(r'metric\.type="logging\.googleapis\.com/user/([^"]+)"', f)
+        }:
             wait = waits[f"{name}-queryable"]
             assert wait.urn in policy.dependencies
             assert metrics[name].urn in wait.dependencies
@@ -91,7 +106,11 @@ def test_the_drift_workflow_gives_the_preview_every_declared_secret():
     script = "\n".join(step["run"] for step in setting)
     env = {k: v for step in setting for k, v in (step.get("env") or {}).items()}
     for key in secrets:
-        [line] = [line for line in script.splitlines() if f"pulumi config set --secret {key} " in line or line.rstrip().endswith(f"--secret {key}")]
+        [line] = [
+            line
+            for line in script.splitlines()
+            if f"pulumi config set --secret {key} " in line or line.rstrip().endswith(f"--secret {key}")
+        ]
         variable = re.search(r'"\$([A-Z_]+)"', line).group(1)
         assert env[variable].startswith("${{ secrets"), (key, env.get(variable))  # from the repository's secrets
         assert '--stack "${{ matrix.stack }}"' in line
@@ -127,8 +146,17 @@ def test_the_deployment_state_check_expects_what_the_stack_deployed(dev):
     assert deployed["phase4-trigger-absent"] is False  # dev's override
 
     def context(stack):
-        return CheckContext(SPEC, dt.date(2026, 11, 28), dt.date(2026, 11, 28), dt.datetime.now(dt.timezone.utc), {}, None,
-                            target="cloud", alerts_dir=REPO_ROOT / "alerts", stack=stack)  # fmt: skip
+        return CheckContext(
+            SPEC,
+            dt.date(2026, 11, 28),
+            dt.date(2026, 11, 28),
+            dt.datetime.now(dt.UTC),
+            {},
+            None,
+            target="cloud",
+            alerts_dir=REPO_ROOT / "alerts",
+            stack=stack,
+        )
 
     assert alert_policy_findings(expected_alert_states(context("dev")), deployed) == []
     enabled_everywhere = {**deployed, "phase4-trigger-absent": True}
@@ -145,7 +173,10 @@ def test_the_deployment_state_check_expects_what_the_stack_deployed(dev):
 def test_bigquery_access_is_granted_per_dataset_never_project_wide(dev):
     project_roles = {(r.inputs["member"], r.inputs["role"]) for r in dev.of_type("gcp:projects/iAMMember:IAMMember")}
     assert not [role for _, role in project_roles if role.startswith("roles/bigquery.data")]
-    grants = {(r.inputs["datasetId"], r.inputs["role"], r.inputs["member"].split(":")[1].split("@")[0]) for r in dev.of_type("gcp:bigquery/datasetIamMember:DatasetIamMember")}
+    grants = {
+        (r.inputs["datasetId"], r.inputs["role"], r.inputs["member"].split(":")[1].split("@")[0])
+        for r in dev.of_type("gcp:bigquery/datasetIamMember:DatasetIamMember")
+    }
     assert grants == {
         ("nba_analytics", "roles/bigquery.dataEditor", "phase3-analytics"),
         ("nba_analytics", "roles/bigquery.dataViewer", "phase3-health-check"),
@@ -154,10 +185,16 @@ def test_bigquery_access_is_granted_per_dataset_never_project_wide(dev):
         ("nba_raw", "roles/bigquery.dataViewer", "phase3-analytics"),
         ("nba_raw", "roles/bigquery.dataViewer", "phase3-health-check"),
         ("nba_raw", "roles/bigquery.dataViewer", "phase3-orchestrator"),  # ... and the schedule
-        ("nba_raw", "roles/bigquery.dataViewer", "phase3-reconcile"),  # the schedule, for reconcile and the hold recheck
+        (
+            "nba_raw",
+            "roles/bigquery.dataViewer",
+            "phase3-reconcile",
+        ),  # the schedule, for reconcile and the hold recheck
     }
     [dataset] = dev.of_type("gcp:bigquery/dataset:Dataset")
-    assert dataset.inputs["datasetId"] == "nba_analytics" and dataset.protect  # created here; Phase 2's is only looked up
+    assert (
+        dataset.inputs["datasetId"] == "nba_analytics" and dataset.protect
+    )  # created here; Phase 2's is only looked up
     assert "gcp:bigquery/getDataset:getDataset" in dev.invokes
 
 
@@ -167,11 +204,28 @@ def test_the_trigger_identity_only_invokes_and_the_checks_have_identities_of_the
         roles.setdefault(grant.inputs["member"].split(":")[1].split("@")[0], set()).add(grant.inputs["role"])
     assert not [who for who, granted in roles.items() if "roles/eventarc.eventReceiver" in granted]
     assert "phase3-orchestrator-trigger" not in roles
-    assert "roles/datastore.viewer" in roles["phase3-health-check"] and "roles/datastore.user" not in roles["phase3-health-check"]
-    assert "roles/datastore.user" in roles["phase3-reconcile"] and "roles/monitoring.metricWriter" not in roles["phase3-reconcile"]
-    jobs = {j.name: j.inputs["template"]["template"]["serviceAccount"].split("@")[0] for j in dev.of_type("gcp:cloudrunv2/job:Job")}
-    assert jobs == {"phase3-health-check": "phase3-health-check", "phase3-reconcile": "phase3-reconcile", "phase3-hold-recheck": "phase3-reconcile"}
-    publishers = {(r.inputs["topic"], r.inputs["member"].split(":")[1].split("@")[0]) for r in dev.of_type("gcp:pubsub/topicIAMMember:TopicIAMMember") if r.inputs["role"] == "roles/pubsub.publisher"}
+    assert (
+        "roles/datastore.viewer" in roles["phase3-health-check"]
+        and "roles/datastore.user" not in roles["phase3-health-check"]
+    )
+    assert (
+        "roles/datastore.user" in roles["phase3-reconcile"]
+        and "roles/monitoring.metricWriter" not in roles["phase3-reconcile"]
+    )
+    jobs = {
+        j.name: j.inputs["template"]["template"]["serviceAccount"].split("@")[0]
+        for j in dev.of_type("gcp:cloudrunv2/job:Job")
+    }
+    assert jobs == {
+        "phase3-health-check": "phase3-health-check",
+        "phase3-reconcile": "phase3-reconcile",
+        "phase3-hold-recheck": "phase3-reconcile",
+    }
+    publishers = {
+        (r.inputs["topic"], r.inputs["member"].split(":")[1].split("@")[0])
+        for r in dev.of_type("gcp:pubsub/topicIAMMember:TopicIAMMember")
+        if r.inputs["role"] == "roles/pubsub.publisher"
+    }
     assert ("nba-phase4-trigger", "phase3-reconcile") in publishers
     assert not [topic for topic, who in publishers if who == "phase3-health-check"]
 
@@ -180,7 +234,9 @@ def test_the_trigger_identity_only_invokes_and_the_checks_have_identities_of_the
 
 
 def test_the_service_answers_probes_on_healthz(dev):
-    container = one(dev, "gcp:cloudrunv2/service:Service", "nba-phase3-analytics-processors").inputs["template"]["containers"][0]
+    container = one(dev, "gcp:cloudrunv2/service:Service", "nba-phase3-analytics-processors").inputs["template"][
+        "containers"
+    ][0]
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": container["ports"]["containerPort"]}
         assert container[probe]["timeoutSeconds"] < container[probe]["periodSeconds"]
@@ -189,16 +245,26 @@ def test_the_service_answers_probes_on_healthz(dev):
 def test_every_resource_waits_for_the_apis_it_needs(dev):
     apis = {r.urn for r in dev.of_type("gcp:projects/service:Service")}
     assert {r.inputs["service"] for r in dev.of_type("gcp:projects/service:Service")} >= {
-        "pubsub.googleapis.com", "cloudfunctions.googleapis.com", "run.googleapis.com", "eventarc.googleapis.com",
-        "firestore.googleapis.com", "bigquery.googleapis.com", "cloudscheduler.googleapis.com", "monitoring.googleapis.com",
-    }  # fmt: skip
+        "pubsub.googleapis.com",
+        "cloudfunctions.googleapis.com",
+        "run.googleapis.com",
+        "eventarc.googleapis.com",
+        "firestore.googleapis.com",
+        "bigquery.googleapis.com",
+        "cloudscheduler.googleapis.com",
+        "monitoring.googleapis.com",
+    }
     for resource in dev.resources:
         if resource.custom and resource.urn not in apis and not resource.type.startswith("pulumi:providers:"):
             assert apis <= set(resource.dependencies), f"{resource.name} ({resource.type}) does not wait for the APIs"
 
 
 def test_the_plan_lists_the_preconditions_it_cannot_create():
-    result = subprocess.run([sys.executable, "-m", "phase3ops.cli", "plan", "--stack", "prod", "--repo", str(REPO_ROOT)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "phase3ops.cli", "plan", "--stack", "prod", "--repo", str(REPO_ROOT)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     section = result.stdout.split("Preconditions this program cannot create (a first deploy, in this order):", 1)[1]
     for expected in (
@@ -226,6 +292,9 @@ def test_the_receipt_grace_outlasts_the_receipts_functions_retries(tmp_path):
     text = (repo / "pipeline.yaml").read_text()
     (repo / "pipeline.yaml").write_text(text.replace("receipt_grace_seconds: 900", "receipt_grace_seconds: 700"))
     line = next(n for n, row in enumerate(text.splitlines(), 1) if "receipt_grace_seconds:" in row)
-    with pytest.raises(PlanError, match=rf"pipeline.yaml:{line}: spec.orchestrator.receipt_grace_seconds: 700 s is shorter than "
-                                        r"the deployed receipts function's retry horizon: .* = 720 s"):  # fmt: skip
+    with pytest.raises(
+        PlanError,
+        match=rf"pipeline.yaml:{line}: spec.orchestrator.receipt_grace_seconds: 700 s is shorter than "
+        r"the deployed receipts function's retry horizon: .* = 720 s",
+    ):
         plan_stack(repo, "dev")

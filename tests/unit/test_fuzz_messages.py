@@ -27,8 +27,13 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 # Text with lone surrogates and control characters, which JSON escapes carry.
 text = st.text(st.characters(categories=["L", "N", "P", "S", "Z", "C"]), max_size=40)
 scalars = st.none() | st.booleans() | st.integers() | st.integers(min_value=2**62, max_value=2**80) | st.floats() | text
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4), max_leaves=30)
-dates = st.sampled_from(["2026-11-28", "0001-01-01", "20261128", "2026-W48-6", "9999-12-31", "2026-02-30", "2026-11-28\n"]) | text
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4), max_leaves=30
+)
+dates = (
+    st.sampled_from(["2026-11-28", "0001-01-01", "20261128", "2026-W48-6", "9999-12-31", "2026-02-30", "2026-11-28\n"])
+    | text
+)
 
 
 def encoded(value) -> bytes:
@@ -40,8 +45,20 @@ def completion_like(draw_fields: dict) -> dict:
 
 
 completion_fields = st.dictionaries(
-    st.sampled_from(["processor_name", "output_table", "game_date", "status", "execution_id", "correlation_id", "record_count",
-                     "records_failed", "metadata", "duration_seconds"]),  # fmt: skip
+    st.sampled_from(
+        [
+            "processor_name",
+            "output_table",
+            "game_date",
+            "status",
+            "execution_id",
+            "correlation_id",
+            "record_count",
+            "records_failed",
+            "metadata",
+            "duration_seconds",
+        ]
+    ),
     st.one_of(st.integers(min_value=2**62, max_value=2**70), text, json_values, dates),
     max_size=4,
 )
@@ -102,7 +119,7 @@ def test_any_event_is_a_delivery_or_a_bad_message(event):
 @FUZZ
 @given(st.dictionaries(text, text, max_size=4), st.sampled_from(["phase3-to-phase4", "other"]))
 def test_any_attributes_make_a_receipt_or_a_skip(attributes, pipeline):
-    delivery = Delivery("1", dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc), attributes, b"{}")
+    delivery = Delivery("1", dt.datetime(2026, 11, 28, tzinfo=dt.UTC), attributes, b"{}")
     receipt = receipt_of(delivery, f"{pipeline}:")
     if not isinstance(receipt, ReceiptOutcome):
         check_storable({k: v for k, v in receipt.items() if k not in ("publish_time", "recorded_at")}, "receipt")
@@ -120,7 +137,16 @@ push_data = st.fixed_dictionaries(
 
 
 @FUZZ
-@given(st.one_of(json_values, st.builds(lambda d, mid: {"message": {"data": base64.b64encode(encoded(d)).decode(), "messageId": mid}}, push_data, json_values)))
+@given(
+    st.one_of(
+        json_values,
+        st.builds(
+            lambda d, mid: {"message": {"data": base64.b64encode(encoded(d)).decode(), "messageId": mid}},
+            push_data,
+            json_values,
+        ),
+    )
+)
 def test_any_push_body_is_a_push_or_a_bad_push(body):
     try:
         push = parse_push(body, SPEC.processor_names)

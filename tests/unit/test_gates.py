@@ -51,7 +51,7 @@ def test_a_complete_day_passes_every_gate_in_one_query(warehouse):
 def test_an_empty_table_of_the_mode_holds_the_date_and_the_result_names_it(warehouse):
     processed_day(warehouse, SPEC, DAY, skip=("team_offense_game_summary", "team_defense_game_summary"))
     report = evaluate(warehouse)
-    assert [r.name for r in report.blocking][0] == "data_exists"
+    assert next(r.name for r in report.blocking) == "data_exists"
     data_exists = report.results[0]
     assert data_exists.figure == pytest.approx(3 / 5)
     assert data_exists.detail == "team_offense_game_summary, team_defense_game_summary: 0 rows"
@@ -59,7 +59,9 @@ def test_an_empty_table_of_the_mode_holds_the_date_and_the_result_names_it(wareh
 
 
 def test_a_same_day_date_needs_only_its_own_tables(warehouse):
-    processed_day(warehouse, SPEC, DAY, skip=("player_game_summary", "team_offense_game_summary", "team_defense_game_summary"))
+    processed_day(
+        warehouse, SPEC, DAY, skip=("player_game_summary", "team_offense_game_summary", "team_defense_game_summary")
+    )
     report = evaluate(warehouse, SAME_DAY)
     assert [r.name for r in report.results] == ["data_exists"] and report.passed
 
@@ -87,7 +89,9 @@ def _minutes_missing(share_of_players: float):
 
 
 def test_minutes_coverage_counts_only_players_who_played(warehouse):
-    processed_day(warehouse, SPEC, DAY, change=_minutes_missing(0.0))  # every DNP has NULL minutes; everyone who played has some
+    processed_day(
+        warehouse, SPEC, DAY, change=_minutes_missing(0.0)
+    )  # every DNP has NULL minutes; everyone who played has some
     by_name = {r.name: r for r in evaluate(warehouse).results}
     assert by_name["minutes_coverage"].figure == 1.0 and by_name["minutes_coverage_warning"].passed
     assert "NOT is_dnp" in by_name["minutes_coverage"].detail
@@ -130,7 +134,9 @@ def test_a_failing_query_fails_each_gate_open_or_closed_as_declared(tmp_path):
 
     report = GateEvaluator(SPEC, lambda: Broken(tmp_path / "w.duckdb")).evaluate(DAY, OVERNIGHT)
     by_name = {r.name: r for r in report.results}
-    assert not by_name["data_exists"].passed and "fails closed" in by_name["data_exists"].detail  # on_error: closed (default)
+    assert (
+        not by_name["data_exists"].passed and "fails closed" in by_name["data_exists"].detail
+    )  # on_error: closed (default)
     assert by_name["schedule_coverage"].passed and "fails open" in by_name["schedule_coverage"].detail
     assert by_name["data_exists"].error == "RuntimeError: Access Denied: table nba_analytics.player_game_summary"
     assert [r.name for r in report.blocking] == ["data_exists"]

@@ -68,29 +68,43 @@ def test_json_nested_far_beyond_the_recursion_limit_is_a_bad_message_not_a_crash
 
 
 def test_an_integer_of_thousands_of_digits_is_a_bad_message_not_a_crash():
-    body = json.dumps(completion("player_game_summary", DAY)).replace('"record_count": 10', '"record_count": ' + "9" * 5000)
+    body = json.dumps(completion("player_game_summary", DAY)).replace(
+        '"record_count": 10', '"record_count": ' + "9" * 5000
+    )
     bad = refusal(body.encode())
     assert "9" * 200 not in bad.reason
 
 
 def test_the_reason_never_repeats_a_huge_offending_value():
     huge = "z" * 619_000
-    bad = refusal({**completion("player_game_summary", DAY), "execution_id": huge, "correlation_id": huge, "status": huge})
+    bad = refusal(
+        {**completion("player_game_summary", DAY), "execution_id": huge, "correlation_id": huge, "status": huge}
+    )
     assert huge[:2000] not in str(bad)
 
 
-@pytest.mark.parametrize("game_date", ["20251101", "2025-W45-6", "2025-11-01\n", "0001-01-01", "1900-01-01", "9999-12-31", "2026-11-28T00:00:00"])
+@pytest.mark.parametrize(
+    "game_date",
+    ["20251101", "2025-W45-6", "2025-11-01\n", "0001-01-01", "1900-01-01", "9999-12-31", "2026-11-28T00:00:00"],
+)
 def test_game_dates_are_strict_and_plausible(game_date):
     assert refusal(completion("player_game_summary", game_date)).field == "game_date"
 
 
 def test_the_first_nba_season_and_a_date_a_year_ahead_are_plausible():
     for day in ("1946-11-01", (dt.date.today() + dt.timedelta(days=365)).isoformat()):
-        assert parse_completion(json.dumps(completion("player_game_summary", day)).encode(), SPEC, "m").game_date.isoformat() == day
+        assert (
+            parse_completion(
+                json.dumps(completion("player_game_summary", day)).encode(), SPEC, "m"
+            ).game_date.isoformat()
+            == day
+        )
 
 
 def test_a_numeric_duration_beyond_a_float_is_ignored_not_a_crash():
-    body = json.dumps(completion("player_game_summary", DAY, duration_seconds=1)).replace('"duration_seconds": 1', '"duration_seconds": 1' + "0" * 400)
+    body = json.dumps(completion("player_game_summary", DAY, duration_seconds=1)).replace(
+        '"duration_seconds": 1', '"duration_seconds": 1' + "0" * 400
+    )
     assert parse_completion(body.encode(), SPEC, "m").duration_seconds is None
 
 
@@ -124,5 +138,7 @@ def test_a_message_id_with_a_slash_is_still_a_delivery():
 
 def test_metadata_nested_as_deep_as_firestore_stores_is_accepted():
     # Firestore stores a field holding 20 nested maps and refuses 21 (measured on the emulator).
-    parsed = parse_completion(json.dumps(completion("player_game_summary", DAY, metadata=nested(20))).encode(), SPEC, "m")
+    parsed = parse_completion(
+        json.dumps(completion("player_game_summary", DAY, metadata=nested(20))).encode(), SPEC, "m"
+    )
     assert parsed.metadata == nested(20)

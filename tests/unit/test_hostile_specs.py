@@ -17,14 +17,30 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phase3ops.filters.vocabulary import MAX_NESTING
-from phase3ops.filters.language import MONITORING, FilterSyntaxError, label_restrictions, logging_filter_problems, monitoring_filter_problems, parse_logging_filter, parse_monitoring_filter
 from phase3ops.alerts.lints import LintContext, runbook_section_exists
 from phase3ops.alerts.specs import load_alert_specs
-from phase3ops.validate import validate
 from phase3ops.drift.changes import MAX_COUNT, UNATTRIBUTED, PreviewParseError, parse_preview
+from phase3ops.filters.language import (
+    MONITORING,
+    FilterSyntaxError,
+    label_restrictions,
+    logging_filter_problems,
+    monitoring_filter_problems,
+    parse_logging_filter,
+    parse_monitoring_filter,
+)
+from phase3ops.filters.vocabulary import MAX_NESTING
 from phase3ops.plan.stack_config import load_stack_config
-from phase3ops.spec.documents import SCHEMA_DIR, SpecError, load_schema, parse_yaml, schema_problems, schema_registry, to_plain
+from phase3ops.spec.documents import (
+    SCHEMA_DIR,
+    SpecError,
+    load_schema,
+    parse_yaml,
+    schema_problems,
+    schema_registry,
+    to_plain,
+)
+from phase3ops.validate import validate
 from phase3ops.warehouse import sql
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
@@ -45,7 +61,9 @@ def only_problem(error: pytest.ExceptionInfo[SpecError]):
 # -- YAML the reader refuses -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("character", ["\x07", "\x00", "\x1b", "\ud800"], ids=["bell", "nul", "escape", "lone-surrogate"])
+@pytest.mark.parametrize(
+    "character", ["\x07", "\x00", "\x1b", "\ud800"], ids=["bell", "nul", "escape", "lone-surrogate"]
+)
 def test_a_control_character_is_invalid_yaml_at_its_line(character):
     with pytest.raises(SpecError) as error:
         parse_yaml(f"a: 1\nb: x{character}y\n", "spec.yaml")
@@ -62,7 +80,9 @@ def test_validate_reports_a_control_character_in_the_pipeline_spec(repo):
     pipeline = repo / "pipeline.yaml"
     pipeline.write_text(pipeline.read_text().replace("name: nba-phase3-to-phase4", "name: nba-phase3\x07-to-phase4"))
     problems = validate(repo, stacks=[]).problems
-    assert [(p.file, p.line) for p in problems if "invalid YAML" in p.message] == [(str(pipeline), line_of(pipeline, "\x07"))]
+    assert [(p.file, p.line) for p in problems if "invalid YAML" in p.message] == [
+        (str(pipeline), line_of(pipeline, "\x07"))
+    ]
 
 
 def test_plan_reports_a_control_character_in_a_stack_file(repo):
@@ -219,7 +239,9 @@ def test_validate_reports_an_unclosed_quote_in_a_monitoring_filter_at_its_line(r
 
 
 @pytest.mark.parametrize("quote", ["\u201c", "\u201d", "\u2018", "\u2019"])
-@pytest.mark.parametrize("problems", [logging_filter_problems, monitoring_filter_problems], ids=["logging", "monitoring"])
+@pytest.mark.parametrize(
+    "problems", [logging_filter_problems, monitoring_filter_problems], ids=["logging", "monitoring"]
+)
 def test_typographic_quotes_are_named(problems, quote):
     assert problems(f"resource.type={quote}gce_instance{quote}") == [
         f'at character 15: "{quote}" is a typographic quote: strings take straight double quotes (")'
@@ -274,7 +296,9 @@ def test_problems_quote_at_most_a_short_excerpt_of_the_filter():
 
 
 def test_a_regex_python_cannot_read_does_not_crash_the_label_check():
-    [restriction] = label_restrictions('resource.labels.service_name = monitoring.regex.full_match("\\\\pL(")', MONITORING)
+    [restriction] = label_restrictions(
+        'resource.labels.service_name = monitoring.regex.full_match("\\\\pL(")', MONITORING
+    )
     assert restriction.admits("nba-phase3-analytics-processors")
 
 
@@ -386,7 +410,9 @@ MALFORMED_PREVIEWS = {
 }
 
 
-@pytest.mark.parametrize("text, message", MALFORMED_PREVIEWS.items(), ids=lambda v: v[:50] if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "text, message", MALFORMED_PREVIEWS.items(), ids=lambda v: v[:50] if isinstance(v, str) else None
+)
 def test_a_malformed_preview_is_refused_naming_the_json_path(text, message):
     with pytest.raises(PreviewParseError, match=re.escape(message)):
         parse_preview(text)
@@ -399,15 +425,46 @@ def test_a_huge_summary_count_is_one_change():
 
 @pytest.mark.parametrize("count", [3_000_000, MAX_COUNT + 1, -1, 1.5, True, "3"])
 def test_a_summary_count_must_be_a_whole_number_within_bounds(count):
-    with pytest.raises(PreviewParseError, match="changeSummary.update must be a whole number from 0 to 1,000,000"):
+    with pytest.raises(PreviewParseError, match=r"changeSummary\.update must be a whole number from 0 to 1,000,000"):
         parse_preview(json.dumps({"changeSummary": {"update": count}}))
 
 
 # -- fuzzing: any input at all ends in the module's own error --------------------------------
 
 YAML_PIECES = st.sampled_from(
-    ["a", "b: ", "1", "- ", "[", "]", "{", "}", ", ", ": ", "&x ", "*x", "<<: ", "? ", "!!str ", "!!map ", "'", '"', "#",
-     "|", ">-", "\n", "  ", "\t", "---", "...", "\x07", "\\", "%YAML 1.2\n", "\ufeff", "ü"]  # fmt: skip
+    [
+        "a",
+        "b: ",
+        "1",
+        "- ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        ": ",
+        "&x ",
+        "*x",
+        "<<: ",
+        "? ",
+        "!!str ",
+        "!!map ",
+        "'",
+        '"',
+        "#",
+        "|",
+        ">-",
+        "\n",
+        "  ",
+        "\t",
+        "---",
+        "...",
+        "\x07",
+        "\\",
+        "%YAML 1.2\n",
+        "\ufeff",
+        "ü",
+    ]
 )
 
 
@@ -434,9 +491,43 @@ def test_parse_yaml_on_yaml_shaped_text(text):
 
 
 FILTER_PIECES = st.sampled_from(
-    ["metric.type", "resource.labels.x", "severity", "=", "!=", "<", ">=", ":", "=~", "!~", "(", ")", ",", " ", "AND", "OR", "NOT",
-     "-", "--", "\n", '"', '"a"', '"\\', "x", "1", "-1", ".", "one_of(", "monitoring.regex.full_match(", "log_id(", "\u201c",
-     "\u2019", "~", "!", "\\"]  # fmt: skip
+    [
+        "metric.type",
+        "resource.labels.x",
+        "severity",
+        "=",
+        "!=",
+        "<",
+        ">=",
+        ":",
+        "=~",
+        "!~",
+        "(",
+        ")",
+        ",",
+        " ",
+        "AND",
+        "OR",
+        "NOT",
+        "-",
+        "--",
+        "\n",
+        '"',
+        '"a"',
+        '"\\',
+        "x",
+        "1",
+        "-1",
+        ".",
+        "one_of(",
+        "monitoring.regex.full_match(",
+        "log_id(",
+        "\u201c",
+        "\u2019",
+        "~",
+        "!",
+        "\\",
+    ]
 )
 
 
@@ -467,7 +558,9 @@ def test_the_filter_parsers_on_text_of_the_grammars_tokens(text):
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
 JSON_VALUES = st.recursive(
-    JSON_SCALARS, lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5), max_leaves=30
+    JSON_SCALARS,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=30,
 )
 
 
@@ -478,7 +571,9 @@ def shaped(keys: list[str], values: st.SearchStrategy) -> st.SearchStrategy:
 
 OPS = st.sampled_from(["same", "create", "update", "delete", "replace", "refresh", "read", "import"])
 STATES = shaped(["type", "inputs", "outputs"], JSON_VALUES | shaped(["a", "b"], JSON_VALUES)) | JSON_VALUES
-STEPS = shaped(["urn", "op", "type", "oldState", "newState", "detailedDiff", "diffReasons", "replaceReasons"], OPS | STATES)
+STEPS = shaped(
+    ["urn", "op", "type", "oldState", "newState", "detailedDiff", "diffReasons", "replaceReasons"], OPS | STATES
+)
 COUNTS = shaped(["same", "update", "delete"], st.integers(-5, 5) | JSON_VALUES) | JSON_VALUES
 DIGESTS = shaped(["steps", "changeSummary", "diagnostics"], st.lists(STEPS | JSON_VALUES, max_size=4) | COUNTS)
 METADATA = shaped(["op", "urn", "type", "old", "new", "detailedDiff", "diffs"], OPS | STATES)
@@ -517,7 +612,10 @@ SCHEMAS = [
     *((path, schema_registry(ALERT_SCHEMAS)) for path in sorted(ALERT_SCHEMAS.glob("*.schema.json"))),
     *((path, schema_registry(DASHBOARD_SCHEMAS)) for path in sorted(DASHBOARD_SCHEMAS.glob("*.schema.json"))),
 ]
-SPEC_SHAPED = shaped(["apiVersion", "kind", "metadata", "spec", "channels", "rules", "stack"], JSON_VALUES | shaped(["name", "labels"], JSON_VALUES))
+SPEC_SHAPED = shaped(
+    ["apiVersion", "kind", "metadata", "spec", "channels", "rules", "stack"],
+    JSON_VALUES | shaped(["name", "labels"], JSON_VALUES),
+)
 
 
 @FUZZ

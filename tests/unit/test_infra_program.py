@@ -48,7 +48,12 @@ def test_the_orchestrator_function(dev):
     assert inputs["labels"]["source-hash"] == source.short_hash
     assert {"component", "managed-by", "team"} <= set(inputs["labels"])
     main = ast.parse((REPO_ROOT / "functions/orchestrator/main.py").read_text())
-    exported = {alias.asname or alias.name for node in ast.walk(main) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    exported = {
+        alias.asname or alias.name
+        for node in ast.walk(main)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
     assert inputs["buildConfig"]["entryPoint"] in exported
 
 
@@ -56,9 +61,14 @@ def test_the_analytics_service_is_internal_from_a_digest_and_only_the_push_ident
     service = one(dev, SERVICE, "nba-phase3-analytics-processors")
     assert service.inputs["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
     assert "@sha256:" in service.inputs["template"]["containers"][0]["image"]
-    invokers = [r for r in dev.resources if r.type.endswith("IamMember") and r.inputs.get("role") == "roles/run.invoker"]
+    invokers = [
+        r for r in dev.resources if r.type.endswith("IamMember") and r.inputs.get("role") == "roles/run.invoker"
+    ]
     members = {r.inputs["name"]: r.inputs["member"] for r in invokers}
-    assert members["nba-phase3-analytics-processors"] == "serviceAccount:phase3-analytics-push@nba-props-dev.iam.gserviceaccount.com"
+    assert (
+        members["nba-phase3-analytics-processors"]
+        == "serviceAccount:phase3-analytics-push@nba-props-dev.iam.gserviceaccount.com"
+    )
     assert not [r for r in dev.resources if r.inputs.get("member") in ("allUsers", "allAuthenticatedUsers")]
 
 
@@ -66,9 +76,16 @@ def test_push_subscription_authenticates_and_dead_letters(dev):
     push = one(dev, SUBSCRIPTION, "nba-phase3-analytics-processors-push")
     assert push.inputs["pushConfig"]["oidcToken"]["serviceAccountEmail"].startswith("phase3-analytics-push@")
     assert push.inputs["pushConfig"]["pushEndpoint"].startswith("https://")
-    assert push.inputs["deadLetterPolicy"]["deadLetterTopic"] == "projects/nba-props-dev/topics/nba-phase3-trigger-dead-letter"
+    assert (
+        push.inputs["deadLetterPolicy"]["deadLetterTopic"]
+        == "projects/nba-props-dev/topics/nba-phase3-trigger-dead-letter"
+    )
     agent = "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com"
-    grants = {(r.type.rsplit(":", 1)[-1], r.inputs.get("topic") or r.inputs.get("subscription"), r.inputs["role"]) for r in dev.resources if r.inputs.get("member") == agent}
+    grants = {
+        (r.type.rsplit(":", 1)[-1], r.inputs.get("topic") or r.inputs.get("subscription"), r.inputs["role"])
+        for r in dev.resources
+        if r.inputs.get("member") == agent
+    }
     assert grants == {
         ("TopicIAMMember", "nba-phase3-trigger-dead-letter", "roles/pubsub.publisher"),
         ("SubscriptionIAMMember", "nba-phase3-analytics-processors-push", "roles/pubsub.subscriber"),
@@ -85,25 +102,49 @@ def test_the_receipts_function_runs_the_same_bundle_on_the_phase4_topic(dev):
     assert receipts["buildConfig"]["entryPoint"] == "record_phase4_trigger_receipt"
     assert receipts["buildConfig"]["source"] == orchestrator["buildConfig"]["source"]  # one bundle, one contract
     main = ast.parse((REPO_ROOT / "functions/orchestrator/main.py").read_text())
-    exported = {alias.asname or alias.name for node in ast.walk(main) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    exported = {
+        alias.asname or alias.name
+        for node in ast.walk(main)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
     assert receipts["buildConfig"]["entryPoint"] in exported
-    invokers = {r.inputs["name"] for r in dev.resources if r.type.endswith("ServiceIamMember") and r.inputs.get("role") == "roles/run.invoker"}
+    invokers = {
+        r.inputs["name"]
+        for r in dev.resources
+        if r.type.endswith("ServiceIamMember") and r.inputs.get("role") == "roles/run.invoker"
+    }
     assert {"phase3-to-phase4-orchestrator", "phase4-trigger-receipts"} <= invokers
 
 
 def test_topics_ttl_and_scheduled_checks(dev):
     topics = {r.inputs["name"] for r in dev.of_type("gcp:pubsub/topic:Topic")}
-    assert topics == {"nba-phase3-trigger", "nba-phase3-analytics-complete", "nba-phase4-trigger", "nba-phase3-trigger-dead-letter"}
+    assert topics == {
+        "nba-phase3-trigger",
+        "nba-phase3-analytics-complete",
+        "nba-phase4-trigger",
+        "nba-phase3-trigger-dead-letter",
+    }
     ttl = one(dev, "gcp:firestore/field:Field", "phase3_processor_locks-expires_at-ttl")
-    assert (ttl.inputs["collection"], ttl.inputs["field"], ttl.inputs["ttlConfig"]) == ("phase3_processor_locks", "expires_at", {})
-    jobs = {r.name: r.inputs["template"]["template"]["containers"][0]["args"] for r in dev.of_type("gcp:cloudrunv2/job:Job")}
+    assert (ttl.inputs["collection"], ttl.inputs["field"], ttl.inputs["ttlConfig"]) == (
+        "phase3_processor_locks",
+        "expires_at",
+        {},
+    )
+    jobs = {
+        r.name: r.inputs["template"]["template"]["containers"][0]["args"] for r in dev.of_type("gcp:cloudrunv2/job:Job")
+    }
     # A finding exits 0 in a job: it pages through its metric; only a run that could not run fails the execution.
-    assert jobs == {"phase3-health-check": ["health", "--days", "3", "--findings-exit-zero"],
-                    "phase3-reconcile": ["reconcile", "--days", "3", "--fix", "--findings-exit-zero"],
-                    "phase3-hold-recheck": ["holds", "--days", "3", "--recheck", "--findings-exit-zero"]}  # fmt: skip
+    assert jobs == {
+        "phase3-health-check": ["health", "--days", "3", "--findings-exit-zero"],
+        "phase3-reconcile": ["reconcile", "--days", "3", "--fix", "--findings-exit-zero"],
+        "phase3-hold-recheck": ["holds", "--days", "3", "--recheck", "--findings-exit-zero"],
+    }
     schedules = dev.of_type("gcp:cloudscheduler/job:Job")
     assert {s.inputs["timeZone"] for s in schedules} == {"America/New_York"}
-    assert all(s.inputs["httpTarget"]["uri"].endswith(":run") and "oauthToken" in s.inputs["httpTarget"] for s in schedules)
+    assert all(
+        s.inputs["httpTarget"]["uri"].endswith(":run") and "oauthToken" in s.inputs["httpTarget"] for s in schedules
+    )
 
 
 def test_least_privilege(dev):
@@ -137,13 +178,23 @@ def test_slack_tokens_stay_secret(dev, tmp_path):
         assert channel.secret_paths == ["sensitiveLabels.authToken"]
     repo = copy_specs(tmp_path)
     stack = repo / "Pulumi.dev.yaml"
-    stack.write_text(stack.read_text() + "  phase3-orchestration:slackOncallToken:\n    secure: v1:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0\n")
+    stack.write_text(
+        stack.read_text() + "  phase3-orchestration:slackOncallToken:\n    secure: v1:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0\n"
+    )
     result = plan_stack(repo, "dev").result
     rendered = as_json(result, []) + as_text(result, [])
     assert "bm90LWEtcmVhbC1jaXBoZXJ0ZXh0" not in rendered
     oncall = one(result, CHANNEL, "phase3-oncall")
     assert oncall.secret_paths == ["sensitiveLabels.authToken"]
-    assert lookup(json.loads(as_json(result, []))["resources"][[r["name"] for r in json.loads(as_json(result, []))["resources"]].index("phase3-oncall")]["inputs"], "sensitiveLabels.authToken") == "[secret]"
+    assert (
+        lookup(
+            json.loads(as_json(result, []))["resources"][
+                [r["name"] for r in json.loads(as_json(result, []))["resources"]].index("phase3-oncall")
+            ]["inputs"],
+            "sensitiveLabels.authToken",
+        )
+        == "[secret]"
+    )
 
 
 def test_names_are_deterministic_across_runs(dev):
@@ -192,7 +243,10 @@ def test_stack_files_have_every_required_key(stack):
     assert config.values["gcp:region"] == "us-west2"
     assert config.values["gcp:project"]
     assert "@sha256:" in config.values["phase3-orchestration:analyticsImage"]
-    assert config.secrets_not_in_stack_file == ["phase3-orchestration:slackDataQualityToken", "phase3-orchestration:slackOncallToken"]
+    assert config.secrets_not_in_stack_file == [
+        "phase3-orchestration:slackDataQualityToken",
+        "phase3-orchestration:slackOncallToken",
+    ]
 
 
 def test_the_image_commit_is_declared_optional():
@@ -206,11 +260,26 @@ def test_the_image_commit_is_declared_optional():
     "edit, message",
     [
         (lambda s: s.replace("@sha256:", ":latest-"), "analyticsImage must be pinned by digest"),
-        (lambda s: "\n".join(l for l in s.splitlines() if "analyticsImage" not in l) + "\n", "analyticsImage is declared in Pulumi.yaml without a default and not set for stack dev"),
-        (lambda s: s.replace('functionMaxInstances: "5"', 'functionMaxInstances: "500"'), "functionMaxInstances must be between 1 and 100"),
-        (lambda s: s.replace('functionMaxInstances: "5"', 'functionMaxInstances: "many"'), "functionMaxInstances must be integer"),
-        (lambda s: "\n".join(l for l in s.splitlines() if "gcp:project" not in l) + "\n", "gcp:project is not set"),
-        (lambda s: s + "  phase3-orchestration:analyticsImageCommit: 4f1d3c2\n", "analyticsImageCommit in Pulumi.dev.yaml must be the full commit the image was built from"),
+        (
+            lambda s: "\n".join(line for line in s.splitlines() if "analyticsImage" not in line) + "\n",
+            "analyticsImage is declared in Pulumi.yaml without a default and not set for stack dev",
+        ),
+        (
+            lambda s: s.replace('functionMaxInstances: "5"', 'functionMaxInstances: "500"'),
+            "functionMaxInstances must be between 1 and 100",
+        ),
+        (
+            lambda s: s.replace('functionMaxInstances: "5"', 'functionMaxInstances: "many"'),
+            "functionMaxInstances must be integer",
+        ),
+        (
+            lambda s: "\n".join(line for line in s.splitlines() if "gcp:project" not in line) + "\n",
+            "gcp:project is not set",
+        ),
+        (
+            lambda s: s + "  phase3-orchestration:analyticsImageCommit: 4f1d3c2\n",
+            "analyticsImageCommit in Pulumi.dev.yaml must be the full commit the image was built from",
+        ),
     ],
 )
 def test_missing_or_invalid_config_names_the_key(tmp_path, edit, message):
@@ -221,7 +290,9 @@ def test_missing_or_invalid_config_names_the_key(tmp_path, edit, message):
     stack = repo / "Pulumi.dev.yaml"
     stack.write_text(edit(stack.read_text()))
     result = subprocess.run(
-        [sys.executable, "-m", "phase3ops.cli", "plan", "--stack", "dev", "--repo", str(repo)], capture_output=True, text=True
+        [sys.executable, "-m", "phase3ops.cli", "plan", "--stack", "dev", "--repo", str(repo)],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert message in result.stderr, result.stderr
@@ -277,7 +348,9 @@ def test_the_function_requirements_cover_every_package_its_bundle_imports():
                 imported.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 imported.add(node.module)
-                imported.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from google.cloud import bigquery`
+                imported.update(
+                    f"{node.module}.{alias.name}" for alias in node.names
+                )  # `from google.cloud import bigquery`
     distributions = importlib.metadata.packages_distributions()
     needed = set()
     for module in imported:
@@ -288,7 +361,11 @@ def test_the_function_requirements_cover_every_package_its_bundle_imports():
         candidates = distributions.get(top, []) if top != "google" else _google_distribution(module)
         needed.update(re.sub(r"[-_.]+", "-", d).lower() for d in candidates)
     requirements = (REPO_ROOT / "functions" / "orchestrator" / "requirements.txt").read_text()
-    declared = {re.sub(r"[-_.]+", "-", re.split(r"[<>=!\[ ]", line.strip())[0]).lower() for line in requirements.splitlines() if line.strip() and not line.startswith("#")}
+    declared = {
+        re.sub(r"[-_.]+", "-", re.split(r"[<>=!\[ ]", line.strip())[0]).lower()
+        for line in requirements.splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     missing = needed - declared - set(LOCAL_ONLY)
     assert not missing, f"functions/orchestrator/requirements.txt lacks {sorted(missing)}"
     assert {"google-cloud-bigquery", "sqlglot", "google-cloud-firestore"} <= needed
@@ -297,10 +374,13 @@ def test_the_function_requirements_cover_every_package_its_bundle_imports():
 def _google_distribution(module: str) -> list[str]:
     parts = module.split(".")
     known = {
-        ("google", "cloud", "firestore"): "google-cloud-firestore", ("google", "cloud", "bigquery"): "google-cloud-bigquery",
-        ("google", "cloud", "pubsub_v1"): "google-cloud-pubsub", ("google", "pubsub_v1"): "google-cloud-pubsub",
-        ("google", "cloud", "pubsub"): "google-cloud-pubsub", ("google", "api_core"): "google-api-core",
-    }  # fmt: skip
+        ("google", "cloud", "firestore"): "google-cloud-firestore",
+        ("google", "cloud", "bigquery"): "google-cloud-bigquery",
+        ("google", "cloud", "pubsub_v1"): "google-cloud-pubsub",
+        ("google", "pubsub_v1"): "google-cloud-pubsub",
+        ("google", "cloud", "pubsub"): "google-cloud-pubsub",
+        ("google", "api_core"): "google-api-core",
+    }
     for length in (3, 2):
         if tuple(parts[:length]) in known:
             return [known[tuple(parts[:length])]]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from phase3ops.local import environment, state as state_module
+from phase3ops.local import environment
+from phase3ops.local import state as state_module
 from phase3ops.local.state import PROJECT, STATE_FILE, Component, LocalState
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -69,7 +70,13 @@ def test_down_leaves_alone_a_process_that_took_over_a_recorded_pid(tmp_path, spa
     stranger = spawn()
     new_state(tmp_path).record("phase4", Component("phase4-standin", stranger.pid, "http://127.0.0.1:1", "-"))
     recorded = json.loads((tmp_path / STATE_FILE).read_text())["components"]["phase4"]
-    rewrite_component(tmp_path, "phase4", start_time=str(int(recorded["start_time"]) - 1000) if recorded["start_time"].isdigit() else "Thu Jan  1 00:00:00 2015")
+    rewrite_component(
+        tmp_path,
+        "phase4",
+        start_time=str(int(recorded["start_time"]) - 1000)
+        if recorded["start_time"].isdigit()
+        else "Thu Jan  1 00:00:00 2015",
+    )
     said: list[str] = []
     assert environment.down(tmp_path, said.append) == []
     assert still_running(stranger)
@@ -79,11 +86,26 @@ def test_down_leaves_alone_a_process_that_took_over_a_recorded_pid(tmp_path, spa
 def test_down_leaves_alone_the_pid_of_a_state_file_written_before_start_times_were_recorded(tmp_path, spawn):
     """Without a start time nothing says the process is still ours: reported, never signalled."""
     stranger = spawn()
-    (tmp_path / STATE_FILE).write_text(json.dumps({
-        "run_dir": str(tmp_path), "project": PROJECT, "source_pipeline": "", "pipeline": "", "spec_hash": "",
-        "warehouse": str(tmp_path / "warehouse.duckdb"),
-        "components": {"orchestrator": {"name": "orchestrator", "pid": stranger.pid, "address": "http://127.0.0.1:1", "log": "-"}},
-    }))  # fmt: skip
+    (tmp_path / STATE_FILE).write_text(
+        json.dumps(
+            {
+                "run_dir": str(tmp_path),
+                "project": PROJECT,
+                "source_pipeline": "",
+                "pipeline": "",
+                "spec_hash": "",
+                "warehouse": str(tmp_path / "warehouse.duckdb"),
+                "components": {
+                    "orchestrator": {
+                        "name": "orchestrator",
+                        "pid": stranger.pid,
+                        "address": "http://127.0.0.1:1",
+                        "log": "-",
+                    }
+                },
+            }
+        )
+    )
     said: list[str] = []
     assert environment.down(tmp_path, said.append) == []
     assert still_running(stranger)
@@ -105,7 +127,10 @@ def test_down_never_signals_a_group_its_process_does_not_lead(tmp_path, spawn):
 def test_a_recorded_pid_of_zero_or_one_is_never_signalled(tmp_path):
     """A corrupt state file must not turn `down` into kill(0) (this process's own group) or kill(1)."""
     state = new_state(tmp_path)
-    state.components = {"phase4": Component("phase4-standin", 0, "-", "-", "1", 0), "orchestrator": Component("orchestrator", 1, "-", "-", "1", 1)}
+    state.components = {
+        "phase4": Component("phase4-standin", 0, "-", "-", "1", 0),
+        "orchestrator": Component("orchestrator", 1, "-", "-", "1", 1),
+    }
     state.save()
     assert environment.down(tmp_path, lambda line: None) == []
 
@@ -114,7 +139,9 @@ def test_the_start_time_is_read_after_the_last_parenthesis(tmp_path, spawn):
     """The command name in /proc/<pid>/stat may hold spaces and parentheses of its own."""
     if not Path("/proc/self/stat").exists():
         pytest.skip("no /proc on this system")
-    program = "import sys, time; open('/proc/self/comm', 'w').write(') 9 9 (x'); print('named', flush=True); time.sleep(60)"
+    program = (
+        "import sys, time; open('/proc/self/comm', 'w').write(') 9 9 (x'); print('named', flush=True); time.sleep(60)"
+    )
     process = spawn([sys.executable, "-c", program])
     assert process.stdout.readline().strip() == b"named"
     assert ") 9 9 (x" in Path(f"/proc/{process.pid}/stat").read_text()

@@ -9,7 +9,9 @@ from phase3ops.logs import JsonLineFormatter
 
 
 def test_fields_given_as_extra_become_top_level_keys():
-    record = logging.LogRecord("phase3ops.orchestrator", logging.WARNING, __file__, 1, "late: %s", ("2026-11-28",), None)
+    record = logging.LogRecord(
+        "phase3ops.orchestrator", logging.WARNING, __file__, 1, "late: %s", ("2026-11-28",), None
+    )
     record.event = "phase3_completion"
     record.outcome = "late"
     record.completed = ("a", "b")

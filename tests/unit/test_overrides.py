@@ -13,17 +13,17 @@ from phase3ops.overrides import (
     BadOverride,
     Override,
     effective_skips,
+    inputs,
     retrigger_collection,
     retrigger_key,
     retrigger_trigger_id,
 )
-from phase3ops.overrides import inputs
 from phase3ops.phase4_guard import trigger_key
 from phase3ops.spec.pipeline import load_pipeline_spec
 from tests.support.repo_copy import REPO_ROOT
 
 SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
-T0 = dt.datetime(2026, 11, 29, 15, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 29, 15, tzinfo=dt.UTC)
 
 
 def refused(call, argument: str, fragment: str) -> None:
@@ -42,7 +42,11 @@ def test_a_reason_is_required_bounded_and_plain_text():
     refused(lambda: inputs.reason(""), "--reason", "must not be empty")
     refused(lambda: inputs.reason(" \n\t "), "--reason", "must not be empty")
     refused(lambda: inputs.reason(None), "--reason", "must not be empty")
-    refused(lambda: inputs.reason("x" * (inputs.MAX_REASON_CHARS + 1)), "--reason", f"501 characters; at most {inputs.MAX_REASON_CHARS}")
+    refused(
+        lambda: inputs.reason("x" * (inputs.MAX_REASON_CHARS + 1)),
+        "--reason",
+        f"501 characters; at most {inputs.MAX_REASON_CHARS}",
+    )
     refused(lambda: inputs.reason("why\x1b[31m"), "--reason", "control characters")
     refused(lambda: inputs.reason("caf\udce9"), "--reason", "not valid UTF-8")  # a Latin-1 byte in argv
     assert inputs.reason("x" * inputs.MAX_REASON_CHARS) == "x" * inputs.MAX_REASON_CHARS
@@ -62,15 +66,25 @@ def test_a_game_date_is_strict_and_plausible():
     assert inputs.game_date("2026-11-28") == dt.date(2026, 11, 28)
     assert inputs.game_date(dt.date(2026, 11, 28)) == dt.date(2026, 11, 28)
     refused(lambda: inputs.game_date("2026-11-31"), "DATE", "is not a calendar date")
-    refused(lambda: inputs.game_date("20261128"), "DATE", "is not a YYYY-MM-DD date")  # date.fromisoformat would take it
+    refused(
+        lambda: inputs.game_date("20261128"), "DATE", "is not a YYYY-MM-DD date"
+    )  # date.fromisoformat would take it
     refused(lambda: inputs.game_date("1900-01-01"), "DATE", "outside the plausible game dates")
 
 
 def test_a_processor_is_named_as_the_spec_and_the_completions_name_it():
-    for name in ("team_offense_game_summary", "TeamOffenseGameSummaryProcessor", "nba_analytics.team_offense_game_summary"):
+    for name in (
+        "team_offense_game_summary",
+        "TeamOffenseGameSummaryProcessor",
+        "nba_analytics.team_offense_game_summary",
+    ):
         assert inputs.processor(SPEC, name).name == "team_offense_game_summary"
     assert inputs.processor(SPEC, "AsyncUpcomingPlayerGameContextProcessor").name == "upcoming_player_game_context"
-    refused(lambda: inputs.processor(SPEC, "box_scores"), "PROCESSOR", "unknown processor 'box_scores': one of player_game_summary, ")
+    refused(
+        lambda: inputs.processor(SPEC, "box_scores"),
+        "PROCESSOR",
+        "unknown processor 'box_scores': one of player_game_summary, ",
+    )
     refused(lambda: inputs.processor(SPEC, ""), "PROCESSOR", "unknown processor ''")
 
 
@@ -85,9 +99,19 @@ def test_a_cascade_is_a_bounded_whole_number():
 # -- reading the records --------------------------------------------------------------------
 
 
-def record(kind: str, processor: str, minutes: int, outcome: str = "recorded", reason: str = "why", id_: str | None = None) -> Override:
-    return Override(id_ or f"{kind}-{processor}-{minutes}", kind, dt.date(2026, 11, 28), "alice", reason, outcome, (processor,),
-                    at=T0 + dt.timedelta(minutes=minutes))  # fmt: skip
+def record(
+    kind: str, processor: str, minutes: int, outcome: str = "recorded", reason: str = "why", id_: str | None = None
+) -> Override:
+    return Override(
+        id_ or f"{kind}-{processor}-{minutes}",
+        kind,
+        dt.date(2026, 11, 28),
+        "alice",
+        reason,
+        outcome,
+        (processor,),
+        at=T0 + dt.timedelta(minutes=minutes),
+    )
 
 
 def test_skips_in_force_replay_skip_and_undo_in_firestores_order():
@@ -108,12 +132,37 @@ def test_skips_in_force_replay_skip_and_undo_in_firestores_order():
 
 
 def test_a_record_written_by_hand_still_reads_and_renders():
-    minimal = Override.from_document("by-hand", {"game_date": "2026-11-28", "kind": "skip", "processors": ["player_game_summary"],
-                                                 "note": "typed in the console"})  # fmt: skip
-    assert (minimal.kind, minimal.reason, minimal.operator, minimal.outcome, minimal.extra) == ("skip", "", "", "", {"note": "typed in the console"})
-    full = Override.from_document("x", {"game_date": "2026-11-28", "kind": "retrigger", "operator": "bob", "reason": "fix",
-                                        "outcome": "published", "at": T0, "retrigger": 2, "cascade_from": "2026-11-27",
-                                        "trigger_ids": ["a:2026-11-28:t:retrigger-2"], "cascade": {"asked": 1}})  # fmt: skip
+    minimal = Override.from_document(
+        "by-hand",
+        {
+            "game_date": "2026-11-28",
+            "kind": "skip",
+            "processors": ["player_game_summary"],
+            "note": "typed in the console",
+        },
+    )
+    assert (minimal.kind, minimal.reason, minimal.operator, minimal.outcome, minimal.extra) == (
+        "skip",
+        "",
+        "",
+        "",
+        {"note": "typed in the console"},
+    )
+    full = Override.from_document(
+        "x",
+        {
+            "game_date": "2026-11-28",
+            "kind": "retrigger",
+            "operator": "bob",
+            "reason": "fix",
+            "outcome": "published",
+            "at": T0,
+            "retrigger": 2,
+            "cascade_from": "2026-11-27",
+            "trigger_ids": ["a:2026-11-28:t:retrigger-2"],
+            "cascade": {"asked": 1},
+        },
+    )
     assert full.cascade_from == dt.date(2026, 11, 27) and full.retrigger == 2
     json.dumps(full.as_dict())  # JSON-ready
     document = full.as_document()
@@ -128,15 +177,21 @@ def test_a_retrigger_id_is_a_receipt_of_this_pipeline_and_new_work_to_the_guard(
     original = f"{SPEC.name}:2026-11-28:player_game_summary"
     again = retrigger_trigger_id(original, 1)
     assert again == f"{SPEC.name}:2026-11-28:player_game_summary:retrigger-1"
-    delivery = Delivery("m-1", T0, {"trigger_id": again, "game_date": "2026-11-28", "source_table": "player_game_summary"}, b"{}")
+    delivery = Delivery(
+        "m-1", T0, {"trigger_id": again, "game_date": "2026-11-28", "source_table": "player_game_summary"}, b"{}"
+    )
     receipt = receipt_of(delivery, f"{SPEC.name}:")
     assert isinstance(receipt, dict) and receipt["trigger_id"] == again
 
     def key(trigger_id: str):
-        body = json.dumps({"trigger_id": trigger_id, "source_table": "player_game_summary", "analysis_date": "2026-11-28"})
+        body = json.dumps(
+            {"trigger_id": trigger_id, "source_table": "player_game_summary", "analysis_date": "2026-11-28"}
+        )
         import base64
 
-        return trigger_key({"message": {"data": base64.b64encode(body.encode()).decode(), "messageId": "m"}})[0].document_id
+        return trigger_key({"message": {"data": base64.b64encode(body.encode()).decode(), "messageId": "m"}})[
+            0
+        ].document_id
 
     assert len({key(original), key(again), key(retrigger_trigger_id(original, 2))}) == 3
     assert key(again) == key(retrigger_trigger_id(original, 1))  # a replay of the same re-trigger: the same marker

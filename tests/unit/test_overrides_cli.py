@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.test_cli import run
+from tests.support.cli_process import run
 
-VALID = {"trigger": ["trigger", "2026-11-28", "--force"], "skip": ["skip", "2026-11-28", "player_game_summary"],
-         "retrigger": ["retrigger", "2026-11-28"]}  # fmt: skip
+VALID = {
+    "trigger": ["trigger", "2026-11-28", "--force"],
+    "skip": ["skip", "2026-11-28", "player_game_summary"],
+    "retrigger": ["retrigger", "2026-11-28"],
+}
 
 
 def refused(result, fragment: str) -> None:
@@ -26,7 +29,10 @@ def refused(result, fragment: str) -> None:
     "change, fragment",
     [
         (lambda a: [a[0], "2026-02-30", *a[2:], "--reason", "r"], "argument DATE: '2026-02-30' is not a calendar date"),
-        (lambda a: [a[0], "28/11/2026", *a[2:], "--reason", "r"], "argument DATE: '28/11/2026' is not a YYYY-MM-DD date"),
+        (
+            lambda a: [a[0], "28/11/2026", *a[2:], "--reason", "r"],
+            "argument DATE: '28/11/2026' is not a YYYY-MM-DD date",
+        ),
         (lambda a: [*a, "--reason", "   "], "argument --reason: must not be empty"),
         (lambda a: [*a, "--reason", "x" * 501], "argument --reason: 501 characters; at most 500"),
         (lambda a: a, "the following arguments are required: --reason"),
@@ -43,14 +49,22 @@ def test_without_an_operator_the_command_says_where_it_looks():
 
 
 def test_an_unknown_processor_is_named_with_the_known_ones():
-    refused(run("skip", "2026-11-28", "box_scores", "--reason", "r", "--operator", "me"),
-            "argument PROCESSOR: unknown processor 'box_scores': one of player_game_summary, team_offense_game_summary")  # fmt: skip
+    refused(
+        run("skip", "2026-11-28", "box_scores", "--reason", "r", "--operator", "me"),
+        "argument PROCESSOR: unknown processor 'box_scores': one of player_game_summary, team_offense_game_summary",
+    )
 
 
 def test_trigger_needs_force_and_retrigger_a_bounded_cascade():
     refused(run("trigger", "2026-11-28", "--reason", "r", "--operator", "me"), "argument --force: required")
-    refused(run("retrigger", "2026-11-28", "--cascade", "31", "--reason", "r"), "argument --cascade: 31 must be between 0 and 30")
-    refused(run("retrigger", "2026-11-28", "--cascade", "-1", "--reason", "r"), "argument --cascade: -1 must be between 0 and 30")
+    refused(
+        run("retrigger", "2026-11-28", "--cascade", "31", "--reason", "r"),
+        "argument --cascade: 31 must be between 0 and 30",
+    )
+    refused(
+        run("retrigger", "2026-11-28", "--cascade", "-1", "--reason", "r"),
+        "argument --cascade: -1 must be between 0 and 30",
+    )
 
 
 @pytest.mark.parametrize("command", sorted(VALID))
@@ -59,6 +73,12 @@ def test_every_override_command_documents_itself(command):
     assert result.returncode == 0
     description = result.stdout.partition("\n\n")[2].strip().splitlines()[0]
     assert len(description) > 40, result.stdout
-    for text in ("exit codes: 0 done, 1 refused or not finished", "CLOUDSDK_CORE_ACCOUNT", "phase3_overrides", "--reason REASON",
-                 "GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST"):  # fmt: skip
+    for text in (
+        "exit codes: 0 done, 1 refused or not finished",
+        "CLOUDSDK_CORE_ACCOUNT",
+        "phase3_overrides",
+        "--reason REASON",
+        "GOOGLE_CLOUD_PROJECT",
+        "FIRESTORE_EMULATOR_HOST",
+    ):
         assert text in result.stdout, text

@@ -13,11 +13,30 @@ from phase3ops.phase4_guard import TriggerKey, trigger_key
 
 def test_the_guard_imports_only_the_standard_library_flask_and_google_clients():
     tree = ast.parse(Path(phase4_guard.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert "phase3ops" not in imported
-    assert imported <= {"__future__", "base64", "binascii", "datetime", "enum", "functools", "hashlib", "json", "logging",
-                        "threading", "time", "dataclasses", "typing", "flask", "google"}  # fmt: skip
+    assert imported <= {
+        "__future__",
+        "base64",
+        "binascii",
+        "datetime",
+        "enum",
+        "functools",
+        "hashlib",
+        "json",
+        "logging",
+        "threading",
+        "time",
+        "dataclasses",
+        "typing",
+        "flask",
+        "google",
+    }
 
 
 def envelope(body, **attributes) -> dict:
@@ -34,7 +53,11 @@ def test_the_key_comes_from_the_body_or_else_the_attributes():
 
 
 def test_any_trigger_id_makes_a_valid_document_id():
-    ids = {TriggerKey("a/b" * 2000, "t").document_id, TriggerKey("__name__", "t").document_id, TriggerKey("..", "t").document_id}
+    ids = {
+        TriggerKey("a/b" * 2000, "t").document_id,
+        TriggerKey("__name__", "t").document_id,
+        TriggerKey("..", "t").document_id,
+    }
     assert len(ids) == 3 and all(len(i) == 64 and "/" not in i for i in ids)
 
 
@@ -43,6 +66,11 @@ def test_a_hostile_envelope_yields_no_key_and_never_raises():
     deep = {"message": {"data": base64.b64encode(b"[" * 100_000 + b"]" * 100_000).decode(), "messageId": "1"}}
     assert trigger_key(deep) == (None, "1")
     too_long = envelope({"trigger_id": "p:" + "x" * 5000, "source_table": "t"})
-    surrogate = {"message": {"data": base64.b64encode(b'{"trigger_id": "p:\\udc00", "source_table": "t"}').decode(), "messageId": "2"}}
+    surrogate = {
+        "message": {
+            "data": base64.b64encode(b'{"trigger_id": "p:\\udc00", "source_table": "t"}').decode(),
+            "messageId": "2",
+        }
+    }
     assert trigger_key(too_long)[0] is None and trigger_key(surrogate)[0] is None
     assert trigger_key({"message": {"data": "x", "messageId": "\udc00"}}) == (None, None)

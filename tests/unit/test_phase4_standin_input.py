@@ -35,7 +35,7 @@ class _Snapshot:
         self.exists = data is not None
         self._data = dict(data) if data is not None else None
         self.update_time = update_time
-        self.read_time = dt.datetime.now(dt.timezone.utc)
+        self.read_time = dt.datetime.now(dt.UTC)
 
     def to_dict(self):
         return dict(self._data) if self._data is not None else None
@@ -47,14 +47,14 @@ class _Written:
 
 
 class _Document:
-    def __init__(self, db: "FakeFirestore", path: str):
+    def __init__(self, db: FakeFirestore, path: str):
         self._db, self._path = db, path
 
     def _resolve(self, values: dict, current: dict) -> dict:
         resolved = {}
         for name, value in values.items():
             if isinstance(value, Sentinel):  # SERVER_TIMESTAMP, the only sentinel the guard writes
-                value = dt.datetime.now(dt.timezone.utc)
+                value = dt.datetime.now(dt.UTC)
             elif isinstance(value, Increment):
                 value = current.get(name, 0) + value.value
             resolved[name] = value
@@ -115,7 +115,10 @@ class FakeFirestore:
 
 def push(body, message_id: str = "m-1", **attributes) -> dict:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return {"message": {"data": base64.b64encode(data).decode(), "messageId": message_id, "attributes": attributes}, "subscription": "s"}
+    return {
+        "message": {"data": base64.b64encode(data).decode(), "messageId": message_id, "attributes": attributes},
+        "subscription": "s",
+    }
 
 
 @pytest.fixture
@@ -150,7 +153,9 @@ def test_an_object_source_table_is_refused_and_accepted_keeps_answering(standin,
     assert client.get("/accepted").status_code == 200
     assert client.get("/accepted").get_json() == []
     assert client.post("/process", json=push(body, "m-2")).get_json()["status"] == "accepted"
-    assert client.get("/accepted").get_json() == [{"game_date": "2026-11-28", "source_table": "player_game_summary", "received": 1, "work_started": 1}]
+    assert client.get("/accepted").get_json() == [
+        {"game_date": "2026-11-28", "source_table": "player_game_summary", "received": 1, "work_started": 1}
+    ]
 
 
 def test_a_refused_trigger_leaves_no_marker_so_its_corrected_message_still_runs(standin):
@@ -167,8 +172,17 @@ def test_a_refused_trigger_leaves_no_marker_so_its_corrected_message_still_runs(
 
 def test_a_ledger_with_corrupt_and_hostile_lines_still_tallies(standin):
     client, ledger, _ = standin
-    good = {"game_date": "2026-11-28", "source_table": "t", "trigger_id": "x", "message_id": "1", "status": 200,
-            "verdict": "accepted", "work_started": True, "follow_up": False, "received_at": "2026-11-28T00:00:00+00:00"}  # fmt: skip
+    good = {
+        "game_date": "2026-11-28",
+        "source_table": "t",
+        "trigger_id": "x",
+        "message_id": "1",
+        "status": 200,
+        "verdict": "accepted",
+        "work_started": True,
+        "follow_up": False,
+        "received_at": "2026-11-28T00:00:00+00:00",
+    }
     lines = [
         json.dumps(good).encode(),
         b"not json",
@@ -198,7 +212,9 @@ def test_deep_json_is_refused_not_a_500(standin):
     client, ledger, _ = standin
     deep = b"[" * 100_000 + b"]" * 100_000
     assert_refused(client.post("/process", data=deep, content_type="application/json"), "body")
-    envelope = json.dumps(push(b"")).replace('"data": ""', '"data": ' + json.dumps(base64.b64encode(deep).decode())).encode()
+    envelope = (
+        json.dumps(push(b"")).replace('"data": ""', '"data": ' + json.dumps(base64.b64encode(deep).decode())).encode()
+    )
     assert_refused(client.post("/process", data=envelope, content_type="application/json"), "message.data")
     nested_body = {**BODY, "extra": json.loads("[" * 200 + "]" * 200)}
     assert_refused(client.post("/process", json=push(nested_body)), "message.data")
@@ -206,7 +222,9 @@ def test_deep_json_is_refused_not_a_500(standin):
     assert [e["status"] for e in ledger_entries(ledger)] == [400, 400, 400]
 
 
-@pytest.mark.parametrize("date", ["0001-01-01", "20261128", "2026-W48-6", "2026-11-28T00:00", " 2026-11-28", "9999-12-31"])
+@pytest.mark.parametrize(
+    "date", ["0001-01-01", "20261128", "2026-W48-6", "2026-11-28T00:00", " 2026-11-28", "9999-12-31"]
+)
 def test_a_date_not_strict_and_plausible_is_refused(standin, date):
     client, ledger, _ = standin
     assert_refused(client.post("/process", json=push({**REFERENCE_BODY, "analysis_date": date})), "analysis_date")
@@ -216,7 +234,9 @@ def test_a_date_not_strict_and_plausible_is_refused(standin, date):
 
 def test_what_reaches_the_ledger_is_bounded(standin):
     client, ledger, _ = standin
-    assert_refused(client.post("/process", json=push({**REFERENCE_BODY, "source_table": "t" * 1_000_000})), "source_table")
+    assert_refused(
+        client.post("/process", json=push({**REFERENCE_BODY, "source_table": "t" * 1_000_000})), "source_table"
+    )
     assert_refused(client.post("/process", json=push({**REFERENCE_BODY, "source_table": "\udc00"})), "source_table")
     assert_refused(client.post("/process", json=push({**BODY, "trigger_id": "x" * 100_000})), "trigger_id")
     assert_refused(client.post("/process", json=push(REFERENCE_BODY, message_id="m" * 100_000)), "message.messageId")
@@ -224,14 +244,21 @@ def test_what_reaches_the_ledger_is_bounded(standin):
         assert len(line) < 8_000
         line.decode("utf-8")
     refusal = last_entry(ledger)["refusal"]
-    assert refusal["body_length"] > 100_000 and len(base64.b64decode(refusal["body_prefix"])) <= 1024 and len(refusal["body_sha256"]) == 64
+    assert (
+        refusal["body_length"] > 100_000
+        and len(base64.b64decode(refusal["body_prefix"])) <= 1024
+        and len(refusal["body_sha256"]) == 64
+    )
 
 
 @pytest.mark.parametrize(
     "envelope, field",
     [
         ({"message": {"data": 5}}, "message.data"),
-        ({"message": {"data": base64.b64encode(json.dumps(REFERENCE_BODY).encode()).decode(), "attributes": [1]}}, "message.attributes"),
+        (
+            {"message": {"data": base64.b64encode(json.dumps(REFERENCE_BODY).encode()).decode(), "attributes": [1]}},
+            "message.attributes",
+        ),
         ({"message": "nope"}, "message"),
         ([1, 2], "message"),
     ],
@@ -248,8 +275,20 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-FIELDS = ["source_table", "analysis_date", "game_date", "success", "correlation_id", "trigger_source", "triggered_by", "trigger_id", "is_follow_up"]
-plausible = st.sampled_from(["2026-11-28", "player_game_summary", "t:2026-11-28:x", "", "20261128", "0001-01-01", "\udc00", True])
+FIELDS = [
+    "source_table",
+    "analysis_date",
+    "game_date",
+    "success",
+    "correlation_id",
+    "trigger_source",
+    "triggered_by",
+    "trigger_id",
+    "is_follow_up",
+]
+plausible = st.sampled_from(
+    ["2026-11-28", "player_game_summary", "t:2026-11-28:x", "", "20261128", "0001-01-01", "\udc00", True]
+)
 bodies = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), plausible | json_values, max_size=9)
 datas = st.one_of(
     bodies.map(lambda b: base64.b64encode(json.dumps(b).encode("utf-8", "surrogatepass")).decode()),
@@ -261,22 +300,31 @@ messages = st.fixed_dictionaries(
     {},
     optional={
         "data": datas,
-        "attributes": st.dictionaries(st.sampled_from(["trigger_id", "source_table", "game_date"]) | st.text(max_size=8), plausible | json_values, max_size=3) | json_values,
+        "attributes": st.dictionaries(
+            st.sampled_from(["trigger_id", "source_table", "game_date"]) | st.text(max_size=8),
+            plausible | json_values,
+            max_size=3,
+        )
+        | json_values,
         "messageId": st.sampled_from(["m-1", "m-2"]) | json_values,
     },
 )
 envelopes = st.one_of(
-    st.builds(lambda m: {"message": m, "subscription": "s"}, messages).map(lambda e: json.dumps(e).encode("utf-8", "surrogatepass")),
+    st.builds(lambda m: {"message": m, "subscription": "s"}, messages).map(
+        lambda e: json.dumps(e).encode("utf-8", "surrogatepass")
+    ),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=100),
     st.integers(1, 3000).map(lambda n: b'{"message": ' * n + b"1" + b"}" * n),
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(raw=envelopes, content_type=st.sampled_from(["application/json", "application/json", "text/plain"]))
 def test_no_push_makes_the_standin_answer_500_or_breaks_accepted(standin, raw, content_type):
-    client, ledger, _ = standin
+    client, _ledger, _ = standin
     response = client.post("/process", data=raw, content_type=content_type)
     assert response.status_code < 500, response.get_data()[:300]
     assert response.status_code in (200, 409)  # never a 4xx Pub/Sub would redeliver forever
@@ -285,10 +333,20 @@ def test_no_push_makes_the_standin_answer_500_or_breaks_accepted(standin, raw, c
 
 
 @settings(max_examples=200, deadline=None)
-@given(lines=st.lists(st.one_of(st.binary(max_size=60), json_values.map(lambda v: json.dumps(v).encode()),
-                                st.dictionaries(st.sampled_from(["game_date", "source_table", "status", "work_started", "trigger_id"]),
-                                                plausible | json_values | st.integers(100, 599), max_size=5).map(lambda d: json.dumps(d).encode("utf-8", "surrogatepass"))),
-                      max_size=8))  # fmt: skip
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.binary(max_size=60),
+            json_values.map(lambda v: json.dumps(v).encode()),
+            st.dictionaries(
+                st.sampled_from(["game_date", "source_table", "status", "work_started", "trigger_id"]),
+                plausible | json_values | st.integers(100, 599),
+                max_size=5,
+            ).map(lambda d: json.dumps(d).encode("utf-8", "surrogatepass")),
+        ),
+        max_size=8,
+    )
+)
 def test_any_ledger_line_is_tallied_or_skipped(tmp_path_factory, lines):
     ledger = tmp_path_factory.mktemp("ledger") / "ledger.jsonl"
     ledger.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines))

@@ -12,23 +12,45 @@ from phase3ops.spec.pipeline import load_pipeline_spec
 from tests.support.specs import REPO_ROOT, write_pipeline_variant
 
 SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
-NOW = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.UTC)
 DAY = dt.date(2026, 11, 28)
 # What the running Phase 4 consumer's /process reads, and what the reference sends besides.
-CONSUMER_READS = {"source_table", "analysis_date", "game_date", "success", "correlation_id", "trigger_source", "triggered_by"}
+CONSUMER_READS = {
+    "source_table",
+    "analysis_date",
+    "game_date",
+    "success",
+    "correlation_id",
+    "trigger_source",
+    "triggered_by",
+}
 REFERENCE_FIELDS = CONSUMER_READS | {
-    "timestamp", "mode", "trigger_reason", "entities_changed", "is_incremental", "parent_execution_id", "parent_processor",
+    "timestamp",
+    "mode",
+    "trigger_reason",
+    "entities_changed",
+    "is_incremental",
+    "parent_execution_id",
+    "parent_processor",
     "data_freshness_verified",
-}  # fmt: skip
+}
 
 
 def records(metadata: dict[str, dict] | None = None) -> dict[str, CompletionRecord]:
     return {
         name: CompletionRecord(
-            game_date=DAY, processor=name, status="success", counts=True, execution_id=f"{index:08x}",
-            message_id=f"m{index}", published_at=NOW - dt.timedelta(minutes=10 - index), record_count=10,
-            output_table=name, correlation_id=f"corr-{index}", metadata=(metadata or {}).get(name, {}),
-        )  # fmt: skip
+            game_date=DAY,
+            processor=name,
+            status="success",
+            counts=True,
+            execution_id=f"{index:08x}",
+            message_id=f"m{index}",
+            published_at=NOW - dt.timedelta(minutes=10 - index),
+            record_count=10,
+            output_table=name,
+            correlation_id=f"corr-{index}",
+            metadata=(metadata or {}).get(name, {}),
+        )
         for index, name in enumerate(SPEC.processor_names)
     }
 
@@ -45,19 +67,25 @@ def test_one_message_per_source_table_in_processor_order_with_the_reference_fiel
     assert [m.part for m in messages] == [p.output_table for p in SPEC.processors]
     for message in messages:
         body = json.loads(message.data)
-        assert REFERENCE_FIELDS <= set(body)
+        assert set(body) >= REFERENCE_FIELDS
         assert set(body) - REFERENCE_FIELDS == {"trigger_id", "degraded"}  # our additions (with no gates to report)
         assert (body["data_freshness_verified"], body["degraded"]) == (True, False)
         assert body["source_table"] == message.part
         assert (body["analysis_date"], body["game_date"], body["success"]) == ("2026-11-28", "2026-11-28", True)
         assert (body["trigger_source"], body["triggered_by"], body["parent_processor"]) == (
-            "orchestrator", "phase3_to_phase4_orchestrator", "Phase3Orchestrator",
-        )  # fmt: skip
+            "orchestrator",
+            "phase3_to_phase4_orchestrator",
+            "Phase3Orchestrator",
+        )
         assert (body["mode"], body["trigger_reason"]) == ("overnight", "all_complete")
         # Lineage: the completion that completed the date.
         assert (body["correlation_id"], body["parent_execution_id"]) == ("corr-2", "00000002")
         assert body["trigger_id"] == message.trigger_id == f"nba-phase3-to-phase4:2026-11-28:{message.part}"
-        assert message.attributes == {"trigger_id": message.trigger_id, "game_date": "2026-11-28", "source_table": message.part}
+        assert message.attributes == {
+            "trigger_id": message.trigger_id,
+            "game_date": "2026-11-28",
+            "source_table": message.part,
+        }
 
 
 def test_the_bytes_are_stable():
@@ -68,9 +96,15 @@ def test_entities_changed_is_the_union_of_the_incremental_runs():
     recs = records(
         {
             "player_game_summary": {"is_incremental": True, "entities_changed": ["lebron-james", "steph-curry"]},
-            "upcoming_player_game_context": {"is_incremental": True, "entities_changed": ["steph-curry", "luka-doncic", None]},
+            "upcoming_player_game_context": {
+                "is_incremental": True,
+                "entities_changed": ["steph-curry", "luka-doncic", None],
+            },
             "team_offense_game_summary": {"is_incremental": True, "entities_changed": {"teams": ["LAL"]}},
-            "upcoming_team_game_context": {"is_incremental": False, "entities_changed": ["BOS"]},  # a full run: not a change list
+            "upcoming_team_game_context": {
+                "is_incremental": False,
+                "entities_changed": ["BOS"],
+            },  # a full run: not a change list
         }
     )
     body = json.loads(build(recs=recs)[0].data)
@@ -101,11 +135,22 @@ def test_the_per_date_form(tmp_path):
 def test_the_gates_verdict_travels_with_every_message():
     from phase3ops.gates.evaluate import GateReport, GateResult
 
-    report = GateReport((
-        GateResult("data_exists", "rows_exist", "block", False, 0.6, 1.0, "team_offense_game_summary: 0 rows"),
-        GateResult("minutes_coverage", "column_coverage", "block", True, 0.9312, 0.8, "...", message_field="minutes_coverage_pct"),
-        GateResult("minutes_coverage_warning", "column_coverage", "alert", True, 0.9312, 0.9, "..."),
-    ))  # fmt: skip
+    report = GateReport(
+        (
+            GateResult("data_exists", "rows_exist", "block", False, 0.6, 1.0, "team_offense_game_summary: 0 rows"),
+            GateResult(
+                "minutes_coverage",
+                "column_coverage",
+                "block",
+                True,
+                0.9312,
+                0.8,
+                "...",
+                message_field="minutes_coverage_pct",
+            ),
+            GateResult("minutes_coverage_warning", "column_coverage", "alert", True, 0.9312, 0.9, "..."),
+        )
+    )
     recs = records()
     readiness = evaluate(SPEC, DAY, set(recs), NOW)
     degraded = build_trigger_messages(SPEC, DAY, readiness, recs, None, NOW, report, degraded=True)
@@ -124,10 +169,16 @@ def test_a_union_of_changes_too_large_to_store_is_sent_as_a_full_run():
     Past the bound Phase 4 is told to process everything, which an incremental consumer
     always may do."""
     players = [f"player-{i:05d}-" + "x" * 40 for i in range(4000)]  # about 200 KiB: within one completion's bound
-    body = json.loads(build(recs=records({
-        "player_game_summary": {"is_incremental": True, "entities_changed": players[:2000]},
-        "upcoming_player_game_context": {"is_incremental": True, "entities_changed": players[2000:]},
-    }))[0].data)  # fmt: skip
+    body = json.loads(
+        build(
+            recs=records(
+                {
+                    "player_game_summary": {"is_incremental": True, "entities_changed": players[:2000]},
+                    "upcoming_player_game_context": {"is_incremental": True, "entities_changed": players[2000:]},
+                }
+            )
+        )[0].data
+    )
 
     assert (body["entities_changed"], body["is_incremental"]) == ({}, False)
     messages = build(recs=records({"player_game_summary": {"is_incremental": True, "entities_changed": players}}))

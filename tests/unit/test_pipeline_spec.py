@@ -97,10 +97,22 @@ def test_semantic_rules_are_checked_together(tmp_path):
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"spec.modes.0.critical": ["player_game_summry"]}, "spec.modes[0].critical[0]: 'player_game_summry' is not a processor"),
-        ({"spec.modes.1.optional": ["upcoming_player_game_context"]}, "spec.modes[1].optional[0]: 'upcoming_player_game_context' is already critical in this mode"),
-        ({"spec.modes.1.expected_count": 3}, "spec.modes[1].expected_count: 3 can never be met: critical + optional name only 2 processors"),
-        ({"spec.modes.2.critical": [], "spec.modes.2.optional": []}, "spec.modes[2]: names no processor: the rule can never be met"),
+        (
+            {"spec.modes.0.critical": ["player_game_summry"]},
+            "spec.modes[0].critical[0]: 'player_game_summry' is not a processor",
+        ),
+        (
+            {"spec.modes.1.optional": ["upcoming_player_game_context"]},
+            "spec.modes[1].optional[0]: 'upcoming_player_game_context' is already critical in this mode",
+        ),
+        (
+            {"spec.modes.1.expected_count": 3},
+            "spec.modes[1].expected_count: 3 can never be met: critical + optional name only 2 processors",
+        ),
+        (
+            {"spec.modes.2.critical": [], "spec.modes.2.optional": []},
+            "spec.modes[2]: names no processor: the rule can never be met",
+        ),
     ],
 )
 def test_a_mode_rule_that_can_never_be_met_is_refused(tmp_path, changes, expected):
@@ -148,10 +160,19 @@ def test_located_through_environment_variable(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"spec.analytics.request_timeout_seconds": 580}, "spec.analytics.request_timeout_seconds: 580 s leaves less than 30 s before the push ack deadline (600 s)"),
-        ({"spec.analytics.lock.max_wait_seconds": 540}, "spec.analytics.lock.max_wait_seconds: 540 s must be shorter than request_timeout_seconds (540 s)"),
+        (
+            {"spec.analytics.request_timeout_seconds": 580},
+            "spec.analytics.request_timeout_seconds: 580 s leaves less than 30 s before the push ack deadline (600 s)",
+        ),
+        (
+            {"spec.analytics.lock.max_wait_seconds": 540},
+            "spec.analytics.lock.max_wait_seconds: 540 s must be shorter than request_timeout_seconds (540 s)",
+        ),
         ({"spec.game_schedule.table": "calendar"}, "spec.game_schedule.table: 'calendar' is not a raw table"),
-        ({"spec.scheduled_checks.0.args": ["drift"]}, "spec.scheduled_checks[0].args[0]: 'drift' is not one of 'health', 'reconcile', 'holds'"),
+        (
+            {"spec.scheduled_checks.0.args": ["drift"]},
+            "spec.scheduled_checks[0].args[0]: 'drift' is not one of 'health', 'reconcile', 'holds'",
+        ),
     ],
 )
 def test_a_request_must_end_before_pubsub_gives_up_on_it(tmp_path, changes, expected):
@@ -162,23 +183,59 @@ def test_a_request_must_end_before_pubsub_gives_up_on_it(tmp_path, changes, expe
 # A gate spec that cannot be evaluated is refused where it is written, with everything else wrong in it.
 GATE_MISTAKES = [
     ({"spec.gates.2.valid": "minutes >"}, "spec.gates[2].valid: not a SQL expression", "valid: minutes >"),
-    ({"spec.gates.2.population": "NOT played"}, "spec.gates[2].population: names columns the table does not have: played", "population: NOT played"),
-    ({"spec.gates.2.valid": "minutes > (SELECT 1)"}, "spec.gates[2].valid: must be an expression over the table's columns", "valid: minutes > (SELECT 1)"),
-    ({"spec.gates.1.tables": ["player_summary"]}, "spec.gates[1].tables[0]: 'player_summary' is not a processor's output table", "- player_summary"),
-    ({"spec.gates.4.columns": ["minutes", "minuts"]}, "spec.gates[4].columns[1]: 'minuts' is not a column of player_game_summary", "- minuts"),
+    (
+        {"spec.gates.2.population": "NOT played"},
+        "spec.gates[2].population: names columns the table does not have: played",
+        "population: NOT played",
+    ),
+    (
+        {"spec.gates.2.valid": "minutes > (SELECT 1)"},
+        "spec.gates[2].valid: must be an expression over the table's columns",
+        "valid: minutes > (SELECT 1)",
+    ),
+    (
+        {"spec.gates.1.tables": ["player_summary"]},
+        "spec.gates[1].tables[0]: 'player_summary' is not a processor's output table",
+        "- player_summary",
+    ),
+    (
+        {"spec.gates.4.columns": ["minutes", "minuts"]},
+        "spec.gates[4].columns[1]: 'minuts' is not a column of player_game_summary",
+        "- minuts",
+    ),
     ({"spec.gates.1.modes": ["nightly"]}, "spec.gates[1].modes[0]: 'nightly' is not a mode", "- nightly"),
-    ({"spec.gates.1.name": "data_exists"}, "spec.gates[1].name: 'data_exists' is already used by gates[0]", "name: data_exists"),
+    (
+        {"spec.gates.1.name": "data_exists"},
+        "spec.gates[1].name: 'data_exists' is already used by gates[0]",
+        "name: data_exists",
+    ),
     ({"spec.gates.0.columns": ["minutes"]}, "spec.gates[0].columns: does not apply to a rows_exist gate", "columns:"),
-    ({"spec.gates.2.message_field": "source_table"}, "spec.gates[2].message_field: 'source_table' is a field the Phase 4 message already carries", "message_field: source_table"),
+    (
+        {"spec.gates.2.message_field": "source_table"},
+        "spec.gates[2].message_field: 'source_table' is a field the Phase 4 message already carries",
+        "message_field: source_table",
+    ),
     ({"spec.gates.1.min": 80}, "spec.gates[1].min: 80 is greater than the maximum of 1", "min: 80"),
-    ({"spec.gates.1.action": "warn"}, "spec.gates[1].action: 'warn' is not one of 'block', 'alert', 'off'", "action: warn"),
+    (
+        {"spec.gates.1.action": "warn"},
+        "spec.gates[1].action: 'warn' is not one of 'block', 'alert', 'off'",
+        "action: warn",
+    ),
     ({"spec.gates.2.min": DELETE}, "spec.gates[2]: 'min' is a required property", "- name: minutes_coverage"),
-    ({"spec.modes.0.on_deadline": "page"}, "spec.modes[0].on_deadline: 'page' is not one of 'hold', 'trigger_degraded'", "on_deadline: page"),
+    (
+        {"spec.modes.0.on_deadline": "page"},
+        "spec.modes[0].on_deadline: 'page' is not one of 'hold', 'trigger_degraded'",
+        "on_deadline: page",
+    ),
     ({"spec.modes.1.deadline": DELETE}, "spec.modes[1]: 'deadline' is a required property", "- name: same_day"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize("changes, expected, source_text", GATE_MISTAKES, ids=[m[1].split(":")[0] + "-" + m[1].split(": ")[1][:30] for m in GATE_MISTAKES])
+@pytest.mark.parametrize(
+    "changes, expected, source_text",
+    GATE_MISTAKES,
+    ids=[m[1].split(":")[0] + "-" + m[1].split(": ")[1][:30] for m in GATE_MISTAKES],
+)
 def test_a_bad_gate_or_deadline_fails_at_its_file_and_line(tmp_path, changes, expected, source_text):
     path = write_pipeline_variant(tmp_path, changes)
     problems = problems_of(path)

@@ -20,7 +20,7 @@ from google.auth import crypt, jwt
 from google.auth import exceptions as google_exceptions
 
 from phase3ops.analytics import push_auth
-from phase3ops.analytics.push_auth import PushAuth, Unauthorized
+from phase3ops.analytics.push_auth import AuthUnavailable, PushAuth, Unauthorized
 
 AUDIENCE = "https://analytics.example/"
 PUSH_ACCOUNT = "push@proj.iam.gserviceaccount.com"
@@ -39,13 +39,20 @@ def signing_key():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-signer")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return crypt.RSASigner.from_string(pem, key_id=KEY_ID), certificate.public_bytes(serialization.Encoding.PEM).decode()
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return crypt.RSASigner.from_string(pem, key_id=KEY_ID), certificate.public_bytes(
+        serialization.Encoding.PEM
+    ).decode()
 
 
 class FakeResponse:
@@ -56,7 +63,9 @@ class FakeResponse:
 class FakeCertificateEndpoint:
     """A google.auth.transport.Request that serves one certificate set, counting the fetches."""
 
-    def __init__(self, certificates: dict[str, str], cache_control: str = "public, max-age=19845, must-revalidate, no-transform"):
+    def __init__(
+        self, certificates: dict[str, str], cache_control: str = "public, max-age=19845, must-revalidate, no-transform"
+    ):
         self.certificates, self.cache_control = certificates, cache_control
         self.fetches = 0
         self.fail: Exception | None = None
@@ -70,8 +79,15 @@ class FakeCertificateEndpoint:
 
 def make_token(signer, issued_at: float | None = None, **claims) -> str:
     now = int(issued_at if issued_at is not None else time.time())
-    payload = {"iss": "https://accounts.google.com", "aud": AUDIENCE, "email": PUSH_ACCOUNT, "email_verified": True,
-               "iat": now, "exp": now + 3600, "sub": "1234"} | claims  # fmt: skip
+    payload = {
+        "iss": "https://accounts.google.com",
+        "aud": AUDIENCE,
+        "email": PUSH_ACCOUNT,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + 3600,
+        "sub": "1234",
+    } | claims
     return jwt.encode(signer, payload).decode()
 
 
@@ -153,9 +169,9 @@ def test_certificates_that_cannot_be_fetched_are_unavailable_not_unauthorized(si
     signer, _ = signing_key
     endpoint.fail = failure
     auth = PushAuth(AUDIENCE, PUSH_ACCOUNT)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(AuthUnavailable) as caught:
         auth.check(f"Bearer {make_token(signer)}")
-    assert type(caught.value).__name__ == "AuthUnavailable" and not isinstance(caught.value, Unauthorized)
+    assert not isinstance(caught.value, Unauthorized)
 
 
 def test_a_certificate_endpoint_answering_an_error_status_is_unavailable(signing_key):
@@ -214,6 +230,8 @@ def test_the_push_service_account_is_pinned(signing_key, endpoint):
 
 
 def test_an_injected_verifier_still_decides(signing_key):
-    auth = PushAuth(AUDIENCE, PUSH_ACCOUNT, verify=lambda token, audience: {"email": PUSH_ACCOUNT, "email_verified": True})
+    auth = PushAuth(
+        AUDIENCE, PUSH_ACCOUNT, verify=lambda token, audience: {"email": PUSH_ACCOUNT, "email_verified": True}
+    )
     auth.check("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln")  # JWT-shaped: what is not is refused before any verifier
     assert not PushAuth(None).enabled

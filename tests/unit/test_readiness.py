@@ -15,7 +15,7 @@ SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
 ALL = set(SPEC.processor_names)
 PGS, TOGS, TDGS, UPGC, UTGC = SPEC.processor_names
 OVERNIGHT_CRITICAL = {PGS, UPGC}
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 29, 15, 0, tzinfo=UTC)  # 10:00 in New York
 PAST, TODAY, TOMORROW = dt.date(2026, 11, 28), dt.date(2026, 11, 29), dt.date(2026, 11, 30)
 
@@ -77,7 +77,7 @@ def test_the_shipped_rules_are_the_reference_orchestrators():
 def test_overnight_rules(completed, ready, trigger_reason):
     result = evaluate(SPEC, PAST, completed, NOW)
     assert (result.mode, result.ready, result.trigger_reason) == ("overnight", ready, trigger_reason)
-    if not OVERNIGHT_CRITICAL <= completed:
+    if not completed >= OVERNIGHT_CRITICAL:
         assert "critical" in result.reason and not result.ready
 
 
@@ -113,7 +113,10 @@ def test_min_fraction_without_expected_count_waits_for_all(tmp_path):
 def test_the_percentage_rounds_down_like_the_reference(tmp_path):
     # 2 of 3 is 66.67 %: the reference writes int(ratio * 100) = 66.
     spec = load_pipeline_spec(
-        write_pipeline_variant(tmp_path, {"spec.modes.0.optional": [TOGS, TDGS], "spec.modes.0.critical": [UPGC], "spec.modes.0.min_fraction": 0.6})
+        write_pipeline_variant(
+            tmp_path,
+            {"spec.modes.0.optional": [TOGS, TDGS], "spec.modes.0.critical": [UPGC], "spec.modes.0.min_fraction": 0.6},
+        )
     )
     assert evaluate(spec, PAST, {UPGC, TOGS}, NOW).trigger_reason == "critical_plus_majority_66pct"
 

@@ -19,7 +19,10 @@ def test_merge_is_one_statement_with_a_partition_filter_on_every_target_referenc
     statement = sql.merge_partition(TABLE, "player_game_summary__staging_x", DAY)
     assert statement.startswith("MERGE `nba_analytics.player_game_summary` T")
     assert statement.count("DATE '2026-11-28'") == 3  # source, ON, NOT MATCHED BY SOURCE
-    assert "ON T.game_date = S.game_date AND T.player_lookup = S.player_lookup AND T.game_date = DATE '2026-11-28'" in statement
+    assert (
+        "ON T.game_date = S.game_date AND T.player_lookup = S.player_lookup AND T.game_date = DATE '2026-11-28'"
+        in statement
+    )
     assert "PARTITION BY game_date, player_lookup ORDER BY processed_at DESC" in statement
     assert "WHEN NOT MATCHED BY SOURCE AND T.game_date = DATE '2026-11-28' THEN DELETE" in statement
     assert "DELETE FROM" not in statement and "INSERT INTO" not in statement

@@ -41,11 +41,16 @@ def warehouse(request, tmp_path):
 
 
 def fence_row(warehouse) -> list[dict]:
-    return warehouse.query("SELECT table_name, game_date, token, owner, execution_id FROM `nba_analytics.phase3_write_fences`")
+    return warehouse.query(
+        "SELECT table_name, game_date, token, owner, execution_id FROM `nba_analytics.phase3_write_fences`"
+    )
 
 
 def points(warehouse) -> dict[str, int]:
-    return {r["player_lookup"]: r["points"] for r in warehouse.query("SELECT player_lookup, points FROM `nba_analytics.player_game_summary`")}
+    return {
+        r["player_lookup"]: r["points"]
+        for r in warehouse.query("SELECT player_lookup, points FROM `nba_analytics.player_game_summary`")
+    }
 
 
 def test_the_fence_advances_to_each_newer_token_and_refuses_an_older_one(warehouse):
@@ -54,7 +59,13 @@ def test_the_fence_advances_to_each_newer_token_and_refuses_an_older_one(warehou
 
     warehouse.write_partition(TABLE, DAY, [summary("a", 3)], fence=fence(3))
     assert fence_row(warehouse) == [
-        {"table_name": "nba_analytics.player_game_summary", "game_date": DAY, "token": 3, "owner": "host:3", "execution_id": "exec-3"}
+        {
+            "table_name": "nba_analytics.player_game_summary",
+            "game_date": DAY,
+            "token": 3,
+            "owner": "host:3",
+            "execution_id": "exec-3",
+        }
     ]  # the fence moved: a holder older than 3 is refused from now on
 
     with pytest.raises(WriteFenced, match="newer lock token than 2"):

@@ -9,23 +9,33 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from phase3ops.monitoring import durations
-from phase3ops.filters.language import LOGGING, MONITORING, cloud_function_mentions, filter_problems, gen2_function_hint, resource_type_problems
-from phase3ops.filters.positions import block_scalar_line
-from phase3ops.monitoring.metrics import LOG_METRIC_REFERENCE, SECONDS_METRICS, STATISTICS, metric_type
 from phase3ops.alerts.policies import absence_lookback, absence_silence_seconds, policy_body, to_proto
 from phase3ops.alerts.schedules import RUN_ALLOWANCE_SECONDS, ScheduleError, longest_gap_seconds
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
+from phase3ops.filters.language import (
+    LOGGING,
+    MONITORING,
+    cloud_function_mentions,
+    filter_problems,
+    gen2_function_hint,
+    resource_type_problems,
+)
+from phase3ops.filters.positions import block_scalar_line
 from phase3ops.input_bounds import quoted
+from phase3ops.monitoring import durations
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, METRIC_PREFIX, custom_metric
+from phase3ops.monitoring.metrics import LOG_METRIC_REFERENCE, SECONDS_METRICS, STATISTICS, metric_type
 from phase3ops.spec.documents import SpecProblem
 
-_WORKLOAD_NAME = re.compile(r'resource\.labels?\.(service_name|function_name|job_name|configuration_name)\s*=\s*"([^"]+)"')
+_WORKLOAD_NAME = re.compile(
+    r'resource\.labels?\.(service_name|function_name|job_name|configuration_name)\s*=\s*"([^"]+)"'
+)
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 # The command whose runs write the custom metrics (phase3ops.checks.metrics).
 HEALTH_COMMAND = "health"
@@ -56,13 +66,23 @@ def _filters(rule: AlertRule) -> Iterator[tuple[list[Any], str]]:
 
 def log_match_needs_rate_limit(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
     if any("logMatch" in c for c in rule.conditions) and not rule.spec.get("notify", {}).get("rateLimit"):
-        return [rule.problem(["notify"], "a log-match condition needs notify.rateLimit (the API rejects it without notification_rate_limit)")]
+        return [
+            rule.problem(
+                ["notify"],
+                "a log-match condition needs notify.rateLimit (the API rejects it without notification_rate_limit)",
+            )
+        ]
     return []
 
 
 def log_match_is_the_only_condition(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
     if any("logMatch" in c for c in rule.conditions) and len(rule.conditions) > 1:
-        return [rule.problem(["conditions"], f"a log-match condition must be the policy's only condition (found {len(rule.conditions)})")]
+        return [
+            rule.problem(
+                ["conditions"],
+                f"a log-match condition must be the policy's only condition (found {len(rule.conditions)})",
+            )
+        ]
     return []
 
 
@@ -89,18 +109,27 @@ def aligner_matches_window(rule: AlertRule, context: LintContext) -> list[SpecPr
         period = override.get("alignmentPeriod")
         if kind == "absence" and period and durations.seconds(period) != durations.seconds(absence_lookback(body)):
             problems.append(
-                rule.problem(path + ["alignmentPeriod"], f"aligns over {period} but the rule states a lookback of {absence_lookback(body)}")
+                rule.problem(
+                    path + ["alignmentPeriod"],
+                    f"aligns over {period} but the rule states a lookback of {absence_lookback(body)}",
+                )
             )
         elif kind != "absence" and period and durations.seconds(period) != durations.seconds(window):
             problems.append(
-                rule.problem(path + ["alignmentPeriod"], f"aligns over {period} but the rule states a window of {window}")
+                rule.problem(
+                    path + ["alignmentPeriod"], f"aligns over {period} but the rule states a window of {window}"
+                )
             )
         statistic = body.get("statistic", "count")
         aligner = override.get("aligner")
         if not aligner:
             continue
         if statistic in ("count", "sum") and aligner not in _COUNTING_ALIGNERS:
-            hint = " (a per-second rate: the threshold would have to be reached every second)" if aligner == "ALIGN_RATE" else ""
+            hint = (
+                " (a per-second rate: the threshold would have to be reached every second)"
+                if aligner == "ALIGN_RATE"
+                else ""
+            )
             problems.append(
                 rule.problem(
                     path + ["aligner"],
@@ -109,7 +138,10 @@ def aligner_matches_window(rule: AlertRule, context: LintContext) -> list[SpecPr
             )
         elif statistic not in ("count", "sum") and aligner != STATISTICS[statistic][0]:
             problems.append(
-                rule.problem(path + ["aligner"], f"{aligner} does not compute the {statistic} the rule states ({STATISTICS[statistic][0]})")
+                rule.problem(
+                    path + ["aligner"],
+                    f"{aligner} does not compute the {statistic} the rule states ({STATISTICS[statistic][0]})",
+                )
             )
     return problems
 
@@ -129,9 +161,13 @@ def durations_the_api_accepts(rule: AlertRule, context: LintContext) -> list[Spe
             continue
         window = durations.seconds(body["window"])
         if window < 60 or window % 60:
-            problems.append(rule.problem(path + ["window"], f"{body['window']} is not a whole number of minutes (at least 1m)"))
+            problems.append(
+                rule.problem(path + ["window"], f"{body['window']} is not a whole number of minutes (at least 1m)")
+            )
         if kind == "absence" and not ABSENCE_WINDOW[0] <= window <= ABSENCE_WINDOW[1]:
-            problems.append(rule.problem(path + ["window"], f"{body['window']}: an absence window must be between 2m and 23.5h"))
+            problems.append(
+                rule.problem(path + ["window"], f"{body['window']}: an absence window must be between 2m and 23.5h")
+            )
         if kind == "absence" and "lookback" in body:
             lookback = durations.seconds(body["lookback"])
             if lookback % 60 or not ALERT_ALIGNMENT_PERIOD[0] <= lookback <= ALERT_ALIGNMENT_PERIOD[1]:
@@ -176,7 +212,12 @@ def absence_outlasts_the_writers_schedule(rule: AlertRule, context: LintContext)
             continue
         path = ["conditions", index, "absence", "window"]
         if not writers:
-            problems.append(rule.problem(path, f"{absence['metric']} is written by the health check, and no scheduled check in pipeline.yaml runs `health`: it never has data"))
+            problems.append(
+                rule.problem(
+                    path,
+                    f"{absence['metric']} is written by the health check, and no scheduled check in pipeline.yaml runs `health`: it never has data",
+                )
+            )
             continue
         try:
             gap = longest_gap_seconds(tuple(job.schedule for job in writers), context.pipeline.timezone)
@@ -206,7 +247,10 @@ def health_check_jobs(pipeline: Any) -> list[Any]:
 
 def channels_are_defined(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
     return [
-        rule.problem(["notify", "channels", i], f"no channel named {name!r} in alerts/channels.yaml (have: {', '.join(sorted(context.channels))})")
+        rule.problem(
+            ["notify", "channels", i],
+            f"no channel named {name!r} in alerts/channels.yaml (have: {', '.join(sorted(context.channels))})",
+        )
         for i, name in enumerate(rule.spec.get("notify", {}).get("channels", []))
         if name not in context.channels
     ]
@@ -225,7 +269,12 @@ def runbook_section_exists(rule: AlertRule, context: LintContext) -> list[SpecPr
     except (OSError, ValueError, RuntimeError):  # a NUL character, a symlink loop
         inside_docs = False
     if not inside_docs:
-        return [rule.problem(["documentation", "runbook"], f"{quoted(file)} is not inside docs/: a runbook must be a file in the repository's docs folder")]
+        return [
+            rule.problem(
+                ["documentation", "runbook"],
+                f"{quoted(file)} is not inside docs/: a runbook must be a file in the repository's docs folder",
+            )
+        ]
     if not path.is_file():
         return [rule.problem(["documentation", "runbook"], f"{file} does not exist")]
     if anchor not in _anchors(str(path), path.stat().st_mtime_ns):
@@ -239,7 +288,9 @@ def names_only_deployed_workloads(rule: AlertRule, context: LintContext) -> list
         for label, name in _WORKLOAD_NAME.findall(text):
             if name not in context.workloads:
                 deployed = ", ".join(sorted(context.workloads))
-                problems.append(rule.problem(path, f'{label}="{name}" names nothing the infra deploys (deployed: {deployed})'))
+                problems.append(
+                    rule.problem(path, f'{label}="{name}" names nothing the infra deploys (deployed: {deployed})')
+                )
     return problems
 
 
@@ -255,10 +306,17 @@ def log_metric_is_used_and_exists(rule: AlertRule, context: LintContext) -> list
             referenced.append(name)
             if name != own:
                 problems.append(
-                    rule.problem(["conditions", index, kind, "metric"], f"log metric {name!r} is not defined by this rule's logMetric")
+                    rule.problem(
+                        ["conditions", index, kind, "metric"],
+                        f"log metric {name!r} is not defined by this rule's logMetric",
+                    )
                 )
     if own and own not in referenced:
-        problems.append(rule.problem(["logMetric", "name"], f"log metric {own!r} is defined but no condition uses it (metric: log:{own})"))
+        problems.append(
+            rule.problem(
+                ["logMetric", "name"], f"log metric {own!r} is defined but no condition uses it (metric: log:{own})"
+            )
+        )
     return problems
 
 
@@ -272,7 +330,10 @@ def custom_metrics_are_declared(rule: AlertRule, context: LintContext) -> list[S
         if metric.startswith("custom.googleapis.com/") and custom_metric(metric) is None:
             declared = ", ".join(METRIC_PREFIX + name for name in sorted(CUSTOM_METRICS))
             problems.append(
-                rule.problem(["conditions", index, kind, "metric"], f"{metric} is not a declared custom metric (declared: {declared})")
+                rule.problem(
+                    ["conditions", index, kind, "metric"],
+                    f"{metric} is not a declared custom metric (declared: {declared})",
+                )
             )
     return problems
 
@@ -391,11 +452,17 @@ def _cross_rule_problems(specs: AlertSpecs) -> list[SpecProblem]:
     for name, rules in owners.items():
         for rule in rules if len(rules) > 1 else ():
             others = ", ".join(r.name for r in rules if r is not rule)
-            problems.append(rule.problem(["logMetric", "name"], f"log metric {name!r} is already defined by rule {others}"))
+            problems.append(
+                rule.problem(["logMetric", "name"], f"log metric {name!r} is already defined by rule {others}")
+            )
     used = {name for rule in specs.rules for name in rule.spec.get("notify", {}).get("channels", [])}
     for index, channel in enumerate(specs.channels):
         if channel.name not in used:
-            problems.append(specs.channels_document.problem(["channels", index, "name"], f"channel {channel.name!r} is used by no rule"))
+            problems.append(
+                specs.channels_document.problem(
+                    ["channels", index, "name"], f"channel {channel.name!r} is used by no rule"
+                )
+            )
     return problems
 
 

@@ -11,10 +11,11 @@ a valid API object, and is handed, field for field, to Pulumi's
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from phase3ops.monitoring import durations
 from phase3ops.alerts.specs import AlertRule
+from phase3ops.monitoring import durations
 from phase3ops.monitoring.metrics import STATISTICS, counter_log_metric_body, metric_filter, metric_type
 
 DOCUMENTATION_MIME_TYPE = "text/markdown"
@@ -44,10 +45,6 @@ def absence_silence_seconds(absence: dict[str, Any]) -> int:
     return durations.seconds(absence_lookback(absence)) + durations.seconds(absence["window"])
 
 
-
-
-
-
 def condition_title(condition: dict[str, Any]) -> str:
     """What the condition means, in the words of the rule: 'more than 10 in 5 minutes'."""
     if "logMatch" in condition:
@@ -59,7 +56,9 @@ def condition_title(condition: dict[str, Any]) -> str:
     threshold = condition["threshold"]
     phrase = COMPARISONS[threshold["comparison"]][1]
     value = threshold["value"]
-    value_text = durations.human(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+    value_text = (
+        durations.human(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+    )
     statistic = threshold["statistic"]
     window = durations.human(threshold["window"])
     if statistic in ("count", "sum"):
@@ -73,7 +72,9 @@ def condition_title(condition: dict[str, Any]) -> str:
     return text
 
 
-def aggregation(statistic: str | None, window: str, override: dict[str, Any] | None, group_by: Sequence[str] = ()) -> dict[str, Any]:
+def aggregation(
+    statistic: str | None, window: str, override: dict[str, Any] | None, group_by: Sequence[str] = ()
+) -> dict[str, Any]:
     aligner, reducer = STATISTICS[statistic or "count"]
     override = override or {}
     body = {
@@ -113,7 +114,12 @@ def condition_body(rule: AlertRule, condition: dict[str, Any]) -> dict[str, Any]
             "threshold_value": threshold_value(threshold),
             "duration": durations.api(threshold.get("for", "0s")),
             "aggregations": [
-                aggregation(threshold["statistic"], threshold["window"], threshold.get("aggregation"), threshold.get("groupBy", ()))
+                aggregation(
+                    threshold["statistic"],
+                    threshold["window"],
+                    threshold.get("aggregation"),
+                    threshold.get("groupBy", ()),
+                )
             ],
             "trigger": {"count": 1},
         },
@@ -127,9 +133,9 @@ def runbook_url(rule: AlertRule, runbook_base_url: str) -> str:
     return runbook_base_url.rstrip("/") + "/" + runbook
 
 
-
-
-def documentation_body(rule: AlertRule, runbook_base_url: str, dashboards: Sequence[tuple[str, Any]] = ()) -> dict[str, Any]:
+def documentation_body(
+    rule: AlertRule, runbook_base_url: str, dashboards: Sequence[tuple[str, Any]] = ()
+) -> dict[str, Any]:
     """`dashboards`: (title, console URL) of each dashboard the incident's reader should open."""
     docs = rule.spec["documentation"]
     url = runbook_url(rule, runbook_base_url)
@@ -158,7 +164,12 @@ def policy_body(
         strategy["auto_close"] = durations.api(notify["autoClose"])
     body: dict[str, Any] = {
         "display_name": f"phase3: {rule.spec['documentation']['summary']}",
-        "user_labels": {"rule": rule.name, "component": rule.component, "severity": rule.severity, "managed-by": "pulumi"},
+        "user_labels": {
+            "rule": rule.name,
+            "component": rule.component,
+            "severity": rule.severity,
+            "managed-by": "pulumi",
+        },
         "combiner": rule.spec.get("combiner", "OR"),
         "conditions": [condition_body(rule, c) for c in rule.conditions],
         "documentation": documentation_body(rule, runbook_base_url, dashboards),
@@ -174,8 +185,6 @@ def policy_body(
 def log_metric_body(rule: AlertRule) -> dict[str, Any] | None:
     """The log-based counter metric (logging.googleapis.com/user/<name>) the rule needs, if any."""
     return None if rule.log_metric is None else counter_log_metric_body(rule.log_metric)
-
-
 
 
 def to_proto(body: dict[str, Any]):

@@ -30,7 +30,8 @@ import dataclasses
 import datetime as dt
 import difflib
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 ROOT = "pipeline"
@@ -74,7 +75,9 @@ def render_spec(spec: Any, pipeline: Callable[[], Any], problem: Callable[[tuple
 
 def render_text(text: str, pipeline: Callable[[], Any]) -> str:
     if text.count("{{") != len(PLACEHOLDER.findall(text)):
-        raise UnresolvedReference(f"{text!r}: a '{{{{' without its '}}}}' (a reference is written {{{{pipeline.<field>}}}})")
+        raise UnresolvedReference(
+            f"{text!r}: a '{{{{' without its '}}}}' (a reference is written {{{{pipeline.<field>}}}})"
+        )
     return PLACEHOLDER.sub(lambda match: _render(match.group(1).strip(), pipeline), text)
 
 
@@ -83,7 +86,9 @@ def _render(expression: str, pipeline: Callable[[], Any]) -> str:
     path_text, *steps = [part.strip() for part in expression.split("|")]
     parts = path_text.split(".")
     if parts[0] != ROOT or len(parts) < 2 or not all(_FIELD.match(p) for p in parts[1:]):
-        raise UnresolvedReference(f"{shown}: a reference names a field of pipeline.yaml, as {{{{pipeline.<field>.<field>}}}}")
+        raise UnresolvedReference(
+            f"{shown}: a reference names a field of pipeline.yaml, as {{{{pipeline.<field>.<field>}}}}"
+        )
     try:
         spec = pipeline()
     except UnresolvedReference as error:
@@ -113,7 +118,9 @@ def _resolve(spec: Any, names: list[str], shown: str) -> Any:
                 where = f"spec.{'.'.join(walked)}" if walked else "spec"
                 close = difflib.get_close_matches(name, fields, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise UnresolvedReference(f"{shown}: pipeline.yaml has no field {name!r} in {where} (fields: {', '.join(fields)}){hint}")
+                raise UnresolvedReference(
+                    f"{shown}: pipeline.yaml has no field {name!r} in {where} (fields: {', '.join(fields)}){hint}"
+                )
             found.append(getattr(item, name))
         walked.append(name)
         if any(v is None for v in found):
@@ -121,14 +128,19 @@ def _resolve(spec: Any, names: list[str], shown: str) -> Any:
                 f"{shown}: pipeline.yaml declares no spec.{'.'.join(walked)}, which this rule watches: "
                 "declare it there, or delete the rule"
             )
-        value = tuple(v for item in found for v in (item if isinstance(item, tuple) else (item,))) if isinstance(value, tuple) else found[0]
+        value = (
+            tuple(v for item in found for v in (item if isinstance(item, tuple) else (item,)))
+            if isinstance(value, tuple)
+            else found[0]
+        )
     if value == ():
         raise UnresolvedReference(f"{shown}: spec.{'.'.join(walked)} is an empty list: there is nothing to name")
     for item in value if isinstance(value, tuple) else (value,):
         if dataclasses.is_dataclass(item) or isinstance(item, (dict, bool)) or not isinstance(item, _SCALARS):
             fields = ", ".join(f.name for f in dataclasses.fields(item)) if dataclasses.is_dataclass(item) else ""
             raise UnresolvedReference(
-                f"{shown}: spec.{'.'.join(walked)} is a section, not a value" + (f" (fields: {fields})" if fields else "")
+                f"{shown}: spec.{'.'.join(walked)} is a section, not a value"
+                + (f" (fields: {fields})" if fields else "")
             )
     return value
 

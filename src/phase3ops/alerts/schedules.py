@@ -13,6 +13,7 @@ month and day names) and walks one year of runs in the time zone.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -24,8 +25,13 @@ RUN_ALLOWANCE_SECONDS = 2 * 1800
 
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
 _NAMES = {
-    3: {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), start=1)},
-    4: {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())},
+    3: {
+        m: i
+        for i, m in enumerate(
+            ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1
+        )
+    },
+    4: {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])},
 }
 # One year from a fixed date, so both clock changes of any northern or southern time zone are inside.
 _START = dt.date(2025, 1, 1)
@@ -76,8 +82,12 @@ def run_times(schedule: str, timezone: str) -> tuple[dt.datetime, ...]:
     """A year of the schedule's runs, in UTC, in order."""
     fields = schedule.split()
     if len(fields) != 5:
-        raise ScheduleError(f"{schedule!r} is not a cron schedule of five fields (minute hour day-of-month month day-of-week)")
-    (minutes, _), (hours, _), (days, days_set), (months, _), (weekdays, weekdays_set) = (_values(f, i) for i, f in enumerate(fields))
+        raise ScheduleError(
+            f"{schedule!r} is not a cron schedule of five fields (minute hour day-of-month month day-of-week)"
+        )
+    (minutes, _), (hours, _), (days, days_set), (months, _), (weekdays, weekdays_set) = (
+        _values(f, i) for i, f in enumerate(fields)
+    )
     zone = ZoneInfo(timezone)
     runs = set()
     for offset in range(_DAYS):
@@ -91,7 +101,7 @@ def run_times(schedule: str, timezone: str) -> tuple[dt.datetime, ...]:
         for hour in hours:
             for minute in minutes:
                 local = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
-                runs.add(local.astimezone(dt.timezone.utc))
+                runs.add(local.astimezone(dt.UTC))
     return tuple(sorted(runs))
 
 
@@ -100,4 +110,4 @@ def longest_gap_seconds(schedules: tuple[str, ...], timezone: str) -> int:
     runs = sorted({run for schedule in schedules for run in run_times(schedule, timezone)})
     if len(runs) < 2:
         raise ScheduleError(f"{', '.join(schedules)} runs at most once a year")
-    return int(max((later - earlier).total_seconds() for earlier, later in zip(runs, runs[1:])))
+    return int(max((later - earlier).total_seconds() for earlier, later in itertools.pairwise(runs)))

@@ -13,9 +13,10 @@ collected before anything is raised, so one run reports all of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from phase3ops.alerts.references import UnresolvedReference, has_references, render_spec
 from phase3ops.spec.documents import (
@@ -32,8 +33,8 @@ from phase3ops.spec.documents import (
 )
 from phase3ops.spec.merging import Layer as _Layer
 from phase3ops.spec.merging import MergedDocument
-from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, load_pipeline_spec
 from phase3ops.spec.merging import Origins as _Origins
+from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, load_pipeline_spec
 
 RULE_KIND = "AlertRule"
 CHANNELS_FILE = "channels.yaml"
@@ -103,7 +104,9 @@ class AlertSpecs:
         return next(r for r in self.rules if r.name == name)
 
 
-def load_alert_specs(directory: Path, stack: str | None = None, strict: bool = True, pipeline: Any = None) -> AlertSpecs:
+def load_alert_specs(
+    directory: Path, stack: str | None = None, strict: bool = True, pipeline: Any = None
+) -> AlertSpecs:
     """Parse and schema-check every file; merge defaults and the stack's overrides into each rule;
     fill in the names a rule takes from pipeline.yaml (`{{pipeline.<field>}}`, see
     `phase3ops.alerts.references`).
@@ -151,8 +154,7 @@ def load_alert_specs(directory: Path, stack: str | None = None, strict: bool = T
     rule_docs = [
         doc
         for path in sorted(directory.glob("*.yaml"))
-        if path.name not in (CHANNELS_FILE, DEFAULTS_FILE)
-        and (doc := load(path, RULE_KIND)) is not None
+        if path.name not in (CHANNELS_FILE, DEFAULTS_FILE) and (doc := load(path, RULE_KIND)) is not None
     ]
     if problems:
         raise SpecError(problems)
@@ -172,7 +174,9 @@ def load_alert_specs(directory: Path, stack: str | None = None, strict: bool = T
         if name in overrides:
             spec = origin.merge(spec, overrides[name], _Layer(overrides_doc, ("rules", name), name, overrides=True))
         if has_references(spec):
-            spec, unresolved = render_spec(spec, pipeline_of, lambda path, message, origin=origin: origin.locate(path, message))
+            spec, unresolved = render_spec(
+                spec, pipeline_of, lambda path, message, origin=origin: origin.locate(path, message)
+            )
             problems.extend(unresolved)
         problems.extend(origin.problems)
         origins.append(origin)
@@ -213,7 +217,11 @@ def _pipeline_source(directory: Path, pipeline: Any) -> Callable[[], Any]:
                 if pipeline is not None:
                     cache.append(pipeline())
                 elif not path.is_file():
-                    cache.append(UnresolvedReference(f"there is no {PIPELINE_FILE_NAME} beside {display_name(directory)}/ to take it from"))
+                    cache.append(
+                        UnresolvedReference(
+                            f"there is no {PIPELINE_FILE_NAME} beside {display_name(directory)}/ to take it from"
+                        )
+                    )
                 else:
                     cache.append(load_pipeline_spec(path))
             except UnresolvedReference as error:
@@ -231,12 +239,18 @@ def _pipeline_source(directory: Path, pipeline: Any) -> Callable[[], Any]:
 def _completeness_problems(rule: AlertRule, origins: _Origins, registry) -> list[SpecProblem]:
     """After merging, a rule must have what a policy needs, and still match the schema."""
     problems = []
-    for path, what in ((["conditions"], "at least one condition"), (["documentation"], "documentation"), (["notify", "channels"], "notification channels")):
+    for path, what in (
+        (["conditions"], "at least one condition"),
+        (["documentation"], "documentation"),
+        (["notify", "channels"], "notification channels"),
+    ):
         node: Any = rule.spec
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
         if not node:
-            problems.append(rule.problem(path, f"the rule has no {what} (neither it nor defaults.yaml sets spec.{'.'.join(path)})"))
+            problems.append(
+                rule.problem(path, f"the rule has no {what} (neither it nor defaults.yaml sets spec.{'.'.join(path)})")
+            )
     schema = {"$ref": "https://phase3ops.example/schemas/alert-rule.schema.json#/$defs/ruleSpec"}
     problems.extend(schema_problems(MergedDocument(rule.document, rule.spec, origins), schema, registry))
     return problems

@@ -53,7 +53,7 @@ class CompletionPublisher:
             "status": status,
             "record_count": record_count,
             "records_failed": 0,
-            "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
             "duration_seconds": round(duration_seconds, 3),
             "trigger_source": "pubsub",
             "trigger_message_id": trigger_message_id,
@@ -64,4 +64,6 @@ class CompletionPublisher:
             future = self._publisher.publish(self._topic, encode_completion(message), processor=processor.name)
             return future.result(timeout=self._timeout)
         except Exception as exc:
-            raise CompletionPublishFailed(f"publishing the completion of {processor.name} {game_date} failed: {exc}") from exc
+            raise CompletionPublishFailed(
+                f"publishing the completion of {processor.name} {game_date} failed: {exc}"
+            ) from exc

@@ -7,7 +7,8 @@ later in the batch (the later arrival).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from phase3ops.spec.pipeline import FRESHNESS_COLUMN
 

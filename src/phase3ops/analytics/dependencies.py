@@ -31,5 +31,9 @@ class CompletedDependencies:
         if not processor.after:
             return []
         refs = [self._collection.document(record_document_id(game_date, name)) for name in processor.after]
-        complete = {snapshot.get("processor") for snapshot in self._client.get_all(refs) if snapshot.exists and snapshot.get("counts")}
+        complete = {
+            snapshot.get("processor")
+            for snapshot in self._client.get_all(refs)
+            if snapshot.exists and snapshot.get("counts")
+        }
         return [name for name in processor.after if name not in complete]

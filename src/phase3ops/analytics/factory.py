@@ -34,11 +34,15 @@ def build_runner(
     )
     completions = CompletionPublisher(publisher_client or cloud.publisher_client(), project, spec.topics.completion)
     dependencies = CompletedDependencies(db, spec.orchestrator.collections.completions)
-    return ProcessorRunner(spec, warehouse or warehouse_from_environment(), locks, completions, dependencies=dependencies)
+    return ProcessorRunner(
+        spec, warehouse or warehouse_from_environment(), locks, completions, dependencies=dependencies
+    )
 
 
 def build_fan_out(spec: PipelineSpec, project: str | None = None, publisher_client=None) -> PerProcessorFanOut:
-    return PerProcessorFanOut(publisher_client or cloud.publisher_client(), cloud.project_id(project), spec.topics.phase3_trigger)
+    return PerProcessorFanOut(
+        publisher_client or cloud.publisher_client(), cloud.project_id(project), spec.topics.phase3_trigger
+    )
 
 
 def build_rejected_pushes(spec: PipelineSpec, project: str | None = None, firestore_client=None) -> RejectedMessages:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class FanOutFailed(RuntimeError):
@@ -28,14 +28,21 @@ class PerProcessorFanOut:
         self._timeout = timeout_seconds
 
     def split(
-        self, game_date: dt.date, processors: Sequence[str], correlation_id: str | None, split_from: str, allow_shrink: bool = False
+        self,
+        game_date: dt.date,
+        processors: Sequence[str],
+        correlation_id: str | None,
+        split_from: str,
+        allow_shrink: bool = False,
     ) -> list[str]:
         futures = []
         for name in processors:
             message = {"game_date": game_date.isoformat(), "processors": [name], "correlation_id": correlation_id}
             if allow_shrink:
                 message["allow_shrink"] = True
-            futures.append(self._publisher.publish(self._topic, json.dumps(message).encode("utf-8"), split_from=split_from))
+            futures.append(
+                self._publisher.publish(self._topic, json.dumps(message).encode("utf-8"), split_from=split_from)
+            )
         try:
             return [future.result(timeout=self._timeout) for future in futures]
         except Exception as exc:

@@ -27,8 +27,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from phase3ops.input_bounds import capped, quoted
 
@@ -72,8 +73,10 @@ class PushAuth:
             object.__setattr__(self, "verify", GoogleIdTokens())
 
     @classmethod
-    def from_environment(cls) -> "PushAuth":
-        return cls(os.environ.get("PHASE3OPS_PUSH_AUDIENCE") or None, os.environ.get("PHASE3OPS_PUSH_SERVICE_ACCOUNT") or None)
+    def from_environment(cls) -> PushAuth:
+        return cls(
+            os.environ.get("PHASE3OPS_PUSH_AUDIENCE") or None, os.environ.get("PHASE3OPS_PUSH_SERVICE_ACCOUNT") or None
+        )
 
     @property
     def enabled(self) -> bool:
@@ -104,7 +107,9 @@ class PushAuth:
 def _check_shape(token: str) -> None:
     """Refuse what is not a JWT before any parser sees it, saying why with none of its characters."""
     if len(token) > MAX_TOKEN_CHARS:
-        raise Unauthorized(f"invalid OIDC token: the bearer is {len(token)} characters, an ID token at most {MAX_TOKEN_CHARS}")
+        raise Unauthorized(
+            f"invalid OIDC token: the bearer is {len(token)} characters, an ID token at most {MAX_TOKEN_CHARS}"
+        )
     segments = token.split(".")
     if len(segments) != 3:
         raise Unauthorized(
@@ -130,8 +135,12 @@ class GoogleIdTokens:
     token with google-auth's `jwt.decode` and the issuer check
     `verify_oauth2_token` makes."""
 
-    def __init__(self, request: Callable[..., Any] | None = None, certs_url: str = GOOGLE_OAUTH2_CERTS_URL,
-                 clock_skew_seconds: int = CLOCK_SKEW_SECONDS):  # fmt: skip
+    def __init__(
+        self,
+        request: Callable[..., Any] | None = None,
+        certs_url: str = GOOGLE_OAUTH2_CERTS_URL,
+        clock_skew_seconds: int = CLOCK_SKEW_SECONDS,
+    ):
         self._request = request  # a google.auth.transport.Request; built on first use
         self.certs_url = certs_url
         self.clock_skew_seconds = clock_skew_seconds
@@ -156,7 +165,9 @@ class GoogleIdTokens:
         if certificate is None:
             raise Unauthorized("invalid OIDC token: signed with a key Google does not publish")
         try:
-            claims = jwt.decode(token, certs={key_id: certificate}, audience=audience, clock_skew_in_seconds=self.clock_skew_seconds)
+            claims = jwt.decode(
+                token, certs={key_id: certificate}, audience=audience, clock_skew_in_seconds=self.clock_skew_seconds
+            )
         except Exception as exc:
             raise Unauthorized(f"invalid OIDC token: {self._problem(exc, audience)}") from None
         if claims.get("iss") not in GOOGLE_ISSUERS:
@@ -168,14 +179,19 @@ class GoogleIdTokens:
         message = str(exc)
         kinds = (
             ("Could not verify token signature", "its signature does not verify against Google's key"),
-            ("Token used too early", f"issued in the future (more than {self.clock_skew_seconds} s ahead of this instance's clock)"),
+            (
+                "Token used too early",
+                f"issued in the future (more than {self.clock_skew_seconds} s ahead of this instance's clock)",
+            ),
             ("Token expired", "expired"),
             ("Token has wrong audience", f"for another audience, not {audience}"),
             ("Token does not contain required claim", "it lacks its iat or exp claim"),
             ("Can't parse segment", "its payload is not JSON"),
             ("Payload segment should be", "its payload is not a JSON object"),
         )
-        return next((kind for prefix, kind in kinds if message.startswith(prefix)), f"it does not verify ({type(exc).__name__})")
+        return next(
+            (kind for prefix, kind in kinds if message.startswith(prefix)), f"it does not verify ({type(exc).__name__})"
+        )
 
     def _certificate(self, key_id: str) -> str | None:
         with self._lock:  # one fetch at a time: concurrent pushes wait for it rather than each fetching
@@ -192,16 +208,26 @@ class GoogleIdTokens:
             self._request = google_requests.Request()
         try:
             response = self._request(self.certs_url, method="GET", timeout=FETCH_TIMEOUT_SECONDS)
-        except Exception as exc:  # google-auth wraps every transport failure in TransportError; none is a verdict on the token
-            raise AuthUnavailable(f"could not fetch Google's certificates: {type(exc).__name__}: {capped(str(exc), 200)}") from None
+        except (
+            Exception
+        ) as exc:  # google-auth wraps every transport failure in TransportError; none is a verdict on the token
+            raise AuthUnavailable(
+                f"could not fetch Google's certificates: {type(exc).__name__}: {capped(str(exc), 200)}"
+            ) from None
         if response.status != 200:
             raise AuthUnavailable(f"could not fetch Google's certificates: {self.certs_url} answered {response.status}")
         try:
             certificates = json.loads(response.data)
         except (ValueError, RecursionError, TypeError):
             certificates = None
-        if not isinstance(certificates, dict) or not certificates or not all(isinstance(v, str) for v in certificates.values()):
-            raise AuthUnavailable(f"could not fetch Google's certificates: {self.certs_url} answered no {{key id: certificate}} map")
+        if (
+            not isinstance(certificates, dict)
+            or not certificates
+            or not all(isinstance(v, str) for v in certificates.values())
+        ):
+            raise AuthUnavailable(
+                f"could not fetch Google's certificates: {self.certs_url} answered no {{key id: certificate}} map"
+            )
         self._certificates = certificates
         self._fetched_at = now
         self._fresh_until = now + _freshness(getattr(response, "headers", None) or {})
@@ -209,7 +235,9 @@ class GoogleIdTokens:
 
 def _freshness(headers: Mapping[str, str]) -> float:
     """Seconds the response may be used, from its Cache-Control max-age less its Age (RFC 9111)."""
-    fields = {name.lower(): value for name, value in headers.items() if isinstance(name, str) and isinstance(value, str)}
+    fields = {
+        name.lower(): value for name, value in headers.items() if isinstance(name, str) and isinstance(value, str)
+    }
     directives = [d.strip().lower() for d in fields.get("cache-control", "").split(",")]
     if "no-store" in directives or "no-cache" in directives:
         return 0

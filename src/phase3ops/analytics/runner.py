@@ -28,12 +28,13 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from phase3ops.analytics.completions import CompletionPublisher
-from phase3ops.analytics.dependencies import CompletedDependencies, WaitingForDependencies
 from phase3ops.analytics.dedup import keep_newest
+from phase3ops.analytics.dependencies import CompletedDependencies, WaitingForDependencies
 from phase3ops.analytics.processors import check_implemented, query_for
 from phase3ops.locking.lease_lock import LeaseLocks, LockLost
 from phase3ops.spec.pipeline import FRESHNESS_COLUMN, PARTITION_COLUMN, PipelineSpec, Processor
@@ -44,7 +45,7 @@ log = logging.getLogger("phase3ops.analytics")
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class ShrinkHeld(RuntimeError):
@@ -98,10 +99,20 @@ class ProcessorRunner:
         waiting_for = self.dependencies.missing(processor, game_date) if self.dependencies is not None else []
         if waiting_for:
             log.warning(
-                "%s %s: waits for %s", processor.name, game_date, ", ".join(waiting_for),
-                extra={"event": "processor_waiting_for_dependencies", "processor": processor.name, "game_date": game_date.isoformat(), "waiting_for": waiting_for},
-            )  # fmt: skip
-            raise WaitingForDependencies(f"{processor.name} {game_date} reads {', '.join(waiting_for)}, not complete for the date yet")
+                "%s %s: waits for %s",
+                processor.name,
+                game_date,
+                ", ".join(waiting_for),
+                extra={
+                    "event": "processor_waiting_for_dependencies",
+                    "processor": processor.name,
+                    "game_date": game_date.isoformat(),
+                    "waiting_for": waiting_for,
+                },
+            )
+            raise WaitingForDependencies(
+                f"{processor.name} {game_date} reads {', '.join(waiting_for)}, not complete for the date yet"
+            )
         query = query_for(processor_name)
         execution_id = f"{processor_name}-{game_date:%Y%m%d}-{uuid.uuid4().hex[:12]}"
         started = time.monotonic()
@@ -109,9 +120,13 @@ class ProcessorRunner:
             computed = self.warehouse.query(query.sql(self.spec, game_date))
             processed_at = self.clock()
             rows = keep_newest(({**row, FRESHNESS_COLUMN: processed_at} for row in computed), processor.primary_key)
-            refusal = None if allow_shrink or not rows else self._shrink_verdict(processor, game_date, rows, execution_id)
+            refusal = (
+                None if allow_shrink or not rows else self._shrink_verdict(processor, game_date, rows, execution_id)
+            )
             if refusal is not None:
-                return self._refused(processor, game_date, execution_id, correlation_id, trigger_message_id, lease, refusal, started)
+                return self._refused(
+                    processor, game_date, execution_id, correlation_id, trigger_message_id, lease, refusal, started
+                )
             lease.ensure_current()  # cheap early exit; the fence below is what guarantees it
             fence = WriteFence(self.spec.analytics.write_fences, lease.token, lease.owner, execution_id)
             try:
@@ -121,7 +136,15 @@ class ProcessorRunner:
                     "%s %s: superseded by a newer lock holder; nothing written, nothing published",
                     processor.name,
                     game_date,
-                    extra={"event": "write_fenced", "processor": processor.name, "game_date": game_date.isoformat(), "token": lease.token, "owner": lease.owner, "execution_id": execution_id, "reason": str(exc)},
+                    extra={
+                        "event": "write_fenced",
+                        "processor": processor.name,
+                        "game_date": game_date.isoformat(),
+                        "token": lease.token,
+                        "owner": lease.owner,
+                        "execution_id": execution_id,
+                        "reason": str(exc),
+                    },
                 )
                 raise LockLost(f"{processor.name} {game_date}: {exc}") from exc
             status = "success" if rows else "no_data"
@@ -134,9 +157,13 @@ class ProcessorRunner:
                 record_count=len(rows),
                 duration_seconds=time.monotonic() - started,
                 trigger_message_id=trigger_message_id,
-                metadata={"lock_token": lease.token, "lock_owner": lease.owner, "duplicates_dropped": len(computed) - len(rows),
-                          "rows_fingerprint": rows_fingerprint(rows)},
-            )  # fmt: skip
+                metadata={
+                    "lock_token": lease.token,
+                    "lock_owner": lease.owner,
+                    "duplicates_dropped": len(computed) - len(rows),
+                    "rows_fingerprint": rows_fingerprint(rows),
+                },
+            )
         result = RunResult(
             processor=processor.name,
             game_date=game_date,
@@ -153,11 +180,16 @@ class ProcessorRunner:
             game_date,
             status,
             len(rows),
-            extra={"event": "processor_run", **{k: str(v) if isinstance(v, dt.date) else v for k, v in vars(result).items()}},
+            extra={
+                "event": "processor_run",
+                **{k: str(v) if isinstance(v, dt.date) else v for k, v in vars(result).items()},
+            },
         )
         return result
 
-    def _shrink_verdict(self, processor: Processor, game_date: dt.date, rows: Sequence[Mapping[str, Any]], execution_id: str) -> str | None:
+    def _shrink_verdict(
+        self, processor: Processor, game_date: dt.date, rows: Sequence[Mapping[str, Any]], execution_id: str
+    ) -> str | None:
         """None when the write may go ahead; else why it may not (the guard's action is `refuse`).
         Raises ShrinkHeld when the action is `hold`."""
         guard = self.spec.analytics.shrink_guard
@@ -179,8 +211,15 @@ class ProcessorRunner:
             f"{processor.table.qualified_name} {game_date}: this run would remove {removed} of the date's {len(existing)} rows "
             f"({share:.0%}, the guard allows {guard.max_removed_fraction:.0%}); partial upstream data?"
         )
-        fields = {"event": "write_shrink", "processor": processor.name, "game_date": game_date.isoformat(), "removed": removed,
-                  "existing": len(existing), "action": guard.action, "execution_id": execution_id}  # fmt: skip
+        fields = {
+            "event": "write_shrink",
+            "processor": processor.name,
+            "game_date": game_date.isoformat(),
+            "removed": removed,
+            "existing": len(existing),
+            "action": guard.action,
+            "execution_id": execution_id,
+        }
         if guard.action == "alert":
             log.error("%s; written anyway (shrink_guard: alert)", why, extra=fields)
             return None
@@ -190,7 +229,9 @@ class ProcessorRunner:
         log.error("%s; refused, nothing written (shrink_guard: refuse)", why, extra=fields)
         return why
 
-    def _refused(self, processor, game_date, execution_id, correlation_id, trigger_message_id, lease, why, started) -> RunResult:
+    def _refused(
+        self, processor, game_date, execution_id, correlation_id, trigger_message_id, lease, why, started
+    ) -> RunResult:
         """Nothing written; the run is reported as failed, which never un-completes an earlier success."""
         message_id = self.completions.publish(
             processor=processor,
@@ -201,14 +242,21 @@ class ProcessorRunner:
             record_count=0,
             duration_seconds=time.monotonic() - started,
             trigger_message_id=trigger_message_id,
-            metadata={"lock_token": lease.token, "lock_owner": lease.owner, "refused": "shrink_guard", "error_message": why},
+            metadata={
+                "lock_token": lease.token,
+                "lock_owner": lease.owner,
+                "refused": "shrink_guard",
+                "error_message": why,
+            },
         )
         return RunResult(processor.name, game_date, "failed", 0, 0, execution_id, lease.token, message_id)
 
 
 def rows_fingerprint(rows: Sequence[Mapping[str, Any]]) -> str:
     """The rows' content, whenever they were computed: equal for runs that wrote the same rows."""
-    canonical = sorted(json.dumps({k: v for k, v in row.items() if k != FRESHNESS_COLUMN}, sort_keys=True, default=str) for row in rows)
+    canonical = sorted(
+        json.dumps({k: v for k, v in row.items() if k != FRESHNESS_COLUMN}, sort_keys=True, default=str) for row in rows
+    )
     return hashlib.sha256("\n".join(canonical).encode()).hexdigest()
 
 

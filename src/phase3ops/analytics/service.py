@@ -31,18 +31,26 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, jsonify, request
 
+from phase3ops.analytics.dependencies import WaitingForDependencies
 from phase3ops.analytics.fan_out import PerProcessorFanOut
 from phase3ops.analytics.push_auth import AuthUnavailable, PushAuth, Unauthorized
-from phase3ops.analytics.dependencies import WaitingForDependencies
 from phase3ops.analytics.runner import ProcessorRunner, ShrinkHeld
-from phase3ops.input_bounds import EXCERPT_CHARS, REASON_CHARS, OutOfBounds, bounded_text, capped, load_json, printable, quoted
+from phase3ops.input_bounds import (
+    EXCERPT_CHARS,
+    REASON_CHARS,
+    OutOfBounds,
+    bounded_text,
+    capped,
+    load_json,
+    printable,
+    quoted,
+)
 from phase3ops.input_bounds import game_date as bounded_game_date
 from phase3ops.locking.lease_lock import LockBusy, LockLost
 from phase3ops.rejected_messages import RejectedMessages
@@ -104,11 +112,17 @@ def _processors(named: Any, known: tuple[str, ...]) -> list[str]:
     if named is None:
         return list(known)
     if not isinstance(named, list) or not named or not all(isinstance(p, str) for p in named):
-        raise BadPush(f"'processors' must be a non-empty list of processor names (leave it out to run all), got {quoted(named)}", "processors")
+        raise BadPush(
+            f"'processors' must be a non-empty list of processor names (leave it out to run all), got {quoted(named)}",
+            "processors",
+        )
     unknown = [p for p in named if p not in known]
     if unknown:
         shown = ", ".join(quoted(p, 60) for p in unknown[:5])
-        raise BadPush(f"unknown processors [{shown}]{' and more' if len(unknown) > 5 else ''} (known: {', '.join(known)})", "processors")
+        raise BadPush(
+            f"unknown processors [{shown}]{' and more' if len(unknown) > 5 else ''} (known: {', '.join(known)})",
+            "processors",
+        )
     if len(set(named)) != len(named):
         raise BadPush("'processors' names a processor more than once", "processors")
     return named
@@ -121,7 +135,9 @@ def _bounded(check, *args: Any) -> Any:
         raise BadPush(out.reason, out.field) from None
 
 
-def create_app(runner: ProcessorRunner, auth: PushAuth, fan_out: PerProcessorFanOut, rejected: RejectedMessages) -> Flask:
+def create_app(
+    runner: ProcessorRunner, auth: PushAuth, fan_out: PerProcessorFanOut, rejected: RejectedMessages
+) -> Flask:
     app = Flask("nba-phase3-analytics-processors")
 
     @app.get("/healthz")
@@ -143,40 +159,85 @@ def create_app(runner: ProcessorRunner, auth: PushAuth, fan_out: PerProcessorFan
             push = parse_push(body, runner.spec.processor_names)
         except BadPush as bad:
             return _refuse(bad, body, rejected)
-        game_date, processors, correlation_id, message_id = push.game_date, push.processors, push.correlation_id, push.message_id
+        game_date, processors, correlation_id, message_id = (
+            push.game_date,
+            push.processors,
+            push.correlation_id,
+            push.message_id,
+        )
         if len(processors) != 1:
             try:
-                ids = fan_out.split(game_date, processors, correlation_id or message_id, split_from=message_id, allow_shrink=push.allow_shrink)
+                ids = fan_out.split(
+                    game_date,
+                    processors,
+                    correlation_id or message_id,
+                    split_from=message_id,
+                    allow_shrink=push.allow_shrink,
+                )
             except Exception as exc:
-                log.error("%s: %s", game_date, exc, extra={"event": "fan_out_failed", "game_date": game_date.isoformat()})
+                log.error(
+                    "%s: %s", game_date, exc, extra={"event": "fan_out_failed", "game_date": game_date.isoformat()}
+                )
                 return jsonify(error=str(exc)), 500
             log.info(
-                "%s: split into %d messages, one per processor", game_date, len(ids),
-                extra={"event": "trigger_split", "game_date": game_date.isoformat(), "processors": processors, "message_ids": ids},
-            )  # fmt: skip
-            return jsonify(game_date=game_date.isoformat(), split=[{"processor": p, "message_id": i} for p, i in zip(processors, ids)])
+                "%s: split into %d messages, one per processor",
+                game_date,
+                len(ids),
+                extra={
+                    "event": "trigger_split",
+                    "game_date": game_date.isoformat(),
+                    "processors": processors,
+                    "message_ids": ids,
+                },
+            )
+            return jsonify(
+                game_date=game_date.isoformat(),
+                split=[{"processor": p, "message_id": i} for p, i in zip(processors, ids)],
+            )
         results = []
         for name in processors:
             try:
                 results.append(
-                    runner.run(name, game_date, correlation_id or message_id, trigger_message_id=message_id, allow_shrink=push.allow_shrink)
+                    runner.run(
+                        name,
+                        game_date,
+                        correlation_id or message_id,
+                        trigger_message_id=message_id,
+                        allow_shrink=push.allow_shrink,
+                    )
                 )
             except LockBusy as exc:
-                log.warning("%s %s: %s", name, game_date, exc, extra={"event": "processor_lock_busy", "processor": name})
+                log.warning(
+                    "%s %s: %s", name, game_date, exc, extra={"event": "processor_lock_busy", "processor": name}
+                )
                 return jsonify(error=str(exc), processor=name), 503
-            except ShrinkHeld as exc:  # logged by the runner; delivered again later, when the upstream data may be complete
+            except (
+                ShrinkHeld
+            ) as exc:  # logged by the runner; delivered again later, when the upstream data may be complete
                 return jsonify(error=str(exc), processor=name), 503
-            except WaitingForDependencies as exc:  # logged by the runner; delivered again once what it reads may be complete
+            except (
+                WaitingForDependencies
+            ) as exc:  # logged by the runner; delivered again once what it reads may be complete
                 return jsonify(error=str(exc), processor=name, waiting=True), 503
             except LockLost as exc:
-                log.warning("%s %s: %s", name, game_date, exc, extra={"event": "processor_lock_lost", "processor": name})
+                log.warning(
+                    "%s %s: %s", name, game_date, exc, extra={"event": "processor_lock_lost", "processor": name}
+                )
                 return jsonify(error=str(exc), processor=name), 409
             except Exception as exc:
-                log.exception("%s %s failed", name, game_date, extra={"event": "processor_failed", "processor": name, "game_date": game_date.isoformat()})
+                log.exception(
+                    "%s %s failed",
+                    name,
+                    game_date,
+                    extra={"event": "processor_failed", "processor": name, "game_date": game_date.isoformat()},
+                )
                 return jsonify(error=f"{type(exc).__name__}: {exc}", processor=name), 500
         return jsonify(
             game_date=game_date.isoformat(),
-            results=[{"processor": r.processor, "status": r.status, "rows": r.record_count, "execution_id": r.execution_id} for r in results],
+            results=[
+                {"processor": r.processor, "status": r.status, "rows": r.record_count, "execution_id": r.execution_id}
+                for r in results
+            ],
         )
 
     return app
@@ -208,7 +269,12 @@ def _refuse(bad: BadPush, body: Any, rejected: RejectedMessages):
     log.error(
         "bad push request: %s",
         bad.reason,
-        extra={"event": "push_rejected", "field": bad.field, "stored_as": stored, "body": printable(raw[:EXCERPT_CHARS].decode("utf-8", "replace"), EXCERPT_CHARS)},
+        extra={
+            "event": "push_rejected",
+            "field": bad.field,
+            "stored_as": stored,
+            "body": printable(raw[:EXCERPT_CHARS].decode("utf-8", "replace"), EXCERPT_CHARS),
+        },
     )
     return jsonify(error=bad.reason, field=bad.field, rejected=True, stored_as=stored), (200 if envelope else 400)
 

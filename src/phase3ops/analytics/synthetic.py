@@ -19,12 +19,67 @@ from phase3ops.spec.pipeline import PipelineSpec
 from phase3ops.warehouse.port import Warehouse
 
 TEAMS = (
-    "ATL", "BOS", "BKN", "CHA", "CHI", "CLE", "DAL", "DEN", "DET", "GSW",
-    "HOU", "IND", "LAC", "LAL", "MEM", "MIA", "MIL", "MIN", "NOP", "NYK",
-    "OKC", "ORL", "PHI", "PHX", "POR", "SAC", "SAS", "TOR", "UTA", "WAS",
-)  # fmt: skip
-_FIRST = ("jalen", "marcus", "devin", "tyrese", "jaylen", "luka", "anthony", "kevin", "jamal", "darius", "malik", "trae", "scottie")
-_LAST = ("brooks", "carter", "ellis", "fox", "green", "harris", "irving", "james", "knox", "lowry", "mitchell", "nance", "owens")
+    "ATL",
+    "BOS",
+    "BKN",
+    "CHA",
+    "CHI",
+    "CLE",
+    "DAL",
+    "DEN",
+    "DET",
+    "GSW",
+    "HOU",
+    "IND",
+    "LAC",
+    "LAL",
+    "MEM",
+    "MIA",
+    "MIL",
+    "MIN",
+    "NOP",
+    "NYK",
+    "OKC",
+    "ORL",
+    "PHI",
+    "PHX",
+    "POR",
+    "SAC",
+    "SAS",
+    "TOR",
+    "UTA",
+    "WAS",
+)
+_FIRST = (
+    "jalen",
+    "marcus",
+    "devin",
+    "tyrese",
+    "jaylen",
+    "luka",
+    "anthony",
+    "kevin",
+    "jamal",
+    "darius",
+    "malik",
+    "trae",
+    "scottie",
+)
+_LAST = (
+    "brooks",
+    "carter",
+    "ellis",
+    "fox",
+    "green",
+    "harris",
+    "irving",
+    "james",
+    "knox",
+    "lowry",
+    "mitchell",
+    "nance",
+    "owens",
+)
 ROSTER_SIZE = 13
 TIPOFF_LOCAL = dt.time(19, 30)
 
@@ -61,12 +116,17 @@ def generate_game_day(
         raise ValueError(f"games must be between 1 and {len(TEAMS) // 2}, got {games}")
     rng = random.Random(f"{seed}:{game_date.isoformat()}")
     zone = zoneinfo.ZoneInfo(spec.timezone)
-    tipoff = dt.datetime.combine(game_date, TIPOFF_LOCAL, zone).astimezone(dt.timezone.utc)
+    tipoff = dt.datetime.combine(game_date, TIPOFF_LOCAL, zone).astimezone(dt.UTC)
     scraped_at = tipoff + dt.timedelta(hours=5)
     teams = list(TEAMS)
     rng.shuffle(teams)
 
-    tables: dict[str, list[dict[str, Any]]] = {"schedule": [], "rosters": [], "player_boxscores": [], "team_boxscores": []}
+    tables: dict[str, list[dict[str, Any]]] = {
+        "schedule": [],
+        "rosters": [],
+        "player_boxscores": [],
+        "team_boxscores": [],
+    }
     for index in range(games):
         away, home = teams[2 * index], teams[2 * index + 1]
         game_id = f"{game_date:%Y%m%d}_{away}_{home}"
@@ -85,7 +145,13 @@ def generate_game_day(
             players = [_player_line(rng, game_date, game_id, team, opponent, p, scraped_at) for p in roster(team, seed)]
             for lookup, name in roster(team, seed):
                 tables["rosters"].append(
-                    {"game_date": game_date, "team_abbr": team, "player_lookup": lookup, "player_name": name, "scraped_at": scraped_at}
+                    {
+                        "game_date": game_date,
+                        "team_abbr": team,
+                        "player_lookup": lookup,
+                        "player_name": name,
+                        "scraped_at": scraped_at,
+                    }
                 )
             tables["player_boxscores"].extend(players)
             totals[team] = _team_line(game_date, game_id, team, opponent, is_home, players, scraped_at)
@@ -97,7 +163,9 @@ def generate_game_day(
     if stale_scrapes:
         for name in ("player_boxscores", "team_boxscores"):
             for row in tables[name][::3]:
-                stale[name].append({**row, "points": row["points"] + 17, "scraped_at": row["scraped_at"] - dt.timedelta(hours=1)})
+                stale[name].append(
+                    {**row, "points": row["points"] + 17, "scraped_at": row["scraped_at"] - dt.timedelta(hours=1)}
+                )
     return GameDay(game_date, tables, stale)
 
 

@@ -42,7 +42,9 @@ def run(context: CheckContext) -> CheckResult:
                 status = f"a {record.status} record" if record else "no completion record"
                 findings.append(f"{day} {processor}: wrote {rows} rows but has {status} (tracking failure)")
             elif counted and rows == 0 and record.record_count > 0:
-                findings.append(f"{day} {processor}: reported {record.record_count} rows, the table has none for the date")
+                findings.append(
+                    f"{day} {processor}: reported {record.record_count} rows, the table has none for the date"
+                )
             else:
                 agreeing += 1
         readiness = evaluate(context.spec, day, state.counted, context.now)
@@ -53,7 +55,9 @@ def run(context: CheckContext) -> CheckResult:
         if claim is not None and not claim.is_published:
             age = (context.now - claim.claimed_at).total_seconds() / 60 if claim.claimed_at else float("inf")
             if age > pending_limit:
-                findings.append(f"{day}: trigger claim {claim.trigger_id} pending for {age:.0f} min (limit {pending_limit})")
+                findings.append(
+                    f"{day}: trigger claim {claim.trigger_id} pending for {age:.0f} min (limit {pending_limit})"
+                )
             waiting.append(f"{day} {pending_state(claim)}")
         details.append(
             f"{day}: {len(state.counted)}/{len(context.spec.processors)} complete, mode {readiness.mode}, "

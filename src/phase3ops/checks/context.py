@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phase3ops.checks.state import DateState
 from phase3ops.checks.ledger import Ledger
+from phase3ops.checks.state import DateState
 from phase3ops.spec.pipeline import PipelineSpec
 from phase3ops.warehouse.port import Warehouse
 

@@ -10,8 +10,9 @@ one, so every comparison is on the short name.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from google.cloud import run_v2
@@ -60,10 +61,16 @@ def traffic_findings(service: run_v2.Service) -> Comparison:
     for name, percent in sorted(serving(service).items()):
         if name != latest:
             result.findings.append(f"traffic pinned to old revision {name} ({percent}%) while latest is {latest}")
-    pinned = [s for s in service.traffic_statuses if s.percent > 0 and not _follows_latest(s) and short_name(s.revision) == latest]
+    pinned = [
+        s
+        for s in service.traffic_statuses
+        if s.percent > 0 and not _follows_latest(s) and short_name(s.revision) == latest
+    ]
     if pinned:
         # Serving the latest today, but `pulumi up` leaves traffic alone: the next revision would get none.
-        result.details.append(f"traffic pinned by name to {latest}: a new revision will get no traffic until it is moved to LATEST")
+        result.details.append(
+            f"traffic pinned by name to {latest}: a new revision will get no traffic until it is moved to LATEST"
+        )
     return result
 
 
@@ -99,7 +106,9 @@ def commit_findings(revision: run_v2.Revision, git_head: str | None, is_ancestor
         )
     elif not _COMMIT.match(deployed):
         # Not set by the infra program (it accepts only a full commit): someone's hand-made label.
-        result.details.append(f"revision {name}: deployed commit unknown ({SOURCE_COMMIT_LABEL} label {deployed!r} is not a full git commit)")
+        result.details.append(
+            f"revision {name}: deployed commit unknown ({SOURCE_COMMIT_LABEL} label {deployed!r} is not a full git commit)"
+        )
     elif not git_head:
         result.details.append(f"revision {name} runs commit {deployed[:12]}; git commit unknown (no git checkout here)")
     elif deployed == git_head:
@@ -107,12 +116,18 @@ def commit_findings(revision: run_v2.Revision, git_head: str | None, is_ancestor
     else:
         git_ahead, deployed_ahead = is_ancestor(deployed, git_head), is_ancestor(git_head, deployed)
         if git_ahead:
-            result.findings.append(f"git is ahead of what is deployed (commit {git_head[:12]} not deployed): revision {name} runs {deployed[:12]}")
+            result.findings.append(
+                f"git is ahead of what is deployed (commit {git_head[:12]} not deployed): revision {name} runs {deployed[:12]}"
+            )
         elif deployed_ahead:
             # The deployment is newer than this checkout: nothing is missing from the cloud.
-            result.details.append(f"what is deployed is ahead of git (revision {name} runs {deployed[:12]}; this checkout is at {git_head[:12]}: pull)")
+            result.details.append(
+                f"what is deployed is ahead of git (revision {name} runs {deployed[:12]}; this checkout is at {git_head[:12]}: pull)"
+            )
         elif git_ahead is None:
-            result.details.append(f"revision {name} runs {deployed[:12]}, a commit this checkout does not have (git fetch); git HEAD is {git_head[:12]}")
+            result.details.append(
+                f"revision {name} runs {deployed[:12]}, a commit this checkout does not have (git fetch); git HEAD is {git_head[:12]}"
+            )
         else:
             result.findings.append(
                 f"git and what is deployed have diverged: revision {name} runs {deployed[:12]}, which is not in the history of git HEAD {git_head[:12]}"

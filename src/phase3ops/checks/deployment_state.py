@@ -42,7 +42,9 @@ def run(context: CheckContext) -> CheckResult:
     service_name = context.spec.analytics.service_name
     service = run_v2.ServicesClient().get_service(name=f"{location}/services/{service_name}")
     ready = service.latest_ready_revision == service.latest_created_revision
-    details.append(f"service {service_name}: latest {service.latest_created_revision}, ready {service.latest_ready_revision}")
+    details.append(
+        f"service {service_name}: latest {service.latest_created_revision}, ready {service.latest_ready_revision}"
+    )
     if not ready:
         findings.append(
             f"service {service_name}: latest revision {service.latest_created_revision} is not ready "
@@ -50,23 +52,35 @@ def run(context: CheckContext) -> CheckResult:
         )
     repo = Path(context.spec.source).resolve().parent  # the checkout (or the image's /app) holding pipeline.yaml
     revisions_client = run_v2.RevisionsClient()
-    revisions = [revisions_client.get_revision(name=f"{service.name}/revisions/{name}") for name in deployed_revisions.serving(service)]
+    revisions = [
+        revisions_client.get_revision(name=f"{service.name}/revisions/{name}")
+        for name in deployed_revisions.serving(service)
+    ]
     declared, where = declared_image(repo, context.stack)
     if declared is None and os.environ.get("CLOUD_RUN_JOB"):
         # The scheduled job's image has no stack files, but the same `pulumi up` gave this job the declared image.
         job = run_v2.JobsClient().get_job(name=f"{location}/jobs/{os.environ['CLOUD_RUN_JOB']}")
-        declared, where = job.template.template.containers[0].image, f"job {os.environ['CLOUD_RUN_JOB']} (deployed by the same stack)"
+        declared, where = (
+            job.template.template.containers[0].image,
+            f"job {os.environ['CLOUD_RUN_JOB']} (deployed by the same stack)",
+        )
         # No git in the image either: the job's own label says which commit this job's image was built from.
         built_from = job.labels.get(deployed_revisions.SOURCE_COMMIT_LABEL)
-        details.append(f"job {os.environ['CLOUD_RUN_JOB']}: image built from commit {built_from[:12] if built_from else 'unknown'}")
-    compared = deployed_revisions.compare(service, revisions, declared, where, git_head(repo), lambda a, b: git_is_ancestor(repo, a, b))
+        details.append(
+            f"job {os.environ['CLOUD_RUN_JOB']}: image built from commit {built_from[:12] if built_from else 'unknown'}"
+        )
+    compared = deployed_revisions.compare(
+        service, revisions, declared, where, git_head(repo), lambda a, b: git_is_ancestor(repo, a, b)
+    )
     findings += compared.findings
     details += compared.details
 
     if context.alerts_dir is not None:
         deployed = {
             policy.user_labels.get("rule"): policy.enabled
-            for policy in monitoring_v3.AlertPolicyServiceClient().list_alert_policies(name=f"projects/{context.project}")
+            for policy in monitoring_v3.AlertPolicyServiceClient().list_alert_policies(
+                name=f"projects/{context.project}"
+            )
             if policy.user_labels.get("managed-by") == "pulumi"
         }
         findings += alert_policy_findings(expected_alert_states(context), deployed)
@@ -75,7 +89,9 @@ def run(context: CheckContext) -> CheckResult:
         NAME,
         TITLE,
         Status.FAILED if findings else Status.OK,
-        f"{len(findings)} problems" if findings else "functions ACTIVE, latest revision ready and serving, alert policies deployed",
+        f"{len(findings)} problems"
+        if findings
+        else "functions ACTIVE, latest revision ready and serving, alert policies deployed",
         EXPLANATION,
         "pulumi up --policy-pack policies (see docs/deploying.md)",
         findings,
@@ -98,7 +114,9 @@ def alert_policy_findings(expected: dict[str, bool], deployed: dict[str, bool]) 
         if name not in deployed:
             findings.append(f"alert policy {name} from alerts/{name}.yaml is not deployed")
         elif deployed[name] != enabled:
-            findings.append(f"alert policy {name} is {'disabled' if enabled else 'enabled'} in Cloud Monitoring; the stack deploys it {'enabled' if enabled else 'disabled'}")
+            findings.append(
+                f"alert policy {name} is {'disabled' if enabled else 'enabled'} in Cloud Monitoring; the stack deploys it {'enabled' if enabled else 'disabled'}"
+            )
     return findings
 
 

@@ -36,7 +36,11 @@ def run(context: CheckContext) -> CheckResult:
         TITLE,
         Status.FAILED if found else Status.OK,
         f"{ledger.game_dates} game dates since {ledger.first}"
-        + (f", {len(found)} owed runs missing on {len(dates)} dates (oldest {dates[0]})" if found else ", nothing owed is missing")
+        + (
+            f", {len(found)} owed runs missing on {len(dates)} dates (oldest {dates[0]})"
+            if found
+            else ", nothing owed is missing"
+        )
         + (f", {skipped} skipped by an operator" if skipped else ""),
         EXPLANATION,
         FIX,

@@ -40,12 +40,15 @@ def run(context: CheckContext) -> CheckResult:
             details.append(f"{day}: {state.games} games, deadline {deadline_time} not reached yet")
         else:
             where = "its claim is still pending" if claim is not None else "no trigger claim"
-            findings.append(f"{day}: {state.games} games, trigger deadline {deadline_time} passed, Phase 4 not triggered ({where})")
+            findings.append(
+                f"{day}: {state.games} games, trigger deadline {deadline_time} passed, Phase 4 not triggered ({where})"
+            )
     return CheckResult(
         NAME,
         TITLE,
         Status.FAILED if findings else Status.OK,
-        f"{game_days} dates with games" + (f", {len(findings)} not triggered by their deadline" if findings else ", none overdue"),
+        f"{game_days} dates with games"
+        + (f", {len(findings)} not triggered by their deadline" if findings else ", none overdue"),
         EXPLANATION,
         context.reconcile_command(),
         findings,

@@ -41,7 +41,9 @@ def describe(spec: PipelineSpec, hold: Hold) -> str:
     results = hold.report.get("results") or {}
     gates = "; ".join(f"{name} ({results.get(name, {}).get('detail', '')})" for name in hold.blocked_by)
     mode = next((m for m in spec.modes if m.name == hold.mode), None)
-    deadline = f"deadline {mode_deadline(spec, mode, hold.game_date):%m-%d %H:%M %Z}, then {mode.on_deadline}" if mode else ""
+    deadline = (
+        f"deadline {mode_deadline(spec, mode, hold.game_date):%m-%d %H:%M %Z}, then {mode.on_deadline}" if mode else ""
+    )
     return f"{hold.mode}: held by {gates}; {hold.evaluations} evaluations; {deadline}"
 
 

@@ -15,8 +15,8 @@ found by hand).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Collection, Mapping
 
 from phase3ops.checks.state import DateState
 from phase3ops.orchestrator.readiness import local_today, mode_deadline

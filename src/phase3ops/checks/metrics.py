@@ -14,7 +14,11 @@ def write_metrics(project: str, values: dict[str, float], now: dt.datetime) -> N
     series = []
     for name, value in sorted(values.items()):
         metric = CUSTOM_METRICS[name]  # an undeclared name is a bug: its policy would never see it
-        typed = monitoring_v3.TypedValue(int64_value=int(value)) if metric.value_type == "INT64" else monitoring_v3.TypedValue(double_value=value)
+        typed = (
+            monitoring_v3.TypedValue(int64_value=int(value))
+            if metric.value_type == "INT64"
+            else monitoring_v3.TypedValue(double_value=value)
+        )
         item = monitoring_v3.TimeSeries()
         item.metric.type = metric.type
         item.resource.type = MONITORED_RESOURCE

@@ -39,32 +39,52 @@ def run(context: CheckContext, client=None) -> CheckResult:
     unsettled = [o for o in overrides if o.kind in (FORCE_TRIGGER, RETRIGGER) and o.outcome not in (*SETTLED, REFUSED)]
     unsettled_ids = {o.id for o in unsettled}
     paths = sorted({o.claim for o in unsettled if o.claim})
-    claims = {s.reference.path: TriggerClaims.from_snapshot(s) for s in client.get_all([client.document(p) for p in paths])} if paths else {}
+    claims = (
+        {s.reference.path: TriggerClaims.from_snapshot(s) for s in client.get_all([client.document(p) for p in paths])}
+        if paths
+        else {}
+    )
 
     findings, details, fixes = [], [], []
     for override in overrides:
         line = _describe(override, zone)
         if override.kind == SKIP and override.outcome == RECORDED and not override.reason.strip():
             findings.append(f"{line}: a skip without a reason")
-            fixes.append(f"phase3ops skip {override.game_date} {' '.join(override.processors)} --reason ... (or --undo)")
+            fixes.append(
+                f"phase3ops skip {override.game_date} {' '.join(override.processors)} --reason ... (or --undo)"
+            )
         elif override.id in unsettled_ids:
             claim = claims.get(override.claim) if override.claim else None
             if claim is not None and claim.is_published:
                 details.append(f"{line} (its claim has been published since)")
                 continue
-            state = "no claim was made" if claim is None else f"its claim is still pending (attempt {claim.attempts}, owner {claim.owner})"
+            state = (
+                "no claim was made"
+                if claim is None
+                else f"its claim is still pending (attempt {claim.attempts}, owner {claim.owner})"
+            )
             findings.append(f"{line}: did not reach Phase 4: {state}")
             if override.kind == FORCE_TRIGGER and claim is not None:
                 fixes.append(f"scripts/reconcile_phase3_completion.py --date {override.game_date} --fix")
             else:
-                verb = f"trigger {override.game_date} --force" if override.kind == FORCE_TRIGGER else f"retrigger {override.game_date}"
+                verb = (
+                    f"trigger {override.game_date} --force"
+                    if override.kind == FORCE_TRIGGER
+                    else f"retrigger {override.game_date}"
+                )
                 fixes.append(f"phase3ops {verb} --reason ...")
         else:
             details.append(line)
     dates = len({o.game_date for o in overrides})
     if overrides:
-        summary = f"{len(overrides)} override{'s' if len(overrides) != 1 else ''} on {dates} date{'s' if dates != 1 else ''}"
-        summary += f", {len(findings)} need{'s' if len(findings) == 1 else ''} attention" if findings else ", all recorded with a reason and settled"
+        summary = (
+            f"{len(overrides)} override{'s' if len(overrides) != 1 else ''} on {dates} date{'s' if dates != 1 else ''}"
+        )
+        summary += (
+            f", {len(findings)} need{'s' if len(findings) == 1 else ''} attention"
+            if findings
+            else ", all recorded with a reason and settled"
+        )
     else:
         summary = "no overrides in the checked dates"
     return CheckResult(

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from phase3ops.checks.state import DateState
 from phase3ops.checks.ledger import Gap
 from phase3ops.checks.repairs import ProcessorRepairs
-from phase3ops.orchestrator.gate_holds import HELD
+from phase3ops.checks.state import DateState
 from phase3ops.orchestrator import orchestrator as outcomes
+from phase3ops.orchestrator.gate_holds import HELD
 from phase3ops.orchestrator.messages import Completion, Delivery
 from phase3ops.orchestrator.orchestrator import Orchestrator, RetryLater
 from phase3ops.orchestrator.readiness import evaluate
@@ -53,7 +53,9 @@ class FixResult:
     message: str
 
 
-def find_issues(spec: PipelineSpec, states: dict[dt.date, DateState], now: dt.datetime, gaps: Sequence[Gap] = ()) -> list[Issue]:
+def find_issues(
+    spec: PipelineSpec, states: dict[dt.date, DateState], now: dt.datetime, gaps: Sequence[Gap] = ()
+) -> list[Issue]:
     """The window's inconsistencies, then every run the expected-work ledger misses (`gaps`, whatever their age)."""
     issues = []
     for day, state in sorted(states.items()):
@@ -64,12 +66,26 @@ def find_issues(spec: PipelineSpec, states: dict[dt.date, DateState], now: dt.da
                 missing.append(processor)
                 record = state.records.get(processor)
                 recorded = f"a {record.status} record" if record else "no completion record"
-                issues.append(Issue(day, MISSING_COMPLETION, f"{processor} wrote {rows} rows but has {recorded}", processor, rows))
+                issues.append(
+                    Issue(day, MISSING_COMPLETION, f"{processor} wrote {rows} rows but has {recorded}", processor, rows)
+                )
         claim = state.claim
         if claim is not None and not claim.is_published:
-            issues.append(Issue(day, PENDING_CLAIM, f"claim {claim.trigger_id} by {claim.owner} still pending since {claim.claimed_at}"))
+            issues.append(
+                Issue(
+                    day,
+                    PENDING_CLAIM,
+                    f"claim {claim.trigger_id} by {claim.owner} still pending since {claim.claimed_at}",
+                )
+            )
         elif claim is None and state.hold is not None and state.hold.state == HELD:
-            issues.append(Issue(day, HELD_BY_GATE, f"{', '.join(state.hold.blocked_by)} failed at the last evaluation; --fix evaluates it again"))
+            issues.append(
+                Issue(
+                    day,
+                    HELD_BY_GATE,
+                    f"{', '.join(state.hold.blocked_by)} failed at the last evaluation; --fix evaluates it again",
+                )
+            )
         elif claim is None:
             # Mode-aware: what would count once the missing completions are recorded.
             readiness = evaluate(spec, day, state.counted | set(missing), now)
@@ -81,13 +97,21 @@ def find_issues(spec: PipelineSpec, states: dict[dt.date, DateState], now: dt.da
     return issues
 
 
-def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime, repairs: ProcessorRepairs | None = None) -> list[FixResult]:
+def fix(
+    orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime, repairs: ProcessorRepairs | None = None
+) -> list[FixResult]:
     run_id = f"reconcile-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     results = []
     gaps = [issue.gap for issue in issues if issue.gap is not None]
     if repairs is not None and gaps:
         for repair in repairs.request(gaps, now, run_id):
-            results.append(FixResult(repair.game_date, repair.ok, f"{repair.processor}: {repair.outcome.replace('_', ' ')}: {repair.detail}"))
+            results.append(
+                FixResult(
+                    repair.game_date,
+                    repair.ok,
+                    f"{repair.processor}: {repair.outcome.replace('_', ' ')}: {repair.detail}",
+                )
+            )
     for issue in issues:
         if issue.kind != MISSING_COMPLETION:
             continue
@@ -105,9 +129,13 @@ def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime, repai
         delivery = Delivery(f"{run_id}:{issue.game_date}:{issue.processor}", now, {}, b"")
         try:
             orchestrator.store.record(completion, delivery)
-            results.append(FixResult(issue.game_date, True, f"recorded the completion of {issue.processor} ({issue.rows} rows)"))
+            results.append(
+                FixResult(issue.game_date, True, f"recorded the completion of {issue.processor} ({issue.rows} rows)")
+            )
         except Exception as exc:
-            results.append(FixResult(issue.game_date, False, f"could not record {issue.processor}: {type(exc).__name__}: {exc}"))
+            results.append(
+                FixResult(issue.game_date, False, f"could not record {issue.processor}: {type(exc).__name__}: {exc}")
+            )
     for day in sorted({i.game_date for i in issues if i.kind != MISSING_RUN}):
         try:
             decision = orchestrator.advance(day, owner=run_id)
@@ -118,7 +146,9 @@ def fix(orchestrator: Orchestrator, issues: list[Issue], now: dt.datetime, repai
             results.append(FixResult(day, False, f"triggering Phase 4 failed: {type(exc).__name__}: {exc}"))
             continue
         if decision.outcome in FIXED_OUTCOMES:
-            results.append(FixResult(day, True, f"Phase 4 {decision.outcome.replace('_', ' ')} ({decision.trigger_id})"))
+            results.append(
+                FixResult(day, True, f"Phase 4 {decision.outcome.replace('_', ' ')} ({decision.trigger_id})")
+            )
         elif decision.outcome == outcomes.WAITING:
             results.append(FixResult(day, True, f"not complete yet: {decision.reason}"))
         elif decision.outcome == outcomes.HELD:

@@ -36,22 +36,30 @@ def run(context: CheckContext) -> CheckResult:
         first = row["first_scrape"].astimezone(zone)
         window_start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0), zone)
         deadline = dt.datetime.combine(day + dt.timedelta(days=1), timing.first_run_by, zone)
-        details.append(f"{day}: first scrape {first:%Y-%m-%d %H:%M %Z}, expected {window_start:%Y-%m-%d %H:%M}-{deadline:%H:%M %Z}")
+        details.append(
+            f"{day}: first scrape {first:%Y-%m-%d %H:%M %Z}, expected {window_start:%Y-%m-%d %H:%M}-{deadline:%H:%M %Z}"
+        )
         if first > deadline:
             late = (first - deadline).total_seconds() / 60
-            findings.append(f"{day}: first scrape at {first:%Y-%m-%d %H:%M %Z}, {late:.0f} min after {deadline:%H:%M %Z}")
+            findings.append(
+                f"{day}: first scrape at {first:%Y-%m-%d %H:%M %Z}, {late:.0f} min after {deadline:%H:%M %Z}"
+            )
             log.warning(
                 "first scraper run for %s was late",
                 day,
                 extra={"event": "scraper_first_run_late", "game_date": day.isoformat(), "minutes_late": round(late)},
             )
     if not rows:
-        return CheckResult(NAME, TITLE, Status.SKIPPED, f"no {table.name} rows for the checked dates (no games)", EXPLANATION)
+        return CheckResult(
+            NAME, TITLE, Status.SKIPPED, f"no {table.name} rows for the checked dates (no games)", EXPLANATION
+        )
     return CheckResult(
         NAME,
         TITLE,
         Status.FAILED if findings else Status.OK,
-        f"{len(rows)} dates with games, {len(findings)} late" if findings else f"{len(rows)} dates with games, all on time",
+        f"{len(rows)} dates with games, {len(findings)} late"
+        if findings
+        else f"{len(rows)} dates with games, all on time",
         EXPLANATION,
         "check the scraper's schedule and last run (Phase 2); Phase 3 reruns itself when the data lands",
         findings,

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from phase3ops.filters.language import LOGGING, MONITORING, cloud_function_mentions, filter_problems, gen2_function_hint, label_restrictions, pinned_resource_types, resource_type_problems
-from phase3ops.filters.vocabulary import MONITORED_RESOURCES
-from phase3ops.filters.positions import block_scalar_line
-from phase3ops.monitoring.api_limits import MAX_DOCUMENTATION_LINKS
 from phase3ops.dashboards.metrics import DeclaredLogMetric, MetricFacts, facts
 from phase3ops.dashboards.render import dashboard_body, to_proto, widget_body
 from phase3ops.dashboards.specs import Dashboard, DashboardSpecs, tile_widths
+from phase3ops.filters.language import (
+    LOGGING,
+    MONITORING,
+    cloud_function_mentions,
+    filter_problems,
+    gen2_function_hint,
+    label_restrictions,
+    pinned_resource_types,
+    resource_type_problems,
+)
+from phase3ops.filters.positions import block_scalar_line
+from phase3ops.filters.vocabulary import MONITORED_RESOURCES
+from phase3ops.monitoring.api_limits import MAX_DOCUMENTATION_LINKS
 from phase3ops.spec.documents import PathPart, SpecProblem
 
 # Resource labels that name something the infra deploys, and what they must name.
@@ -101,9 +111,19 @@ def resource_type_matches_the_metric(dashboard: Dashboard, context: LintContext)
         resource_type = s.body.get("resourceType")
         if resource_type and resource_type_problems(resource_type):
             problems += [dashboard.problem((*s.path, "resourceType"), m) for m in resource_type_problems(resource_type)]
-        elif isinstance(known, MetricFacts) and resource_type and known.resource_types and resource_type not in known.resource_types:
+        elif (
+            isinstance(known, MetricFacts)
+            and resource_type
+            and known.resource_types
+            and resource_type not in known.resource_types
+        ):
             types = " or ".join(sorted(known.resource_types))
-            problems.append(dashboard.problem((*s.path, "resourceType"), f"{known.type} is written on {types}, never on {resource_type} ({known.origin})"))
+            problems.append(
+                dashboard.problem(
+                    (*s.path, "resourceType"),
+                    f"{known.type} is written on {types}, never on {resource_type} ({known.origin})",
+                )
+            )
     return problems
 
 
@@ -117,11 +137,22 @@ def statistic_fits_the_metric(dashboard: Dashboard, context: LintContext) -> lis
         statistic = s.body["statistic"]
         where = (*s.path, "statistic")
         if known.value_type == "DISTRIBUTION" and statistic not in _DISTRIBUTION_STATISTICS:
-            problems.append(dashboard.problem(where, f"{known.type} is a distribution: chart its {', '.join(_DISTRIBUTION_STATISTICS)}, not its {statistic}"))
+            problems.append(
+                dashboard.problem(
+                    where,
+                    f"{known.type} is a distribution: chart its {', '.join(_DISTRIBUTION_STATISTICS)}, not its {statistic}",
+                )
+            )
         elif known.value_type != "DISTRIBUTION" and statistic in _PERCENTILES:
-            problems.append(dashboard.problem(where, f"{statistic} needs a distribution metric; {known.type} is {known.kind} {known.value_type}"))
+            problems.append(
+                dashboard.problem(
+                    where, f"{statistic} needs a distribution metric; {known.type} is {known.kind} {known.value_type}"
+                )
+            )
         elif known.kind == "GAUGE" and statistic == "rate":
-            problems.append(dashboard.problem(where, f"{known.type} is a GAUGE: a rate of it means nothing (use max, min or mean)"))
+            problems.append(
+                dashboard.problem(where, f"{known.type} is a GAUGE: a rate of it means nothing (use max, min or mean)")
+            )
     return problems
 
 
@@ -132,17 +163,31 @@ def labels_exist(dashboard: Dashboard, context: LintContext) -> list[SpecProblem
         known = facts(s.body["metric"], context.log_metrics)
         if not isinstance(known, MetricFacts):
             continue
-        resource_type = s.body.get("resourceType") or (next(iter(known.resource_types)) if len(known.resource_types) == 1 else None)
+        resource_type = s.body.get("resourceType") or (
+            next(iter(known.resource_types)) if len(known.resource_types) == 1 else None
+        )
         resource_labels = MONITORED_RESOURCES.get(resource_type) if resource_type else None
-        named = [((*s.path, "groupBy", i), field.split(".")[0], field.split(".")[2], field) for i, field in enumerate(s.body.get("groupBy", []))]
-        named += [((*s.path, "filter"), r.owner, r.key, r.source) for r in label_restrictions(s.body.get("filter", ""), MONITORING)]
+        named = [
+            ((*s.path, "groupBy", i), field.split(".")[0], field.split(".")[2], field)
+            for i, field in enumerate(s.body.get("groupBy", []))
+        ]
+        named += [
+            ((*s.path, "filter"), r.owner, r.key, r.source)
+            for r in label_restrictions(s.body.get("filter", ""), MONITORING)
+        ]
         for where, owner, key, written in named:
             if owner == "metric" and key not in known.labels:
                 have = ", ".join(sorted(known.labels)) or "none"
-                problems.append(dashboard.problem(where, f'{written}: "{key}" is not a label of {known.type} (its labels: {have})'))
+                problems.append(
+                    dashboard.problem(where, f'{written}: "{key}" is not a label of {known.type} (its labels: {have})')
+                )
             elif owner == "resource" and resource_labels is not None and key not in resource_labels:
                 have = ", ".join(sorted(resource_labels))
-                problems.append(dashboard.problem(where, f'{written}: "{key}" is not a label of {resource_type} (its labels: {have})'))
+                problems.append(
+                    dashboard.problem(
+                        where, f'{written}: "{key}" is not a label of {resource_type} (its labels: {have})'
+                    )
+                )
     return problems
 
 
@@ -158,7 +203,7 @@ def filters_parse_and_name_real_things(dashboard: Dashboard, context: LintContex
 def names_only_deployed_things(dashboard: Dashboard, context: LintContext) -> list[SpecProblem]:
     """A filter naming a service, function, job, subscription or topic the plan does not deploy selects nothing."""
     problems = []
-    for path, language, text, resource_type in filters(dashboard):
+    for path, language, text, _resource_type in filters(dashboard):
         for restriction in label_restrictions(text, language):
             kinds = _NAMING_LABELS.get(restriction.key)
             if restriction.owner != "resource" or kinds is None:
@@ -175,22 +220,31 @@ def gen2_functions_report_as_cloud_run(dashboard: Dashboard, context: LintContex
     functions = sorted(name for name, kind in context.deployed.items() if kind == "function")
     hint = gen2_function_hint(functions)
     problems = [
-        dashboard.problem((*s.path, "resourceType"), f"cloud_function never matches a gen2 function: its metrics arrive as {hint}")
+        dashboard.problem(
+            (*s.path, "resourceType"), f"cloud_function never matches a gen2 function: its metrics arrive as {hint}"
+        )
         for s in selectors(dashboard)
         if s.body.get("resourceType") == "cloud_function"
     ]
-    for path, language, text, _ in filters(dashboard):
+    for path, _language, text, _ in filters(dashboard):
         for offset in cloud_function_mentions(text):
-            message = f'resource.type="cloud_function" never matches a gen2 function: its logs and metrics arrive as {hint}'
+            message = (
+                f'resource.type="cloud_function" never matches a gen2 function: its logs and metrics arrive as {hint}'
+            )
             problems.append(_located(dashboard, path, text, offset, message))
     return problems
 
 
 def log_metrics_are_used(dashboard: Dashboard, context: LintContext) -> list[SpecProblem]:
     """A log metric no widget charts costs a metric and shows nothing."""
-    used = {s.body["metric"].removeprefix("log:").removeprefix("logging.googleapis.com/user/") for s in selectors(dashboard)}
+    used = {
+        s.body["metric"].removeprefix("log:").removeprefix("logging.googleapis.com/user/") for s in selectors(dashboard)
+    }
     return [
-        dashboard.problem(("logMetrics", index, "name"), f"log metric {metric['name']!r} is declared but no widget charts it (metric: log:{metric['name']})")
+        dashboard.problem(
+            ("logMetrics", index, "name"),
+            f"log metric {metric['name']!r} is declared but no widget charts it (metric: log:{metric['name']})",
+        )
         for index, metric in enumerate(dashboard.log_metrics)
         if metric["name"] not in used
     ]
@@ -204,7 +258,11 @@ def distribution_buckets_increase(dashboard: Dashboard, context: LintContext) ->
         for position in range(1, len(bounds)):
             if bounds[position] <= bounds[position - 1]:
                 path = ("logMetrics", index, "distribution", "bounds", position)
-                problems.append(dashboard.problem(path, f"bucket bounds must strictly increase: {bounds[position]} follows {bounds[position - 1]}"))
+                problems.append(
+                    dashboard.problem(
+                        path, f"bucket bounds must strictly increase: {bounds[position]} follows {bounds[position - 1]}"
+                    )
+                )
     return problems
 
 
@@ -215,7 +273,12 @@ def tiles_fit_the_grid(dashboard: Dashboard, context: LintContext) -> list[SpecP
         widths = tile_widths(row["tiles"], dashboard.columns)
         if sum(widths) > dashboard.columns:
             text = " + ".join(f"{w} ({t['id']})" for w, t in zip(widths, row["tiles"]))
-            problems.append(dashboard.problem(("rows", r, "tiles"), f"the tiles are {text} = {sum(widths)} columns wide; the grid has {dashboard.columns}"))
+            problems.append(
+                dashboard.problem(
+                    ("rows", r, "tiles"),
+                    f"the tiles are {text} = {sum(widths)} columns wide; the grid has {dashboard.columns}",
+                )
+            )
     return problems
 
 
@@ -228,7 +291,9 @@ def is_a_valid_api_object(dashboard: Dashboard, context: LintContext) -> list[Sp
         try:
             monitoring_dashboard_v1.Widget.from_json(json.dumps(widget_body(tile)), ignore_unknown_fields=False)
         except Exception as exc:  # the proto parser's errors are the API's own refusals
-            problems.append(dashboard.problem(tile.path, f"tile {tile.id!r} is not a valid Cloud Monitoring widget: {exc}"))
+            problems.append(
+                dashboard.problem(tile.path, f"tile {tile.id!r} is not a valid Cloud Monitoring widget: {exc}")
+            )
     if problems:
         return problems
     try:
@@ -264,18 +329,28 @@ def _cross_dashboard_problems(specs: DashboardSpecs, context: LintContext) -> li
         for index, metric in enumerate(dashboard.log_metrics):
             owner = context.log_metrics.get(metric["name"])
             if owner is not None and owner.declared_by != f"dashboard {dashboard.name}":
-                problems.append(dashboard.problem(("logMetrics", index, "name"), f"log metric {metric['name']!r} is already declared by {owner.declared_by}: chart it as log:{metric['name']} instead"))
+                problems.append(
+                    dashboard.problem(
+                        ("logMetrics", index, "name"),
+                        f"log metric {metric['name']!r} is already declared by {owner.declared_by}: chart it as log:{metric['name']} instead",
+                    )
+                )
     # Every alert policy links every dashboard, beside its runbook.
     room = MAX_DOCUMENTATION_LINKS - 1
     for dashboard in specs.dashboards[room:]:
         problems.append(
-            dashboard.problem((), f"an alert policy keeps at most {MAX_DOCUMENTATION_LINKS} links (its runbook and {room} dashboards), "
-                              f"and every policy links every dashboard: {len(specs.dashboards)} dashboards is too many")
+            dashboard.problem(
+                (),
+                f"an alert policy keeps at most {MAX_DOCUMENTATION_LINKS} links (its runbook and {room} dashboards), "
+                f"and every policy links every dashboard: {len(specs.dashboards)} dashboards is too many",
+            )
         )
     return problems
 
 
-def declared_log_metrics(specs: DashboardSpecs, alert_rules: Any) -> tuple[dict[str, DeclaredLogMetric], list[SpecProblem]]:
+def declared_log_metrics(
+    specs: DashboardSpecs, alert_rules: Any
+) -> tuple[dict[str, DeclaredLogMetric], list[SpecProblem]]:
     """Every log metric the plan creates: the dashboards' and the alert rules'. The first declaration of a name wins
     (a second one is reported by `lint`); two in one dashboard are reported here."""
     declared: dict[str, DeclaredLogMetric] = {}
@@ -287,7 +362,11 @@ def declared_log_metrics(specs: DashboardSpecs, alert_rules: Any) -> tuple[dict[
         for index, metric in enumerate(dashboard.log_metrics):
             name = metric["name"]
             if name in declared and declared[name].declared_by == f"dashboard {dashboard.name}":
-                problems.append(dashboard.problem(("logMetrics", index, "name"), f"log metric {name!r} is declared twice in this dashboard"))
+                problems.append(
+                    dashboard.problem(
+                        ("logMetrics", index, "name"), f"log metric {name!r} is declared twice in this dashboard"
+                    )
+                )
                 continue
             declared.setdefault(name, _declared(metric, f"dashboard {dashboard.name}"))
     return declared, problems
@@ -296,4 +375,6 @@ def declared_log_metrics(specs: DashboardSpecs, alert_rules: Any) -> tuple[dict[
 def _declared(metric: dict[str, Any], by: str) -> DeclaredLogMetric:
     """An alert rule's logMetric is a counter (no `distribution`); a dashboard's may be either."""
     pinned = frozenset(pinned_resource_types(metric["filter"], LOGGING) or ())
-    return DeclaredLogMetric(metric["name"], frozenset(metric.get("labels", {})), bool(metric.get("distribution")), pinned, by)
+    return DeclaredLogMetric(
+        metric["name"], frozenset(metric.get("labels", {})), bool(metric.get("distribution")), pinned, by
+    )

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from phase3ops.monitoring.metrics import LOG_METRIC_PREFIX, metric_type
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, METRIC_PREFIX, MONITORED_RESOURCE, custom_metric
+from phase3ops.monitoring.metrics import LOG_METRIC_PREFIX, metric_type
 
 
 @dataclass(frozen=True)
@@ -41,19 +41,48 @@ BUILT_IN_METRICS: dict[str, MetricFacts] = {
     for m in (
         # Cloud Run services, and the gen2 functions (each runs as a Cloud Run service).
         _built_in("run.googleapis.com/request_count", "DELTA", "INT64", "cloud_run_revision", *_REQUEST_LABELS),
-        _built_in("run.googleapis.com/request_latencies", "DELTA", "DISTRIBUTION", "cloud_run_revision", *_REQUEST_LABELS),
+        _built_in(
+            "run.googleapis.com/request_latencies", "DELTA", "DISTRIBUTION", "cloud_run_revision", *_REQUEST_LABELS
+        ),
         _built_in("run.googleapis.com/container/instance_count", "GAUGE", "INT64", "cloud_run_revision", "state"),
         _built_in("run.googleapis.com/container/cpu/utilizations", "DELTA", "DISTRIBUTION", "cloud_run_revision"),
         _built_in("run.googleapis.com/container/memory/utilizations", "DELTA", "DISTRIBUTION", "cloud_run_revision"),
         # Cloud Run jobs (the scheduled checks).
         _built_in("run.googleapis.com/job/completed_execution_count", "DELTA", "INT64", "cloud_run_job", "result"),
-        _built_in("run.googleapis.com/job/completed_task_attempt_count", "DELTA", "INT64", "cloud_run_job", "result", "attempt"),
+        _built_in(
+            "run.googleapis.com/job/completed_task_attempt_count",
+            "DELTA",
+            "INT64",
+            "cloud_run_job",
+            "result",
+            "attempt",
+        ),
         # Pub/Sub topics and subscriptions.
-        _built_in("pubsub.googleapis.com/subscription/num_undelivered_messages", "GAUGE", "INT64", "pubsub_subscription"),
-        _built_in("pubsub.googleapis.com/subscription/oldest_unacked_message_age", "GAUGE", "INT64", "pubsub_subscription"),
-        _built_in("pubsub.googleapis.com/subscription/dead_letter_message_count", "DELTA", "INT64", "pubsub_subscription"),
-        _built_in("pubsub.googleapis.com/subscription/push_request_count", "DELTA", "INT64", "pubsub_subscription", "response_class", "response_code", "delivery_type"),
-        _built_in("pubsub.googleapis.com/topic/send_message_operation_count", "DELTA", "INT64", "pubsub_topic", "response_code"),
+        _built_in(
+            "pubsub.googleapis.com/subscription/num_undelivered_messages", "GAUGE", "INT64", "pubsub_subscription"
+        ),
+        _built_in(
+            "pubsub.googleapis.com/subscription/oldest_unacked_message_age", "GAUGE", "INT64", "pubsub_subscription"
+        ),
+        _built_in(
+            "pubsub.googleapis.com/subscription/dead_letter_message_count", "DELTA", "INT64", "pubsub_subscription"
+        ),
+        _built_in(
+            "pubsub.googleapis.com/subscription/push_request_count",
+            "DELTA",
+            "INT64",
+            "pubsub_subscription",
+            "response_class",
+            "response_code",
+            "delivery_type",
+        ),
+        _built_in(
+            "pubsub.googleapis.com/topic/send_message_operation_count",
+            "DELTA",
+            "INT64",
+            "pubsub_topic",
+            "response_code",
+        ),
     )
 }
 # Google services whose metrics describe something the plan deploys.
@@ -95,7 +124,14 @@ def facts(reference: str, log_metrics: dict[str, DeclaredLogMetric]) -> MetricFa
         if custom is None:
             declared = ", ".join(METRIC_PREFIX + name for name in sorted(CUSTOM_METRICS))
             return f"{type_} is not a declared custom metric, so nothing writes it (declared: {declared})"
-        return MetricFacts(type_, custom.metric_kind, custom.value_type, frozenset({MONITORED_RESOURCE}), frozenset(), "the health check")
+        return MetricFacts(
+            type_,
+            custom.metric_kind,
+            custom.value_type,
+            frozenset({MONITORED_RESOURCE}),
+            frozenset(),
+            "the health check",
+        )
     if type_.startswith(GEN1_FUNCTION_METRICS):
         return (
             f"{type_} is reported for 1st gen functions only; the plan deploys gen2 functions, which report as Cloud Run: "

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from phase3ops.dashboards.specs import Dashboard, Tile
 from phase3ops.monitoring import durations
 from phase3ops.monitoring.metrics import STATISTICS as ALERT_STATISTICS
 from phase3ops.monitoring.metrics import counter_log_metric_body, metric_filter
-from phase3ops.dashboards.specs import Dashboard, Tile
 
 # statistic -> (per-series aligner, cross-series reducer). A percentile keeps
 # each series' distribution (ALIGN_DELTA) and takes the percentile of them all.
@@ -61,19 +61,29 @@ def _xy_chart(chart: dict[str, Any]) -> dict[str, Any]:
         body["thresholds"] = [{k: v for k, v in t.items() if k in ("value", "label")} for t in chart["thresholds"]]
     if chart.get("yAxis"):
         axis = chart["yAxis"]
-        body["yAxis"] = {k: v for k, v in {"label": axis.get("label"), "scale": axis.get("scale", "").upper() or None}.items() if v}
+        body["yAxis"] = {
+            k: v for k, v in {"label": axis.get("label"), "scale": axis.get("scale", "").upper() or None}.items() if v
+        }
     return body
 
 
 def _scorecard(card: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"timeSeriesQuery": time_series_query(card)}
     if card.get("sparkChart"):
-        body["sparkChartView"] = {"sparkChartType": SPARK_CHARTS[card["sparkChart"]], "minAlignmentPeriod": durations.api(card["window"])}
+        body["sparkChartView"] = {
+            "sparkChartType": SPARK_CHARTS[card["sparkChart"]],
+            "minAlignmentPeriod": durations.api(card["window"]),
+        }
     if card.get("gauge"):
         body["gaugeView"] = {"lowerBound": card["gauge"]["lowerBound"], "upperBound": card["gauge"]["upperBound"]}
     if card.get("thresholds"):
         body["thresholds"] = [
-            {"value": t["value"], "color": t["color"].upper(), "direction": t["direction"].upper(), **({"label": t["label"]} if t.get("label") else {})}
+            {
+                "value": t["value"],
+                "color": t["color"].upper(),
+                "direction": t["direction"].upper(),
+                **({"label": t["label"]} if t.get("label") else {}),
+            }
             for t in card["thresholds"]
         ]
     return body

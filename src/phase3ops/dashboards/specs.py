@@ -97,7 +97,9 @@ class Dashboard:
             x = 0
             for t, (tile, width) in enumerate(zip(row["tiles"], tile_widths(row["tiles"], self.columns))):
                 kind = next(k for k in WIDGET_KINDS if k in tile)
-                tiles.append(Tile(tile["id"], tile["title"], kind, tile[kind], ("rows", r, "tiles", t), x, y, width, height))
+                tiles.append(
+                    Tile(tile["id"], tile["title"], kind, tile[kind], ("rows", r, "tiles", t), x, y, width, height)
+                )
                 x += width
             y += height
         return tiles
@@ -181,7 +183,9 @@ def load_dashboard_specs(directory: Path, stack: str | None = None, strict: bool
         dashboards.append(dashboard)
     for name in overrides:
         if name not in seen:
-            soft.append(overrides_doc.problem(["dashboards", name], f"overrides {name!r}, which no dashboard file defines"))
+            soft.append(
+                overrides_doc.problem(["dashboards", name], f"overrides {name!r}, which no dashboard file defines")
+            )
     if problems or (strict and soft):
         raise SpecError(problems + soft)
     return DashboardSpecs(directory, stack, tuple(dashboards), tuple(soft))
@@ -194,25 +198,35 @@ def _duplicate_tile_ids(document: SpecDocument) -> list[SpecProblem]:
         for t, tile in enumerate(row["tiles"]):
             path = ["spec", "rows", r, "tiles", t, "id"]
             if tile["id"] in seen:
-                problems.append(document.problem(path, f"tile id {tile['id']!r} is already used at line {seen[tile['id']]}"))
+                problems.append(
+                    document.problem(path, f"tile id {tile['id']!r} is already used at line {seen[tile['id']]}")
+                )
             else:
                 seen[tile["id"]] = document.line_of(path)
     return problems
 
 
-def _apply_overrides(spec: dict[str, Any], patch: dict[str, Any], origins: Origins, document: SpecDocument, name: str) -> dict[str, Any]:
+def _apply_overrides(
+    spec: dict[str, Any], patch: dict[str, Any], origins: Origins, document: SpecDocument, name: str
+) -> dict[str, Any]:
     rest = {k: v for k, v in patch.items() if k != "tiles"}
     if rest:
-        spec = origins.merge(spec, rest, Layer(document, ("dashboards", name), name, overrides=True, owner_kind="dashboard"))
+        spec = origins.merge(
+            spec, rest, Layer(document, ("dashboards", name), name, overrides=True, owner_kind="dashboard")
+        )
     places = {tile["id"]: (r, t) for r, row in enumerate(spec["rows"]) for t, tile in enumerate(row["tiles"])}
     for tile_id, tile_patch in patch.get("tiles", {}).items():
         layer = Layer(document, ("dashboards", name, "tiles", tile_id), name, overrides=True, owner_kind="dashboard")
         if tile_id not in places:
             origins.layer = layer
-            origins.problem((), f"overrides tile {tile_id!r}, which dashboard {name} does not have (its tiles: {', '.join(places)})")
+            origins.problem(
+                (), f"overrides tile {tile_id!r}, which dashboard {name} does not have (its tiles: {', '.join(places)})"
+            )
             continue
         r, t = places[tile_id]
-        spec["rows"][r]["tiles"][t] = origins.merge(spec["rows"][r]["tiles"][t], tile_patch, layer, path=("rows", r, "tiles", t))
+        spec["rows"][r]["tiles"][t] = origins.merge(
+            spec["rows"][r]["tiles"][t], tile_patch, layer, path=("rows", r, "tiles", t)
+        )
     return spec
 
 
@@ -227,5 +241,10 @@ def _merged_problems(dashboard: Dashboard, registry) -> list[SpecProblem]:
             kinds = [k for k in WIDGET_KINDS if k in tile]
             if len(kinds) != 1:
                 found = f"it has {' and '.join(kinds)}" if kinds else "it has none"
-                problems.append(dashboard.problem(("rows", r, "tiles", t), f"tile {tile['id']!r} needs exactly one of {', '.join(WIDGET_KINDS)}: {found}"))
+                problems.append(
+                    dashboard.problem(
+                        ("rows", r, "tiles", t),
+                        f"tile {tile['id']!r} needs exactly one of {', '.join(WIDGET_KINDS)}: {found}",
+                    )
+                )
     return problems

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phase3ops.drift.changes import KNOWN, Change
-from phase3ops.spec.documents import SCHEMA_DIR, SpecError, load_schema, read_yaml, schema_comment_problem, schema_problems
+from phase3ops.spec.documents import (
+    SCHEMA_DIR,
+    SpecError,
+    load_schema,
+    read_yaml,
+    schema_comment_problem,
+    schema_problems,
+)
 
 ALLOWLIST_SCHEMA = SCHEMA_DIR / "drift-allowlist.schema.json"
 
@@ -25,7 +32,13 @@ class AllowedDifference:
             return False
         if change.type != self.type or not fnmatch.fnmatchcase(change.name, self.name) or not change.properties:
             return False
-        return all(any(fnmatch.fnmatchcase(p, allowed) or fnmatch.fnmatchcase(p.split(".")[0].split("[")[0], allowed) for allowed in self.properties) for p in change.properties)
+        return all(
+            any(
+                fnmatch.fnmatchcase(p, allowed) or fnmatch.fnmatchcase(p.split(".")[0].split("[")[0], allowed)
+                for allowed in self.properties
+            )
+            for p in change.properties
+        )
 
 
 def load_allowlist(path: Path) -> list[AllowedDifference]:
@@ -37,7 +50,9 @@ def load_allowlist(path: Path) -> list[AllowedDifference]:
     if problems or comment:
         raise SpecError(problems + ([comment] if comment else []))
     return [
-        AllowedDifference(e["type"], e.get("name", "*"), tuple(e["properties"]), e["reason"], tuple(e.get("stacks", ())))
+        AllowedDifference(
+            e["type"], e.get("name", "*"), tuple(e["properties"]), e["reason"], tuple(e.get("stacks", ()))
+        )
         for e in document.data["entries"]
     ]
 

@@ -29,8 +29,9 @@ are one `Change` per operation carrying the `count`, however large it is.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from phase3ops.input_bounds import OutOfBounds, capped, load_json, quoted
 
@@ -41,7 +42,17 @@ CLASS_TITLES = {
     KNOWN: "known permanent difference",
     UNATTRIBUTED: "changed (no step says what)",
 }
-CHANGING_OPS = {"create", "update", "replace", "delete", "create-replacement", "delete-replaced", "import", "import-replacement", "discard"}
+CHANGING_OPS = {
+    "create",
+    "update",
+    "replace",
+    "delete",
+    "create-replacement",
+    "delete-replaced",
+    "import",
+    "import-replacement",
+    "discard",
+}
 UNCHANGED_OPS = {"same", "read", "refresh"}
 MAX_COUNT = 1_000_000  # changes of one operation in a summary: far more resources than any one stack holds
 MAX_NESTING = 100  # JSON levels; real previews nest states about a dozen deep, and the comparisons recurse per level
@@ -102,7 +113,10 @@ def parse_preview(text: str) -> PreviewResult:
             raise PreviewParseError(f"line {number} is not JSON: {exc.reason}") from None
         _check_nesting(event, where)
         events.append((where, event))
-    if not any(isinstance(e, dict) and ("resOutputsEvent" in e or "summaryEvent" in e or "resourcePreEvent" in e) for _, e in events):
+    if not any(
+        isinstance(e, dict) and ("resOutputsEvent" in e or "summaryEvent" in e or "resourcePreEvent" in e)
+        for _, e in events
+    ):
         raise PreviewParseError("neither a preview digest nor engine events")
     return _from_events(events)
 
@@ -227,7 +241,9 @@ def _from_digest(document: dict[str, Any]) -> PreviewResult:
         reasons = list(planned.get("diffReasons") or planned.get("replaceReasons") or [])
         properties = sorted(detailed) if detailed else reasons
         op = planned.get("op", "")
-        change = Change(urn, planned.get("type") or (new or old).get("type") or resource_type, name, op, properties, reasons=reasons)
+        change = Change(
+            urn, planned.get("type") or (new or old).get("type") or resource_type, name, op, properties, reasons=reasons
+        )
         # The preview reverts what the refresh read: the cloud moved, not the program.
         change.kind = OUTSIDE if refreshed_keys else _classify(change, old, new)
         changes.append(change)
@@ -279,7 +295,9 @@ def _from_events(events: Iterable[tuple[str, Any]]) -> PreviewResult:
         event = _object(event, f"{where}an engine event", required=True)
         if "resOutputsEvent" in event:
             path = f"{where}resOutputsEvent.metadata"
-            metadata = _object(_object(event["resOutputsEvent"], f"{where}resOutputsEvent", required=True).get("metadata"), path)
+            metadata = _object(
+                _object(event["resOutputsEvent"], f"{where}resOutputsEvent", required=True).get("metadata"), path
+            )
             for key in ("op", "urn", "type"):
                 _text(metadata.get(key), f"{path}.{key}")
             _state(metadata.get("old"), f"{path}.old")
@@ -295,7 +313,11 @@ def _from_events(events: Iterable[tuple[str, Any]]) -> PreviewResult:
             if op == "delete":
                 properties = ["(deleted outside Pulumi)"]
             else:
-                properties = sorted(detailed) or list(metadata.get("diffs") or []) or _changed_keys(old.get("outputs"), new.get("outputs"))
+                properties = (
+                    sorted(detailed)
+                    or list(metadata.get("diffs") or [])
+                    or _changed_keys(old.get("outputs"), new.get("outputs"))
+                )
             resource_type, name = _split_urn(urn)
             # A refresh event says what the cloud holds now: changed (or gone) outside Pulumi.
             changes.append(Change(urn, metadata.get("type") or resource_type, name, op, properties, OUTSIDE))

@@ -22,7 +22,17 @@ def run_preview(stack: str, cwd: Path, timeout: float = 1800) -> PreviewOutput:
     pulumi = shutil.which("pulumi")
     if pulumi is None:
         raise PreviewFailed("the Pulumi CLI is not installed; install it, or pass a saved preview with --from-file")
-    command = [pulumi, "preview", "--stack", stack, "--refresh", "--expect-no-changes", "--diff", "--json", "--non-interactive"]
+    command = [
+        pulumi,
+        "preview",
+        "--stack",
+        stack,
+        "--refresh",
+        "--expect-no-changes",
+        "--diff",
+        "--json",
+        "--non-interactive",
+    ]
     try:
         completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

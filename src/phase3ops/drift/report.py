@@ -52,10 +52,14 @@ def as_markdown(result: PreviewResult, stack: str) -> str:
             for change in (c for c in result.changes if c.kind == kind):
                 props = ", ".join(f"`{p}`" for p in change.properties) or "-"
                 op = f"{change.op} x{change.count}" if change.count > 1 else change.op
-                lines.append(f"| {CLASS_TITLES[kind]} | `{change.name or '?'}` | `{change.type or '?'}` | {op} | {props} |")
+                lines.append(
+                    f"| {CLASS_TITLES[kind]} | `{change.name or '?'}` | `{change.type or '?'}` | {op} | {props} |"
+                )
         lines.append("")
     if any(c.kind == OUTSIDE for c in result.changes):
-        lines.append(f"Changed outside Pulumi: decide per resource whether to adopt the change into code or revert it with `pulumi up --stack {stack}`.")
+        lines.append(
+            f"Changed outside Pulumi: decide per resource whether to adopt the change into code or revert it with `pulumi up --stack {stack}`."
+        )
     if any(c.kind == UNDEPLOYED for c in result.changes):
         lines.append(f"Not yet deployed: merged code or specs are waiting for `pulumi up --stack {stack}`.")
     return "\n".join(lines)
@@ -68,7 +72,16 @@ def as_json(result: PreviewResult, stack: str) -> str:
             "drift": bool(result.drifted),
             "summary": result.summary,
             "changes": [
-                {"class": c.kind, "type": c.type, "name": c.name, "urn": c.urn, "op": c.op, "count": c.count, "properties": c.properties, "allowed_because": c.allow_reason}
+                {
+                    "class": c.kind,
+                    "type": c.type,
+                    "name": c.name,
+                    "urn": c.urn,
+                    "op": c.op,
+                    "count": c.count,
+                    "properties": c.properties,
+                    "allowed_because": c.allow_reason,
+                }
                 for c in result.changes
             ],
         },

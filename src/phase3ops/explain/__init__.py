@@ -15,7 +15,12 @@ from phase3ops.warehouse.port import Warehouse
 
 
 def explain_date(
-    spec: PipelineSpec, project: str, warehouse: Warehouse, game_date: dt.date, now: dt.datetime, phase4_entries: list[dict[str, Any]] | None = None
+    spec: PipelineSpec,
+    project: str,
+    warehouse: Warehouse,
+    game_date: dt.date,
+    now: dt.datetime,
+    phase4_entries: list[dict[str, Any]] | None = None,
 ) -> DateStory:
     """The story of `game_date` in `project` (the emulators when their variables are set); `phase4_entries`:
     what Phase 4 did with each message, where its record is readable (the local stand-in's ledger)."""
@@ -27,6 +32,16 @@ def explain_date(
     orchestrator = build_orchestrator(spec, project, firestore_client=db)
     overrides = for_date(db, spec, game_date)
     return read_story(
-        spec, orchestrator.store, orchestrator.claims, db, warehouse, game_date, now, orchestrator.holds, orchestrator.followups,
-        overrides=[o.as_document() for o in overrides], skipped=set(effective_skips(overrides)), phase4_entries=phase4_entries,
-    )  # fmt: skip
+        spec,
+        orchestrator.store,
+        orchestrator.claims,
+        db,
+        warehouse,
+        game_date,
+        now,
+        orchestrator.holds,
+        orchestrator.followups,
+        overrides=[o.as_document() for o in overrides],
+        skipped=set(effective_skips(overrides)),
+        phase4_entries=phase4_entries,
+    )

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Collection
+from typing import Any
 
 from google.cloud import firestore
 
-from phase3ops.checks.state import DateState
 from phase3ops.checks.ledger import gaps
+from phase3ops.checks.state import DateState
 from phase3ops.locking.lease_lock import lock_document_id
 from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordOutcome
 from phase3ops.orchestrator.gate_holds import HELD, GateHolds, Hold
@@ -33,10 +34,24 @@ from phase3ops.warehouse.port import Warehouse
 
 # Event kinds, in the order events at the same instant are told.
 LOCK, RUN, LATE, REJECTED, HOLD, OVERRIDE, REPAIR, CLAIM, PUBLISHED, FOLLOW_UP, RECEIPT, PHASE4 = (
-    "lock", "run", "late", "rejected", "hold", "override", "repair", "claim", "published", "follow_up", "receipt", "phase4",
-)  # fmt: skip
+    "lock",
+    "run",
+    "late",
+    "rejected",
+    "hold",
+    "override",
+    "repair",
+    "claim",
+    "published",
+    "follow_up",
+    "receipt",
+    "phase4",
+)
 _KIND_ORDER = {
-    kind: index for index, kind in enumerate((LOCK, RUN, LATE, REJECTED, HOLD, OVERRIDE, REPAIR, CLAIM, PUBLISHED, FOLLOW_UP, RECEIPT, PHASE4))
+    kind: index
+    for index, kind in enumerate(
+        (LOCK, RUN, LATE, REJECTED, HOLD, OVERRIDE, REPAIR, CLAIM, PUBLISHED, FOLLOW_UP, RECEIPT, PHASE4)
+    )
 }
 
 _RUN_OUTCOMES = {
@@ -87,8 +102,15 @@ class ModeJudgement:
 
     def as_dict(self) -> dict[str, Any]:
         r = self.readiness
-        return {"mode": self.mode, "applies_to": self.applies_to, "applies_now": self.applies_now, "ready": r.ready,
-                "trigger_reason": r.trigger_reason, "reason": r.reason, "missing": list(r.missing)}  # fmt: skip
+        return {
+            "mode": self.mode,
+            "applies_to": self.applies_to,
+            "applies_now": self.applies_now,
+            "ready": r.ready,
+            "trigger_reason": r.trigger_reason,
+            "reason": r.reason,
+            "missing": list(r.missing),
+        }
 
 
 @dataclass(frozen=True)
@@ -120,7 +142,9 @@ class DateStory:
     rejected: int = 0
     missing: list[str] = field(default_factory=list)  # owed processors past due, neither run nor skipped
     skipped: list[str] = field(default_factory=list)
-    phase4_taken: dict[str, bool] | None = None  # trigger id -> Phase 4 (the local stand-in) started its work; None: not known
+    phase4_taken: dict[str, bool] | None = (
+        None  # trigger id -> Phase 4 (the local stand-in) started its work; None: not known
+    )
     findings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -135,19 +159,39 @@ class DateStory:
             "games": self.games,
             "events": [e.as_dict() for e in self.events],
             "readiness": [j.as_dict() for j in self.judgements],
-            "trigger": None if claim is None else {
-                "trigger_id": claim.trigger_id, "state": claim.state, "owner": claim.owner, "attempts": claim.attempts,
-                "mode": claim.decision.get("mode"), "trigger_reason": claim.decision.get("trigger_reason"),
-                "claimed_at": _iso(claim.claimed_at), "published_at": _iso(claim.published_at),
+            "trigger": None
+            if claim is None
+            else {
+                "trigger_id": claim.trigger_id,
+                "state": claim.state,
+                "owner": claim.owner,
+                "attempts": claim.attempts,
+                "mode": claim.decision.get("mode"),
+                "trigger_reason": claim.decision.get("trigger_reason"),
+                "claimed_at": _iso(claim.claimed_at),
+                "published_at": _iso(claim.published_at),
                 "parts": [p.as_dict() for p in self.parts],
             },
-            "hold": None if self.hold is None else {
-                "state": self.hold.state, "blocked_by": self.hold.blocked_by, "gates": self.hold.report.get("results"),
-                "first_held_at": _iso(self.hold.first_held_at), "released_at": _iso(self.hold.released_at),
-                "evaluations": self.hold.evaluations, "degraded": self.hold.degraded,
+            "hold": None
+            if self.hold is None
+            else {
+                "state": self.hold.state,
+                "blocked_by": self.hold.blocked_by,
+                "gates": self.hold.report.get("results"),
+                "first_held_at": _iso(self.hold.first_held_at),
+                "released_at": _iso(self.hold.released_at),
+                "evaluations": self.hold.evaluations,
+                "degraded": self.hold.degraded,
             },
-            "follow_ups": [{"trigger_id": f.trigger_id, "table": f.messages[0].part if f.messages else None, "state": f.state,
-                            "run": next(iter(f.executions.values()), None)} for f in self.follow_ups],
+            "follow_ups": [
+                {
+                    "trigger_id": f.trigger_id,
+                    "table": f.messages[0].part if f.messages else None,
+                    "state": f.state,
+                    "run": next(iter(f.executions.values()), None),
+                }
+                for f in self.follow_ups
+            ],
             "tables": [t.as_dict() for t in self.tables],
             "rejected_messages": self.rejected,
             "missing_runs": list(self.missing),
@@ -155,7 +199,7 @@ class DateStory:
             "phase4_took": self.phase4_taken,
             "findings": list(self.findings),
             "notes": list(self.notes),
-        }  # fmt: skip
+        }
 
 
 def read_story(
@@ -177,12 +221,16 @@ def read_story(
     `overrides`: the operators' overrides of the date; `skipped`: the processors they skipped for it;
     `phase4_entries`: what Phase 4 did with each message, where that is known (the local stand-in's ledger)."""
     hold_refs = [holds.document(game_date)] if holds is not None else []
-    records, extra = store.records_for_date(game_date, spec.processor_names, also_read=[claims.document(game_date), *hold_refs])
+    records, extra = store.records_for_date(
+        game_date, spec.processor_names, also_read=[claims.document(game_date), *hold_refs]
+    )
     claim_snapshot = extra[claims.document(game_date).path]
     claim = TriggerClaims.from_snapshot(claim_snapshot) if claim_snapshot.exists else None
     hold_snapshot = extra[hold_refs[0].path] if hold_refs else None
     hold = Hold.from_document(hold_snapshot.to_dict()) if hold_snapshot is not None and hold_snapshot.exists else None
-    follow_ups = sorted(followups.claims_on(game_date), key=lambda f: f.claimed_at or now) if followups is not None else []
+    follow_ups = (
+        sorted(followups.claims_on(game_date), key=lambda f: f.claimed_at or now) if followups is not None else []
+    )
     rejected = store.rejected.for_date(game_date)
     lock_collection = firestore_client.collection(spec.analytics.lock.collection)
     lock_refs = {lock_document_id(p.name, game_date): p.name for p in spec.processors}
@@ -194,7 +242,9 @@ def read_story(
     receipts = _on_date(firestore_client, spec.orchestrator.collections.receipts, game_date)
     repairs = _on_date(firestore_client, spec.orchestrator.collections.repairs, game_date)
     rows = {p.name: warehouse.row_counts(p.table, game_date, game_date).get(game_date, 0) for p in spec.processors}
-    duplicates = {p.name: warehouse.duplicate_counts(p.table, game_date, game_date).get(game_date, 0) for p in spec.processors}
+    duplicates = {
+        p.name: warehouse.duplicate_counts(p.table, game_date, game_date).get(game_date, 0) for p in spec.processors
+    }
     games = warehouse.row_counts(spec.raw_table(spec.game_schedule_table), game_date, game_date).get(game_date, 0)
     if not (records or claim or hold or rejected or locks or receipts or games or any(rows.values())):
         raise NothingStored(
@@ -204,9 +254,22 @@ def read_story(
 
     mode = mode_for(spec, game_date, now)
     deadline = mode_deadline(spec, mode, game_date) if mode else trigger_deadline(spec, game_date)
-    story = DateStory(game_date, spec.timezone, now, deadline, mode.name if mode else None, games,
-                      claim=claim, hold=hold, follow_ups=follow_ups)  # fmt: skip
-    phase4_entries = [e for e in phase4_entries if e.get("game_date") == game_date.isoformat()] if phase4_entries is not None else None
+    story = DateStory(
+        game_date,
+        spec.timezone,
+        now,
+        deadline,
+        mode.name if mode else None,
+        games,
+        claim=claim,
+        hold=hold,
+        follow_ups=follow_ups,
+    )
+    phase4_entries = (
+        [e for e in phase4_entries if e.get("game_date") == game_date.isoformat()]
+        if phase4_entries is not None
+        else None
+    )
     story.events = sorted(
         [
             *_lock_events(locks, records),
@@ -224,13 +287,20 @@ def read_story(
     )
     counted = {name for name, record in records.items() if record.counts}
     story.judgements = [
-        ModeJudgement(m.name, m.applies_to, m.name == story.mode_now, judge(spec, m, game_date, counted, now)) for m in spec.modes
+        ModeJudgement(m.name, m.applies_to, m.name == story.mode_now, judge(spec, m, game_date, counted, now))
+        for m in spec.modes
     ]
     story.parts = _parts(claim, receipts)
-    story.tables = [_table_state(p.name, p.output_table, records.get(p.name), rows[p.name], duplicates[p.name]) for p in spec.processors]
+    story.tables = [
+        _table_state(p.name, p.output_table, records.get(p.name), rows[p.name], duplicates[p.name])
+        for p in spec.processors
+    ]
     story.rejected = len(rejected)
     state = DateState(game_date, records, claim, rows, games)
-    story.missing = [f"{gap.processor} ({gap.status}; owed by {_local(gap.due, spec.timezone)[5:16]}, {gap.mode})" for gap in gaps(spec, {game_date: state}, {game_date: skipped}, now)]
+    story.missing = [
+        f"{gap.processor} ({gap.status}; owed by {_local(gap.due, spec.timezone)[5:16]}, {gap.mode})"
+        for gap in gaps(spec, {game_date: state}, {game_date: skipped}, now)
+    ]
     story.skipped = sorted(skipped)
     if phase4_entries is not None:
         story.phase4_taken = _phase4_taken(claim, phase4_entries)
@@ -239,16 +309,26 @@ def read_story(
 
 
 def _on_date(firestore_client, collection: str, game_date: dt.date) -> list[dict[str, Any]]:
-    query = firestore_client.collection(collection).where(filter=firestore.FieldFilter("game_date", "==", game_date.isoformat()))
+    query = firestore_client.collection(collection).where(
+        filter=firestore.FieldFilter("game_date", "==", game_date.isoformat())
+    )
     return [snapshot.to_dict() for snapshot in query.stream()]
 
 
 def _repair_events(repairs: list[dict[str, Any]]) -> list[Event]:
     events = []
     for repair in sorted(repairs, key=lambda r: r.get("attempt", 0)):
-        sent = {"sent": f"sent as {repair.get('message_id')}", "failed": f"NOT sent: {repair.get('error')}"}.get(repair.get("state"), "being sent")
-        events.append(Event(repair.get("requested_at"), repair.get("processor", "?"), REPAIR,
-                            f"reconcile --fix re-requested the run (attempt {repair.get('attempt')}, {repair.get('run_id')}): {sent}"))  # fmt: skip
+        sent = {"sent": f"sent as {repair.get('message_id')}", "failed": f"NOT sent: {repair.get('error')}"}.get(
+            repair.get("state"), "being sent"
+        )
+        events.append(
+            Event(
+                repair.get("requested_at"),
+                repair.get("processor", "?"),
+                REPAIR,
+                f"reconcile --fix re-requested the run (attempt {repair.get('attempt')}, {repair.get('run_id')}): {sent}",
+            )
+        )
     return events
 
 
@@ -258,8 +338,14 @@ def _override_events(overrides: list[dict[str, Any]]) -> list[Event]:
         subject = override.get("processor") or "trigger"
         what = override.get("command") or override.get("kind") or "override"
         outcome = f": {override['outcome']}" if override.get("outcome") else ""
-        events.append(Event(override.get("at"), subject, OVERRIDE,
-                            f"OVERRIDE {what} by {override.get('operator')}, because {override.get('reason')!r}{outcome}"))  # fmt: skip
+        events.append(
+            Event(
+                override.get("at"),
+                subject,
+                OVERRIDE,
+                f"OVERRIDE {what} by {override.get('operator')}, because {override.get('reason')!r}{outcome}",
+            )
+        )
     return events
 
 
@@ -309,7 +395,10 @@ def _run_events(records: dict[str, CompletionRecord], claim: TriggerClaim | None
             rows = run.get("record_count") or 0
             details = [f"{run.get('status')}", f"{rows} row{'s' if rows != 1 else ''}"]
             if run.get("lock_token") is not None:
-                details.append(f"lock token {run['lock_token']}" + (f" held by {run['lock_owner']}" if run.get("lock_owner") else ""))
+                details.append(
+                    f"lock token {run['lock_token']}"
+                    + (f" held by {run['lock_owner']}" if run.get("lock_owner") else "")
+                )
             if run.get("duration_seconds") is not None:
                 details.append(f"took {run['duration_seconds']:.1f} s")
             outcome = _RUN_OUTCOMES.get(run.get("outcome", ""), run.get("outcome", ""))
@@ -324,7 +413,12 @@ def _run_events(records: dict[str, CompletionRecord], claim: TriggerClaim | None
             if late:
                 outcome = f"late, after the trigger; {outcome}"
             events.append(
-                Event(run.get("published_at"), processor, kind, f"{', '.join(details)}: {outcome} (run {run.get('execution_id')})")
+                Event(
+                    run.get("published_at"),
+                    processor,
+                    kind,
+                    f"{', '.join(details)}: {outcome} (run {run.get('execution_id')})",
+                )
             )
     return events
 
@@ -336,7 +430,7 @@ def _rejected_events(rejected: list[dict[str, Any]]) -> list[Event]:
             r.get("processor") or "(unknown processor)",
             REJECTED,
             f"message {r.get('message_id')} rejected ({r.get('field') or 'message'}): {r.get('reason')}",
-        )  # fmt: skip
+        )
         for r in rejected
     ]
 
@@ -353,12 +447,16 @@ def _claim_events(claim: TriggerClaim | None) -> list[Event]:
             CLAIM,
             f"claimed by {who(first_owner)}: {decision.get('mode')}, {decision.get('trigger_reason')} on "
             f"{len(decision.get('completed') or ())} completions; {len(claim.messages)} Phase 4 messages",
-        )  # fmt: skip
+        )
     ]
     for entry in claim.history:
         event = entry.get("event")
         if event == "taken_over":
-            why = "it had sent nothing" if entry.get("previous_outcome") == "nothing_sent" else "its lease and the receipt grace ran out"
+            why = (
+                "it had sent nothing"
+                if entry.get("previous_outcome") == "nothing_sent"
+                else "its lease and the receipt grace ran out"
+            )
             text = f"claim taken over by {who(entry.get('owner'))} from {who(entry.get('previous_owner'))} (attempt {entry.get('attempt')}): {why}"
         elif event == "confirmed_by_receipt":
             text = f"{', '.join(entry.get('parts') or ())} confirmed sent by their receipts (found by {who(entry.get('by'))}): not re-sent"
@@ -370,10 +468,19 @@ def _claim_events(claim: TriggerClaim | None) -> list[Event]:
     for part, published in sorted(claim.published.items()):
         if published.confirmed_by == "publisher":
             events.append(
-                Event(published.published_at, "trigger", PUBLISHED, f"Phase 4 message for {part} published: {published.message_id}")
+                Event(
+                    published.published_at,
+                    "trigger",
+                    PUBLISHED,
+                    f"Phase 4 message for {part} published: {published.message_id}",
+                )
             )
     if claim.is_published:
-        events.append(Event(claim.published_at, "trigger", PUBLISHED, f"trigger complete: all {len(claim.messages)} messages sent"))
+        events.append(
+            Event(
+                claim.published_at, "trigger", PUBLISHED, f"trigger complete: all {len(claim.messages)} messages sent"
+            )
+        )
     return events
 
 
@@ -383,15 +490,28 @@ def _hold_events(hold: Hold | None, claim: TriggerClaim | None) -> list[Event]:
     results = hold.report.get("results") or {}
     gates = "; ".join(f"{name}: {results.get(name, {}).get('detail', '')}" for name in hold.blocked_by)
     events = [Event(hold.first_held_at, "gates", HOLD, f"ready, but held by the data gates ({gates})")]
-    if hold.state == HELD and claim is not None and claim.is_published:  # released by a recovery, which does not mark it
-        events.append(Event(claim.published_at, "gates", HOLD, f"released: the trigger went out after {hold.evaluations} evaluations"))
+    if (
+        hold.state == HELD and claim is not None and claim.is_published
+    ):  # released by a recovery, which does not mark it
+        events.append(
+            Event(
+                claim.published_at,
+                "gates",
+                HOLD,
+                f"released: the trigger went out after {hold.evaluations} evaluations",
+            )
+        )
     elif hold.state != HELD:
         held_for = ""
         if hold.first_held_at and hold.released_at:
             minutes = (hold.released_at - hold.first_held_at).total_seconds() / 60
             held_for = f" after {minutes:.0f} min" if minutes >= 1 else f" after {minutes * 60:.0f} s"
-        how = "triggered degraded at its deadline (a gate still failed)" if hold.degraded else "its data passed the gates"
-        events.append(Event(hold.released_at, "gates", HOLD, f"released{held_for}, {hold.evaluations} evaluations: {how}"))
+        how = (
+            "triggered degraded at its deadline (a gate still failed)" if hold.degraded else "its data passed the gates"
+        )
+        events.append(
+            Event(hold.released_at, "gates", HOLD, f"released{held_for}, {hold.evaluations} evaluations: {how}")
+        )
     return events
 
 
@@ -400,10 +520,23 @@ def _follow_up_events(follow_ups: list[TriggerClaim]) -> list[Event]:
     for follow_up in follow_ups:
         table = follow_up.messages[0].part if follow_up.messages else "?"
         run = next(iter(follow_up.executions.values()), "?")
-        events.append(Event(follow_up.claimed_at, "trigger", FOLLOW_UP, f"late data in {table} (run {run}): follow-up claimed by {who(follow_up.owner)}"))
+        events.append(
+            Event(
+                follow_up.claimed_at,
+                "trigger",
+                FOLLOW_UP,
+                f"late data in {table} (run {run}): follow-up claimed by {who(follow_up.owner)}",
+            )
+        )
         for part, published in follow_up.published.items():
-            events.append(Event(published.published_at or follow_up.published_at, "trigger", FOLLOW_UP,
-                                f"follow-up for {part} sent ({published.message_id}, confirmed by {published.confirmed_by})"))  # fmt: skip
+            events.append(
+                Event(
+                    published.published_at or follow_up.published_at,
+                    "trigger",
+                    FOLLOW_UP,
+                    f"follow-up for {part} sent ({published.message_id}, confirmed by {published.confirmed_by})",
+                )
+            )
     return events
 
 
@@ -420,7 +553,14 @@ def _receipt_events(receipts: list[dict[str, Any]]) -> list[Event]:
             )
         )
         for duplicate in receipt.get("duplicate_message_ids") or ():
-            events.append(Event(receipt.get("recorded_at"), "trigger", RECEIPT, f"DUPLICATE: a second message {duplicate} for {table}"))
+            events.append(
+                Event(
+                    receipt.get("recorded_at"),
+                    "trigger",
+                    RECEIPT,
+                    f"DUPLICATE: a second message {duplicate} for {table}",
+                )
+            )
     return events
 
 
@@ -435,7 +575,10 @@ def _parts(claim: TriggerClaim | None, receipts: list[dict[str, Any]]) -> list[T
         seen = () if receipt is None else (receipt.get("message_id"), *(receipt.get("duplicate_message_ids") or ()))
         parts.append(
             TriggerPart(
-                message.part, published.message_id if published else None, published.confirmed_by if published else None, tuple(seen)
+                message.part,
+                published.message_id if published else None,
+                published.confirmed_by if published else None,
+                tuple(seen),
             )
         )
     return parts
@@ -444,7 +587,9 @@ def _parts(claim: TriggerClaim | None, receipts: list[dict[str, Any]]) -> list[T
 def _table_state(processor: str, table: str, record: CompletionRecord | None, rows: int, duplicates: int) -> TableState:
     if record is None:
         return TableState(processor, table, rows, duplicates, None, False, None, 0)
-    return TableState(processor, table, rows, duplicates, record.status, record.counts, record.record_count, len(record.runs))
+    return TableState(
+        processor, table, rows, duplicates, record.status, record.counts, record.record_count, len(record.runs)
+    )
 
 
 def _findings(
@@ -453,17 +598,23 @@ def _findings(
     findings, notes = [], []
     claim = story.claim
     if story.rejected:
-        findings.append(f"{story.rejected} rejected message(s) name this date: the producer sent what can never be valid "
-                        f"(kept in {spec.orchestrator.collections.rejected})")  # fmt: skip
+        findings.append(
+            f"{story.rejected} rejected message(s) name this date: the producer sent what can never be valid "
+            f"(kept in {spec.orchestrator.collections.rejected})"
+        )
     hold = story.hold
     if claim is None and hold is not None and hold.state == HELD:
         deadline = "past its deadline" if hold.past_deadline else "its deadline is ahead"
-        findings.append(f"ready, but held by the data gates ({', '.join(hold.blocked_by)}; {hold.evaluations} evaluations, "
-                        f"{deadline}): phase3ops holds --recheck once the data is there")  # fmt: skip
+        findings.append(
+            f"ready, but held by the data gates ({', '.join(hold.blocked_by)}; {hold.evaluations} evaluations, "
+            f"{deadline}): phase3ops holds --recheck once the data is there"
+        )
     elif claim is None:
         if now_readiness.ready:
-            findings.append(f"ready under {now_readiness.mode} ({now_readiness.trigger_reason}) but Phase 4 was never "
-                            "triggered: scripts/reconcile_phase3_completion.py --fix repairs it")  # fmt: skip
+            findings.append(
+                f"ready under {now_readiness.mode} ({now_readiness.trigger_reason}) but Phase 4 was never "
+                "triggered: scripts/reconcile_phase3_completion.py --fix repairs it"
+            )
         elif now_readiness.overdue:
             findings.append(f"past its trigger deadline and not ready: {now_readiness.reason}")
         elif now_readiness.mode:
@@ -480,27 +631,39 @@ def _findings(
         else:
             notes.append(f"{text}: the next delivery or reconciliation finishes it")
     for missing in story.missing:
-        findings.append(f"owed run missing: {missing}: reconcile --fix re-requests it, or phase3ops skip {story.game_date} PROCESSOR --reason ...")
+        findings.append(
+            f"owed run missing: {missing}: reconcile --fix re-requests it, or phase3ops skip {story.game_date} PROCESSOR --reason ..."
+        )
     if story.phase4_taken and claim is not None and claim.is_published:
         untaken = [trigger_id for trigger_id, taken in story.phase4_taken.items() if not taken]
         if untaken:
-            findings.append(f"Phase 4 has not started work for {len(untaken)} of {len(story.phase4_taken)} messages: {', '.join(untaken)}")
+            findings.append(
+                f"Phase 4 has not started work for {len(untaken)} of {len(story.phase4_taken)} messages: {', '.join(untaken)}"
+            )
     for receipt in receipts:
         if receipt.get("duplicate_message_ids"):
-            findings.append(f"Phase 4 received {1 + len(receipt['duplicate_message_ids'])} messages for {receipt.get('trigger_id')}")
+            findings.append(
+                f"Phase 4 received {1 + len(receipt['duplicate_message_ids'])} messages for {receipt.get('trigger_id')}"
+            )
     for table in story.tables:
         if table.duplicates:
             findings.append(f"{table.table}: {table.duplicates} duplicate rows")
         if table.rows and not table.counts:
-            findings.append(f"{table.table}: {table.rows} rows but no counting completion (a write that did not report)")
+            findings.append(
+                f"{table.table}: {table.rows} rows but no counting completion (a write that did not report)"
+            )
         elif table.counts and table.reported_rows and not table.rows:
             findings.append(f"{table.table}: the completion reports {table.reported_rows} rows, the warehouse has none")
     if claim is not None and claim.decision.get("degraded"):
-        notes.append(f"triggered degraded at its deadline: {', '.join((claim.decision.get('gates') or {}).get('blocked_by') or ())} "
-                     "still failed; follow-ups (in the timeline) told Phase 4 of the data that came later")  # fmt: skip
+        notes.append(
+            f"triggered degraded at its deadline: {', '.join((claim.decision.get('gates') or {}).get('blocked_by') or ())} "
+            "still failed; follow-ups (in the timeline) told Phase 4 of the data that came later"
+        )
     for follow_up in story.follow_ups:
         if not follow_up.is_published:
-            notes.append(f"follow-up {follow_up.trigger_id} is pending: the next delivery or reconciliation finishes it")
+            notes.append(
+                f"follow-up {follow_up.trigger_id} is pending: the next delivery or reconciliation finishes it"
+            )
     if claim is not None and claim.is_published:
         missing = [p.part for p in story.parts if not p.receipt_message_ids]
         if missing:
@@ -521,4 +684,4 @@ def _local(value: dt.datetime, timezone: str) -> str:
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.timezone.utc).isoformat() if value else None
+    return value.astimezone(dt.UTC).isoformat() if value else None

@@ -34,7 +34,9 @@ def _header(story: DateStory, zone: zoneinfo.ZoneInfo) -> list[str]:
         state = "Phase 4 not triggered"
     elif claim.is_published:
         degraded = ", degraded" if claim.decision.get("degraded") else ""
-        state = f"Phase 4 triggered once ({len(claim.messages)} messages, {claim.decision.get('trigger_reason')}{degraded})"
+        state = (
+            f"Phase 4 triggered once ({len(claim.messages)} messages, {claim.decision.get('trigger_reason')}{degraded})"
+        )
         if claim.published_at:
             state += f", sent {_when(claim.published_at, zone)}, {_against(claim.published_at, story.deadline)}"
         sent = [f for f in story.follow_ups if f.is_published]
@@ -48,7 +50,7 @@ def _header(story: DateStory, zone: zoneinfo.ZoneInfo) -> list[str]:
         *_wrapped(
             f"mode now: {story.mode_now or 'none'} · trigger deadline {_when(story.deadline, zone)[:11]} · {games} · "
             f"explained at {_when(story.now, zone)}"
-        ),  # fmt: skip
+        ),
     ]
 
 
@@ -86,17 +88,24 @@ def _trigger(story: DateStory) -> list[str]:
     claim = story.claim
     decision = claim.decision
     attempts = f", {claim.attempts} attempts" if claim.attempts > 1 else ""
-    lines = _wrapped(f"Trigger {claim.trigger_id}: {claim.state}, decided under {decision.get('mode')} "
-                     f"({decision.get('trigger_reason')}), owner {who(claim.owner)}{attempts}")  # fmt: skip
+    lines = _wrapped(
+        f"Trigger {claim.trigger_id}: {claim.state}, decided under {decision.get('mode')} "
+        f"({decision.get('trigger_reason')}), owner {who(claim.owner)}{attempts}"
+    )
     # Where Phase 4's own record is readable (the local stand-in), whether it took each message.
     taken = story.phase4_taken
     trigger_ids = {m.part: m.trigger_id for m in claim.messages}
-    lines.append(f"{'table':<28}  {'message id':<20}  {'confirmed by':<12}  receipts" + ("  Phase 4" if taken is not None else ""))
+    lines.append(
+        f"{'table':<28}  {'message id':<20}  {'confirmed by':<12}  receipts"
+        + ("  Phase 4" if taken is not None else "")
+    )
     lines.append(f"{'-' * 28}  {'-' * 20}  {'-' * 12}  {'-' * 8}" + ("  " + "-" * 9 if taken is not None else ""))
     for part in story.parts:
         receipts = str(len(part.receipt_message_ids)) if part.receipt_message_ids else "none"
         took = "" if taken is None else f"  {'took it' if taken.get(trigger_ids.get(part.part, '')) else 'not yet':<9}"
-        lines.append(f"{part.part[:28]:<28}  {(part.message_id or '-')[:20]:<20}  {part.confirmed_by or 'not sent':<12}  {receipts:<8}{took}")
+        lines.append(
+            f"{part.part[:28]:<28}  {(part.message_id or '-')[:20]:<20}  {part.confirmed_by or 'not sent':<12}  {receipts:<8}{took}"
+        )
     return lines
 
 

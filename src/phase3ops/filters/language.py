@@ -58,22 +58,23 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Union
+from typing import Any
 
 from phase3ops.filters.vocabulary import (
+    ANY_KEY,
+    ANY_PATH,
+    LOG_ENTRY_FIELDS,
+    LOGGING_FUNCTIONS,
     MAX_FILTER_CHARS,
     MAX_NESTING,
     MONITORED_RESOURCES,
-    SEVERITIES,
-    ANY_PATH,
-    FieldTree,
-    LOG_ENTRY_FIELDS,
-    Arity,
-    LOGGING_FUNCTIONS,
     MONITORING_FUNCTIONS,
-    ANY_KEY,
     MONITORING_SELECTORS,
+    SEVERITIES,
+    Arity,
+    FieldTree,
 )
 from phase3ops.input_bounds import REASON_CHARS, capped
 
@@ -185,7 +186,9 @@ def _tokens(text: str, comments: bool) -> list[Token]:
             tokens.append(token)
             position = token.end
         elif char in _TYPOGRAPHIC_QUOTES:
-            raise FilterSyntaxError(position, f'"{char}" is a typographic quote: strings take straight double quotes (")')
+            raise FilterSyntaxError(
+                position, f'"{char}" is a typographic quote: strings take straight double quotes (")'
+            )
         else:
             raise FilterSyntaxError(position, f'unexpected character "{char}"')
 
@@ -317,7 +320,7 @@ class Not:
         return f"NOT {self.item}"
 
 
-Node = Union[Literal, FieldPath, Call, Comparison, Global, And, Or, Not]
+Node = Literal | FieldPath | Call | Comparison | Global | And | Or | Not
 
 
 def _walk(node: Node) -> Iterator[Node]:
@@ -419,7 +422,8 @@ class _Parser:
         self.depth += 1
         if self.depth > MAX_NESTING:
             raise FilterSyntaxError(
-                token.offset, f"nested more than {MAX_NESTING} levels deep (parentheses, NOT and function calls inside each other)"
+                token.offset,
+                f"nested more than {MAX_NESTING} levels deep (parentheses, NOT and function calls inside each other)",
             )
 
     def simple(self) -> Node:
@@ -512,7 +516,9 @@ class _Parser:
             return FilterSyntaxError(token.offset, "unexpected end of filter")
         if token.kind == _MINUS and not self.minus_means_not:
             if self.peek_after(token).kind == _MINUS:
-                return FilterSyntaxError(token.offset, '"--" comments are for Logging queries; a Monitoring filter has none')
+                return FilterSyntaxError(
+                    token.offset, '"--" comments are for Logging queries; a Monitoring filter has none'
+                )
             return FilterSyntaxError(token.offset, '"-" negates only in Logging queries: write NOT')
         before = self.previous()
         after = f" after {_quoted(before.source)}" if before is not None else ""
@@ -539,8 +545,12 @@ class _LoggingParser(_Parser):
             return Global(left) if isinstance(left, Literal) else left
         operator = self.take()
         if isinstance(left, Literal) and left.is_string:
-            raise FilterSyntaxError(left.offset, f'the left of "{operator.source}" must be a field, not the string {left.source}')
-        field = left if isinstance(left, Call) else FieldPath(left.source, left.offset, tuple(p.text for p in left.parts))
+            raise FilterSyntaxError(
+                left.offset, f'the left of "{operator.source}" must be a field, not the string {left.source}'
+            )
+        field = (
+            left if isinstance(left, Call) else FieldPath(left.source, left.offset, tuple(p.text for p in left.parts))
+        )
         return Comparison(field, operator.source, self.argument(operator), left.offset)
 
     def argument(self, operator: Token) -> Node:
@@ -549,7 +559,9 @@ class _LoggingParser(_Parser):
             values = self.group()
             for node in _walk(values):
                 if isinstance(node, Comparison):
-                    raise FilterSyntaxError(node.offset, f'a value list after "{operator.source}" holds values, not comparisons: "{node}"')
+                    raise FilterSyntaxError(
+                        node.offset, f'a value list after "{operator.source}" holds values, not comparisons: "{node}"'
+                    )
             return values
         if token.kind == _MINUS:
             return self.negative_number()
@@ -567,9 +579,12 @@ class _MonitoringParser(_Parser):
         if operator.kind != _OPERATOR:
             if left.source.upper() in _KEYWORDS:
                 word = left.source
-                raise FilterSyntaxError(left.offset, f'"{word}" is not an operator: write {word.upper()} (operators are upper case)')
+                raise FilterSyntaxError(
+                    left.offset, f'"{word}" is not an operator: write {word.upper()} (operators are upper case)'
+                )
             raise FilterSyntaxError(
-                left.offset, f'"{left.source}" is not a comparison: a Monitoring filter compares selectors (selector = "value")'
+                left.offset,
+                f'"{left.source}" is not a comparison: a Monitoring filter compares selectors (selector = "value")',
             )
         self.take()
         field = FieldPath(left.source, left.offset, tuple(p.text for p in left.parts))
@@ -640,7 +655,9 @@ def _resource_type_problem(value: str, offset: int) -> FilterProblem | None:
     if value in MONITORED_RESOURCES:
         return None
     hint = _did_you_mean(value, MONITORED_RESOURCES, separator="")
-    hint = f" ({hint})" if hint else " (if it is real, add it to MONITORED_RESOURCES in phase3ops/filters/vocabulary.py)"
+    hint = (
+        f" ({hint})" if hint else " (if it is real, add it to MONITORED_RESOURCES in phase3ops/filters/vocabulary.py)"
+    )
     return FilterProblem(offset, f'resource.type "{value}" is not a known monitored resource type{hint}')
 
 
@@ -654,7 +671,9 @@ def _log_field_problem(path: FieldPath) -> FilterProblem | None:
     root = path.parts[0]
     if root not in LOG_ENTRY_FIELDS:
         fields = ", ".join(LOG_ENTRY_FIELDS)
-        return FilterProblem(path.offset, f'unknown field "{root}" (LogEntry fields: {fields}{_did_you_mean(root, LOG_ENTRY_FIELDS)})')
+        return FilterProblem(
+            path.offset, f'unknown field "{root}" (LogEntry fields: {fields}{_did_you_mean(root, LOG_ENTRY_FIELDS)})'
+        )
     below: FieldTree = LOG_ENTRY_FIELDS[root]
     for depth, part in enumerate(path.parts[1:], start=1):
         known_so_far = ".".join(path.parts[:depth])
@@ -664,13 +683,17 @@ def _log_field_problem(path: FieldPath) -> FilterProblem | None:
             return FilterProblem(path.offset, f'unknown field "{path.dotted}" ({known_so_far} has no fields)')
         if part not in below:
             fields = ", ".join(below)
-            hint = _did_you_mean(path.dotted, [".".join([*path.parts[:depth], f, *path.parts[depth + 1 :]]) for f in below])
+            hint = _did_you_mean(
+                path.dotted, [".".join([*path.parts[:depth], f, *path.parts[depth + 1 :]]) for f in below]
+            )
             return FilterProblem(path.offset, f'unknown field "{path.dotted}" ({known_so_far} fields: {fields}{hint})')
         below = below[part]
     return None
 
 
-def _function_problems(call: Call, functions: dict[str, Arity], language: str, case_sensitive: bool) -> list[FilterProblem]:
+def _function_problems(
+    call: Call, functions: dict[str, Arity], language: str, case_sensitive: bool
+) -> list[FilterProblem]:
     name = call.name if case_sensitive else call.name.lower()
     if name not in functions:
         if language == "Logging" and call.name in MONITORING_FUNCTIONS:
@@ -681,19 +704,27 @@ def _function_problems(call: Call, functions: dict[str, Arity], language: str, c
         return [FilterProblem(call.offset, f'unknown function "{call.name}()" ({language} functions: {known}{hint})')]
     arity = functions[name]
     if not arity.accepts(len(call.arguments)):
-        return [FilterProblem(call.offset, f"{call.name}() takes {arity.describe()}, got {len(call.arguments)}: {call}")]
+        return [
+            FilterProblem(call.offset, f"{call.name}() takes {arity.describe()}, got {len(call.arguments)}: {call}")
+        ]
     return []
 
 
 def _search_fields(call: Call) -> tuple[int, ...]:
-    return (0,) if call.name.lower() == "search" and len(call.arguments) == 2 else LOGGING_FUNCTIONS[call.name.lower()].field_arguments
+    return (
+        (0,)
+        if call.name.lower() == "search" and len(call.arguments) == 2
+        else LOGGING_FUNCTIONS[call.name.lower()].field_arguments
+    )
 
 
 def _pinned_resource_types(node: Node, also: str | None = None) -> set[str] | None:
     """The resource types every match must have, from `resource.type = ...` restrictions ANDed at the top."""
     pinned = {also} if also else None
     for conjunct in _conjuncts(node):
-        if not (isinstance(conjunct, Comparison) and conjunct.operator == "=" and isinstance(conjunct.field, FieldPath)):
+        if not (
+            isinstance(conjunct, Comparison) and conjunct.operator == "=" and isinstance(conjunct.field, FieldPath)
+        ):
             continue
         if conjunct.field.parts != ("resource", "type"):
             continue
@@ -723,7 +754,9 @@ def _resource_label_problems(node: Node, label_words: tuple[str, ...], also: str
             owner = " or ".join(sorted(pinned))
             known = ", ".join(sorted(labels))
             hint = _did_you_mean(parts[2], labels)
-            problems.append(FilterProblem(found.offset, f'"{parts[2]}" is not a label of {owner} (its labels: {known}{hint})'))
+            problems.append(
+                FilterProblem(found.offset, f'"{parts[2]}" is not a label of {owner} (its labels: {known}{hint})')
+            )
     return problems
 
 
@@ -741,7 +774,9 @@ def _logging_problems(text: str) -> list[FilterProblem]:
             elif node.field.parts == ("severity",) and node.operator not in ("=~", "!~"):
                 problems += _severity_problems(node.value)
             elif node.field.parts == ("resource", "type") and node.operator in _EQUALITY:
-                problems += [p for leaf in _value_leaves(node.value) if (p := _resource_type_problem(leaf.value, leaf.offset))]
+                problems += [
+                    p for leaf in _value_leaves(node.value) if (p := _resource_type_problem(leaf.value, leaf.offset))
+                ]
         elif isinstance(node, Call):
             found = _function_problems(node, LOGGING_FUNCTIONS, "Logging", case_sensitive=False)
             problems += found
@@ -766,7 +801,9 @@ def _severity_problems(value: Node) -> list[FilterProblem]:
         if name.upper() in SEVERITIES or (name.isdigit() and int(name) in SEVERITIES.values()):
             continue
         known = ", ".join(SEVERITIES)
-        problems.append(FilterProblem(leaf.offset, f'"{name}" is not a severity ({known}{_did_you_mean(name.upper(), SEVERITIES)})'))
+        problems.append(
+            FilterProblem(leaf.offset, f'"{name}" is not a severity ({known}{_did_you_mean(name.upper(), SEVERITIES)})')
+        )
     return problems
 
 
@@ -815,7 +852,11 @@ def _monitoring_comparison_problems(comparison: Comparison) -> list[FilterProble
         if isinstance(value, Literal):
             return [p for p in [_resource_type_problem(value.value, value.offset)] if p]
         if isinstance(value, Call) and value.name == "one_of":
-            return [p for a in value.arguments if isinstance(a, Literal) and (p := _resource_type_problem(a.value, a.offset))]
+            return [
+                p
+                for a in value.arguments
+                if isinstance(a, Literal) and (p := _resource_type_problem(a.value, a.offset))
+            ]
     return []
 
 
@@ -828,7 +869,9 @@ def _monitoring_problems(text: str, resource_type: str | None = None) -> list[Fi
     for node in _walk(tree):
         if isinstance(node, Comparison):
             problems += _monitoring_comparison_problems(node)
-    problems += _resource_label_problems(tree, ("labels", "label"), also=resource_type if resource_type in MONITORED_RESOURCES else None)
+    problems += _resource_label_problems(
+        tree, ("labels", "label"), also=resource_type if resource_type in MONITORED_RESOURCES else None
+    )
     return problems
 
 
@@ -896,8 +939,13 @@ class LabelRestriction:
             return True
 
 
-_HOW = {"one_of": "equals", "starts_with": "starts_with", "ends_with": "ends_with",
-        "has_substring": "has_substring", "monitoring.regex.full_match": "regex"}  # fmt: skip
+_HOW = {
+    "one_of": "equals",
+    "starts_with": "starts_with",
+    "ends_with": "ends_with",
+    "has_substring": "has_substring",
+    "monitoring.regex.full_match": "regex",
+}
 
 
 def label_restrictions(text: str, language: str) -> list[LabelRestriction]:
@@ -921,7 +969,11 @@ def label_restrictions(text: str, language: str) -> list[LabelRestriction]:
             continue
         value = node.value
         if node.operator == "=" and isinstance(value, Call) and value.name in _HOW:
-            values = tuple(leaf.value for a in value.arguments[:1 if value.name != "one_of" else None] for leaf in _value_leaves(a))
+            values = tuple(
+                leaf.value
+                for a in value.arguments[: 1 if value.name != "one_of" else None]
+                for leaf in _value_leaves(a)
+            )
             how = _HOW[value.name]
         elif node.operator == "=" and not isinstance(value, Call):
             values, how = tuple(leaf.value for leaf in _value_leaves(value)), "equals"

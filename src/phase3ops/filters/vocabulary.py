@@ -4,7 +4,6 @@ selectors and the monitored resource types (with their labels) this project can 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 # Cloud Logging takes queries of up to 20,000 characters
 # (https://cloud.google.com/logging/quotas); an alert policy's Monitoring
@@ -35,7 +34,9 @@ MONITORED_RESOURCES: dict[str, frozenset[str] | None] = {
     "gcs_bucket": frozenset({"project_id", "bucket_name", "location"}),
     "global": frozenset({"project_id"}),
     "k8s_cluster": frozenset({"project_id", "location", "cluster_name"}),
-    "k8s_container": frozenset({"project_id", "location", "cluster_name", "namespace_name", "pod_name", "container_name"}),
+    "k8s_container": frozenset(
+        {"project_id", "location", "cluster_name", "namespace_name", "pod_name", "container_name"}
+    ),
     "k8s_node": frozenset({"project_id", "location", "cluster_name", "node_name"}),
     "k8s_pod": frozenset({"project_id", "location", "cluster_name", "namespace_name", "pod_name"}),
     "project": frozenset({"project_id"}),
@@ -66,7 +67,7 @@ SEVERITIES: dict[str, int] = {
 # known subfields. Naming anything else is an error in Logging itself
 # ("unknown field"), e.g. `thud` or `textPayload.thud`.
 ANY_PATH = "any path"
-FieldTree = Union[None, str, dict]
+FieldTree = None | str | dict
 LOG_ENTRY_FIELDS: dict[str, FieldTree] = {
     "logName": None,
     "resource": {"type": None, "labels": ANY_PATH},
@@ -75,8 +76,23 @@ LOG_ENTRY_FIELDS: dict[str, FieldTree] = {
     "severity": None,
     "insertId": None,
     "httpRequest": dict.fromkeys(
-        "requestMethod requestUrl requestSize status responseSize userAgent remoteIp serverIp referer latency"
-        " cacheLookup cacheHit cacheValidatedWithOriginServer cacheFillBytes protocol".split()
+        [
+            "requestMethod",
+            "requestUrl",
+            "requestSize",
+            "status",
+            "responseSize",
+            "userAgent",
+            "remoteIp",
+            "serverIp",
+            "referer",
+            "latency",
+            "cacheLookup",
+            "cacheHit",
+            "cacheValidatedWithOriginServer",
+            "cacheFillBytes",
+            "protocol",
+        ]
     ),
     "labels": ANY_PATH,
     "operation": dict.fromkeys(["id", "producer", "first", "last"]),

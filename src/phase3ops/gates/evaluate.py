@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from phase3ops.gates.measures import SCHEDULED_GAMES, gate_tables, measurement_query, measures_for
 from phase3ops.spec.pipeline import (
@@ -48,9 +49,14 @@ class GateResult:
 
     def as_document(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "action": self.action, "passed": self.passed, "figure": self.figure,
-            "threshold": self.threshold, "detail": self.detail, "error": self.error,
-        }  # fmt: skip
+            "kind": self.kind,
+            "action": self.action,
+            "passed": self.passed,
+            "figure": self.figure,
+            "threshold": self.threshold,
+            "detail": self.detail,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,9 @@ class GateReport:
 
     def message_fields(self) -> dict[str, float]:
         """The figures the spec puts in every Phase 4 message (minutes_coverage_pct ...), as percentages."""
-        return {r.message_field: round(r.figure * 100, 1) for r in self.results if r.message_field and r.figure is not None}
+        return {
+            r.message_field: round(r.figure * 100, 1) for r in self.results if r.message_field and r.figure is not None
+        }
 
     def as_document(self) -> dict[str, Any]:
         return {
@@ -106,7 +114,9 @@ class GateEvaluator:
         gates = self.gates_for(mode)
         if not gates:
             return GateReport()
-        query, columns = measurement_query([m for gate in gates for m in measures_for(self.spec, gate, mode, game_date)])
+        query, columns = measurement_query(
+            [m for gate in gates for m in measures_for(self.spec, gate, mode, game_date)]
+        )
         started = time.perf_counter()
         try:
             if self._warehouse is None:
@@ -124,7 +134,17 @@ class GateEvaluator:
 def _query_failed(gate: Gate, error: str) -> GateResult:
     passed = gate.on_error == "open"
     verdict = "fails open: counted as passed" if passed else "fails closed: counted as failed"
-    return GateResult(gate.name, gate.kind, gate.action, passed, None, _threshold(gate), f"the gate query failed, {verdict}", error, gate.message_field)
+    return GateResult(
+        gate.name,
+        gate.kind,
+        gate.action,
+        passed,
+        None,
+        _threshold(gate),
+        f"the gate query failed, {verdict}",
+        error,
+        gate.message_field,
+    )
 
 
 def _threshold(gate: Gate) -> float | None:
@@ -143,7 +163,9 @@ def judge(spec: PipelineSpec, gate: Gate, mode: ModeRule, measured: dict[str, in
         empty = [t for t in tables if not measured[f"rows:{t}"]]
         figure = _share(len(tables) - len(empty), len(tables))
         detail = f"{', '.join(empty)}: 0 rows" if empty else f"all {len(tables)} tables have rows"
-        return GateResult(gate.name, gate.kind, gate.action, not empty, figure, 1.0, detail, message_field=gate.message_field)
+        return GateResult(
+            gate.name, gate.kind, gate.action, not empty, figure, 1.0, detail, message_field=gate.message_field
+        )
     if gate.kind == GAME_COVERAGE:
         covered = {t: measured[f"games:{t}"] for t in gate.tables}
         worst = min(covered, key=covered.get)
@@ -166,7 +188,25 @@ def judge(spec: PipelineSpec, gate: Gate, mode: ModeRule, measured: dict[str, in
         worst = max(nulls, key=nulls.get)
         figure = _share(nulls[worst], rows, empty=0.0)
         detail = f"{gate.table}.{worst} is NULL in {nulls[worst]} of {rows} rows ({figure:.1%})"
-        return GateResult(gate.name, gate.kind, gate.action, figure <= gate.max, figure, gate.max, detail, message_field=gate.message_field)
+        return GateResult(
+            gate.name,
+            gate.kind,
+            gate.action,
+            figure <= gate.max,
+            figure,
+            gate.max,
+            detail,
+            message_field=gate.message_field,
+        )
     else:
         raise ValueError(f"gate {gate.name}: unknown kind {gate.kind!r}")
-    return GateResult(gate.name, gate.kind, gate.action, figure >= gate.min, figure, gate.min, detail, message_field=gate.message_field)
+    return GateResult(
+        gate.name,
+        gate.kind,
+        gate.action,
+        figure >= gate.min,
+        figure,
+        gate.min,
+        detail,
+        message_field=gate.message_field,
+    )

@@ -17,9 +17,9 @@ from phase3ops.spec.pipeline import (
     COLUMN_COVERAGE,
     GAME_COVERAGE,
     NULL_RATE,
+    PARTITION_COLUMN,
     RECORD_COUNT,
     ROWS_EXIST,
-    PARTITION_COLUMN,
     Gate,
     ModeRule,
     PipelineSpec,
@@ -66,12 +66,17 @@ def measures_for(spec: PipelineSpec, gate: Gate, mode: ModeRule, game_date: dt.d
         population = f"({gate.population})" if gate.population else "TRUE"
         return [
             Measure(f"population:{gate.name}", on_date(gate.table, f"COUNT(IF({population}, 1, NULL))")),
-            Measure(f"covered:{gate.name}", on_date(gate.table, f"COUNT(IF({population} AND ({gate.valid}), 1, NULL))")),
+            Measure(
+                f"covered:{gate.name}", on_date(gate.table, f"COUNT(IF({population} AND ({gate.valid}), 1, NULL))")
+            ),
         ]
     if gate.kind == NULL_RATE:
         return [
             Measure(f"rows:{gate.table}", on_date(gate.table, "COUNT(*)")),
-            *(Measure(f"nulls:{gate.table}.{c}", on_date(gate.table, f"COUNT(IF({quote(c)} IS NULL, 1, NULL))")) for c in gate.columns),
+            *(
+                Measure(f"nulls:{gate.table}.{c}", on_date(gate.table, f"COUNT(IF({quote(c)} IS NULL, 1, NULL))"))
+                for c in gate.columns
+            ),
         ]
     raise ValueError(f"gate {gate.name}: unknown kind {gate.kind!r}")
 

@@ -38,10 +38,14 @@ class ChaosDay:
         self.state, self.spec, self.game_date, self.subscriber, self.say = state, spec, game_date, subscriber, say
         self._holder: subprocess.Popen | None = None
 
-    def __enter__(self) -> "ChaosDay":
+    def __enter__(self) -> ChaosDay:
         orchestrator = orchestrator_route(self.spec, self.state)
         ensure_subscription(
-            self.subscriber, self.state.project, self.spec.topics.completion, DUPLICATE_SUBSCRIPTION, orchestrator.endpoint(self.state)
+            self.subscriber,
+            self.state.project,
+            self.spec.topics.completion,
+            DUPLICATE_SUBSCRIPTION,
+            orchestrator.endpoint(self.state),
         )
         self.state.chaos_armed_file.write_text(str(self.game_date))
         self.state.chaos_receipt_late_file.write_text(str(self.game_date))

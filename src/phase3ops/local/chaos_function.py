@@ -83,7 +83,10 @@ def _hold_back_the_armed_receipt(event_data) -> None:
         return
     attributes = (event_data.get("message") or {}).get("attributes") or {}
     spec = load_pipeline_spec()
-    if attributes.get("game_date") != armed.read_text().strip() or attributes.get("source_table") != spec.processors[0].output_table:
+    if (
+        attributes.get("game_date") != armed.read_text().strip()
+        or attributes.get("source_table") != spec.processors[0].output_table
+    ):
         return
     trigger_id = attributes.get("trigger_id", "")
     with _first_attempt_lock:

@@ -28,9 +28,9 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ruamel.yaml import YAML
 
@@ -44,7 +44,16 @@ from phase3ops.function_server import (
     start_gunicorn,
 )
 from phase3ops.local.phase4_standin import LEDGER_ENV
-from phase3ops.local.state import ARMED_ENV, HELPER_PREFIX, PROJECT, RECEIPT_LATE_ENV, STATE_FILE, Component, LocalState, Presence
+from phase3ops.local.state import (
+    ARMED_ENV,
+    HELPER_PREFIX,
+    PROJECT,
+    RECEIPT_LATE_ENV,
+    STATE_FILE,
+    Component,
+    LocalState,
+    Presence,
+)
 from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, PipelineSpec, load_pipeline_spec
 
@@ -77,7 +86,16 @@ def find_repo_root(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / PIPELINE_FILE_NAME).is_file():
             return folder
-    raise SpecError([SpecProblem(PIPELINE_FILE_NAME, None, "", f"no {PIPELINE_FILE_NAME} in {here} or its parents: run from the repository, or pass --repo")])
+    raise SpecError(
+        [
+            SpecProblem(
+                PIPELINE_FILE_NAME,
+                None,
+                "",
+                f"no {PIPELINE_FILE_NAME} in {here} or its parents: run from the repository, or pass --repo",
+            )
+        ]
+    )
 
 
 def default_run_dir(repo_root: Path) -> Path:
@@ -93,13 +111,24 @@ def up(repo_root: Path, run_dir: Path, say: Say) -> LocalState:
     load_pipeline_spec(source)  # the user's file, first: its errors name its own lines, and nothing has started
     local_copy, spec_hash = _local_spec_text(source)
     state = LocalState.load(run_dir) or LocalState(
-        str(run_dir), PROJECT, str(source), str(run_dir / PIPELINE_FILE_NAME), "", str(run_dir / "data" / "warehouse.duckdb")
+        str(run_dir),
+        PROJECT,
+        str(source),
+        str(run_dir / PIPELINE_FILE_NAME),
+        "",
+        str(run_dir / "data" / "warehouse.duckdb"),
     )
     try:
         _converge(repo_root, state, source, local_copy, spec_hash, say)
     except Exception as exc:
-        running = [f"{c.name} (pid {c.pid})" for key in COMPONENT_ORDER if (c := state.components.get(key)) and c.alive()]
-        left = f"; left running: {', '.join(running)} (`phase3ops local up` again after fixing it keeps them, `phase3ops local down` stops them)" if running else ""
+        running = [
+            f"{c.name} (pid {c.pid})" for key in COMPONENT_ORDER if (c := state.components.get(key)) and c.alive()
+        ]
+        left = (
+            f"; left running: {', '.join(running)} (`phase3ops local up` again after fixing it keeps them, `phase3ops local down` stops them)"
+            if running
+            else ""
+        )
         raise LocalUpFailed(f"local up failed: {type(exc).__name__}: {exc}{left}") from exc
     say(f"Up: project {state.project}, run directory {run_dir}")
     return state
@@ -150,19 +179,29 @@ def _start(key: str, repo_root: Path, state: LocalState, spec: PipelineSpec, say
     logs = state.logs_dir
     if key == "analytics":
         say("Starting the analytics service (gunicorn) ...")
-        server, name = start_analytics_service(repo_root, env, logs / "analytics-service.log"), spec.analytics.service_name
+        server, name = (
+            start_analytics_service(repo_root, env, logs / "analytics-service.log"),
+            spec.analytics.service_name,
+        )
     elif key == "orchestrator":
         say("Starting the orchestrator (Functions Framework) ...")
         server = start_function_server(repo_root, env, logs / "orchestrator.log", source=CHAOS_FUNCTION_SOURCE)
         name = spec.orchestrator.function_name
     elif key == "receipts":
         say("Starting the receipts recorder (Functions Framework) ...")
-        server = start_function_server(repo_root, env, logs / "receipts.log", source=CHAOS_FUNCTION_SOURCE, target=RECEIPTS_TARGET)
+        server = start_function_server(
+            repo_root, env, logs / "receipts.log", source=CHAOS_FUNCTION_SOURCE, target=RECEIPTS_TARGET
+        )
         name = spec.orchestrator.receipts_function_name
     else:
         say("Starting the Phase 4 stand-in (gunicorn) ...")
         # The stand-in keeps its duplicate guard's markers in the local Firestore, as Phase 4 would in its own.
-        server = start_gunicorn(PHASE4_STANDIN_APP, repo_root, state.env | {LEDGER_ENV: str(state.phase4_ledger)}, logs / "phase4-standin.log")
+        server = start_gunicorn(
+            PHASE4_STANDIN_APP,
+            repo_root,
+            state.env | {LEDGER_ENV: str(state.phase4_ledger)},
+            logs / "phase4-standin.log",
+        )
         name = "phase4-standin"
     state.record(key, Component(name, server.pid, server.url, str(server.log_path)))
 
@@ -204,7 +243,10 @@ def _local_spec_text(source: Path) -> tuple[str, str]:
     buffer = io.StringIO()
     yaml.dump(document, buffer)
     schema = Path(__file__).resolve().parents[1] / "spec" / "schemas" / "pipeline.schema.json"
-    copy = f"# yaml-language-server: $schema={schema}\n# Generated by `phase3ops local up` from {source}: edit that file, not this one.\n" + buffer.getvalue()
+    copy = (
+        f"# yaml-language-server: $schema={schema}\n# Generated by `phase3ops local up` from {source}: edit that file, not this one.\n"
+        + buffer.getvalue()
+    )
     digest = hashlib.sha256((text + repr(sorted(LOCAL_TIMINGS.items()))).encode()).hexdigest()
     return copy, digest
 
@@ -232,8 +274,15 @@ def push_routes(spec: PipelineSpec, state: LocalState) -> list[PushRoute]:
     project, topics = state.project, spec.topics
     return [
         PushRoute(f"{spec.analytics.service_name}-push", topics.phase3_trigger, "analytics", "/"),
-        PushRoute(FUNCTION_SUBSCRIPTION, topics.completion, "orchestrator", f"/projects/{project}/topics/{topics.completion}"),
-        PushRoute(RECEIPTS_SUBSCRIPTION, topics.phase4_trigger, "receipts", f"/projects/{project}/topics/{topics.phase4_trigger}"),
+        PushRoute(
+            FUNCTION_SUBSCRIPTION, topics.completion, "orchestrator", f"/projects/{project}/topics/{topics.completion}"
+        ),
+        PushRoute(
+            RECEIPTS_SUBSCRIPTION,
+            topics.phase4_trigger,
+            "receipts",
+            f"/projects/{project}/topics/{topics.phase4_trigger}",
+        ),
         PushRoute(PHASE4_SUBSCRIPTION, topics.phase4_trigger, "phase4", "/process"),
     ]
 
@@ -253,7 +302,9 @@ def _ensure_topology(spec: PipelineSpec, state: LocalState) -> None:
     ensure_subscription(subscriber, state.project, dead_letter, f"{dead_letter}-sub")
     for route in push_routes(spec, state):
         ack_deadline = 600 if route.component == "analytics" else 60
-        ensure_subscription(subscriber, state.project, route.topic, route.subscription, route.endpoint(state), ack_deadline)
+        ensure_subscription(
+            subscriber, state.project, route.topic, route.subscription, route.endpoint(state), ack_deadline
+        )
     if push_endpoint_of(subscriber, state.project, DUPLICATE_SUBSCRIPTION) is not None:
         # A chaos day's, left by a run-day killed outright: point it at today's orchestrator too.
         route = orchestrator_route(spec, state)
@@ -284,8 +335,10 @@ def status_rows(run_dir: Path) -> list[tuple[str, str, str, str]]:
         if component is None:
             rows.append((key, "-", "-", "not started"))
             continue
-        rows.append((component.name, str(component.pid), component.address, _status(component, answers(key, component))))
-    for key, helper in state.helpers().items():
+        rows.append(
+            (component.name, str(component.pid), component.address, _status(component, answers(key, component)))
+        )
+    for helper in state.helpers().values():
         rows.append((helper.name, str(helper.pid), "-", _status(helper, helper.alive())))
     rows += _subscription_rows(state)
     return rows
@@ -313,7 +366,14 @@ def _subscription_rows(state: LocalState) -> list[tuple[str, str, str, str]]:
         expected = route.endpoint(state)
         actual = push_endpoint_of(subscriber, state.project, route.subscription)
         if actual != expected:
-            rows.append((f"subscription {route.subscription}", "-", actual or "-", f"stale: should push to {expected} (phase3ops local up)"))
+            rows.append(
+                (
+                    f"subscription {route.subscription}",
+                    "-",
+                    actual or "-",
+                    f"stale: should push to {expected} (phase3ops local up)",
+                )
+            )
     return rows
 
 
@@ -342,7 +402,9 @@ def _save_firestore(state: LocalState, say: Say) -> None:
     firestore = state.components.get("firestore")
     if firestore is None or not answers("firestore", firestore):
         if firestore is not None:
-            say("The Firestore emulator is not running: its data since the last save is lost; the warehouse keeps its rows")
+            say(
+                "The Firestore emulator is not running: its data since the last save is lost; the warehouse keeps its rows"
+            )
         return
     fresh = state.firestore_export.with_name(state.firestore_export.name + ".new")
     shutil.rmtree(fresh, ignore_errors=True)

@@ -39,9 +39,10 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, g, jsonify, make_response, request
 
@@ -92,7 +93,9 @@ def read_push(raw: bytes) -> Any:
     attributes = message.get("attributes") if isinstance(message.get("attributes"), dict) else {}
     guard_inputs = [("message.messageId", message.get("messageId")), ("message.message_id", message.get("message_id"))]
     guard_inputs += [(name, body.get(name)) for name in ("trigger_id", "source_table", "analysis_date", "game_date")]
-    guard_inputs += [(f"message.attributes.{name}", attributes.get(name)) for name in ("trigger_id", "source_table", "game_date")]
+    guard_inputs += [
+        (f"message.attributes.{name}", attributes.get(name)) for name in ("trigger_id", "source_table", "game_date")
+    ]
     for name, value in guard_inputs:
         if isinstance(value, str):
             try:
@@ -116,7 +119,9 @@ def _message_body(message: dict) -> dict[str, Any]:
     """The message's data as a JSON object, or ContractViolation (with Phase 4's own reasons)."""
     data = message.get("data") or ""
     if not isinstance(data, str):
-        raise ContractViolation(f"Invalid Pub/Sub message format: data is {quoted(data)}, not base64 text", "message.data")
+        raise ContractViolation(
+            f"Invalid Pub/Sub message format: data is {quoted(data)}, not base64 text", "message.data"
+        )
     try:
         body = load_json(base64.b64decode(data, validate=True), "message.data")
     except (binascii.Error, ValueError) as exc:  # OutOfBounds is a ValueError
@@ -175,7 +180,11 @@ def _as_sent(envelope: Any) -> dict[str, Any]:
         body = {}
     attributes = message.get("attributes") if isinstance(message.get("attributes"), dict) else {}
     date = body.get("analysis_date") if "analysis_date" in body else body.get("game_date")
-    return {"game_date": date, "source_table": body.get("source_table"), "trigger_id": body.get("trigger_id") or attributes.get("trigger_id")}
+    return {
+        "game_date": date,
+        "source_table": body.get("source_table"),
+        "trigger_id": body.get("trigger_id") or attributes.get("trigger_id"),
+    }
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -224,7 +233,12 @@ def _ledger_entry(line: bytes) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         return None
     status, work_started, follow_up = raw.get("status"), raw.get("work_started", False), raw.get("follow_up", False)
-    if type(status) is not int or not 100 <= status <= 599 or not isinstance(work_started, bool) or not isinstance(follow_up, bool):
+    if (
+        type(status) is not int
+        or not 100 <= status <= 599
+        or not isinstance(work_started, bool)
+        or not isinstance(follow_up, bool)
+    ):
         return None
     day = raw.get("game_date")
     if day is not None and _date_text(day) is None:
@@ -326,7 +340,7 @@ def _entry_for(status: int, response: Any, raw: bytes) -> dict[str, Any]:
         "verdict": "refused" if g.refusal is not None else _text(verdict, 40),
         "work_started": bool(g.work_started),
         "follow_up": bool(accepted.get("follow_up")),
-        "received_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "received_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     if g.refusal is not None:
         entry["refusal"] = {
@@ -365,9 +379,11 @@ def create_app(ledger: Path, firestore_client=None) -> Flask:
     def accepted():
         read = read_ledger(ledger)
         response = jsonify(
-            [{"game_date": d, "source_table": t, "received": c.received, "work_started": c.work_started}
-             for (d, t), c in sorted(_tally(read.entries).items())]
-        )  # fmt: skip
+            [
+                {"game_date": d, "source_table": t, "received": c.received, "work_started": c.work_started}
+                for (d, t), c in sorted(_tally(read.entries).items())
+            ]
+        )
         if read.malformed:
             log.warning("the ledger %s has %d malformed lines, skipped", ledger, read.malformed)
             response.headers["X-Ledger-Malformed-Lines"] = str(read.malformed)

@@ -44,9 +44,9 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from phase3ops.analytics.synthetic import generate_game_day, write_game_day
 from phase3ops.local.environment import LocalState, render_table, restart_orchestrator
@@ -84,12 +84,17 @@ def expectation(spec: PipelineSpec, claim: dict | None, game_date: dt.date, now:
     mode = mode_for(spec, game_date, now)
     if mode is None:
         days = (game_date - local_today(spec, now)).days
-        return Expectation(NO_TRIGGER, f"{game_date} is {days} days ahead: no mode triggers it yet; the runs complete, no trigger is expected")
+        return Expectation(
+            NO_TRIGGER,
+            f"{game_date} is {days} days ahead: no mode triggers it yet; the runs complete, no trigger is expected",
+        )
     deadline = mode_deadline(spec, mode, game_date)
     gates = (
         f"its data gates hold the trigger until the tables have rows, or until its deadline ({deadline:%m-%d %H:%M %Z}: "
-        f"then {mode.on_deadline})" if now < deadline else f"its deadline passed ({deadline:%m-%d %H:%M %Z}): a gate that fails means {mode.on_deadline}"
-    )  # fmt: skip
+        f"then {mode.on_deadline})"
+        if now < deadline
+        else f"its deadline passed ({deadline:%m-%d %H:%M %Z}): a gate that fails means {mode.on_deadline}"
+    )
     return Expectation(
         TRIGGER,
         f"{game_date} is {'an' if mode.name[0] in 'aeiou' else 'a'} {mode.name} date: Phase 4 must run once per message of the trigger "
@@ -98,7 +103,16 @@ def expectation(spec: PipelineSpec, claim: dict | None, game_date: dt.date, now:
 
 
 class DayRun:
-    def __init__(self, repo_root: Path, state: LocalState, game_date: dt.date, games: int, chaos: bool, say: Say, never_run: str | None = None):
+    def __init__(
+        self,
+        repo_root: Path,
+        state: LocalState,
+        game_date: dt.date,
+        games: int,
+        chaos: bool,
+        say: Say,
+        never_run: str | None = None,
+    ):
         from google.cloud import firestore, pubsub_v1
 
         from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
@@ -111,7 +125,9 @@ class DayRun:
         self.started = time.monotonic()
         self._say = say
         if never_run is not None and never_run not in self.spec.processor_names:
-            raise NotRunning(f"--never-run: {never_run!r} is not a processor of {state.pipeline} ({', '.join(self.spec.processor_names)})")
+            raise NotRunning(
+                f"--never-run: {never_run!r} is not a processor of {state.pipeline} ({', '.join(self.spec.processor_names)})"
+            )
         self.never_run = never_run
 
     def say(self, text: str) -> None:
@@ -120,7 +136,7 @@ class DayRun:
     # -- the day -------------------------------------------------------------
 
     def run(self) -> int:
-        expected = expectation(self.spec, self._claim(), self.game_date, dt.datetime.now(dt.timezone.utc))
+        expected = expectation(self.spec, self._claim(), self.game_date, dt.datetime.now(dt.UTC))
         self.say(f"expect: {expected.why}")
         accepted_before = self._accepted()
         runs_before = self._runs()
@@ -151,24 +167,34 @@ class DayRun:
 
     def _repair(self, runs_before: dict[str, int], expected: Expectation) -> bool:
         """What an on-call does when the ledger pages: reconcile --fix, which re-requests the missing run."""
+        from phase3ops.checks.health import read_ledger
         from phase3ops.checks.reconcile import find_issues, fix
         from phase3ops.checks.repairs import ProcessorRepairs
         from phase3ops.orchestrator.factory import build_orchestrator
-        from phase3ops.checks.health import read_ledger
 
         orchestrator = build_orchestrator(self.spec, self.state.project)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         ledger = read_ledger(orchestrator, self.warehouse, now)
         # The day is played in fast forward: whatever it owes is owed now, whichever deadline is ahead.
-        gaps = [gap for gap in ledger.gaps(self.spec, now, lead=dt.timedelta(days=3)) if gap.game_date == self.game_date] if ledger is not None else []
-        self.say(f"reconcile --fix: {len(gaps)} owed run(s) missing for {self.game_date}: {', '.join(g.processor for g in gaps) or 'none'}")
+        gaps = (
+            [gap for gap in ledger.gaps(self.spec, now, lead=dt.timedelta(days=3)) if gap.game_date == self.game_date]
+            if ledger is not None
+            else []
+        )
+        self.say(
+            f"reconcile --fix: {len(gaps)} owed run(s) missing for {self.game_date}: {', '.join(g.processor for g in gaps) or 'none'}"
+        )
         repairs = ProcessorRepairs(self.spec, self.firestore, self.publisher, self.state.project)
         for result in fix(orchestrator, find_issues(self.spec, {}, now, gaps), now, repairs):
             self.say(f"  {result.game_date}  {'fixed' if result.ok else 'FIX FAILED'}: {result.message}")
-        done = self._wait_until(lambda: self.never_run in self._new_runs(runs_before), f"the re-requested run of {self.never_run}")
+        done = self._wait_until(
+            lambda: self.never_run in self._new_runs(runs_before), f"the re-requested run of {self.never_run}"
+        )
         self.never_run = None  # it ran: from here on, Phase 4 owes every table
         if done and expected.kind == TRIGGER:
-            done = self._wait_until(self._phase4_accepted_every_table, f"Phase 4 to accept every table of {self.game_date}")
+            done = self._wait_until(
+                self._phase4_accepted_every_table, f"Phase 4 to accept every table of {self.game_date}"
+            )
         self._settle()
         return done and bool(gaps)
 
@@ -179,38 +205,62 @@ class DayRun:
             held_back = {LATE_TABLE: day.tables[LATE_TABLE]}
             day.tables[LATE_TABLE] = []
             day.stale[LATE_TABLE] = []
-            self.say("chaos: every completion delivered twice; the orchestrator will die half-way through its next Phase 4 fan-out")
+            self.say(
+                "chaos: every completion delivered twice; the orchestrator will die half-way through its next Phase 4 fan-out"
+            )
         write_game_day(self.warehouse, self.spec, day)
-        self.say(f"raw data for {self.game_date}: {day.games} games" + (f" ({LATE_TABLE} held back: a late scraper)" if held_back else ""))
+        self.say(
+            f"raw data for {self.game_date}: {day.games} games"
+            + (f" ({LATE_TABLE} held back: a late scraper)" if held_back else "")
+        )
 
         holder = chaos.hold_lock(KILLED_PROCESSOR) if chaos is not None else None
         copies = 2 if chaos is not None else 1
         triggered = [name for name in self.spec.processor_names if name != self.never_run]
         if self.never_run is not None:
-            self.say(f"never-run: Phase 2 never triggers {self.never_run} for {self.game_date} (a processor with no trigger path)")
+            self.say(
+                f"never-run: Phase 2 never triggers {self.never_run} for {self.game_date} (a processor with no trigger path)"
+            )
         self._trigger_phase3(triggered, copies)
         if holder is not None:
             time.sleep(1.0)
             pid = chaos.kill_lock_holder()
-            self.say(f"chaos: killed a {KILLED_PROCESSOR} instance holding its lock (pid {pid}); the lease runs out, the next run takes over")
+            self.say(
+                f"chaos: killed a {KILLED_PROCESSOR} instance holding its lock (pid {pid}); the lease runs out, the next run takes over"
+            )
 
         if held_back:
             self._wait_until(lambda: self._new_runs(runs_before) == set(triggered), "the first processor runs")
-            late_rows = [{**row, "scraped_at": row["scraped_at"] + dt.timedelta(minutes=75)} for row in held_back[LATE_TABLE]]
+            late_rows = [
+                {**row, "scraped_at": row["scraped_at"] + dt.timedelta(minutes=75)} for row in held_back[LATE_TABLE]
+            ]
             self.warehouse.write_partition(self.spec.raw_table(LATE_TABLE), self.game_date, late_rows)
-            self.say(f"chaos: the late scraper delivered {LATE_TABLE} ({len(late_rows)} rows); Phase 2 triggers the team processors again")
-            self._trigger_phase3([n for n in ("team_offense_game_summary", "team_defense_game_summary") if n != self.never_run], copies)
+            self.say(
+                f"chaos: the late scraper delivered {LATE_TABLE} ({len(late_rows)} rows); Phase 2 triggers the team processors again"
+            )
+            self._trigger_phase3(
+                [n for n in ("team_offense_game_summary", "team_defense_game_summary") if n != self.never_run], copies
+            )
 
         if expected.kind == TRIGGER and self._triggers_without_the_missing_run():
-            return self._wait_until(self._phase4_accepted_every_table, f"Phase 4 to accept the triggers of {self.game_date}")
-        return self._wait_until(lambda: self._new_runs(runs_before) == set(triggered), f"every processor's run for {self.game_date}")
+            return self._wait_until(
+                self._phase4_accepted_every_table, f"Phase 4 to accept the triggers of {self.game_date}"
+            )
+        return self._wait_until(
+            lambda: self._new_runs(runs_before) == set(triggered), f"every processor's run for {self.game_date}"
+        )
 
     def _triggers_without_the_missing_run(self) -> bool:
         from phase3ops.orchestrator.readiness import evaluate
 
         if self.never_run is None:
             return True
-        return evaluate(self.spec, self.game_date, set(self.spec.processor_names) - {self.never_run}, dt.datetime.now(dt.timezone.utc)).ready
+        return evaluate(
+            self.spec,
+            self.game_date,
+            set(self.spec.processor_names) - {self.never_run},
+            dt.datetime.now(dt.UTC),
+        ).ready
 
     # -- steps ---------------------------------------------------------------
 
@@ -218,7 +268,11 @@ class DayRun:
         topic = self.publisher.topic_path(self.state.project, self.spec.topics.phase3_trigger)
         for name in processors:
             for _ in range(copies):
-                message = {"game_date": self.game_date.isoformat(), "processors": [name], "correlation_id": f"local-{self.game_date}"}
+                message = {
+                    "game_date": self.game_date.isoformat(),
+                    "processors": [name],
+                    "correlation_id": f"local-{self.game_date}",
+                }
                 self.publisher.publish(topic, json.dumps(message).encode()).result(timeout=30)
         self.say(f"Phase 2 -> {self.spec.topics.phase3_trigger}: {len(processors)} processors x {copies}")
 
@@ -235,7 +289,11 @@ class DayRun:
         return {name for name, count in self._runs().items() if count > before.get(name, 0)}
 
     def _claim(self) -> dict | None:
-        snapshot = self.firestore.collection(self.spec.orchestrator.collections.triggers).document(self.game_date.isoformat()).get()
+        snapshot = (
+            self.firestore.collection(self.spec.orchestrator.collections.triggers)
+            .document(self.game_date.isoformat())
+            .get()
+        )
         return snapshot.to_dict() if snapshot.exists else None
 
     def _accepted(self) -> dict[str, int]:
@@ -262,7 +320,9 @@ class DayRun:
         claim = self._claim() or {}
         published, decision = claim.get("published", {}), claim.get("decision", {})
         degraded = "  DEGRADED (a gate still failed at the deadline)" if decision.get("degraded") else ""
-        self._say(f"Phase 4 (stand-in) for {self.game_date}: mode={decision.get('mode', '-')}  reason={decision.get('trigger_reason', '-')}{degraded}")
+        self._say(
+            f"Phase 4 (stand-in) for {self.game_date}: mode={decision.get('mode', '-')}  reason={decision.get('trigger_reason', '-')}{degraded}"
+        )
         date = self.game_date.isoformat()
         ledger = [e for e in ledger_entries(self.state.phase4_ledger) if e.get("game_date") == date]
         counts = {table: t for (day, table), t in tally(self.state.phase4_ledger).items() if day == date}
@@ -272,20 +332,33 @@ class DayRun:
             for m in f.get("messages", ()):
                 late[m["part"]] += 1
         rows = [
-            (p.output_table, str(counts[p.output_table].received if p.output_table in counts else 0),
-             str(accepted.get(p.output_table, 0)), published.get(p.output_table, {}).get("confirmed_by", "-"), str(late.get(p.output_table, 0)))
+            (
+                p.output_table,
+                str(counts[p.output_table].received if p.output_table in counts else 0),
+                str(accepted.get(p.output_table, 0)),
+                published.get(p.output_table, {}).get("confirmed_by", "-"),
+                str(late.get(p.output_table, 0)),
+            )
             for p in self.spec.processors
-        ]  # fmt: skip
+        ]
         self._say(render_table(rows, ("source_table", "received", "work started", "confirmed by", "follow-ups")))
         if expected.kind == TRIGGER:
-            sent = [m["trigger_id"] for m in claim.get("messages", ())] + [m["trigger_id"] for f in follow_ups for m in f.get("messages", ())]
+            sent = [m["trigger_id"] for m in claim.get("messages", ())] + [
+                m["trigger_id"] for f in follow_ups for m in f.get("messages", ())
+            ]
             work = collections.Counter(e["trigger_id"] for e in ledger if e.get("work_started"))
             return bool(claim) and all(work[trigger_id] == 1 for trigger_id in sent) and sum(work.values()) == len(sent)
         if expected.kind == ALREADY_TRIGGERED:
             late_runs = ", ".join(sorted(self._new_runs(runs_before))) or "no processor"
-            self._say(f"already triggered before this day: nothing new for Phase 4 ({'unchanged' if accepted == before else 'CHANGED'}); the runs of {late_runs} were recorded late")
+            self._say(
+                f"already triggered before this day: nothing new for Phase 4 ({'unchanged' if accepted == before else 'CHANGED'}); the runs of {late_runs} were recorded late"
+            )
         else:
-            self._say("no trigger expected for this date, and none sent" if not accepted else "a trigger was sent for a date no mode decides: unexpected")
+            self._say(
+                "no trigger expected for this date, and none sent"
+                if not accepted
+                else "a trigger was sent for a date no mode decides: unexpected"
+            )
         return accepted == before
 
     def _wait_until(self, condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> bool:
@@ -317,7 +390,10 @@ class DayRun:
         last, quiet_since = None, time.monotonic()
         while time.monotonic() < deadline:
             self._keep_orchestrator_alive()
-            snapshot = json.dumps({n: (r["execution_id"], r["status"], len(r.get("runs", []))) for n, r in self._records().items()}, sort_keys=True)
+            snapshot = json.dumps(
+                {n: (r["execution_id"], r["status"], len(r.get("runs", []))) for n, r in self._records().items()},
+                sort_keys=True,
+            )
             snapshot += json.dumps(self._accepted(), sort_keys=True)
             if snapshot != last:
                 last, quiet_since = snapshot, time.monotonic()
@@ -332,7 +408,9 @@ class DayRun:
             record = records.get(processor.name, {})
             count = self.warehouse.row_counts(processor.table, self.game_date, self.game_date).get(self.game_date, 0)
             rows.append((processor.name, record.get("status", "-"), str(record.get("record_count", "-")), str(count)))
-        return render_table(rows, ("processor", "completion", "reported rows", f"rows in {self.spec.analytics.dataset}"))
+        return render_table(
+            rows, ("processor", "completion", "reported rows", f"rows in {self.spec.analytics.dataset}")
+        )
 
     def _health(self) -> int:
         from phase3ops.checks.health import check_dates, header
@@ -340,25 +418,47 @@ class DayRun:
         from phase3ops.orchestrator.factory import build_orchestrator
 
         orchestrator = build_orchestrator(self.spec, self.state.project)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         context, results = check_dates(
-            orchestrator, self.warehouse, self.game_date, self.game_date, now, target="local", project=self.state.project
+            orchestrator,
+            self.warehouse,
+            self.game_date,
+            self.game_date,
+            now,
+            target="local",
+            project=self.state.project,
         )
         self._say(render(results, header(context)))
         return exit_code(results)
-
 
     def _explain(self) -> None:
         from phase3ops.explain import explain_date
         from phase3ops.explain.timeline import render
 
-        story = explain_date(self.spec, self.state.project, self.warehouse, self.game_date, dt.datetime.now(dt.timezone.utc), ledger_entries(self.state.phase4_ledger))
-        self._say(f"The story of {self.game_date}, from what the pipeline stored (phase3ops explain {self.game_date} --local):")
+        story = explain_date(
+            self.spec,
+            self.state.project,
+            self.warehouse,
+            self.game_date,
+            dt.datetime.now(dt.UTC),
+            ledger_entries(self.state.phase4_ledger),
+        )
+        self._say(
+            f"The story of {self.game_date}, from what the pipeline stored (phase3ops explain {self.game_date} --local):"
+        )
         self._say("")
         self._say(render(story))
 
 
-def run_day(repo_root: Path, run_dir: Path, game_date: dt.date | None, games: int, chaos: bool, say: Say, never_run: str | None = None) -> int:
+def run_day(
+    repo_root: Path,
+    run_dir: Path,
+    game_date: dt.date | None,
+    games: int,
+    chaos: bool,
+    say: Say,
+    never_run: str | None = None,
+) -> int:
     state = LocalState.load(run_dir.resolve())
     if state is None:
         raise NotRunning(f"the local environment in {run_dir} is not running: run `phase3ops local up` first")
@@ -367,7 +467,7 @@ def run_day(repo_root: Path, run_dir: Path, game_date: dt.date | None, games: in
         raise NotRunning(f"not running: {', '.join(dead)}; run `phase3ops local up` (it restarts them)")
     os.environ.update(state.env)
     spec = load_pipeline_spec(state.pipeline)
-    game_date = game_date or local_today(spec, dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=1)
+    game_date = game_date or local_today(spec, dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
     with _signals_as_interrupts():
         return DayRun(repo_root, state, game_date, games, chaos, say, never_run).run()
 

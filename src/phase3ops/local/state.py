@@ -65,7 +65,9 @@ def process_start(pid: int) -> ProcessStart | None:
 
 def _process_start_from_ps(pid: int) -> ProcessStart | None:
     """macOS and the BSDs have no /proc; `ps` says the same, to the second."""
-    result = subprocess.run(["ps", "-o", "pgid=", "-o", "stat=", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["ps", "-o", "pgid=", "-o", "stat=", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True
+    )
     parts = result.stdout.split(None, 2)
     if result.returncode != 0 or not parts:
         return None
@@ -84,7 +86,7 @@ class Presence(enum.Enum):
     NOT_LEADER = "not its own group"  # the process no longer leads the process group it was started in
     UNCONFIRMED = "unconfirmed"  # no start time recorded (an older phase3ops wrote the file) or none readable now
 
-    def why_left_alone(self, component: "Component") -> str:
+    def why_left_alone(self, component: Component) -> str:
         pid = component.pid
         return {
             Presence.REPLACED: f"the recorded process is gone and pid {pid} reused by another process (it started at another time)",
@@ -106,7 +108,9 @@ class Component:
     pgid: int | None = None
 
     def presence(self) -> Presence:
-        if not isinstance(self.pid, int) or self.pid <= 1:  # kill(0) and kill(-1) reach far more than one process, pid 1 is init
+        if (
+            not isinstance(self.pid, int) or self.pid <= 1
+        ):  # kill(0) and kill(-1) reach far more than one process, pid 1 is init
             return Presence.GONE
         try:
             now = process_start(self.pid)
@@ -234,7 +238,7 @@ class LocalState:
         temporary.replace(path)  # a reader never sees half a file
 
     @classmethod
-    def load(cls, run_dir: Path) -> "LocalState | None":
+    def load(cls, run_dir: Path) -> LocalState | None:
         path = run_dir / STATE_FILE
         if not path.is_file():
             return None

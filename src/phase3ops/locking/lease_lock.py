@@ -40,8 +40,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -84,7 +85,7 @@ def token_ceiling(snapshot) -> int:
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def default_owner_id() -> str:
@@ -122,7 +123,7 @@ class LeaseLocks:
     def document(self, processor: str, game_date: dt.date):
         return self._collection.document(lock_document_id(processor, game_date))
 
-    def acquire(self, processor: str, game_date: dt.date, owner: str | None = None) -> "Lease":
+    def acquire(self, processor: str, game_date: dt.date, owner: str | None = None) -> Lease:
         """Wait (with jittered exponential backoff) until the lock is ours, or raise LockBusy."""
         owner = owner or default_owner_id()
         ref = self.document(processor, game_date)
@@ -156,7 +157,7 @@ class LeaseLocks:
             time.sleep(min(remaining, delay * (0.5 + random.random())))
             delay = min(delay * 2, 2.0)
 
-    def _renew(self, lease: "Lease") -> bool:
+    def _renew(self, lease: Lease) -> bool:
         return _update_if_ours(
             lease.ref,
             lease.owner,
@@ -164,14 +165,14 @@ class LeaseLocks:
             {"renewed_at": firestore.SERVER_TIMESTAMP, "expires_at": _ttl(self._clock(), self.settings)},
         )
 
-    def _is_current(self, lease: "Lease") -> bool:
+    def _is_current(self, lease: Lease) -> bool:
         snapshot = lease.ref.get()
         if not snapshot.exists:
             return False
         data = snapshot.to_dict()
         return data.get("owner") == lease.owner and data.get("token") == lease.token and _lease_live(snapshot)
 
-    def _release(self, lease: "Lease") -> bool:
+    def _release(self, lease: Lease) -> bool:
         return _update_if_ours(
             lease.ref,
             lease.owner,
@@ -199,7 +200,7 @@ class Lease:
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         self.start_renewing()
         return self
 
@@ -209,7 +210,9 @@ class Lease:
 
     def start_renewing(self) -> None:
         interval = self._locks.settings.lease.total_seconds() / 3
-        self._renewer = threading.Thread(target=self._renew_loop, args=(interval,), name=f"renew-{self.ref.id}", daemon=True)
+        self._renewer = threading.Thread(
+            target=self._renew_loop, args=(interval,), name=f"renew-{self.ref.id}", daemon=True
+        )
         self._renewer.start()
 
     def stop_renewing(self) -> None:
@@ -224,7 +227,11 @@ class Lease:
                     self._mark_lost("the lock now belongs to someone else")
                     return
             except Exception:  # a failed renewal is retried; the lease may still be ours
-                log.warning("lock renewal failed; retrying", exc_info=True, extra={"event": "lock_renewal_failed", "lock": self.ref.id})
+                log.warning(
+                    "lock renewal failed; retrying",
+                    exc_info=True,
+                    extra={"event": "lock_renewal_failed", "lock": self.ref.id},
+                )
 
     def _mark_lost(self, reason: str) -> None:
         if not self.lost.is_set():

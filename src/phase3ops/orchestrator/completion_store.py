@@ -27,8 +27,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -37,7 +38,6 @@ from phase3ops.compare_and_set import Contended, compare_and_set
 from phase3ops.locking.lease_lock import lock_document_id, token_ceiling
 from phase3ops.orchestrator.messages import Completion, Delivery
 from phase3ops.rejected_messages import RejectedMessages
-
 
 log = logging.getLogger("phase3ops.orchestrator")
 
@@ -75,7 +75,7 @@ class CompletionRecord:
     runs: tuple[dict[str, Any], ...] = ()  # every run recorded for the date, oldest first
 
     @classmethod
-    def from_document(cls, data: dict[str, Any]) -> "CompletionRecord":
+    def from_document(cls, data: dict[str, Any]) -> CompletionRecord:
         return cls(
             game_date=dt.date.fromisoformat(data["game_date"]),
             processor=data["processor"],
@@ -98,7 +98,9 @@ def record_document_id(game_date: dt.date, processor: str) -> str:
 
 
 class CompletionStore:
-    def __init__(self, client: firestore.Client, collection: str, rejected_collection: str, lock_collection: str | None = None):
+    def __init__(
+        self, client: firestore.Client, collection: str, rejected_collection: str, lock_collection: str | None = None
+    ):
         self._client = client
         self._collection = client.collection(collection)
         self.rejected = RejectedMessages(client, rejected_collection, handler="phase3-to-phase4-orchestrator")
@@ -165,9 +167,16 @@ class CompletionStore:
         if ignored:
             log.warning(
                 "%s: lock tokens %s were never granted by the lock (newest %s): runs ordered without them",
-                ref.id, ignored, ceiling(),
-                extra={"event": "lock_token_not_granted", "record": ref.id, "execution_id": completion.execution_id, "lock_tokens": ignored},
-            )  # fmt: skip
+                ref.id,
+                ignored,
+                ceiling(),
+                extra={
+                    "event": "lock_token_not_granted",
+                    "record": ref.id,
+                    "execution_id": completion.execution_id,
+                    "lock_tokens": ignored,
+                },
+            )
         return outcome
 
     def _token_ceiling(self, completion: Completion) -> int | None:
@@ -197,9 +206,9 @@ class CompletionStore:
 
     def records_between(self, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, CompletionRecord]]:
         """Every record of a date range in one query (reconciliation reads a year at once)."""
-        query = self._collection.where(
-            filter=firestore.FieldFilter("game_date", ">=", first.isoformat())
-        ).where(filter=firestore.FieldFilter("game_date", "<=", last.isoformat()))
+        query = self._collection.where(filter=firestore.FieldFilter("game_date", ">=", first.isoformat())).where(
+            filter=firestore.FieldFilter("game_date", "<=", last.isoformat())
+        )
         by_date: dict[dt.date, dict[str, CompletionRecord]] = {}
         for record in self._records(query.stream()):
             by_date.setdefault(record.game_date, {})[record.processor] = record
@@ -235,7 +244,8 @@ def _granted(run: dict[str, Any], ceiling: int | None) -> dict[str, Any]:
 
 def _is_same_run(runs: list[dict[str, Any]], run: dict[str, Any]) -> bool:
     return any(
-        r["message_id"] == run["message_id"] or (r["execution_id"] == run["execution_id"] and r["status"] == run["status"])
+        r["message_id"] == run["message_id"]
+        or (r["execution_id"] == run["execution_id"] and r["status"] == run["status"])
         for r in runs
     )
 
@@ -243,12 +253,18 @@ def _is_same_run(runs: list[dict[str, Any]], run: dict[str, Any]) -> bool:
 def _is_newer(run: dict[str, Any], than: dict[str, Any]) -> bool:
     """Lock tokens order the runs of one processor and date exactly; Pub/Sub publish
     time orders the rest, with the execution id breaking ties the same way everywhere."""
-    if run.get("lock_token") is not None and than.get("lock_token") is not None and run["lock_token"] != than["lock_token"]:
+    if (
+        run.get("lock_token") is not None
+        and than.get("lock_token") is not None
+        and run["lock_token"] != than["lock_token"]
+    ):
         return run["lock_token"] > than["lock_token"]
     return (run["published_at"], run["execution_id"]) > (than["published_at"], than["execution_id"])
 
 
-def decide(current: dict[str, Any], run: dict[str, Any], token_ceiling: Callable[[], int | None] = lambda: None) -> RecordOutcome:
+def decide(
+    current: dict[str, Any], run: dict[str, Any], token_ceiling: Callable[[], int | None] = lambda: None
+) -> RecordOutcome:
     """What a run does to a (date, processor) record that already exists; pure but for
     `token_ceiling`, asked only when lock tokens are about to decide: the newest token the
     processor's lock can have granted. A token beyond it was never granted (a message
@@ -268,4 +284,3 @@ def decide(current: dict[str, Any], run: dict[str, Any], token_ceiling: Callable
     if run["counts"] and not current["counts"]:
         return RecordOutcome.UPDATED
     return RecordOutcome.UPDATED if _is_newer(run, current) else RecordOutcome.SUPERSEDED
-

@@ -6,8 +6,8 @@ import datetime as dt
 
 from phase3ops import cloud
 from phase3ops.gates.evaluate import GateEvaluator
-from phase3ops.orchestrator.gate_holds import GateHolds
 from phase3ops.orchestrator.completion_store import CompletionStore
+from phase3ops.orchestrator.gate_holds import GateHolds
 from phase3ops.orchestrator.orchestrator import Clock, Orchestrator, utc_now
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher
 from phase3ops.orchestrator.receipts import ReceiptRecorder
@@ -47,7 +47,9 @@ def build_orchestrator(
 
     return Orchestrator(
         spec=spec,
-        store=CompletionStore(db, settings.collections.completions, settings.collections.rejected, spec.analytics.lock.collection),
+        store=CompletionStore(
+            db, settings.collections.completions, settings.collections.rejected, spec.analytics.lock.collection
+        ),
         claims=claims(settings.collections.triggers),
         publisher=publisher,
         clock=clock,

@@ -40,7 +40,7 @@ class Hold:
         return list(self.report.get("blocked_by") or ())
 
     @classmethod
-    def from_document(cls, data: dict[str, Any]) -> "Hold":
+    def from_document(cls, data: dict[str, Any]) -> Hold:
         return cls(
             game_date=dt.date.fromisoformat(data["game_date"]),
             state=data.get("state", HELD),
@@ -78,14 +78,26 @@ class GateHolds:
             "evaluations": firestore.Increment(1),
         }
         if previous is None or previous.state != HELD:
-            fields.update({"first_held_at": firestore.SERVER_TIMESTAMP, "evaluations": 1, "released_at": None, "released_by": None})
+            fields.update(
+                {
+                    "first_held_at": firestore.SERVER_TIMESTAMP,
+                    "evaluations": 1,
+                    "released_at": None,
+                    "released_by": None,
+                }
+            )
         return self.document(game_date), fields
 
     def release(self, game_date: dt.date, trigger_id: str, degraded: bool) -> None:
         """The trigger went out (`degraded` when a gate still failed at the deadline)."""
         try:
             self.document(game_date).update(
-                {"state": RELEASED, "released_at": firestore.SERVER_TIMESTAMP, "released_by": trigger_id, "degraded": degraded}
+                {
+                    "state": RELEASED,
+                    "released_at": firestore.SERVER_TIMESTAMP,
+                    "released_by": trigger_id,
+                    "degraded": degraded,
+                }
             )
         except gexc.NotFound:
             pass  # never held

@@ -19,12 +19,22 @@ import datetime as dt
 import functools
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jsonschema
 
-from phase3ops.input_bounds import REASON_CHARS, OutOfBounds, bounded_text, capped, check_size, check_storable, load_json, quoted
+from phase3ops.input_bounds import (
+    REASON_CHARS,
+    OutOfBounds,
+    bounded_text,
+    capped,
+    check_size,
+    check_storable,
+    load_json,
+    quoted,
+)
 from phase3ops.input_bounds import game_date as bounded_game_date
 from phase3ops.spec.documents import SCHEMA_DIR, SpecValidator, format_path, load_schema
 from phase3ops.spec.pipeline import PipelineSpec, Processor
@@ -109,7 +119,10 @@ def _attributes(attributes: Any) -> dict[str, str]:
     if attributes is None:
         return {}
     if not isinstance(attributes, Mapping) or len(attributes) > MAX_ATTRIBUTES:
-        raise BadMessage(f"attributes must be an object of at most {MAX_ATTRIBUTES} strings, got {quoted(attributes)}", "message.attributes")
+        raise BadMessage(
+            f"attributes must be an object of at most {MAX_ATTRIBUTES} strings, got {quoted(attributes)}",
+            "message.attributes",
+        )
     for key, value in attributes.items():
         _bounded(bounded_text, key, "message.attributes", MAX_ATTRIBUTE_CHARS, required=True)
         _bounded(bounded_text, value, f"message.attributes.{key}", MAX_ATTRIBUTE_CHARS, required=False)
@@ -125,7 +138,9 @@ def parse_completion(raw: bytes, spec: PipelineSpec, message_id: str = "", today
     errors = sorted(_completion_validator().iter_errors(payload), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
-        reasons = (f"{format_path(list(e.absolute_path)) or '<message>'}: {capped(_describe(e), 200)}" for e in errors[:5])
+        reasons = (
+            f"{format_path(list(e.absolute_path)) or '<message>'}: {capped(_describe(e), 200)}" for e in errors[:5]
+        )
         raise BadMessage(
             capped("; ".join(reasons), REASON_CHARS),
             format_path(list(first.absolute_path)) or _missing_field(first),
@@ -188,8 +203,14 @@ def _processor_of(payload: dict[str, Any], spec: PipelineSpec) -> Processor:
     processor = by_name or by_table
     if processor is None:
         known = ", ".join(spec.processor_names)
-        reported = f"processor {name!r}" + (f" (output_table {table!r})" if table else "") if name else f"output_table {table!r}"
-        raise BadMessage(capped(f"unknown {reported}; known: {known}", REASON_CHARS), "processor_name" if name else "output_table")
+        reported = (
+            f"processor {name!r}" + (f" (output_table {table!r})" if table else "")
+            if name
+            else f"output_table {table!r}"
+        )
+        raise BadMessage(
+            capped(f"unknown {reported}; known: {known}", REASON_CHARS), "processor_name" if name else "output_table"
+        )
     if by_name is not None and by_table is not None and by_table is not by_name:
         raise BadMessage(
             f"output_table {table!r} is the table of {by_table.name!r}, not of processor {name!r} ({by_name.output_table})",
@@ -222,11 +243,11 @@ def encode_completion(completion: Mapping[str, Any]) -> bytes:
 def _parse_timestamp(value: Any) -> dt.datetime:
     if not value:
         # Pub/Sub always sets publishTime; without it ordering falls back to arrival.
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
     try:
         if not isinstance(value, str) or len(value) > 64:
             raise ValueError
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise BadMessage(f"publishTime {quoted(value)} is not an RFC 3339 timestamp", "message.publishTime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -43,14 +43,15 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from phase3ops.gates.evaluate import GateEvaluator, GateReport
+from phase3ops.input_bounds import EXCERPT_CHARS, printable
 from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordContended, RecordOutcome
 from phase3ops.orchestrator.gate_holds import HELD as HOLD_ACTIVE
 from phase3ops.orchestrator.gate_holds import GateHolds, Hold
-from phase3ops.input_bounds import EXCERPT_CHARS, printable
 from phase3ops.orchestrator.messages import BadMessage, Completion, Delivery, parse_completion, parse_delivery
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
 from phase3ops.orchestrator.phase4_trigger import (
@@ -61,10 +62,16 @@ from phase3ops.orchestrator.phase4_trigger import (
     follow_up_key,
     rows_changed,
 )
-from phase3ops.rejected_messages import POISON, POISON_AFTER_FAILURES, event_bytes, is_transient
 from phase3ops.orchestrator.readiness import Readiness, evaluate, mode_deadline, trigger_deadline
 from phase3ops.orchestrator.retry_summary import RetrySummary
-from phase3ops.orchestrator.trigger_claims import AttemptSuperseded, ClaimContended, Recovery, TriggerClaim, TriggerClaims
+from phase3ops.orchestrator.trigger_claims import (
+    AttemptSuperseded,
+    ClaimContended,
+    Recovery,
+    TriggerClaim,
+    TriggerClaims,
+)
+from phase3ops.rejected_messages import POISON, POISON_AFTER_FAILURES, event_bytes, is_transient
 from phase3ops.spec.pipeline import PipelineSpec
 
 log = logging.getLogger("phase3ops.orchestrator")
@@ -86,7 +93,14 @@ FOLLOWED_UP = "followed_up"  # a late run changed its table: Phase 4 was sent on
 POISONED = "poisoned"  # kept failing past the bound: stored as poison and acknowledged (pages)
 
 IN_FLIGHT_WAIT_SECONDS = 1.0  # how long a delivery waits for someone else's publish before asking for redelivery
-IN_FLIGHT_POLL_SECONDS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.08)  # then every 0.08 s: a claim is usually published within 150 ms
+IN_FLIGHT_POLL_SECONDS = (
+    0.01,
+    0.02,
+    0.03,
+    0.04,
+    0.05,
+    0.08,
+)  # then every 0.08 s: a claim is usually published within 150 ms
 
 
 class RetryLater(RuntimeError):
@@ -139,7 +153,7 @@ _RECORD_SEVERITY = {RecordOutcome.STALE_TOKEN.value: logging.WARNING, RecordOutc
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Orchestrator:
@@ -175,7 +189,13 @@ class Orchestrator:
         except BadMessage as bad:
             raw = event_bytes(event_data)
             stored = self.store.rejected.store(raw, bad.reason, bad.field)
-            return self._log(Decision(REJECTED, reason=bad.reason, extra={"field": bad.field, "stored_as": stored, "event_data": _excerpt(raw)}))
+            return self._log(
+                Decision(
+                    REJECTED,
+                    reason=bad.reason,
+                    extra={"field": bad.field, "stored_as": stored, "event_data": _excerpt(raw)},
+                )
+            )
         try:
             return self._handle_delivery(delivery)
         except Exception as error:
@@ -189,7 +209,12 @@ class Orchestrator:
         try:
             failures = self.store.rejected.count_failure(delivery.message_id, delivery.raw_data, error)
         except Exception:
-            log.warning("could not count a failure of message %s", delivery.message_id, exc_info=True, extra={"event": "failure_count_failed"})
+            log.warning(
+                "could not count a failure of message %s",
+                delivery.message_id,
+                exc_info=True,
+                extra={"event": "failure_count_failed"},
+            )
             raise error from None
         if failures < POISON_AFTER_FAILURES:
             raise error
@@ -197,7 +222,13 @@ class Orchestrator:
         stored = self.store.rejected.store(
             delivery.raw_data, reason, "", delivery.message_id, delivery.publish_time, delivery.attributes, kind=POISON
         )
-        log.error("poison message %s: %s", delivery.message_id, reason, exc_info=error, extra={"event": "poison_message", "stored_as": stored})
+        log.error(
+            "poison message %s: %s",
+            delivery.message_id,
+            reason,
+            exc_info=error,
+            extra={"event": "poison_message", "stored_as": stored},
+        )
         return self._log(Decision(POISONED, reason=reason, message_id=delivery.message_id, extra={"stored_as": stored}))
 
     def _handle_delivery(self, delivery: Delivery) -> Decision:
@@ -205,7 +236,12 @@ class Orchestrator:
             completion = parse_completion(delivery.raw_data, self.spec, delivery.message_id, today=self.clock().date())
         except BadMessage as bad:
             stored = self.store.rejected.store(
-                delivery.raw_data, bad.reason, bad.field, delivery.message_id, delivery.publish_time, delivery.attributes
+                delivery.raw_data,
+                bad.reason,
+                bad.field,
+                delivery.message_id,
+                delivery.publish_time,
+                delivery.attributes,
             )
             return self._log(
                 Decision(
@@ -219,32 +255,44 @@ class Orchestrator:
         try:
             record = self.store.record(completion, delivery)
         except RecordContended as exc:
-            self._log(Decision(RETRY_LATER, game_date=completion.game_date.isoformat(), processor=completion.processor, reason=str(exc)))
+            self._log(
+                Decision(
+                    RETRY_LATER,
+                    game_date=completion.game_date.isoformat(),
+                    processor=completion.processor,
+                    reason=str(exc),
+                )
+            )
             raise RetryLater(str(exc)) from exc
-        context = dict(
-            processor=completion.processor,
-            status=completion.status,
-            record=record.value,
-            message_id=delivery.message_id,
-            execution_id=completion.execution_id,
-            correlation_id=completion.correlation_id,
-        )
+        context = {
+            "processor": completion.processor,
+            "status": completion.status,
+            "record": record.value,
+            "message_id": delivery.message_id,
+            "execution_id": completion.execution_id,
+            "correlation_id": completion.correlation_id,
+        }
         fresh = record in (RecordOutcome.RECORDED, RecordOutcome.UPDATED)
         try:
             decision = self.advance(
-                completion.game_date, owner=handling_owner(delivery.message_id), completing=completion if fresh else None, delivered=completion
+                completion.game_date,
+                owner=handling_owner(delivery.message_id),
+                completing=completion if fresh else None,
+                delivered=completion,
             )
         except (RetryLater, PublishFailed) as exc:
             outcome = RETRY_LATER if isinstance(exc, RetryLater) else PUBLISH_FAILED
             self._log(Decision(outcome, game_date=completion.game_date.isoformat(), reason=str(exc), **context))
             raise
-        if decision.outcome == ALREADY_TRIGGERED and fresh:
-            # Recorded just now, but possibly counted by a concurrent delivery's
-            # trigger: late only if the trigger does not name this very run.
-            if decision.trigger_runs.get(completion.processor) != completion.execution_id:
-                decision = replace(
-                    decision, outcome=LATE, reason=f"{completion.processor} run {completion.execution_id} completed after the trigger"
-                )
+        # Recorded just now, but possibly counted by a concurrent delivery's
+        # trigger: late only if the trigger does not name this very run.
+        counted_another_run = decision.trigger_runs.get(completion.processor) != completion.execution_id
+        if decision.outcome == ALREADY_TRIGGERED and fresh and counted_another_run:
+            decision = replace(
+                decision,
+                outcome=LATE,
+                reason=f"{completion.processor} run {completion.execution_id} completed after the trigger",
+            )
         if record is RecordOutcome.STALE_TOKEN:
             decision = replace(
                 decision,
@@ -284,12 +332,16 @@ class Orchestrator:
         # Claim first, then look at the data: of the deliveries that find the date ready at once,
         # exactly one evaluates its gates (one warehouse query per ready date), the others follow.
         trigger_id = date_trigger_id(self.spec.name, game_date)
-        claim = self.claims.try_claim(game_date, trigger_id, owner, {**_decision_document(readiness, records), "gating": True}, ())
+        claim = self.claims.try_claim(
+            game_date, trigger_id, owner, {**_decision_document(readiness, records), "gating": True}, ()
+        )
         if claim is None:
             # Another caller won the race to claim; follow its claim like any other.
             claim, records, hold = self._read_date(game_date)
             if claim is None:  # it was held and let go of the claim meanwhile
-                raise ClaimInFlight(f"the data gates of {game_date} were evaluated by another delivery just now; retry later")
+                raise ClaimInFlight(
+                    f"the data gates of {game_date} were evaluated by another delivery just now; retry later"
+                )
             return self._follow_then_follow_up(claim, records, delivered, owner)
         completing_record = records.get(completing.processor) if completing is not None else None
         if completing_record is not None and completing_record.execution_id != completing.execution_id:
@@ -314,10 +366,16 @@ class Orchestrator:
         try:
             if degraded and (not past_deadline or mode.on_deadline == "hold"):
                 # The claim goes and the hold is written in one batch: an owner that was taken over meanwhile writes neither.
-                held = self.holds.held(game_date, mode.name, report.as_document(), past_deadline, hold) if self.holds is not None else None
+                held = (
+                    self.holds.held(game_date, mode.name, report.as_document(), past_deadline, hold)
+                    if self.holds is not None
+                    else None
+                )
                 self.claims.let_go(claim, also=held)
                 return _held(game_date, readiness, report, past_deadline, mode.on_deadline)
-            messages = build_trigger_messages(self.spec, game_date, readiness, records, completing_record, now, report, degraded)
+            messages = build_trigger_messages(
+                self.spec, game_date, readiness, records, completing_record, now, report, degraded
+            )
             claim = self.claims.set_messages(claim, _decision_document(readiness, records, report, degraded), messages)
         except AttemptSuperseded as exc:  # this owner paused past its lease; another took the claim over
             raise ClaimInFlight(f"{exc}; the new owner finishes it") from exc
@@ -343,9 +401,13 @@ class Orchestrator:
         """The claim, the hold and every processor record of a date in one batched read."""
         claim_ref = self.claims.document(game_date)
         hold_ref = self.holds.document(game_date) if self.holds is not None else None
-        records, extra = self.store.records_for_date(game_date, self.spec.processor_names, also_read=[claim_ref, *filter(None, [hold_ref])])
+        records, extra = self.store.records_for_date(
+            game_date, self.spec.processor_names, also_read=[claim_ref, *filter(None, [hold_ref])]
+        )
         hold_snapshot = extra.get(hold_ref.path) if hold_ref is not None else None
-        hold = Hold.from_document(hold_snapshot.to_dict()) if hold_snapshot is not None and hold_snapshot.exists else None
+        hold = (
+            Hold.from_document(hold_snapshot.to_dict()) if hold_snapshot is not None and hold_snapshot.exists else None
+        )
         return TriggerClaims.from_snapshot(extra[claim_ref.path]), records, hold
 
     def _follow_then_follow_up(
@@ -369,7 +431,9 @@ class Orchestrator:
             self._log(decision)  # the trigger's own line, before the follow-up's
         return follow_up
 
-    def _follow_up(self, claim: TriggerClaim, records: dict[str, CompletionRecord], delivered: Completion, owner: str) -> Decision | None:
+    def _follow_up(
+        self, claim: TriggerClaim, records: dict[str, CompletionRecord], delivered: Completion, owner: str
+    ) -> Decision | None:
         """Once Phase 4 has the date, a run reported after the trigger was decided, whose table now
         holds other rows than the run Phase 4 was last told of, earns one follow-up message for
         that table, whichever delivery of that run gets here first (a redelivery finds the
@@ -391,16 +455,22 @@ class Orchestrator:
             return None  # reported before the trigger was decided, or the run whose rows it saw
         # A follow-up still pending counts as told: its own run's delivery is not acknowledged until it is sent.
         announced = {announced} | {
-            run for f in self.followups.claims_on(claim.game_date)
-            if f.messages and f.messages[0].part == processor.output_table for run in f.executions.values()
-        }  # fmt: skip
+            run
+            for f in self.followups.claims_on(claim.game_date)
+            if f.messages and f.messages[0].part == processor.output_table
+            for run in f.executions.values()
+        }
         if delivered.execution_id in announced or not rows_changed(record, announced):
             return None  # Phase 4 was told of these very rows
         message = build_follow_up_message(
             self.spec, claim.trigger_id, claim.game_date, claim.decision.get("mode"), record, self.clock()
         )
-        decision = {"mode": claim.decision.get("mode"), "trigger_reason": "late_data", "follows": claim.trigger_id,
-                    "executions": {processor.name: record.execution_id}}  # fmt: skip
+        decision = {
+            "mode": claim.decision.get("mode"),
+            "trigger_reason": "late_data",
+            "follows": claim.trigger_id,
+            "executions": {processor.name: record.execution_id},
+        }
         follow_up = self.followups.try_claim(claim.game_date, message.trigger_id, owner, decision, [message], key=key)
         if follow_up is not None:
             return self._publish(follow_up, follow_up.messages, FOLLOWED_UP, self.followups)
@@ -410,7 +480,9 @@ class Orchestrator:
         if not claim.is_published and claim.lease_active:
             waited = self._wait_for_publish(claim, claims)
             if waited is None:
-                raise ClaimInFlight(f"the data gates held {claim.game_date} just now; its next delivery evaluates them again")
+                raise ClaimInFlight(
+                    f"the data gates held {claim.game_date} just now; its next delivery evaluates them again"
+                )
             claim = waited
         if claim.is_published:
             return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
@@ -432,14 +504,20 @@ class Orchestrator:
         if recovery is Recovery.AWAITING_RECEIPTS:
             raise ClaimInFlight(_awaiting_receipts(claim))
         if recovery is Recovery.CONFIRMED:
-            return _claim_decision(CONFIRMED_BY_RECEIPT, claim, "every message of the stale claim had a receipt: nothing re-sent")
+            return _claim_decision(
+                CONFIRMED_BY_RECEIPT, claim, "every message of the stale claim had a receipt: nothing re-sent"
+            )
         if not claim.messages:  # its owner died evaluating the date's gates: nothing was sent
             return self._gate_after_takeover(claim, owner)
         return self._publish(claim, claim.unpublished, REPUBLISHED, claims)
 
     def _wait_for_publish(self, claim: TriggerClaim, claims: TriggerClaims) -> TriggerClaim | None:
         """Someone holds the claim: it is usually published within milliseconds."""
-        remaining = (claim.lease_expires_at - claim.read_time).total_seconds() if claim.read_time and claim.lease_expires_at else 0
+        remaining = (
+            (claim.lease_expires_at - claim.read_time).total_seconds()
+            if claim.read_time and claim.lease_expires_at
+            else 0
+        )
         deadline = time.monotonic() + min(self.in_flight_wait, remaining)
         polls = 0
         while time.monotonic() < deadline:
@@ -453,7 +531,9 @@ class Orchestrator:
                 break
         return claim
 
-    def _publish(self, claim: TriggerClaim, messages: Sequence[TriggerMessage], outcome: str, claims: TriggerClaims) -> Decision:
+    def _publish(
+        self, claim: TriggerClaim, messages: Sequence[TriggerMessage], outcome: str, claims: TriggerClaims
+    ) -> Decision:
         """Send this attempt's messages within what is left of its lease, then record what went out.
 
         Every write here is conditional on the attempt still being this
@@ -469,8 +549,17 @@ class Orchestrator:
             if definitive:
                 claim = claims.release_lease(claim)
         except AttemptSuperseded as exc:
-            log.warning("%s", exc, extra={"event": "trigger_attempt_superseded", "game_date": claim.game_date.isoformat(),
-                                          "owner": claim.owner, "attempt": claim.attempts, "sent": sorted(sent)})  # fmt: skip
+            log.warning(
+                "%s",
+                exc,
+                extra={
+                    "event": "trigger_attempt_superseded",
+                    "game_date": claim.game_date.isoformat(),
+                    "owner": claim.owner,
+                    "attempt": claim.attempts,
+                    "sent": sorted(sent),
+                },
+            )
             raise ClaimInFlight(f"{exc}; the new owner finishes it") from exc
         if failed:
             errors = "; ".join(f"{o.message.trigger_id}: {o.error}" for o in failed)
@@ -479,7 +568,9 @@ class Orchestrator:
                 if definitive
                 else "they may have been sent; recovery waits for their receipts before sending them again"
             )
-            raise PublishFailed(f"{len(failed)} of {len(messages)} Phase 4 messages not confirmed ({verdict}): {errors}", definitive)
+            raise PublishFailed(
+                f"{len(failed)} of {len(messages)} Phase 4 messages not confirmed ({verdict}): {errors}", definitive
+            )
         reason = f"{claim.decision.get('trigger_reason')}: {len(messages)} message(s) published"
         return _claim_decision(outcome, claim, reason, published_message_ids=sent)
 
@@ -497,7 +588,9 @@ class Orchestrator:
         severity = max(
             logging.WARNING if decision.overdue else _SEVERITY.get(decision.outcome, logging.INFO),
             _RECORD_SEVERITY.get(decision.record or "", logging.INFO),
-            logging.ERROR if decision.outcome == HELD and decision.overdue else logging.INFO,  # held past its deadline: page
+            logging.ERROR
+            if decision.outcome == HELD and decision.overdue
+            else logging.INFO,  # held past its deadline: page
         )
         if decision.outcome == RETRY_LATER:
             severity, quiet = self.retries.level(decision.game_date)
@@ -548,7 +641,9 @@ def _decision_document(
     return decision
 
 
-def _held(game_date: dt.date, readiness: Readiness, report: GateReport, past_deadline: bool, on_deadline: str) -> Decision:
+def _held(
+    game_date: dt.date, readiness: Readiness, report: GateReport, past_deadline: bool, on_deadline: str
+) -> Decision:
     blocking = report.blocking
     first = blocking[0]
     if past_deadline:
@@ -564,8 +659,14 @@ def _held(game_date: dt.date, readiness: Readiness, report: GateReport, past_dea
         missing=readiness.missing,
         reason=reason,
         overdue=past_deadline,
-        extra={"gate": first.name, "figure": first.figure, "threshold": first.threshold, "gate_detail": first.detail,
-               "blocked_by": [r.name for r in blocking], "gate_error": first.error},  # fmt: skip
+        extra={
+            "gate": first.name,
+            "figure": first.figure,
+            "threshold": first.threshold,
+            "gate_detail": first.detail,
+            "blocked_by": [r.name for r in blocking],
+            "gate_error": first.error,
+        },
     )
 
 

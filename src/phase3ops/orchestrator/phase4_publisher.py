@@ -27,8 +27,8 @@ receipts.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from google.api_core import exceptions as gexc
 from google.pubsub_v1 import PublisherClient as GeneratedPublisher

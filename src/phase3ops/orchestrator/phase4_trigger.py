@@ -26,8 +26,9 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Collection, Mapping
+from typing import Any
 
 from phase3ops.gates.evaluate import GateReport
 from phase3ops.orchestrator.completion_store import CompletionRecord
@@ -69,7 +70,7 @@ class TriggerMessage:
         return {"part": self.part, "trigger_id": self.trigger_id, "game_date": self.game_date, "body": dict(self.body)}
 
     @classmethod
-    def from_document(cls, data: Mapping[str, Any]) -> "TriggerMessage":
+    def from_document(cls, data: Mapping[str, Any]) -> TriggerMessage:
         return cls(data["part"], data["trigger_id"], data["game_date"], dict(data["body"]))
 
 
@@ -80,7 +81,7 @@ def build_trigger_messages(
     records: Mapping[str, CompletionRecord],
     completing: CompletionRecord | None,
     triggered_at: dt.datetime,
-    gates: "GateReport | None" = None,
+    gates: GateReport | None = None,
     degraded: bool = False,
 ) -> list[TriggerMessage]:
     """The messages for a ready date. `completing` is the run whose completion made
@@ -110,7 +111,12 @@ def build_trigger_messages(
     date_id = date_trigger_id(spec.name, game_date)
     if contract.form == PER_TABLE:
         return [
-            TriggerMessage(p.output_table, f"{date_id}:{p.output_table}", date, {"source_table": p.output_table, **shared, "trigger_id": f"{date_id}:{p.output_table}"})
+            TriggerMessage(
+                p.output_table,
+                f"{date_id}:{p.output_table}",
+                date,
+                {"source_table": p.output_table, **shared, "trigger_id": f"{date_id}:{p.output_table}"},
+            )
             for p in spec.processors
         ]
     body = {
@@ -147,7 +153,7 @@ def _entities_changed(spec: PipelineSpec, counted: list[CompletionRecord]) -> tu
     return union, incremental
 
 
-def _gate_fields(gates: "GateReport | None", degraded: bool) -> dict[str, Any]:
+def _gate_fields(gates: GateReport | None, degraded: bool) -> dict[str, Any]:
     """What Phase 4 learns of the data gates: the reference's two fields, and every gate's verdict."""
     if gates is None or not gates.results:
         return {"data_freshness_verified": not degraded, "degraded": degraded}
@@ -166,7 +172,9 @@ def follow_up_key(game_date: dt.date, table: str, execution_id: str) -> str:
 
 
 def _safe(text: str) -> str:
-    return text if _SAFE_ID.match(text) else "h" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return (
+        text if _SAFE_ID.match(text) else "h" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    )
 
 
 def follow_up_trigger_id(date_trigger: str, table: str, execution_id: str) -> str:
@@ -174,7 +182,12 @@ def follow_up_trigger_id(date_trigger: str, table: str, execution_id: str) -> st
 
 
 def build_follow_up_message(
-    spec: PipelineSpec, date_trigger: str, game_date: dt.date, mode: str | None, record: CompletionRecord, at: dt.datetime
+    spec: PipelineSpec,
+    date_trigger: str,
+    game_date: dt.date,
+    mode: str | None,
+    record: CompletionRecord,
+    at: dt.datetime,
 ) -> TriggerMessage:
     """One message telling Phase 4 that `record`'s table changed after the date's trigger
     (`date_trigger`: the date's claim id; `mode`: the mode the date was triggered under)."""
@@ -203,7 +216,13 @@ def build_follow_up_message(
         "trigger_id": trigger_id,
     }
     if contract.form != PER_TABLE:
-        body.update({"completed_processors": [record.processor], "completed_tables": [table], "executions": {record.processor: record.execution_id}})
+        body.update(
+            {
+                "completed_processors": [record.processor],
+                "completed_tables": [table],
+                "executions": {record.processor: record.execution_id},
+            }
+        )
     return TriggerMessage(table, trigger_id, date, body)
 
 
@@ -216,7 +235,9 @@ def rows_changed(record: CompletionRecord, announced: Collection[str]) -> bool:
     was never told about, is a change: better a follow-up Phase 4 does not
     need than a change it never hears of."""
     runs = list(record.runs)
-    current = next((i for i in range(len(runs) - 1, -1, -1) if runs[i].get("execution_id") == record.execution_id), None)
+    current = next(
+        (i for i in range(len(runs) - 1, -1, -1) if runs[i].get("execution_id") == record.execution_id), None
+    )
     if current is None:
         return True
     told = next((r for r in reversed(runs[:current]) if r.get("execution_id") in announced), None)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Collection
 
 from phase3ops.spec.pipeline import ModeRule, PipelineSpec
 
@@ -75,7 +75,9 @@ def evaluate(spec: PipelineSpec, game_date: dt.date, completed: Collection[str],
     return judge(spec, mode, game_date, completed, now)
 
 
-def judge(spec: PipelineSpec, mode: ModeRule, game_date: dt.date, completed: Collection[str], now: dt.datetime) -> Readiness:
+def judge(
+    spec: PipelineSpec, mode: ModeRule, game_date: dt.date, completed: Collection[str], now: dt.datetime
+) -> Readiness:
     """The date under one mode's rule, whichever mode applies to it today (`explain` shows them all)."""
     done_all = tuple(name for name in spec.processor_names if name in completed)
     expected = mode.expected

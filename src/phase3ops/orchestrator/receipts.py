@@ -22,7 +22,6 @@ acknowledged, as the orchestrator does (rejected_messages.py).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -53,11 +52,17 @@ class ReceiptOutcome:
 
 
 class ReceiptRecorder:
-    def __init__(self, client: firestore.Client, collection: str, pipeline_name: str, rejected_collection: str | None = None):
+    def __init__(
+        self, client: firestore.Client, collection: str, pipeline_name: str, rejected_collection: str | None = None
+    ):
         self._client = client
         self._collection = client.collection(collection)
         self._prefix = f"{pipeline_name}:"
-        self._poison = RejectedMessages(client, rejected_collection, handler="phase4-trigger-receipts") if rejected_collection else None
+        self._poison = (
+            RejectedMessages(client, rejected_collection, handler="phase4-trigger-receipts")
+            if rejected_collection
+            else None
+        )
 
     def document(self, trigger_id: str):
         return self._collection.document(trigger_id)
@@ -76,9 +81,22 @@ class ReceiptRecorder:
             if failures < POISON_AFTER_FAILURES:
                 raise
             reason = f"failed {failures} times, last with {type(error).__name__}: {error}"
-            self._poison.store(delivery.raw_data, reason, "", delivery.message_id, delivery.publish_time, delivery.attributes, kind=POISON)
-            log.error("poison message %s: %s", delivery.message_id, reason, exc_info=error, extra={"event": "poison_message"})
-            return self._log(ReceiptOutcome(POISONED, delivery.attributes.get("trigger_id"), delivery.message_id, reason), logging.ERROR)
+            self._poison.store(
+                delivery.raw_data,
+                reason,
+                "",
+                delivery.message_id,
+                delivery.publish_time,
+                delivery.attributes,
+                kind=POISON,
+            )
+            log.error(
+                "poison message %s: %s", delivery.message_id, reason, exc_info=error, extra={"event": "poison_message"}
+            )
+            return self._log(
+                ReceiptOutcome(POISONED, delivery.attributes.get("trigger_id"), delivery.message_id, reason),
+                logging.ERROR,
+            )
 
     def _record(self, delivery: Delivery) -> ReceiptOutcome:
         receipt = receipt_of(delivery, self._prefix)
@@ -92,12 +110,17 @@ class ReceiptRecorder:
         except gexc.AlreadyExists:
             pass
         existing = ref.get().to_dict()
-        if existing["message_id"] == delivery.message_id or delivery.message_id in existing.get("duplicate_message_ids", []):
+        if existing["message_id"] == delivery.message_id or delivery.message_id in existing.get(
+            "duplicate_message_ids", []
+        ):
             return self._log(ReceiptOutcome(REDELIVERED, trigger_id, delivery.message_id), logging.INFO)
         ref.update({"duplicate_message_ids": firestore.ArrayUnion([delivery.message_id])})
         return self._log(
             ReceiptOutcome(
-                DUPLICATE_PUBLISH, trigger_id, delivery.message_id, f"message {existing['message_id']} already carried {trigger_id}"
+                DUPLICATE_PUBLISH,
+                trigger_id,
+                delivery.message_id,
+                f"message {existing['message_id']} already carried {trigger_id}",
             ),
             logging.ERROR,
         )
@@ -107,7 +130,13 @@ class ReceiptRecorder:
         log.log(
             level,
             f"{outcome.outcome}: {outcome.trigger_id or '-'} {outcome.reason}".strip(),
-            extra={"event": event, "outcome": outcome.outcome, "trigger_id": outcome.trigger_id, "message_id": outcome.message_id, "reason": outcome.reason},
+            extra={
+                "event": event,
+                "outcome": outcome.outcome,
+                "trigger_id": outcome.trigger_id,
+                "message_id": outcome.message_id,
+                "reason": outcome.reason,
+            },
         )
         return outcome
 

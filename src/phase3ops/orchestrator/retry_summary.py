@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 SUMMARY_INTERVAL_SECONDS = 60.0
 _KEEP = 1000  # dates remembered per instance; the oldest go first

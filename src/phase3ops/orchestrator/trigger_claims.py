@@ -45,8 +45,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -140,7 +141,7 @@ class TriggerClaim:
         return float("inf") if self.local_deadline is None else self.local_deadline - time.monotonic()
 
     @classmethod
-    def from_document(cls, key: str, data: Mapping[str, Any], read_time: dt.datetime | None = None) -> "TriggerClaim":
+    def from_document(cls, key: str, data: Mapping[str, Any], read_time: dt.datetime | None = None) -> TriggerClaim:
         return cls(
             key=key,
             game_date=dt.date.fromisoformat(data["game_date"]),
@@ -213,9 +214,9 @@ class TriggerClaims:
         return [self.from_snapshot(s) for s in query.stream()]
 
     def claims_between(self, first: dt.date, last: dt.date) -> dict[dt.date, TriggerClaim]:
-        query = self._collection.where(
-            filter=firestore.FieldFilter("game_date", ">=", first.isoformat())
-        ).where(filter=firestore.FieldFilter("game_date", "<=", last.isoformat()))
+        query = self._collection.where(filter=firestore.FieldFilter("game_date", ">=", first.isoformat())).where(
+            filter=firestore.FieldFilter("game_date", "<=", last.isoformat())
+        )
         claims = (self.from_snapshot(s) for s in query.stream())
         return {claim.game_date: claim for claim in claims}
 
@@ -265,7 +266,11 @@ class TriggerClaims:
         """Record which parts this attempt sent; `complete` once every part has. Only while the
         claim is as the owner last wrote it; AttemptSuperseded otherwise."""
         update: dict[str, Any] = {
-            f"published.{part}": {"message_id": message_id, "confirmed_by": BY_PUBLISHER, "published_at": firestore.SERVER_TIMESTAMP}
+            f"published.{part}": {
+                "message_id": message_id,
+                "confirmed_by": BY_PUBLISHER,
+                "published_at": firestore.SERVER_TIMESTAMP,
+            }
             for part, message_id in message_ids.items()
         }
         if complete:
@@ -279,17 +284,28 @@ class TriggerClaims:
         send it): the next caller may recover the claim at once, without waiting out the lease
         or the receipt grace. Only the attempt's owner, while nobody took it over."""
         history = [*claim.history, {"event": "lease_released", "owner": claim.owner, "attempt": claim.attempts}]
-        return self._owners_write(claim, {"lease_seconds": 0, "attempt_outcome": NOTHING_SENT, "history": history}, "release")
+        return self._owners_write(
+            claim, {"lease_seconds": 0, "attempt_outcome": NOTHING_SENT, "history": history}, "release"
+        )
 
-    def set_messages(self, claim: TriggerClaim, decision: dict[str, Any], messages: Sequence[TriggerMessage]) -> TriggerClaim:
+    def set_messages(
+        self, claim: TriggerClaim, decision: dict[str, Any], messages: Sequence[TriggerMessage]
+    ) -> TriggerClaim:
         """The owner, once the date's gates passed (or its deadline said to go ahead): what to publish.
         The lease starts again here (the gates took their time), and the decision's time is kept:
         runs reported after it are news to Phase 4."""
         documents = [m.to_document() for m in messages]
         decision = {**decision, "decided_at": firestore.SERVER_TIMESTAMP}
-        claim = self._owners_write(claim, {"decision": decision, "messages": documents, "lease_started_at": firestore.SERVER_TIMESTAMP}, "fill")
+        claim = self._owners_write(
+            claim, {"decision": decision, "messages": documents, "lease_started_at": firestore.SERVER_TIMESTAMP}, "fill"
+        )
         decided = {**decision, "decided_at": claim.written.update_time}
-        return replace(claim, decision=decided, messages=tuple(messages), local_deadline=claim.written.sent_at + self.lease.total_seconds())
+        return replace(
+            claim,
+            decision=decided,
+            messages=tuple(messages),
+            local_deadline=claim.written.sent_at + self.lease.total_seconds(),
+        )
 
     def let_go(self, claim: TriggerClaim, also: tuple[Any, dict[str, Any]] | None = None) -> None:
         """The owner found the date's data short (its gates hold it): the claim goes, so the date
@@ -299,13 +315,17 @@ class TriggerClaims:
         if claim.written is None:
             raise AttemptSuperseded(f"cannot let go of claim {claim.key}: this copy was not written by its owner")
         batch = self._client.batch()
-        batch.delete(self.document(claim.key), option=firestore.Client.write_option(last_update_time=claim.written.update_time))
+        batch.delete(
+            self.document(claim.key), option=firestore.Client.write_option(last_update_time=claim.written.update_time)
+        )
         if also is not None:
             batch.set(also[0], also[1], merge=True)
         try:
             batch.commit()
         except (gexc.FailedPrecondition, gexc.NotFound) as exc:
-            raise AttemptSuperseded(f"attempt {claim.attempts} of claim {claim.key} was taken over before it let go") from exc
+            raise AttemptSuperseded(
+                f"attempt {claim.attempts} of claim {claim.key} was taken over before it let go"
+            ) from exc
 
     def recover(self, key: dt.date | str, owner: str) -> tuple[Recovery, TriggerClaim]:
         """Decide, as exactly one winner, what becomes of a claim whose lease ran out: the
@@ -335,7 +355,9 @@ def _key(key: dt.date | str) -> str:
     return key.isoformat() if isinstance(key, dt.date) else key
 
 
-def _recover(snapshot, client, receipts, owner: str, lease: dt.timedelta) -> tuple[tuple[Recovery, TriggerClaim | None], dict[str, Any] | None]:
+def _recover(
+    snapshot, client, receipts, owner: str, lease: dt.timedelta
+) -> tuple[tuple[Recovery, TriggerClaim | None], dict[str, Any] | None]:
     claim = TriggerClaims.from_snapshot(snapshot)
     if claim is None:
         return (Recovery.GONE, None), None
@@ -354,7 +376,11 @@ def _recover(snapshot, client, receipts, owner: str, lease: dt.timedelta) -> tup
         if receipt.exists:
             message = receipt_refs[receipt.reference.path]
             data = receipt.to_dict()
-            found[message.part] = {"message_id": data["message_id"], "confirmed_by": BY_RECEIPT, "published_at": data.get("publish_time")}
+            found[message.part] = {
+                "message_id": data["message_id"],
+                "confirmed_by": BY_RECEIPT,
+                "published_at": data.get("publish_time"),
+            }
     update: dict[str, Any] = {f"published.{part}": value for part, value in found.items()}
     history = list(claim.history)
     if found:
@@ -369,22 +395,46 @@ def _recover(snapshot, client, receipts, owner: str, lease: dt.timedelta) -> tup
 
 
 def _take_over(
-    claim: TriggerClaim, snapshot, owner: str, lease: dt.timedelta, history: list[dict[str, Any]], found: dict[str, dict[str, Any]],
+    claim: TriggerClaim,
+    snapshot,
+    owner: str,
+    lease: dt.timedelta,
+    history: list[dict[str, Any]],
+    found: dict[str, dict[str, Any]],
     update: dict[str, Any],
 ) -> tuple[tuple[Recovery, TriggerClaim], dict[str, Any]]:
     attempt = claim.attempts + 1
     history.append(
-        {"event": "taken_over", "owner": owner, "previous_owner": claim.owner, "attempt": attempt, "at": snapshot.read_time,
-         "previous_outcome": claim.attempt_outcome}
-    )  # fmt: skip
+        {
+            "event": "taken_over",
+            "owner": owner,
+            "previous_owner": claim.owner,
+            "attempt": attempt,
+            "at": snapshot.read_time,
+            "previous_outcome": claim.attempt_outcome,
+        }
+    )
     update.update(
-        {"owner": owner, "attempts": attempt, "lease_seconds": lease.total_seconds(), "lease_started_at": firestore.SERVER_TIMESTAMP,
-         "attempt_outcome": OUTCOME_UNKNOWN, "history": history}
-    )  # fmt: skip
+        {
+            "owner": owner,
+            "attempts": attempt,
+            "lease_seconds": lease.total_seconds(),
+            "lease_started_at": firestore.SERVER_TIMESTAMP,
+            "attempt_outcome": OUTCOME_UNKNOWN,
+            "history": history,
+        }
+    )
     taken = _with(
-        claim, found, owner=owner, attempts=attempt, lease_seconds=lease.total_seconds(), attempt_outcome=OUTCOME_UNKNOWN,
-        lease_started_at=snapshot.read_time, read_time=None, history=tuple(history),
-    )  # fmt: skip
+        claim,
+        found,
+        owner=owner,
+        attempts=attempt,
+        lease_seconds=lease.total_seconds(),
+        attempt_outcome=OUTCOME_UNKNOWN,
+        lease_started_at=snapshot.read_time,
+        read_time=None,
+        history=tuple(history),
+    )
     return (Recovery.TAKEN_OVER, taken), update
 
 

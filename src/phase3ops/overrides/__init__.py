@@ -35,7 +35,23 @@ from phase3ops.overrides.records import (
 )
 
 __all__ = [
-    "BadOverride", "FORCE_TRIGGER", "Operator", "Outcome", "Override", "Overrides", "RETRIGGER", "SKIP", "UNSKIP", "between",
-    "build_overrides", "effective_skips", "for_date", "retrigger_claims", "retrigger_collection", "retrigger_key",
-    "retrigger_trigger_id", "skipped", "skipped_between",
-]  # fmt: skip
+    "FORCE_TRIGGER",
+    "RETRIGGER",
+    "SKIP",
+    "UNSKIP",
+    "BadOverride",
+    "Operator",
+    "Outcome",
+    "Override",
+    "Overrides",
+    "between",
+    "build_overrides",
+    "effective_skips",
+    "for_date",
+    "retrigger_claims",
+    "retrigger_collection",
+    "retrigger_key",
+    "retrigger_trigger_id",
+    "skipped",
+    "skipped_between",
+]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from phase3ops.input_bounds import OutOfBounds, quoted
 from phase3ops.input_bounds import game_date as bounded_game_date
@@ -55,7 +55,9 @@ def _text(value: object, argument: str, max_chars: int, what: str) -> str:
 
 def reason(value: object) -> str:
     """Why the override is made: required, non-empty, at most MAX_REASON_CHARS characters."""
-    return _text(value, "--reason", MAX_REASON_CHARS, "say why (it is recorded with the override, e.g. the incident or ticket)")
+    return _text(
+        value, "--reason", MAX_REASON_CHARS, "say why (it is recorded with the override, e.g. the incident or ticket)"
+    )
 
 
 def operator(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Operator:
@@ -87,7 +89,9 @@ def processor(spec: PipelineSpec, value: object) -> Processor:
     """A processor of the spec, by its name, output table or class name."""
     found = spec.resolve_processor(value) if isinstance(value, str) and value.strip() else None
     if found is None:
-        raise BadOverride("PROCESSOR", f"unknown processor {quoted(value, 80)}: one of {', '.join(spec.processor_names)}")
+        raise BadOverride(
+            "PROCESSOR", f"unknown processor {quoted(value, 80)}: one of {', '.join(spec.processor_names)}"
+        )
     return found
 
 

@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from google.cloud import firestore
 
@@ -89,10 +90,27 @@ class Override:
         return self.outcome in SETTLED
 
     @classmethod
-    def from_document(cls, doc_id: str, data: Mapping[str, Any]) -> "Override":
+    def from_document(cls, doc_id: str, data: Mapping[str, Any]) -> Override:
         """Tolerant: a record written by hand (or by an older version) still reads."""
-        known = {"kind", "game_date", "operator", "reason", "outcome", "processors", "operator_source", "command", "invocation",
-                 "at", "finished_at", "detail", "trigger_ids", "message_ids", "claim", "retrigger", "cascade_from"}  # fmt: skip
+        known = {
+            "kind",
+            "game_date",
+            "operator",
+            "reason",
+            "outcome",
+            "processors",
+            "operator_source",
+            "command",
+            "invocation",
+            "at",
+            "finished_at",
+            "detail",
+            "trigger_ids",
+            "message_ids",
+            "claim",
+            "retrigger",
+            "cascade_from",
+        }
         cascade_from = data.get("cascade_from")
         return cls(
             id=doc_id,
@@ -119,26 +137,44 @@ class Override:
     def as_document(self) -> dict[str, Any]:
         """The record as stored (datetimes kept), with its `id`, and `processor` when it names exactly one
         (a skip's): what a timeline sorts and shows."""
-        return {**self.extra, **{k: v for k, v in self.__dict__.items() if k != "extra"}, "game_date": self.game_date.isoformat(),
-                "processors": list(self.processors), "trigger_ids": list(self.trigger_ids),
-                "cascade_from": self.cascade_from.isoformat() if self.cascade_from else None,
-                "processor": self.processors[0] if len(self.processors) == 1 else None}  # fmt: skip
+        return {
+            **self.extra,
+            **{k: v for k, v in self.__dict__.items() if k != "extra"},
+            "game_date": self.game_date.isoformat(),
+            "processors": list(self.processors),
+            "trigger_ids": list(self.trigger_ids),
+            "cascade_from": self.cascade_from.isoformat() if self.cascade_from else None,
+            "processor": self.processors[0] if len(self.processors) == 1 else None,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (datetimes as ISO 8601 text)."""
         return {
-            "id": self.id, "kind": self.kind, "game_date": self.game_date.isoformat(), "processors": list(self.processors),
-            "operator": self.operator, "operator_source": self.operator_source, "reason": self.reason, "command": self.command,
-            "invocation": self.invocation, "at": _iso(self.at), "finished_at": _iso(self.finished_at), "outcome": self.outcome,
-            "detail": self.detail, "trigger_ids": list(self.trigger_ids), "message_ids": dict(self.message_ids), "claim": self.claim,
-            "retrigger": self.retrigger, "cascade_from": self.cascade_from.isoformat() if self.cascade_from else None,
+            "id": self.id,
+            "kind": self.kind,
+            "game_date": self.game_date.isoformat(),
+            "processors": list(self.processors),
+            "operator": self.operator,
+            "operator_source": self.operator_source,
+            "reason": self.reason,
+            "command": self.command,
+            "invocation": self.invocation,
+            "at": _iso(self.at),
+            "finished_at": _iso(self.finished_at),
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "trigger_ids": list(self.trigger_ids),
+            "message_ids": dict(self.message_ids),
+            "claim": self.claim,
+            "retrigger": self.retrigger,
+            "cascade_from": self.cascade_from.isoformat() if self.cascade_from else None,
             **{k: _plain(v) for k, v in self.extra.items()},
-        }  # fmt: skip
+        }
 
 
 def new_id(game_date: dt.date, kind: str) -> str:
     """Unique, and sorted by date then kind then time in the console."""
-    return f"{game_date.isoformat()}~{kind}~{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}~{uuid.uuid4().hex[:6]}"
+    return f"{game_date.isoformat()}~{kind}~{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}~{uuid.uuid4().hex[:6]}"
 
 
 class OverrideLog:
@@ -160,7 +196,12 @@ class OverrideLog:
 
     def finish(self, override_id: str, outcome: str, detail: str, **fields: Any) -> None:
         self.document(override_id).update(
-            {**fields, "outcome": outcome, "detail": capped(detail, MAX_DETAIL_CHARS), "finished_at": firestore.SERVER_TIMESTAMP}
+            {
+                **fields,
+                "outcome": outcome,
+                "detail": capped(detail, MAX_DETAIL_CHARS),
+                "finished_at": firestore.SERVER_TIMESTAMP,
+            }
         )
 
 
@@ -177,10 +218,14 @@ def for_date(client: firestore.Client, spec: PipelineSpec, game_date: dt.date) -
     return _ordered(Override.from_document(s.id, s.to_dict()) for s in query.stream())
 
 
-def between(client: firestore.Client, spec: PipelineSpec, first: dt.date, last: dt.date) -> dict[dt.date, list[Override]]:
+def between(
+    client: firestore.Client, spec: PipelineSpec, first: dt.date, last: dt.date
+) -> dict[dt.date, list[Override]]:
     """Every override of a range of game dates, in one query: date -> its overrides, oldest first."""
-    query = _collection(client, spec).where(filter=firestore.FieldFilter("game_date", ">=", first.isoformat())).where(
-        filter=firestore.FieldFilter("game_date", "<=", last.isoformat())
+    query = (
+        _collection(client, spec)
+        .where(filter=firestore.FieldFilter("game_date", ">=", first.isoformat()))
+        .where(filter=firestore.FieldFilter("game_date", "<=", last.isoformat()))
     )
     by_date: dict[dt.date, list[Override]] = {}
     for override in _ordered(Override.from_document(s.id, s.to_dict()) for s in query.stream()):
@@ -194,7 +239,9 @@ def skipped(client: firestore.Client, spec: PipelineSpec, game_date: dt.date) ->
     return effective_skips(for_date(client, spec, game_date))
 
 
-def skipped_between(client: firestore.Client, spec: PipelineSpec, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, Override]]:
+def skipped_between(
+    client: firestore.Client, spec: PipelineSpec, first: dt.date, last: dt.date
+) -> dict[dt.date, dict[str, Override]]:
     """`skipped` for a range of dates in one query; dates without a skip in force are left out."""
     result = {day: effective_skips(overrides) for day, overrides in between(client, spec, first, last).items()}
     return {day: skips for day, skips in result.items() if skips}
@@ -213,7 +260,7 @@ def effective_skips(overrides: Iterable[Override]) -> dict[str, Override]:
 
 
 def _ordered(overrides: Iterable[Override]) -> list[Override]:
-    never = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+    never = dt.datetime.max.replace(tzinfo=dt.UTC)
     return sorted(overrides, key=lambda o: (o.at or never, o.id))
 
 

@@ -8,7 +8,8 @@ program run on with None where the real project number should be.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 
@@ -45,7 +46,11 @@ def _function(args: MockResourceArgs, project: str) -> dict[str, Any]:
     service = dict(args.inputs.get("serviceConfig") or {})
     service["uri"] = f"https://{name}-{_short(project)}.a.run.app"
     service["service"] = f"projects/{project}/locations/{args.inputs.get('location')}/services/{name}"
-    return {"serviceConfig": service, "url": f"https://{args.inputs.get('location')}-{project}.cloudfunctions.net/{name}", "state": "ACTIVE"}
+    return {
+        "serviceConfig": service,
+        "url": f"https://{args.inputs.get('location')}-{project}.cloudfunctions.net/{name}",
+        "state": "ACTIVE",
+    }
 
 
 def _run_service(args: MockResourceArgs, project: str) -> dict[str, Any]:
@@ -75,6 +80,7 @@ COMPUTED: dict[str, Callable[[MockResourceArgs, str], dict[str, Any]]] = {
     "gcp:monitoring/alertPolicy:AlertPolicy": _policy,
     "gcp:storage/bucketObject:BucketObject": _bucket_object,
 }
+
 
 def _dataset(args: MockResourceArgs, project: str) -> dict[str, Any]:
     return {"id": f"projects/{project}/datasets/{args.inputs.get('datasetId', args.name)}"}

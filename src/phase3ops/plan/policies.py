@@ -108,13 +108,21 @@ def evaluate(pack: Pack, result: PlanResult, user_config: dict[str, Any] | None 
             continue
         effective = "mandatory" if level == "remediate" else level
 
-        def report(message: str, urn: str | None = None, *, _policy=policy, _default_urn: str = "") -> None:
-            violations.append(Violation(_policy.name, effective, urn or _default_urn, _policy.description, message))
+        def report(
+            message: str, urn: str | None = None, *, _policy=policy, _level=effective, _default_urn: str = ""
+        ) -> None:
+            violations.append(Violation(_policy.name, _level, urn or _default_urn, _policy.description, message))
 
         if isinstance(policy, ResourceValidationPolicy):
             for resource in result.resources:
                 args = ResourceValidationArgs(
-                    resource.type, resource.inputs, resource.urn, resource.name, _options(resource), None, config=properties
+                    resource.type,
+                    resource.inputs,
+                    resource.urn,
+                    resource.name,
+                    _options(resource),
+                    None,
+                    config=properties,
                 )
                 for validate in _validators(policy):
                     validate(args, lambda message, urn=None, _urn=resource.urn: report(message, _default_urn=_urn))
@@ -160,7 +168,13 @@ def load_user_config(path: Path | None) -> dict[str, Any] | None:
 
 def _options(resource: PlannedResource) -> PolicyResourceOptions:
     return PolicyResourceOptions(
-        resource.protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), resource.additional_secret_outputs, resource.parent
+        resource.protect,
+        [],
+        None,
+        [],
+        PolicyCustomTimeouts(0, 0, 0),
+        resource.additional_secret_outputs,
+        resource.parent,
     )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from phase3ops.plan.preconditions import Precondition
 from phase3ops.plan.runner import STACK_TYPE, PlannedResource, PlanResult
@@ -21,13 +22,22 @@ KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
         "serviceConfig.timeoutSeconds",
         "serviceConfig.ingressSettings",
     ),
-    "gcp:cloudrunv2/service:Service": ("location", "ingress", "template.containers[0].image", "template.scaling.maxInstanceCount"),
+    "gcp:cloudrunv2/service:Service": (
+        "location",
+        "ingress",
+        "template.containers[0].image",
+        "template.scaling.maxInstanceCount",
+    ),
     "gcp:cloudrunv2/job:Job": ("template.template.containers[0].commands", "template.template.containers[0].args"),
     "gcp:cloudscheduler/job:Job": ("schedule", "timeZone"),
     "gcp:pubsub/topic:Topic": ("name",),
     "gcp:pubsub/subscription:Subscription": ("name", "pushConfig.pushEndpoint", "deadLetterPolicy.maxDeliveryAttempts"),
     "gcp:monitoring/alertPolicy:AlertPolicy": ("displayName", "severity", "enabled", "notificationChannels"),
-    "gcp:monitoring/notificationChannel:NotificationChannel": ("type", "labels.channel_name", "sensitiveLabels.authToken"),
+    "gcp:monitoring/notificationChannel:NotificationChannel": (
+        "type",
+        "labels.channel_name",
+        "sensitiveLabels.authToken",
+    ),
     "gcp:logging/metric:Metric": ("name", "metricDescriptor.valueType"),
     "gcp:projects/iAMMember:IAMMember": ("role", "member"),
     "gcp:pubsub/topicIAMMember:TopicIAMMember": ("topic", "role", "member"),
@@ -99,7 +109,9 @@ def edges(result: PlanResult) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def as_json(result: PlanResult, secrets_not_in_stack_file: list[str], preconditions: Sequence[Precondition] = ()) -> str:
+def as_json(
+    result: PlanResult, secrets_not_in_stack_file: list[str], preconditions: Sequence[Precondition] = ()
+) -> str:
     return json.dumps(
         {
             "project": result.project,
@@ -127,7 +139,9 @@ def as_json(result: PlanResult, secrets_not_in_stack_file: list[str], preconditi
     )
 
 
-def as_text(result: PlanResult, secrets_not_in_stack_file: list[str], preconditions: Sequence[Precondition] = ()) -> str:
+def as_text(
+    result: PlanResult, secrets_not_in_stack_file: list[str], preconditions: Sequence[Precondition] = ()
+) -> str:
     by_urn = result.by_urn()
     children: dict[str | None, list[PlannedResource]] = {}
     for resource in _ordered(result):
@@ -152,7 +166,9 @@ def as_text(result: PlanResult, secrets_not_in_stack_file: list[str], preconditi
     lines += ["", "Dependencies (besides parents; a component stands for all its resources):"]
     for source, target in _collapsed_edges(result):
         lines.append(f"  {_label(by_urn[source])} -> {_label(by_urn[target]) if target in by_urn else target}")
-    lines += ["", "Outputs:"] + [f"  {key}: {json.dumps(value, default=str)}" for key, value in sorted(result.outputs.items())]
+    lines += ["", "Outputs:"] + [
+        f"  {key}: {json.dumps(value, default=str)}" for key, value in sorted(result.outputs.items())
+    ]
     if preconditions:
         lines += ["", "Preconditions this program cannot create (a first deploy, in this order):"]
         for number, item in enumerate(preconditions, 1):
@@ -175,8 +191,11 @@ def _collapsed_edges(result: PlanResult) -> list[tuple[str, str]]:
         return found
 
     by_urn = result.by_urn()
-    components = {r.urn: {u for u in descendants(r.urn) if u in by_urn and by_urn[u].custom}
-                  for r in result.resources if not r.custom and r.type != STACK_TYPE}  # fmt: skip
+    components = {
+        r.urn: {u for u in descendants(r.urn) if u in by_urn and by_urn[u].custom}
+        for r in result.resources
+        if not r.custom and r.type != STACK_TYPE
+    }
     targets: dict[str, set[str]] = {}
     for source, target in edges(result):
         targets.setdefault(source, set()).add(target)

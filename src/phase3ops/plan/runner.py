@@ -13,11 +13,12 @@ import asyncio
 import contextvars
 import runpy
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from google.protobuf import json_format
 from pulumi import asset as pulumi_asset

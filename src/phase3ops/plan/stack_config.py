@@ -37,7 +37,9 @@ def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
     project_doc = read_yaml(repo_root / "Pulumi.yaml")
     project_data = project_doc.data
     if not isinstance(project_data, dict) or not isinstance(project_data.get("config") or {}, dict):
-        raise SpecError([project_doc.problem(["config"], "must be a mapping, and its config: a mapping of declared keys")])
+        raise SpecError(
+            [project_doc.problem(["config"], "must be a mapping, and its config: a mapping of declared keys")]
+        )
     name = project_data.get("name")
     if not isinstance(name, str) or not name:
         raise SpecError([project_doc.problem(["name"], "the project needs a name")])
@@ -74,7 +76,11 @@ def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
         if full.startswith(f"{name}:") and full not in declared:
             # The Pulumi CLI refuses an undeclared key of the project's own namespace; so does the plan.
             close = difflib.get_close_matches(full, sorted(declared), n=1)
-            hint = f"; did you mean {close[0].split(':', 1)[1]}?" if close else f"; declared: {', '.join(sorted(k.split(':', 1)[1] for k in declared if k.startswith(name + ':')))}"
+            hint = (
+                f"; did you mean {close[0].split(':', 1)[1]}?"
+                if close
+                else f"; declared: {', '.join(sorted(k.split(':', 1)[1] for k in declared if k.startswith(name + ':')))}"
+            )
             problems.append(stack_doc.problem(["config", key], f"{full} is not declared in Pulumi.yaml{hint}"))
     missing_secrets = []
     for key, declaration in (project_data.get("config") or {}).items():
@@ -97,10 +103,16 @@ def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
                 )
             continue
         if full in values and kind in _TYPES and kind != "string" and not _parses_as(values[full], kind):
-            problems.append(stack_doc.problem(["config", key], f"{full} must be {kind} (declared in Pulumi.yaml), got {values[full]!r}"))
+            problems.append(
+                stack_doc.problem(
+                    ["config", key], f"{full} must be {kind} (declared in Pulumi.yaml), got {values[full]!r}"
+                )
+            )
         if full not in values and "default" not in declaration:
             problems.append(
-                stack_doc.problem(["config"], f"{full} is declared in Pulumi.yaml without a default and not set for stack {stack}")
+                stack_doc.problem(
+                    ["config"], f"{full} is declared in Pulumi.yaml without a default and not set for stack {stack}"
+                )
             )
     if problems:
         raise SpecError(problems)

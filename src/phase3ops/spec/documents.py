@@ -27,10 +27,11 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import jsonschema
 from referencing import Registry, Resource
@@ -49,7 +50,9 @@ MAX_NESTING = 64  # mappings and sequences inside each other; the deepest spec h
 # ruamel reads about 50,000 characters a second at worst (a flow sequence of tiny items): this keeps any
 # file within seconds, and is 20 times the largest spec here.
 MAX_SPEC_CHARS = 256_000
-MESSAGE_CHARS = 500  # what a problem repeats of the reader's or the validator's message (which may quote a hostile value)
+MESSAGE_CHARS = (
+    500  # what a problem repeats of the reader's or the validator's message (which may quote a hostile value)
+)
 
 PathPart = str | int
 
@@ -183,7 +186,9 @@ class _SpecComposer(Composer):
             return super().compose_node(parent, index)
         self.nesting += 1
         if self.nesting > MAX_NESTING:
-            raise ComposerError(None, None, f"mappings and sequences nested more than {MAX_NESTING} levels deep", event.start_mark)
+            raise ComposerError(
+                None, None, f"mappings and sequences nested more than {MAX_NESTING} levels deep", event.start_mark
+            )
         node = super().compose_node(parent, index)
         self.nesting -= 1
         return node
@@ -211,13 +216,17 @@ def parse_yaml(text: str, file: str) -> SpecDocument:
         character = ord(exc.character) if isinstance(exc.character, str) else exc.character
         code = f"#x{character:04x}" if isinstance(character, int) else repr(character)
         reason = f"character {code} is not allowed in YAML ({exc.reason}); remove it or write it as an escape in a double-quoted string"
-        raise SpecError([SpecProblem(file, _line_of_position(text, exc.position), "", f"invalid YAML: {reason}")]) from None
+        raise SpecError(
+            [SpecProblem(file, _line_of_position(text, exc.position), "", f"invalid YAML: {reason}")]
+        ) from None
     except YAMLError as exc:  # any other refusal of the reader, without a position
         raise SpecError([SpecProblem(file, None, "", f"invalid YAML: {capped(str(exc), MESSAGE_CHARS)}")]) from None
     except ValueError as exc:
         # ruamel converts scalars with Python's int/float/datetime, which refuse some text it resolved
         # (an integer of more than 4,300 digits, `!!float abc`, the 13th month) with a bare ValueError.
-        raise SpecError([SpecProblem(file, None, "", f"invalid YAML: a value cannot be read: {capped(str(exc), MESSAGE_CHARS)}")]) from None
+        raise SpecError(
+            [SpecProblem(file, None, "", f"invalid YAML: a value cannot be read: {capped(str(exc), MESSAGE_CHARS)}")]
+        ) from None
     except RecursionError:  # a last resort: nesting is bounded above, well below the interpreter's limit
         raise SpecError([SpecProblem(file, None, "", "invalid YAML: nested too deeply to read")]) from None
     if root is None:
@@ -229,8 +238,19 @@ def read_yaml(path: Path) -> SpecDocument:
     name = display_name(path)
     try:
         size = path.stat().st_size
-        if size > 4 * MAX_SPEC_CHARS:  # too long whatever it holds (UTF-8 takes at most 4 bytes a character): not even read
-            raise SpecError([SpecProblem(name, None, "", f"the file is {size:,} bytes; a spec file may be at most {MAX_SPEC_CHARS:,} characters")])
+        if (
+            size > 4 * MAX_SPEC_CHARS
+        ):  # too long whatever it holds (UTF-8 takes at most 4 bytes a character): not even read
+            raise SpecError(
+                [
+                    SpecProblem(
+                        name,
+                        None,
+                        "",
+                        f"the file is {size:,} bytes; a spec file may be at most {MAX_SPEC_CHARS:,} characters",
+                    )
+                ]
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([SpecProblem(name, None, "", "file not found")]) from None
@@ -241,7 +261,7 @@ def read_yaml(path: Path) -> SpecDocument:
     return parse_yaml(text, name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(path: Path) -> dict[str, Any]:
     schema = json.loads(path.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -257,7 +277,7 @@ def schema_registry(directory: Path) -> Registry:
     return Registry().with_resources(resources)
 
 
-@lru_cache(maxsize=None)
+@cache
 def ecma_pattern(pattern: str) -> re.Pattern[str]:
     """A JSON Schema `pattern` compiled to mean what ECMA 262 says it means, for `search`.
 
@@ -285,7 +305,9 @@ def ecma_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(translated))
 
 
-def _ecma_pattern_keyword(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[jsonschema.ValidationError]:
+def _ecma_pattern_keyword(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
     if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
         yield jsonschema.ValidationError(f"{quoted(instance)} does not match {pattern!r}")
 
@@ -297,9 +319,13 @@ def _ecma_pattern_keyword(validator: Any, pattern: str, instance: Any, schema: d
 SpecValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern_keyword})
 
 
-def schema_problems(document: SpecDocument, schema: dict[str, Any], registry: Registry | None = None) -> list[SpecProblem]:
+def schema_problems(
+    document: SpecDocument, schema: dict[str, Any], registry: Registry | None = None
+) -> list[SpecProblem]:
     """Every JSON Schema violation in the document, each at its own line."""
-    validator = SpecValidator(schema, format_checker=jsonschema.FormatChecker(), **({"registry": registry} if registry else {}))
+    validator = SpecValidator(
+        schema, format_checker=jsonschema.FormatChecker(), **({"registry": registry} if registry else {})
+    )
     problems = []
     for error in validator.iter_errors(document.data):
         for leaf in _leaf_errors(error):
@@ -330,9 +356,7 @@ def schema_comment_problem(document: SpecDocument) -> SpecProblem | None:
     first = document.text.lstrip().splitlines()[0] if document.text.strip() else ""
     if first.startswith("# yaml-language-server: $schema="):
         return None
-    return SpecProblem(
-        document.file, 1, "", "the first line must be '# yaml-language-server: $schema=<schema path>'"
-    )
+    return SpecProblem(document.file, 1, "", "the first line must be '# yaml-language-server: $schema=<schema path>'")
 
 
 def name_problems(document: SpecDocument, seen: dict[str, str]) -> list[SpecProblem]:
@@ -341,7 +365,11 @@ def name_problems(document: SpecDocument, seen: dict[str, str]) -> list[SpecProb
     file_name = Path(document.file).name
     problems = []
     if file_name != f"{name}.yaml":
-        problems.append(document.problem(["metadata", "name"], f"{name!r} must match the file name ({file_name}): rename one of them"))
+        problems.append(
+            document.problem(
+                ["metadata", "name"], f"{name!r} must match the file name ({file_name}): rename one of them"
+            )
+        )
     if name in seen:
         problems.append(document.problem(["metadata", "name"], f"{name!r} is already defined in {seen[name]}"))
     seen[name] = document.file

@@ -33,7 +33,9 @@ def _merge(base: Any, override: Any, origins: Origins, path: Path, at: Path) -> 
     checked = origins.layer.overrides
     owner = origins.layer.owner_text
     if checked and _is_index_patch(override) and not isinstance(base, list):
-        origins.problem(at, f"patches spec.{format_path(path)} by index, but in {owner} it is {_kind(base)}, not a list")
+        origins.problem(
+            at, f"patches spec.{format_path(path)} by index, but in {owner} it is {_kind(base)}, not a list"
+        )
         return copy.deepcopy(base)
     if isinstance(base, dict) and isinstance(override, dict):
         origins.merged(path, at, had=list(base), added=[k for k in override if k not in base])
@@ -56,7 +58,9 @@ def _merge(base: Any, override: Any, origins: Origins, path: Path, at: Path) -> 
             if index < len(merged):
                 merged[index] = _merge(merged[index], value, origins, (*path, index), (*at, key))
             elif checked:
-                origins.problem((*at, key), f"there is no spec.{format_path((*path, index))}: {owner} has {_items(path, len(base))}")
+                origins.problem(
+                    (*at, key), f"there is no spec.{format_path((*path, index))}: {owner} has {_items(path, len(base))}"
+                )
         return merged
     origins.replaced(path, at)
     return copy.deepcopy(override)
@@ -161,12 +165,18 @@ class Origins:
 def _written(document: SpecDocument, parts: list[PathPart]) -> list[PathPart]:
     node, written = document.root, []
     for part in parts:
-        if isinstance(node, dict) and part not in node and isinstance(part, str) and part.isdigit() and int(part) in node:
+        if (
+            isinstance(node, dict)
+            and part not in node
+            and isinstance(part, str)
+            and part.isdigit()
+            and int(part) in node
+        ):
             part = int(part)
         written.append(part)
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             node = node[part]
         else:
             node = None

@@ -13,12 +13,11 @@ import datetime as dt
 import os
 import re
 import zoneinfo
-from fractions import Fraction
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from phase3ops.spec.sql_conditions import condition_problem
 from phase3ops.spec.documents import (
     SCHEMA_DIR,
     SpecDocument,
@@ -29,6 +28,7 @@ from phase3ops.spec.documents import (
     schema_comment_problem,
     schema_problems,
 )
+from phase3ops.spec.sql_conditions import condition_problem
 
 PIPELINE_SCHEMA = SCHEMA_DIR / "pipeline.schema.json"
 PIPELINE_FILE_NAME = "pipeline.yaml"
@@ -69,7 +69,9 @@ class Processor:
     class_name: str
     entities: str  # players | teams: where its entities_changed go in the Phase 4 trigger
     table: TableSpec
-    late_data: str = "follow_up"  # follow_up | ignore: what a run that changes the table after the trigger sends Phase 4
+    late_data: str = (
+        "follow_up"  # follow_up | ignore: what a run that changes the table after the trigger sends Phase 4
+    )
     after: tuple[str, ...] = ()  # processors whose tables it reads for the same date: it waits for their completions
 
 
@@ -107,7 +109,7 @@ class AnalyticsSettings:
     shrink_guard: ShrinkGuard = ShrinkGuard()
 
     @property
-    def write_fences(self) -> "TableSpec":
+    def write_fences(self) -> TableSpec:
         """Per (Phase 3 table, game date): the newest lock token that wrote it."""
         return TableSpec(
             dataset=self.dataset,
@@ -148,7 +150,11 @@ class ModeRule:
 
     def majority_met(self, done: int) -> bool:
         # Exact arithmetic: 3/5 must meet 0.6 (in floats, 0.6 * 5 is 3.0000000000000004).
-        return self.min_fraction is not None and bool(self.expected) and Fraction(done, len(self.expected)) >= Fraction(str(self.min_fraction))
+        return (
+            self.min_fraction is not None
+            and bool(self.expected)
+            and Fraction(done, len(self.expected)) >= Fraction(str(self.min_fraction))
+        )
 
 
 @dataclass(frozen=True)
@@ -224,8 +230,12 @@ class ScheduledCheck:
 
 
 ROWS_EXIST, GAME_COVERAGE, COLUMN_COVERAGE, NULL_RATE, RECORD_COUNT = (
-    "rows_exist", "game_coverage", "column_coverage", "null_rate", "record_count",
-)  # fmt: skip
+    "rows_exist",
+    "game_coverage",
+    "column_coverage",
+    "null_rate",
+    "record_count",
+)
 BLOCK, ALERT, OFF = "block", "alert", "off"
 
 
@@ -304,7 +314,14 @@ class PipelineSpec:
     @property
     def deployed_topics(self) -> frozenset[str]:
         """Every Pub/Sub topic the infra deploys: the pipeline's three and the analytics push's dead-letter topic."""
-        return frozenset({self.topics.phase3_trigger, self.topics.completion, self.topics.phase4_trigger, f"{self.topics.phase3_trigger}-dead-letter"})
+        return frozenset(
+            {
+                self.topics.phase3_trigger,
+                self.topics.completion,
+                self.topics.phase4_trigger,
+                f"{self.topics.phase3_trigger}-dead-letter",
+            }
+        )
 
     @property
     def deployed_subscriptions(self) -> frozenset[str]:
@@ -352,7 +369,9 @@ def locate_pipeline_spec(explicit: str | os.PathLike[str] | None = None) -> Path
         if path.is_dir():
             if (path / PIPELINE_FILE_NAME).is_file():
                 return path / PIPELINE_FILE_NAME
-            raise SpecError([SpecProblem(str(path), None, "", f"{source} names a directory without a {PIPELINE_FILE_NAME}")])
+            raise SpecError(
+                [SpecProblem(str(path), None, "", f"{source} names a directory without a {PIPELINE_FILE_NAME}")]
+            )
         if not path.is_file():
             raise SpecError([SpecProblem(str(path), None, "", f"{source} names a file that does not exist")])
         return path
@@ -447,12 +466,17 @@ def semantic_problems(document: SpecDocument) -> list[SpecProblem]:
     for section in ("scraper_timing", "game_schedule"):
         if spec[section]["table"] not in raw_names:
             problems.append(
-                document.problem(["spec", section, "table"], f"{spec[section]['table']!r} is not a raw table ({', '.join(raw_names)})")
+                document.problem(
+                    ["spec", section, "table"],
+                    f"{spec[section]['table']!r} is not a raw table ({', '.join(raw_names)})",
+                )
             )
     analytics = spec["analytics"]
     output_tables = [p["output_table"] for p in processors]
     if analytics["write_fences_table"] in output_tables:
-        problems.append(document.problem(["spec", "analytics", "write_fences_table"], "must not be a processor's output table"))
+        problems.append(
+            document.problem(["spec", "analytics", "write_fences_table"], "must not be a processor's output table")
+        )
     timeout = analytics.get("request_timeout_seconds", 540)
     if timeout + PUSH_TIMEOUT_MARGIN_SECONDS > PUSH_ACK_DEADLINE_SECONDS:
         problems.append(
@@ -538,7 +562,11 @@ def _dependency_problems(document: SpecDocument, processors: list[dict[str, Any]
     for index, processor in enumerate(processors):
         path = _cycle_from(processor["name"], graph)
         if path and processor["name"] == min(path):  # report each cycle once
-            problems.append(document.problem(["spec", "processors", index, "after"], "waits in a cycle: " + " -> ".join(path + [path[0]])))
+            problems.append(
+                document.problem(
+                    ["spec", "processors", index, "after"], "waits in a cycle: " + " -> ".join(path + [path[0]])
+                )
+            )
     return problems
 
 
@@ -591,14 +619,36 @@ _GATE_FIELDS = {
     RECORD_COUNT: {"rows_per_game", "min"},
 }
 _MESSAGE_FIELDS_TAKEN = {
-    "source_table", "analysis_date", "game_date", "success", "correlation_id", "trigger_source", "triggered_by", "timestamp",
-    "entities_changed", "is_incremental", "mode", "trigger_reason", "parent_execution_id", "parent_processor", "trigger_id",
-    "data_freshness_verified", "degraded", "gates", "failing_gates", "is_follow_up", "follows_trigger_id",
-    "completed_processors", "completed_tables", "executions",
-}  # fmt: skip
+    "source_table",
+    "analysis_date",
+    "game_date",
+    "success",
+    "correlation_id",
+    "trigger_source",
+    "triggered_by",
+    "timestamp",
+    "entities_changed",
+    "is_incremental",
+    "mode",
+    "trigger_reason",
+    "parent_execution_id",
+    "parent_processor",
+    "trigger_id",
+    "data_freshness_verified",
+    "degraded",
+    "gates",
+    "failing_gates",
+    "is_follow_up",
+    "follows_trigger_id",
+    "completed_processors",
+    "completed_tables",
+    "executions",
+}
 
 
-def _gate_problems(document: SpecDocument, gates: list[dict[str, Any]], processors: list[dict[str, Any]], modes: list[str]) -> list[SpecProblem]:
+def _gate_problems(
+    document: SpecDocument, gates: list[dict[str, Any]], processors: list[dict[str, Any]], modes: list[str]
+) -> list[SpecProblem]:
     """Gates over tables that exist, columns they have, conditions that parse, modes that exist."""
     problems: list[SpecProblem] = []
     tables = {p["output_table"]: list(p["columns"]) for p in processors}
@@ -607,34 +657,54 @@ def _gate_problems(document: SpecDocument, gates: list[dict[str, Any]], processo
     for index, gate in enumerate(gates):
         where = ["spec", "gates", index]
         if gate["name"] in seen:
-            problems.append(document.problem([*where, "name"], f"{gate['name']!r} is already used by gates[{seen[gate['name']]}]"))
+            problems.append(
+                document.problem([*where, "name"], f"{gate['name']!r} is already used by gates[{seen[gate['name']]}]")
+            )
         seen.setdefault(gate["name"], index)
         for field_name in sorted(set(gate) & set().union(*_GATE_FIELDS.values()) - _GATE_FIELDS[gate["kind"]]):
             problems.append(document.problem([*where, field_name], f"does not apply to a {gate['kind']} gate"))
         for position, mode in enumerate(gate.get("modes", [])):
             if mode not in modes:
-                problems.append(document.problem([*where, "modes", position], f"{mode!r} is not a mode ({', '.join(modes)})"))
+                problems.append(
+                    document.problem([*where, "modes", position], f"{mode!r} is not a mode ({', '.join(modes)})")
+                )
         named_tables = [(["tables", i], t) for i, t in enumerate(gate.get("tables", []))]
         named_tables += [(["rows_per_game", t], t) for t in gate.get("rows_per_game", {})]
         if "table" in gate:
             named_tables.append((["table"], gate["table"]))
         for path, table in named_tables:
             if table not in tables:
-                problems.append(document.problem([*where, *path], f"{table!r} is not a processor's output table ({', '.join(tables)})"))
+                problems.append(
+                    document.problem(
+                        [*where, *path], f"{table!r} is not a processor's output table ({', '.join(tables)})"
+                    )
+                )
         columns = tables.get(gate.get("table", ""), [])
         if columns:
             for position, column in enumerate(gate.get("columns", [])):
                 if column not in columns:
-                    problems.append(document.problem([*where, "columns", position], f"{column!r} is not a column of {gate['table']}"))
+                    problems.append(
+                        document.problem(
+                            [*where, "columns", position], f"{column!r} is not a column of {gate['table']}"
+                        )
+                    )
             for key in ("valid", "population"):
                 if key in gate and (why := condition_problem(gate[key], columns)):
                     problems.append(document.problem([*where, key], why))
         if "message_field" in gate:
             field_name = gate["message_field"]
             if field_name in _MESSAGE_FIELDS_TAKEN:
-                problems.append(document.problem([*where, "message_field"], f"{field_name!r} is a field the Phase 4 message already carries"))
+                problems.append(
+                    document.problem(
+                        [*where, "message_field"], f"{field_name!r} is a field the Phase 4 message already carries"
+                    )
+                )
             elif field_name in fields_seen:
-                problems.append(document.problem([*where, "message_field"], f"{field_name!r} is already gates[{fields_seen[field_name]}]'s"))
+                problems.append(
+                    document.problem(
+                        [*where, "message_field"], f"{field_name!r} is already gates[{fields_seen[field_name]}]'s"
+                    )
+                )
             fields_seen.setdefault(field_name, index)
     return problems
 
@@ -651,12 +721,16 @@ def _table_problems(document: SpecDocument, section: str, index: int, table: dic
         )
     if columns.get(PARTITION_COLUMN) != "DATE":
         problems.append(
-            document.problem(["spec", section, index, "columns"], f"must have {PARTITION_COLUMN}: DATE (the partition column)")
+            document.problem(
+                ["spec", section, index, "columns"], f"must have {PARTITION_COLUMN}: DATE (the partition column)"
+            )
         )
     for key in table["primary_key"]:
         if key not in columns:
             problems.append(
-                document.problem(["spec", section, index, "primary_key"], f"primary key column {key!r} is not in columns")
+                document.problem(
+                    ["spec", section, index, "primary_key"], f"primary key column {key!r} is not in columns"
+                )
             )
     return problems
 
@@ -710,7 +784,9 @@ def _build(document: SpecDocument) -> PipelineSpec:
             request_timeout_seconds=analytics.get("request_timeout_seconds", 540),
             shrink_guard=ShrinkGuard(**analytics.get("shrink_guard", {})),
         ),
-        scheduled_checks=tuple(ScheduledCheck(c["name"], tuple(c["args"]), c["schedule"]) for c in spec["scheduled_checks"]),
+        scheduled_checks=tuple(
+            ScheduledCheck(c["name"], tuple(c["args"]), c["schedule"]) for c in spec["scheduled_checks"]
+        ),
         scraper_timing=ScraperTiming(
             table=spec["scraper_timing"]["table"],
             first_run_by=dt.time.fromisoformat(spec["scraper_timing"]["first_run_by"]),

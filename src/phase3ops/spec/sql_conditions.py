@@ -10,7 +10,7 @@ date.
 
 from __future__ import annotations
 
-from typing import Collection
+from collections.abc import Collection
 
 import sqlglot
 from sqlglot import exp

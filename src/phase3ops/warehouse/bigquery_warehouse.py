@@ -18,7 +18,8 @@ import datetime as dt
 import logging
 import random
 import time
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from google.api_core import exceptions as gexc
 
@@ -79,7 +80,7 @@ class BigQueryWarehouse(Warehouse):
 
         staging_id = f"{self._project}.{table.dataset}.{staging}"
         staging_table = bigquery.Table(staging_id, schema=[bigquery.SchemaField(n, t) for n, t in table.columns])
-        staging_table.expires = dt.datetime.now(dt.timezone.utc) + STAGING_TTL  # cleaned up even after a crash
+        staging_table.expires = dt.datetime.now(dt.UTC) + STAGING_TTL  # cleaned up even after a crash
         self._client.create_table(staging_table)
         if rows:
             job = self._client.load_table_from_json(
@@ -92,7 +93,9 @@ class BigQueryWarehouse(Warehouse):
             job.result()
 
     def merge(self, table: TableSpec, staging: str, game_date: dt.date) -> None:
-        self._execute_with_retries(sql.merge_partition(table, staging, game_date), f"MERGE into {table.qualified_name} for {game_date}")
+        self._execute_with_retries(
+            sql.merge_partition(table, staging, game_date), f"MERGE into {table.qualified_name} for {game_date}"
+        )
 
     def run_fenced(self, fence_statement: str, statements: Sequence[str], refusal: str) -> None:
         script = sql.fenced_transaction(fence_statement, list(statements), refusal)
@@ -130,4 +133,3 @@ class BigQueryWarehouse(Warehouse):
     def _qualify(self, statement: str) -> str:
         """`dataset.table` -> `project.dataset.table` for every quoted table reference."""
         return sql.qualify_tables(statement, self._project)
-

@@ -12,8 +12,9 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from phase3ops.spec.pipeline import PARTITION_COLUMN, TableSpec
 from phase3ops.warehouse import sql
@@ -108,7 +109,9 @@ class Warehouse(abc.ABC):
                     )
                 except WriteFenced as refused:
                     holders = self.execute(sql.current_fence(fence.fences, table, game_date))
-                    held = "; ".join(f"held by token {h['token']}, {h['owner']}, run {h['execution_id']}" for h in holders)
+                    held = "; ".join(
+                        f"held by token {h['token']}, {h['owner']}, run {h['execution_id']}" for h in holders
+                    )
                     raise WriteFenced(f"{refused} ({held})" if held else str(refused)) from None
         finally:
             if staging:
@@ -144,7 +147,7 @@ def json_ready(row: Row, table: TableSpec) -> dict[str, Any]:
     for name, _ in table.columns:
         value = row.get(name)
         if isinstance(value, dt.datetime):
-            value = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+            value = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
             value = value.isoformat()
         elif isinstance(value, dt.date):
             value = value.isoformat()

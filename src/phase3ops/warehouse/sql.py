@@ -72,7 +72,9 @@ def qualify_tables(statement: str, project: str) -> str:
     """`dataset.table` -> `project.dataset.table` (BigQuery needs the project; DuckDB has none).
 
     Only the references in the SQL itself: never text inside a string literal or a comment."""
-    return _TABLE_REFERENCE.sub(lambda m: f"`{project}.{m['dataset']}.{m['table']}`" if m["table"] else m.group(), statement)
+    return _TABLE_REFERENCE.sub(
+        lambda m: f"`{project}.{m['dataset']}.{m['table']}`" if m["table"] else m.group(), statement
+    )
 
 
 def merge_partition(table: TableSpec, staging: str, game_date: dt.date) -> str:
@@ -109,7 +111,9 @@ def merge_partition(table: TableSpec, staging: str, game_date: dt.date) -> str:
     )
 
 
-def advance_fence(fences: TableSpec, table: TableSpec, game_date: dt.date, token: int, owner: str, execution_id: str) -> str:
+def advance_fence(
+    fences: TableSpec, table: TableSpec, game_date: dt.date, token: int, owner: str, execution_id: str
+) -> str:
     """Record that `token` writes (table, date), unless a newer token already did.
 
     It changes exactly one row when the write may go ahead (the fence is

@@ -13,8 +13,9 @@ past it. A resource whose body is one JSON document input (a dashboard's
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from tests.support.conformance.sdk import field_kinds, json_fields, messages
 
@@ -40,20 +41,31 @@ _BINDING = {"member": "members[]"}
 RESOURCES: dict[str, ApiResource] = {
     "gcp:pubsub/topic:Topic": ApiResource("pubsub", "v1", "Topic", frozenset({"project"})),
     "gcp:pubsub/subscription:Subscription": ApiResource("pubsub", "v1", "Subscription", frozenset({"project"})),
-    "gcp:cloudfunctionsv2/function:Function": ApiResource("cloudfunctions", "v2", "Function", frozenset({"project", "location"})),
+    "gcp:cloudfunctionsv2/function:Function": ApiResource(
+        "cloudfunctions", "v2", "Function", frozenset({"project", "location"})
+    ),
     "gcp:cloudrunv2/service:Service": ApiResource(
-        "run", "v2", "GoogleCloudRunV2Service", frozenset({"project", "location", "deletionProtection"}),
+        "run",
+        "v2",
+        "GoogleCloudRunV2Service",
+        frozenset({"project", "location", "deletionProtection"}),
         {**_container_renames("template."), "template.containers[].ports": "template.containers[].ports[]"},
-    ),  # fmt: skip
+    ),
     "gcp:cloudrunv2/job:Job": ApiResource(
-        "run", "v2", "GoogleCloudRunV2Job", frozenset({"project", "location", "deletionProtection"}), _container_renames("template.template.")
+        "run",
+        "v2",
+        "GoogleCloudRunV2Job",
+        frozenset({"project", "location", "deletionProtection"}),
+        _container_renames("template.template."),
     ),
     "gcp:cloudscheduler/job:Job": ApiResource("cloudscheduler", "v1", "Job", frozenset({"project", "region"})),
     "gcp:monitoring/alertPolicy:AlertPolicy": ApiResource("monitoring", "v3", "AlertPolicy", frozenset({"project"})),
     "gcp:monitoring/notificationChannel:NotificationChannel": ApiResource(
         "monitoring", "v3", "NotificationChannel", frozenset({"project", "sensitiveLabels"})
     ),
-    "gcp:monitoring/metricDescriptor:MetricDescriptor": ApiResource("monitoring", "v3", "MetricDescriptor", frozenset({"project"})),
+    "gcp:monitoring/metricDescriptor:MetricDescriptor": ApiResource(
+        "monitoring", "v3", "MetricDescriptor", frozenset({"project"})
+    ),
     "gcp:monitoring/dashboard:Dashboard": ApiResource(
         "monitoring", "v1", "Dashboard", frozenset({"project", "deletionPolicy"}), json_body="dashboardJson"
     ),
@@ -62,32 +74,57 @@ RESOURCES: dict[str, ApiResource] = {
         "firestore", "v1", "GoogleFirestoreAdminV1Field", frozenset({"project", "database", "collection", "field"})
     ),
     "gcp:storage/bucket:Bucket": ApiResource(
-        "storage", "v1", "Bucket", frozenset({"project", "forceDestroy"}),
-        {"uniformBucketLevelAccess": "iamConfiguration.uniformBucketLevelAccess.enabled",
-         "publicAccessPrevention": "iamConfiguration.publicAccessPrevention"},
-    ),  # fmt: skip
+        "storage",
+        "v1",
+        "Bucket",
+        frozenset({"project", "forceDestroy"}),
+        {
+            "uniformBucketLevelAccess": "iamConfiguration.uniformBucketLevelAccess.enabled",
+            "publicAccessPrevention": "iamConfiguration.publicAccessPrevention",
+        },
+    ),
     "gcp:storage/bucketObject:BucketObject": ApiResource("storage", "v1", "Object", frozenset({"source"})),
     "gcp:serviceaccount/account:Account": ApiResource(
-        "iam", "v1", "CreateServiceAccountRequest", frozenset({"project"}),
+        "iam",
+        "v1",
+        "CreateServiceAccountRequest",
+        frozenset({"project"}),
         {"displayName": "serviceAccount.displayName", "description": "serviceAccount.description"},
-    ),  # fmt: skip
+    ),
     "gcp:bigquery/dataset:Dataset": ApiResource(
-        "bigquery", "v2", "Dataset", frozenset({"project", "deleteContentsOnDestroy"}), {"datasetId": "datasetReference.datasetId"}
+        "bigquery",
+        "v2",
+        "Dataset",
+        frozenset({"project", "deleteContentsOnDestroy"}),
+        {"datasetId": "datasetReference.datasetId"},
     ),
     "gcp:projects/service:Service": ApiResource(
-        "serviceusage", "v1", "EnableServiceRequest", frozenset({"project", "service", "disableOnDestroy", "disableDependentServices"})
+        "serviceusage",
+        "v1",
+        "EnableServiceRequest",
+        frozenset({"project", "service", "disableOnDestroy", "disableDependentServices"}),
     ),
-    "gcp:projects/iAMMember:IAMMember": ApiResource("cloudresourcemanager", "v1", "Binding", frozenset({"project"}), _BINDING),
-    "gcp:serviceaccount/iAMMember:IAMMember": ApiResource("iam", "v1", "Binding", frozenset({"serviceAccountId"}), _BINDING),
-    "gcp:bigquery/datasetIamMember:DatasetIamMember": ApiResource("bigquery", "v2", "Binding", frozenset({"project", "datasetId"}), _BINDING),
-    "gcp:pubsub/topicIAMMember:TopicIAMMember": ApiResource("pubsub", "v1", "Binding", frozenset({"project", "topic"}), _BINDING),
+    "gcp:projects/iAMMember:IAMMember": ApiResource(
+        "cloudresourcemanager", "v1", "Binding", frozenset({"project"}), _BINDING
+    ),
+    "gcp:serviceaccount/iAMMember:IAMMember": ApiResource(
+        "iam", "v1", "Binding", frozenset({"serviceAccountId"}), _BINDING
+    ),
+    "gcp:bigquery/datasetIamMember:DatasetIamMember": ApiResource(
+        "bigquery", "v2", "Binding", frozenset({"project", "datasetId"}), _BINDING
+    ),
+    "gcp:pubsub/topicIAMMember:TopicIAMMember": ApiResource(
+        "pubsub", "v1", "Binding", frozenset({"project", "topic"}), _BINDING
+    ),
     "gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember": ApiResource(
         "pubsub", "v1", "Binding", frozenset({"project", "subscription"}), _BINDING
     ),
     "gcp:cloudrunv2/serviceIamMember:ServiceIamMember": ApiResource(
         "run", "v2", "GoogleIamV1Binding", frozenset({"project", "location", "name"}), _BINDING
     ),
-    "gcp:cloudrunv2/jobIamMember:JobIamMember": ApiResource("run", "v2", "GoogleIamV1Binding", frozenset({"project", "location", "name"}), _BINDING),
+    "gcp:cloudrunv2/jobIamMember:JobIamMember": ApiResource(
+        "run", "v2", "GoogleIamV1Binding", frozenset({"project", "location", "name"}), _BINDING
+    ),
 }
 # Resource types in the plan that no Google API body describes, and why.
 NOT_GOOGLE_APIS = {
@@ -122,14 +159,19 @@ def check_plan(resources: Iterable[Any]) -> Coverage:
             continue
         spec = RESOURCES.get(resource.type)
         if spec is None:
-            coverage.findings.append(Finding(resource.name, resource.type, "no API definition is mapped for this resource type"))
+            coverage.findings.append(
+                Finding(resource.name, resource.type, "no API definition is mapped for this resource type")
+            )
             continue
         root = getattr(messages(spec.api, spec.version), spec.message)
         coverage.types.add(resource.type)
         inputs = {k: v for k, v in resource.inputs.items() if k not in spec.pulumi_only}
         if spec.json_body is not None:
             try:
-                inputs = {**{k: v for k, v in inputs.items() if k != spec.json_body}, **json.loads(inputs.get(spec.json_body))}
+                inputs = {
+                    **{k: v for k, v in inputs.items() if k != spec.json_body},
+                    **json.loads(inputs.get(spec.json_body)),
+                }
             except (TypeError, ValueError) as exc:
                 coverage.findings.append(Finding(resource.name, spec.json_body, f"not a JSON document: {exc}"))
                 continue
@@ -153,14 +195,18 @@ def _is_map(message_class) -> bool:
     return list(json_fields(message_class)) == ["additionalProperties"]
 
 
-def _walk(proto, coverage: Coverage, name: str, spec: ApiResource, root, value: dict, plan_prefix: str, api_prefix: str) -> None:
+def _walk(
+    proto, coverage: Coverage, name: str, spec: ApiResource, root, value: dict, plan_prefix: str, api_prefix: str
+) -> None:
     for key, item in value.items():
         plan_path = f"{plan_prefix}.{key}" if plan_prefix else key
         api_path = spec.renames.get(plan_path, f"{api_prefix}.{key}" if api_prefix else key)
         found, missing, owner = _api_field(proto, root, api_path)
         if found is None:
             where = owner.__name__ if owner is not None else "a scalar field"
-            coverage.findings.append(Finding(name, plan_path, f"the API has no field {missing!r} in {where} ({spec.api} {spec.version})"))
+            coverage.findings.append(
+                Finding(name, plan_path, f"the API has no field {missing!r} in {where} ({spec.api} {spec.version})")
+            )
             continue
         coverage.fields_checked += 1
         items = item if isinstance(item, list) else [item]
@@ -176,9 +222,13 @@ def _walk(proto, coverage: Coverage, name: str, spec: ApiResource, root, value: 
             for entry in items:
                 if isinstance(entry, dict):
                     inner_api = api_path if api_path.endswith("[]") or not listed else f"{api_path}[]"
-                    _walk(proto, coverage, name, spec, root, entry, f"{plan_path}[]" if listed else plan_path, inner_api)
+                    _walk(
+                        proto, coverage, name, spec, root, entry, f"{plan_path}[]" if listed else plan_path, inner_api
+                    )
                 else:
-                    coverage.findings.append(Finding(name, plan_path, f"{entry!r} where the API expects a {found.type.__name__} object"))
+                    coverage.findings.append(
+                        Finding(name, plan_path, f"{entry!r} where the API expects a {found.type.__name__} object")
+                    )
         elif isinstance(found, proto.IntegerField):
             for entry in items:
                 if isinstance(entry, bool) or not isinstance(entry, (int, float)) or not float(entry).is_integer():

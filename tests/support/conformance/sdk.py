@@ -13,7 +13,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -34,7 +34,9 @@ def sdk_root() -> Path:
     gcloud = shutil.which("gcloud")
     if gcloud is None:
         raise SdkUnavailable("the Google Cloud CLI (gcloud) is not on PATH, and $CLOUDSDK_ROOT_DIR is not set")
-    result = subprocess.run([gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True, text=True, timeout=60
+    )
     if result.returncode != 0 or not result.stdout.strip():
         raise SdkUnavailable(f"`gcloud info` did not name the SDK root: {result.stderr.strip()[:300]}")
     return Path(result.stdout.strip())
@@ -43,7 +45,9 @@ def sdk_root() -> Path:
 def _load_by_path(name: str, path: Path, package_dir: Path | None = None) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=[str(package_dir)] if package_dir else None)
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[str(package_dir)] if package_dir else None
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -59,11 +63,13 @@ def _apitools(root: Path) -> None:
     _load_by_path("apitools", third_party / "apitools" / "__init__.py", third_party / "apitools")
 
 
-@lru_cache(maxsize=None)
+@cache
 def messages(api: str, version: str) -> ModuleType:
     """The `<api>_<version>_messages` module, e.g. messages("monitoring", "v3")."""
     root = sdk_root()
-    path = root / "lib" / "googlecloudsdk" / "generated_clients" / "apis" / api / version / f"{api}_{version}_messages.py"
+    path = (
+        root / "lib" / "googlecloudsdk" / "generated_clients" / "apis" / api / version / f"{api}_{version}_messages.py"
+    )
     if not path.is_file():
         raise SdkUnavailable(f"the SDK at {root} has no definitions for {api} {version} ({path})")
     _apitools(root)
@@ -74,7 +80,10 @@ def json_fields(message_class) -> dict:
     """{JSON field name: field} of an apitools message class."""
     from apitools.base.py import encoding
 
-    return {encoding.GetCustomJsonFieldMapping(message_class, python_name=f.name) or f.name: f for f in message_class.all_fields()}
+    return {
+        encoding.GetCustomJsonFieldMapping(message_class, python_name=f.name) or f.name: f
+        for f in message_class.all_fields()
+    }
 
 
 def field_kinds() -> ModuleType:

@@ -32,7 +32,9 @@ def query_for(name: str) -> ProcessorQuery:
     try:
         return QUERIES[name]
     except KeyError:
-        raise UnknownProcessor(f"no implementation for processor {name!r} (have: {', '.join(sorted(QUERIES))})") from None
+        raise UnknownProcessor(
+            f"no implementation for processor {name!r} (have: {', '.join(sorted(QUERIES))})"
+        ) from None
 
 
 def check_implemented(spec: PipelineSpec) -> None:

@@ -12,8 +12,8 @@ each raw row.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from phase3ops.spec.pipeline import PipelineSpec, TableSpec
 from phase3ops.warehouse.sql import date_literal, quote

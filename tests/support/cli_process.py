@@ -1,0 +1,50 @@
+"""The `phase3ops` command as a user runs it: a process of its own, emulator variables cleared.
+
+`run` is the command offline (a fixed project id); `phase3ops` the command
+pointed at a local environment by its flags, as `local` and the checks take them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.repo_copy import REPO_ROOT
+
+
+def phase3ops(
+    *args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None, timeout: float = 400
+) -> subprocess.CompletedProcess:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_") and k != "GOOGLE_CLOUD_PROJECT"
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "phase3ops.cli", *args],
+        cwd=cwd,
+        env={**clean, "PYTHONWARNINGS": "ignore", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def state_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "state.json").read_text())
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd=REPO_ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "phase3ops.cli", *args],
+        cwd=cwd,
+        env={**clean, "PYTHONWARNINGS": "ignore", "GOOGLE_CLOUD_PROJECT": "cli-test", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
