@@ -27,7 +27,7 @@ import datetime as dt
 import json
 import reprlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -96,7 +96,8 @@ class RejectedMessages:
 
     def count_failure(self, message_id: str | None, raw: bytes, error: BaseException) -> int:
         """Count one more failed handling of the message; returns how many there were so far."""
-        ref = self._collection.document(self.document_id(message_id, raw))
+        # A sync collection's documents are sync; the library annotates the shared base class.
+        ref = cast(firestore.DocumentReference, self._collection.document(self.document_id(message_id, raw)))
         ref.set(
             {
                 "kind": FAILING,
@@ -113,7 +114,8 @@ class RejectedMessages:
     def for_date(self, game_date: dt.date) -> list[dict[str, Any]]:
         """The rejected and poison messages that name this game date (as far as they could be read)."""
         query = self._collection.where(filter=firestore.FieldFilter("game_date", "==", game_date.isoformat()))
-        return [snapshot.to_dict() for snapshot in query.stream()]
+        # A query yields only documents that exist, so every to_dict() is a dict.
+        return [data for snapshot in query.stream() if (data := snapshot.to_dict()) is not None]
 
     @staticmethod
     def document_id(message_id: str | None, raw: bytes) -> str:
@@ -157,6 +159,9 @@ def event_bytes(event_data: Any) -> bytes:
     try:
         return json.dumps(event_data, default=repr, ensure_ascii=True).encode("utf-8")
     except (TypeError, ValueError, RecursionError):
-        return (
-            reprlib.Repr(maxlevel=8, maxstring=4000, maxother=4000).repr(event_data).encode("utf-8", "backslashreplace")
-        )
+        # Repr() takes its limits as keywords only from Python 3.12 on.
+        shortener = reprlib.Repr()
+        shortener.maxlevel = 8
+        shortener.maxstring = 4000
+        shortener.maxother = 4000
+        return shortener.repr(event_data).encode("utf-8", "backslashreplace")
