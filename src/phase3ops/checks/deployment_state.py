@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.checks import deployed_revisions
@@ -17,6 +19,9 @@ from phase3ops.cloud import SettingError
 from phase3ops.plan.stack_config import load_stack_config
 from phase3ops.spec.documents import SpecError
 
+if TYPE_CHECKING:
+    from google.cloud import functions_v2, monitoring_v3, run_v2
+
 NAME = "deployment_state"
 TITLE = "Deployment state"
 EXPLANATION = (
@@ -25,22 +30,58 @@ EXPLANATION = (
 )
 
 
-def run(context: CheckContext) -> CheckResult:
+class CloudClients:
+    """The API clients the cloud branch calls, each built when first used with Google's defaults
+    (gRPC, the environment's credentials), so a run that needs no job or alert policies builds
+    neither client. Tests assign clients of a local server instead."""
+
+    @cached_property
+    def functions(self) -> functions_v2.FunctionServiceClient:
+        from google.cloud import functions_v2
+
+        return functions_v2.FunctionServiceClient()
+
+    @cached_property
+    def services(self) -> run_v2.ServicesClient:
+        from google.cloud import run_v2
+
+        return run_v2.ServicesClient()
+
+    @cached_property
+    def revisions(self) -> run_v2.RevisionsClient:
+        from google.cloud import run_v2
+
+        return run_v2.RevisionsClient()
+
+    @cached_property
+    def jobs(self) -> run_v2.JobsClient:
+        from google.cloud import run_v2
+
+        return run_v2.JobsClient()
+
+    @cached_property
+    def alert_policies(self) -> monitoring_v3.AlertPolicyServiceClient:
+        from google.cloud import monitoring_v3
+
+        return monitoring_v3.AlertPolicyServiceClient()
+
+
+def run(context: CheckContext, clients: CloudClients | None = None) -> CheckResult:
     if context.target != "cloud":
         return CheckResult(NAME, TITLE, Status.SKIPPED, "local environment: no deployment to check", EXPLANATION)
-    from google.cloud import functions_v2, monitoring_v3, run_v2
+    from google.cloud import functions_v2
 
+    clients = clients or CloudClients()
     findings, details = [], []
     location = f"projects/{context.project}/locations/{context.region}"
-    functions = functions_v2.FunctionServiceClient()
     for function_name in (context.spec.orchestrator.function_name, context.spec.orchestrator.receipts_function_name):
-        function = functions.get_function(name=f"{location}/functions/{function_name}")
+        function = clients.functions.get_function(name=f"{location}/functions/{function_name}")
         details.append(f"function {function_name}: {function.state.name}")
         if function.state != functions_v2.Function.State.ACTIVE:
             findings.append(f"function {function_name} is {function.state.name}, not ACTIVE")
 
     service_name = context.spec.analytics.service_name
-    service = run_v2.ServicesClient().get_service(name=f"{location}/services/{service_name}")
+    service = clients.services.get_service(name=f"{location}/services/{service_name}")
     ready = service.latest_ready_revision == service.latest_created_revision
     details.append(
         f"service {service_name}: latest {service.latest_created_revision}, ready {service.latest_ready_revision}"
@@ -51,15 +92,14 @@ def run(context: CheckContext) -> CheckResult:
             f"(serving {service.latest_ready_revision or 'nothing'})"
         )
     repo = Path(context.spec.source).resolve().parent  # the checkout (or the image's /app) holding pipeline.yaml
-    revisions_client = run_v2.RevisionsClient()
     revisions = [
-        revisions_client.get_revision(name=f"{service.name}/revisions/{name}")
+        clients.revisions.get_revision(name=f"{service.name}/revisions/{name}")
         for name in deployed_revisions.serving(service)
     ]
     declared, where = declared_image(repo, context.stack)
     if declared is None and os.environ.get("CLOUD_RUN_JOB"):
         # The scheduled job's image has no stack files, but the same `pulumi up` gave this job the declared image.
-        job = run_v2.JobsClient().get_job(name=f"{location}/jobs/{os.environ['CLOUD_RUN_JOB']}")
+        job = clients.jobs.get_job(name=f"{location}/jobs/{os.environ['CLOUD_RUN_JOB']}")
         declared, where = (
             job.template.template.containers[0].image,
             f"job {os.environ['CLOUD_RUN_JOB']} (deployed by the same stack)",
@@ -76,11 +116,10 @@ def run(context: CheckContext) -> CheckResult:
     details += compared.details
 
     if context.alerts_dir is not None:
+        # `enabled` is a BoolValue: None would mean unset, which a listed policy never is (the API fills it in).
         deployed = {
-            policy.user_labels.get("rule"): policy.enabled
-            for policy in monitoring_v3.AlertPolicyServiceClient().list_alert_policies(
-                name=f"projects/{context.project}"
-            )
+            policy.user_labels.get("rule", ""): bool(policy.enabled)
+            for policy in clients.alert_policies.list_alert_policies(name=f"projects/{context.project}")
             if policy.user_labels.get("managed-by") == "pulumi"
         }
         findings += alert_policy_findings(expected_alert_states(context), deployed)
@@ -101,6 +140,8 @@ def run(context: CheckContext) -> CheckResult:
 
 def expected_alert_states(context: CheckContext) -> dict[str, bool]:
     """Each rule's `enabled` as the infra program deployed it: the stack's overrides applied."""
+    if context.alerts_dir is None:
+        raise SettingError("no alerts directory: the rules in alerts/ decide which alert policies should exist")
     if not context.stack:
         raise SettingError(
             f"which stack was deployed? set {STACK_ENV} or pass --stack: its alerts/stacks/<stack>.yaml decides which rules are enabled"

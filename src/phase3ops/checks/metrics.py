@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, MONITORED_RESOURCE
 
-
-def write_metrics(project: str, values: dict[str, float], now: dt.datetime) -> None:
+if TYPE_CHECKING:
     from google.cloud import monitoring_v3
 
-    client = monitoring_v3.MetricServiceClient()
+
+def write_metrics(
+    project: str, values: dict[str, float], now: dt.datetime, client: monitoring_v3.MetricServiceClient | None = None
+) -> None:
+    """`client`: Google's default (gRPC, the environment's credentials) unless a test hands in another."""
+    from google.cloud import monitoring_v3
+
+    client = client or monitoring_v3.MetricServiceClient()
     series = []
     for name, value in sorted(values.items()):
         metric = CUSTOM_METRICS[name]  # an undeclared name is a bug: its policy would never see it
