@@ -1,4 +1,10 @@
-"""Shared fixtures: the real Firestore and Pub/Sub emulators, one pair per test session.
+"""Shared fixtures: the real Firestore and Pub/Sub emulators, one pair for the whole run.
+
+Under pytest-xdist the controller starts the pair in the background while the
+workers start, and hands its addresses to every worker (PHASE3OPS_TEST_EMULATORS):
+one pair of JVMs instead of one per worker, which on 2 cores is the difference
+between waiting on Java and running tests. Run in-process (`-n 0`), the first
+test that needs them starts them. `-m "not emulators"` starts none.
 
 Tests that need them ask for `gcp_project`: it gives the test a project id of
 its own, so tests never see each other's documents, topics or subscriptions,
@@ -8,9 +14,13 @@ variables the Google Cloud CLI documents.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+import time
 import uuid
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,11 +38,56 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+SHARED_EMULATORS = "PHASE3OPS_TEST_EMULATORS"  # JSON: the shared pair's variables, log directory
+SHARED_EMULATORS_WAIT_SECONDS = 180
+
+
+def _runs_emulator_tests(config) -> bool:
+    return "not emulators" not in (config.option.markexpr or "")
+
+
+def pytest_configure(config) -> None:
+    distributed = bool(getattr(config.option, "numprocesses", 0))
+    if hasattr(config, "workerinput") or not distributed or not _runs_emulator_tests(config):
+        return
+    log_dir = Path(tempfile.mkdtemp(prefix="phase3ops-test-emulators-"))
+    kinds = (emulators.FIRESTORE, emulators.PUBSUB)
+    ports = {kind: emulators.free_port() for kind in kinds}
+    pool = ThreadPoolExecutor(max_workers=2)
+    config.shared_emulators = [pool.submit(emulators.start_emulator, kind, log_dir, ports[kind]) for kind in kinds]
+    pool.shutdown(wait=False)
+    hosts = {emulators.ENV_VARS[kind]: f"127.0.0.1:{ports[kind]}" for kind in kinds}
+    os.environ[SHARED_EMULATORS] = json.dumps({"env": hosts, "logs": str(log_dir)})  # inherited by the workers
+
+
+def pytest_unconfigure(config) -> None:
+    started: list[Future] = getattr(config, "shared_emulators", [])
+    for future in started:
+        if future.exception(timeout=SHARED_EMULATORS_WAIT_SECONDS) is None:
+            future.result().stop()
+    os.environ.pop(SHARED_EMULATORS, None)
+
+
+def _wait_for_shared(shared: dict) -> dict[str, str]:
+    deadline = time.monotonic() + SHARED_EMULATORS_WAIT_SECONDS
+    waiting = dict(shared["env"])
+    while waiting:
+        waiting = {name: host for name, host in waiting.items() if not emulators.answers(host)}
+        if waiting and time.monotonic() > deadline:
+            pytest.fail(f"the shared emulators did not answer ({', '.join(waiting)}); logs in {shared['logs']}")
+        time.sleep(0.2)
+    return dict(shared["env"])
+
+
 @pytest.fixture(scope="session")
-def emulator_hosts(tmp_path_factory) -> dict[str, str]:
-    log_dir = tmp_path_factory.mktemp("emulator-logs")
-    started = emulators.start_both(log_dir)
-    env = {**started[emulators.FIRESTORE].env, **started[emulators.PUBSUB].env}
+def emulator_hosts(tmp_path_factory):
+    shared = os.environ.get(SHARED_EMULATORS)
+    started: dict[str, emulators.Emulator] = {}
+    if shared:
+        env = _wait_for_shared(json.loads(shared))
+    else:
+        started = emulators.start_both(tmp_path_factory.mktemp("emulator-logs"))
+        env = {**started[emulators.FIRESTORE].env, **started[emulators.PUBSUB].env}
     previous = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:

@@ -231,10 +231,12 @@ def test_push_auth_checks_signature_audience_and_service_account(analytics):
     assert client.post("/", json=body, headers={"Authorization": f"Bearer {wrong_audience}"}).status_code == 401
     wrong_account = token("https://analytics.example/", "intruder@proj.iam.gserviceaccount.com")
     response = client.post("/", json=body, headers={"Authorization": f"Bearer {wrong_account}"})
-    assert response.status_code == 401 and "not the push service account" in response.json["error"]
+    assert response.status_code == 401
+    assert response.json is not None and "not the push service account" in response.json["error"]
     good = token("https://analytics.example/", "push@proj.iam.gserviceaccount.com")
     response = client.post("/", json=body, headers={"Authorization": f"Bearer {good}"})
-    assert response.status_code == 200 and response.json["rejected"] is True
+    assert response.status_code == 200
+    assert response.json is not None and response.json["rejected"] is True
 
 
 def test_the_service_under_gunicorn_behind_a_push_subscription(analytics, emulator_hosts, repo_root, tmp_path):
@@ -243,7 +245,7 @@ def test_the_service_under_gunicorn_behind_a_push_subscription(analytics, emulat
     import sys
     import urllib.request
 
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     from phase3ops.emulators import free_port, stop_process_group
     from phase3ops.pubsub_admin import ensure_subscription
@@ -257,6 +259,7 @@ def test_the_service_under_gunicorn_behind_a_push_subscription(analytics, emulat
         "PHASE3OPS_WAREHOUSE": f"duckdb:{analytics.warehouse.path}",
         "PYTHONWARNINGS": "ignore",
     }
+    analytics.warehouse.close()  # gunicorn's processes open the file now
     with open(tmp_path / "service.log", "wb") as log:  # the server keeps its own descriptor
         server = subprocess.Popen(
             [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import json
 import logging
 import threading
@@ -23,6 +24,7 @@ from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 from tests.support.game_days import processed_day
 from tests.support.orchestration import direct_event, handle_until_acked, race_at_once
 from tests.support.pipelines import NOW, PAST, Clock, make_pipeline, short_lease_spec_file
+from tests.support.single_process_duckdb import SingleProcessDuckDB
 
 pytestmark = pytest.mark.emulators
 TEAM_TABLES = ("team_offense_game_summary", "team_defense_game_summary")
@@ -32,7 +34,7 @@ AFTER_DEADLINE = NOW + dt.timedelta(hours=2)
 
 def gated(gcp_project, tmp_path, clock: dt.datetime, **changes):
     spec = load_pipeline_spec(short_lease_spec_file(tmp_path, gates=True, **changes))
-    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    warehouse = SingleProcessDuckDB(tmp_path / "warehouse.duckdb")
     return make_pipeline(gcp_project, spec, clock=Clock(clock), warehouse=warehouse), warehouse
 
 
@@ -65,6 +67,7 @@ def test_a_ready_date_with_an_empty_table_is_held_named_and_triggered_once_its_r
         )
         assert line.levelname == "WARNING" and line.blocked_by == ["data_exists", "record_counts", "game_count"]
         hold = GateHolds(pipeline.firestore, pipeline.spec.orchestrator.collections.holds).get(PAST)
+        assert hold is not None
         assert (hold.state, hold.blocked_by, hold.past_deadline) == (
             "held",
             ["data_exists", "record_counts", "game_count"],
@@ -98,6 +101,7 @@ def test_a_ready_date_with_an_empty_table_is_held_named_and_triggered_once_its_r
         }
         assert [m["source_table"] for m in messages if m.get("is_follow_up")] == ["team_defense_game_summary"]
         hold = GateHolds(pipeline.firestore, pipeline.spec.orchestrator.collections.holds).get(PAST)
+        assert hold is not None
         assert (hold.state, hold.evaluations, hold.degraded) == ("released", 2, False)
         assert hold.released_by == f"{pipeline.spec.name}:{PAST}"
     finally:
@@ -122,6 +126,7 @@ def test_a_date_still_blocked_at_its_deadline_follows_its_modes_policy(gcp_proje
             assert (
                 line.levelname == "ERROR" and "held past its deadline (on_deadline: hold)" in line.getMessage()
             )  # pages
+            assert hold is not None
             assert (hold.state, hold.past_deadline) == ("held", True)
         else:
             assert decision.outcome == "triggered" and len(messages) == len(pipeline.spec.processors)
@@ -207,7 +212,7 @@ def test_late_data_gets_exactly_one_follow_up_per_table_and_run(gcp_project, tmp
                     with lock:
                         inside[day].append((started, time.monotonic()))
 
-            race_at_once([lambda i=i, d=d: timed(i, d) for d in dates for i in three])
+            race_at_once([functools.partial(timed, i, d) for d in dates for i in three])
             overlapped += sum(1 for spans in inside.values() if max(s for s, _ in spans) < min(e for _, e in spans))
         messages = pipeline.triggers(settle_seconds=2)
     finally:
@@ -287,6 +292,7 @@ def test_the_recheck_applies_the_deadline_to_a_date_still_held(gcp_project, tmp_
         messages = [json.loads(m.data) for m in pipeline.triggers()]
         assert len(messages) == len(pipeline.spec.processors) and all(m["degraded"] for m in messages)
         hold = GateHolds(pipeline.firestore, pipeline.spec.orchestrator.collections.holds).get(PAST)
+        assert hold is not None
         assert (hold.state, hold.degraded) == ("released", True)
     finally:
         pipeline.stop()
@@ -326,7 +332,7 @@ def test_the_gates_of_a_ready_date_are_evaluated_once_whatever_arrives_at_once(g
             finals[day] = direct_event("upcoming_player_game_context", day)
         warehouse.queries.clear()
         four = [pipeline.orchestrator() for _ in range(4)]
-        results = race_at_once([lambda i=i, d=d: handle_until_acked(i, finals[d]) for d in dates for i in four])
+        results = race_at_once([functools.partial(handle_until_acked, i, finals[d]) for d in dates for i in four])
     finally:
         pipeline.stop()
     gate_queries = [q for q in warehouse.queries if "scheduled" in q or "COUNT(IF" in q]
@@ -399,7 +405,7 @@ def test_a_follow_up_whose_publish_was_lost_is_finished_by_its_runs_redelivery(g
             deliver(orchestrator, name, PAST, metadata={"rows_fingerprint": f"first-{name}"})
         assert len(pipeline.triggers()) == len(pipeline.spec.processors)
         publish_all = orchestrator.publisher.publish_all
-        lost = []
+        lost: list[str] = []
 
         def answer_lost(messages, *args, **kwargs):
             outcomes = publish_all(messages, *args, **kwargs)  # it went out, the answer did not come back

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import google.cloud.pubsub_v1 as pubsub_v1
 import pytest
-from google.cloud import firestore, pubsub_v1
+from google.cloud import firestore
 
 from phase3ops.analytics.dependencies import WaitingForDependencies
 from phase3ops.analytics.factory import build_runner
@@ -13,8 +14,8 @@ from phase3ops.analytics.synthetic import generate_game_day, write_game_day
 from phase3ops.orchestrator.factory import build_orchestrator
 from phase3ops.pubsub_admin import ensure_orchestrator_topology
 from phase3ops.spec.pipeline import load_pipeline_spec
-from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 from tests.support.orchestration import direct_event, handle_until_acked
+from tests.support.single_process_duckdb import SingleProcessDuckDB
 from tests.support.specs import write_pipeline_variant
 
 pytestmark = pytest.mark.emulators
@@ -27,7 +28,7 @@ def runner_and_orchestrator(gcp_project, tmp_path):
     # As the reference's player summary reads the team tables for its usage rate.
     spec = load_pipeline_spec(write_pipeline_variant(tmp_path, {"spec.processors.0.after": READS}))
     ensure_orchestrator_topology(pubsub_v1.PublisherClient(), gcp_project, spec)
-    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    warehouse = SingleProcessDuckDB(tmp_path / "warehouse.duckdb")
     write_game_day(warehouse, spec, generate_game_day(spec, DAY, games=2, seed=3))
     db = firestore.Client(project=gcp_project)
     runner = build_runner(spec, gcp_project, warehouse=warehouse, firestore_client=db)

@@ -7,15 +7,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from google.cloud import firestore, pubsub_v1
+import google.cloud.pubsub_v1 as pubsub_v1
+from google.cloud import firestore
 
 from phase3ops.analytics.factory import build_runner
 from phase3ops.analytics.runner import ProcessorRunner
 from phase3ops.analytics.synthetic import generate_game_day, write_game_day
 from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_subscription
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
-from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 from tests.support.delivery import pull_everything
+from tests.support.single_process_duckdb import SingleProcessDuckDB
 from tests.support.specs import REPO_ROOT
 
 DAY = dt.date(2026, 11, 28)
@@ -25,7 +26,7 @@ DAY = dt.date(2026, 11, 28)
 class Analytics:
     project: str
     spec: PipelineSpec
-    warehouse: DuckDBWarehouse
+    warehouse: SingleProcessDuckDB
     subscriber: pubsub_v1.SubscriberClient
     completions: str
 
@@ -52,7 +53,7 @@ def make_analytics(gcp_project: str, tmp_path: Path) -> Analytics:
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
     ensure_orchestrator_topology(publisher, gcp_project, spec)
     completions = ensure_subscription(subscriber, gcp_project, spec.topics.completion, "completions-listener")
-    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    warehouse = SingleProcessDuckDB(tmp_path / "warehouse.duckdb")
     write_game_day(warehouse, spec, generate_game_day(spec, DAY, games=4, seed=5, stale_scrapes=True))
     analytics = Analytics(gcp_project, spec, warehouse, subscriber, completions)
     analytics.runner().prepare()

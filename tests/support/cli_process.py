@@ -5,6 +5,7 @@ pointed at a local environment by its flags, as `local` and the checks take them
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
@@ -48,3 +49,13 @@ def run(
         text=True,
         timeout=timeout,
     )
+
+
+def accepted(run_dir: Path, date: str) -> dict[str, int]:
+    ledger = run_dir / "data" / "phase4-accepted.jsonl"
+    entries = [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.exists() else []
+    return dict(collections.Counter(e["source_table"] for e in entries if e["game_date"] == date))
+
+
+def all_pids(run_dir: Path) -> list[int]:
+    return [c["pid"] for c in state_of(run_dir)["components"].values()]

@@ -8,8 +8,8 @@ import pytest
 
 from phase3ops.gates.evaluate import GateEvaluator
 from phase3ops.spec.pipeline import load_pipeline_spec
-from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 from tests.support.game_days import processed_day
+from tests.support.single_process_duckdb import SingleProcessDuckDB
 from tests.support.specs import REPO_ROOT
 
 SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
@@ -17,7 +17,7 @@ OVERNIGHT, SAME_DAY = SPEC.mode("overnight"), SPEC.mode("same_day")
 DAY = dt.date(2026, 11, 27)
 
 
-class CountingWarehouse(DuckDBWarehouse):
+class CountingWarehouse(SingleProcessDuckDB):
     queries = 0
 
     def query(self, bigquery_sql):
@@ -128,7 +128,7 @@ def test_record_counts_per_scheduled_game(warehouse):
 
 
 def test_a_failing_query_fails_each_gate_open_or_closed_as_declared(tmp_path):
-    class Broken(DuckDBWarehouse):
+    class Broken(SingleProcessDuckDB):
         def query(self, bigquery_sql):
             raise RuntimeError("Access Denied: table nba_analytics.player_game_summary")
 

@@ -10,7 +10,7 @@ import pytest
 from phase3ops.analytics.processors import QUERIES, check_implemented, query_for
 from phase3ops.analytics.synthetic import generate_game_day, write_game_day
 from phase3ops.spec.pipeline import load_pipeline_spec
-from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
+from tests.support.single_process_duckdb import SingleProcessDuckDB
 from tests.support.specs import REPO_ROOT
 
 SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
@@ -19,7 +19,7 @@ DAY1, DAY2 = dt.date(2026, 11, 27), dt.date(2026, 11, 28)
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    warehouse = DuckDBWarehouse(tmp_path_factory.mktemp("wh") / "warehouse.duckdb")
+    warehouse = SingleProcessDuckDB(tmp_path_factory.mktemp("wh") / "warehouse.duckdb")
     days = {d: generate_game_day(SPEC, d, games=6, seed=3, stale_scrapes=True) for d in (DAY1, DAY2)}
     for day in days.values():
         write_game_day(warehouse, SPEC, day)
@@ -69,7 +69,7 @@ def test_team_offense_and_defense_mirror_each_other(loaded):
     warehouse, days = loaded
     offense = {r["team_abbr"]: r for r in run(warehouse, "team_offense_game_summary", DAY2)}
     defense = {r["team_abbr"]: r for r in run(warehouse, "team_defense_game_summary", DAY2)}
-    players = defaultdict(int)
+    players: defaultdict[str, int] = defaultdict(int)
     for p in days[DAY2].tables["player_boxscores"]:
         players[p["team_abbr"]] += p["points"]
     assert set(offense) == set(defense) and len(offense) == 12

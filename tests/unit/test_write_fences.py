@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from phase3ops.warehouse.bigquery_warehouse import BigQueryWarehouse
-from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 from phase3ops.warehouse.port import WriteFence, WriteFenced
 from tests.support.bigquery_on_duckdb import BigQueryOnDuckDB
+from tests.support.single_process_duckdb import SingleProcessDuckDB
 from tests.support.warehouse_rows import DAY, SPEC, summary
 
 TABLE = SPEC.processor("player_game_summary").table
@@ -24,7 +24,7 @@ def fence(token: int) -> WriteFence:
 
 
 def duckdb_warehouse(tmp_path):
-    return DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    return SingleProcessDuckDB(tmp_path / "warehouse.duckdb")
 
 
 def bigquery_warehouse(tmp_path):

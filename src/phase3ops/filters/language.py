@@ -60,6 +60,7 @@ import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from phase3ops.filters.vocabulary import (
@@ -159,7 +160,7 @@ def _unescape(body: str) -> str:
 
 
 def _tokens(text: str, comments: bool) -> list[Token]:
-    tokens = []
+    tokens: list[Token] = []
     position = 0
     while True:
         while position < len(text) and text[position].isspace():
@@ -206,6 +207,8 @@ def _word(text: str, start: int) -> Token:
             parts.append(Part(_unescape(match.group()[1:-1]), quoted=True))
         else:
             match = _UNQUOTED_PART.match(text, position)
+            # Callers and the loop below only come here where an unquoted part starts.
+            assert match is not None
             parts.append(Part(match.group(), quoted=False))
         position = match.end()
         following = position + 1
@@ -426,6 +429,9 @@ class _Parser:
                 f"nested more than {MAX_NESTING} levels deep (parentheses, NOT and function calls inside each other)",
             )
 
+    def restriction(self) -> Node:
+        raise NotImplementedError  # each dialect's parser says what a restriction is
+
     def simple(self) -> Node:
         token = self.peek()
         before = self.previous()
@@ -615,11 +621,15 @@ class _MonitoringParser(_Parser):
         return super().combine(kind, items)
 
 
+# The trees are immutable and the same few filters are read over and over (every lint, every
+# evaluation against a time series or a log entry): parse each text once.
+@lru_cache(maxsize=4096)
 def parse_logging_filter(text: str) -> Node:
     """The Logging query as a tree; raises FilterSyntaxError."""
     return _parse(_LoggingParser, text)[0]
 
 
+@lru_cache(maxsize=4096)
 def parse_monitoring_filter(text: str) -> Node:
     """The Monitoring filter as a tree; raises FilterSyntaxError."""
     return _parse(_MonitoringParser, text)[0]
@@ -681,6 +691,7 @@ def _log_field_problem(path: FieldPath) -> FilterProblem | None:
             return None
         if below is None:
             return FilterProblem(path.offset, f'unknown field "{path.dotted}" ({known_so_far} has no fields)')
+        assert isinstance(below, dict)  # ANY_PATH is the only string in the tree
         if part not in below:
             fields = ", ".join(below)
             hint = _did_you_mean(
@@ -742,9 +753,12 @@ def _pinned_resource_types(node: Node, also: str | None = None) -> set[str] | No
 def _resource_label_problems(node: Node, label_words: tuple[str, ...], also: str | None = None) -> list[FilterProblem]:
     """`resource.labels.KEY` must be a label of the resource type the filter pins (when every pinned type's labels are known)."""
     pinned = _pinned_resource_types(node, also)
-    if not pinned or any(MONITORED_RESOURCES.get(t) is None for t in pinned):
+    if not pinned:
         return []
-    labels = set().union(*(MONITORED_RESOURCES[t] for t in pinned))
+    label_sets = [names for t in pinned if (names := MONITORED_RESOURCES.get(t)) is not None]
+    if len(label_sets) < len(pinned):
+        return []
+    labels: set[str] = set().union(*label_sets)
     problems = []
     for found in _walk(node):
         if not (isinstance(found, Comparison) and isinstance(found.field, FieldPath)):
