@@ -28,7 +28,9 @@ from tests.support.delivery import deliver_all, pull_everything
 from tests.support.repo_copy import REPO_ROOT
 
 pytestmark = pytest.mark.emulators
-NOW = dt.datetime.now(dt.UTC)
+# A fixed "today" for the dates the tests write: 2026-11-29 15:00 UTC, 10:00 in New York. The checks
+# themselves read the wall clock, so every command names the window it checks (`--date`, ending there).
+NOW = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -61,6 +63,10 @@ class Deployment:
         """Phase 4 received exactly one message per source table of each day, and nothing else."""
         counts = collections.Counter((t["game_date"], t["source_table"]) for t in self.triggers())
         return counts == {(str(day), p.output_table): 1 for day in days for p in self.spec.processors}
+
+    def window(self, days: int) -> tuple[str, ...]:
+        """The last `days` game dates up to the fixed today, as the checks' options say it."""
+        return ("--date", str(local_today(self.spec, NOW)), "--days", str(days))
 
     def script(self, name: str, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -97,7 +103,7 @@ def deployment(gcp_project, emulator_hosts, tmp_path) -> Deployment:
 
 
 def test_a_healthy_pipeline_passes_every_check(deployment):
-    result = deployment.script("phase3_health_check.sh", "--days", "4", "--verbose")
+    result = deployment.script("phase3_health_check.sh", *deployment.window(4), "--verbose")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [" ".join(line.split()) for line in result.stdout.splitlines()]  # status words are padded
     assert lines[-1] == "All checks passed"
@@ -106,7 +112,7 @@ def test_a_healthy_pipeline_passes_every_check(deployment):
     assert any(line.startswith("[OK] Scraper timing") for line in lines)
     assert any(line.startswith("[SKIPPED] Deployment state") for line in lines)
     assert "\x1b[" not in result.stdout  # no colour codes for grep to trip over
-    reconcile = deployment.script("reconcile_phase3_completion.py", "--days", "4")
+    reconcile = deployment.script("reconcile_phase3_completion.py", *deployment.window(4))
     assert (
         reconcile.returncode == 0 and reconcile.stdout.splitlines()[-1] == "No issues found - all dates are consistent"
     )
@@ -159,7 +165,7 @@ def test_a_stale_pending_claim_is_reported_then_finished_once(deployment):
     def killed(messages, deadline=None):
         raise SystemExit("the instance was killed between claim and publish")
 
-    crashed.publisher.publish_all = killed
+    crashed.publisher.publish_all = killed  # type: ignore[method-assign]  # the crash under test
     with pytest.raises(SystemExit):
         crashed.advance(day, owner="crashed-instance")
     an_hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
@@ -182,7 +188,7 @@ def test_duplicates_are_counted_by_each_tables_primary_key(deployment):
     table = deployment.spec.processor("team_defense_game_summary").table
     rows = deployment.warehouse.query(f"SELECT * FROM `{table.dataset}.{table.name}` WHERE game_date = DATE '{day}'")
     deployment.warehouse.append(table, rows[:2])
-    result = deployment.script("phase3_health_check.sh", "--days", "4")
+    result = deployment.script("phase3_health_check.sh", *deployment.window(4))
     assert result.returncode == 1
     assert (
         f"- nba_analytics.team_defense_game_summary {day}: 2 rows beyond one per (game_date, team_abbr)"

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 import subprocess
 import sys
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from ruamel.yaml import YAML
@@ -19,6 +20,9 @@ from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS
 from phase3ops.plan.plan import plan_stack
 from phase3ops.spec.pipeline import PUSH_ACK_DEADLINE_SECONDS, load_pipeline_spec
 from tests.support.repo_copy import REPO_ROOT
+
+if TYPE_CHECKING:
+    from phase3ops.warehouse.port import Warehouse
 
 POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 DESCRIPTOR = "gcp:monitoring/metricDescriptor:MetricDescriptor"
@@ -97,6 +101,7 @@ def test_every_policy_on_a_log_metric_waits_until_the_metric_is_queryable(dev):
 def test_the_drift_workflow_gives_the_preview_every_declared_secret():
     declared = YAML(typ="safe").load((REPO_ROOT / "Pulumi.yaml").read_text())["config"]
     secrets = sorted(key for key, value in declared.items() if isinstance(value, dict) and value.get("secret"))
+    assert secrets, "Pulumi.yaml declares no secret: nothing below would be checked"
     workflow = YAML(typ="safe").load((REPO_ROOT / ".github/workflows/drift.yml").read_text())
     steps = workflow["jobs"]["drift"]["steps"]
     [preview] = [i for i, step in enumerate(steps) if "pulumi preview" in step.get("run", "")]
@@ -111,7 +116,9 @@ def test_the_drift_workflow_gives_the_preview_every_declared_secret():
             for line in script.splitlines()
             if f"pulumi config set --secret {key} " in line or line.rstrip().endswith(f"--secret {key}")
         ]
-        variable = re.search(r'"\$([A-Z_]+)"', line).group(1)
+        found = re.search(r'"\$([A-Z_]+)"', line)
+        assert found, f"the secret {key} is not set from a variable: {line}"
+        variable = found.group(1)
         assert env[variable].startswith("${{ secrets"), (key, env.get(variable))  # from the repository's secrets
         assert '--stack "${{ matrix.stack }}"' in line
 
@@ -132,9 +139,11 @@ def test_no_push_request_can_outlive_its_ack_deadline(dev):
 
 
 def test_the_check_jobs_know_their_stack(dev):
+    stacks = {}
     for job in dev.of_type("gcp:cloudrunv2/job:Job"):
         env = {e["name"]: e["value"] for e in job.inputs["template"]["template"]["containers"][0]["envs"]}
-        assert env["PHASE3OPS_STACK"] == "dev"
+        stacks[job.name] = env["PHASE3OPS_STACK"]
+    assert stacks == dict.fromkeys(["phase3-health-check", "phase3-reconcile", "phase3-hold-recheck"], "dev")
 
 
 def test_the_deployment_state_check_expects_what_the_stack_deployed(dev):
@@ -152,7 +161,7 @@ def test_the_deployment_state_check_expects_what_the_stack_deployed(dev):
             dt.date(2026, 11, 28),
             dt.datetime.now(dt.UTC),
             {},
-            None,
+            cast("Warehouse", None),  # the alert states never read the warehouse
             target="cloud",
             alerts_dir=REPO_ROOT / "alerts",
             stack=stack,
@@ -199,7 +208,7 @@ def test_bigquery_access_is_granted_per_dataset_never_project_wide(dev):
 
 
 def test_the_trigger_identity_only_invokes_and_the_checks_have_identities_of_their_own(dev):
-    roles = {}
+    roles: dict[str, set[str]] = {}
     for grant in dev.of_type("gcp:projects/iAMMember:IAMMember"):
         roles.setdefault(grant.inputs["member"].split(":")[1].split("@")[0], set()).add(grant.inputs["role"])
     assert not [who for who, granted in roles.items() if "roles/eventarc.eventReceiver" in granted]
@@ -254,9 +263,14 @@ def test_every_resource_waits_for_the_apis_it_needs(dev):
         "cloudscheduler.googleapis.com",
         "monitoring.googleapis.com",
     }
-    for resource in dev.resources:
-        if resource.custom and resource.urn not in apis and not resource.type.startswith("pulumi:providers:"):
-            assert apis <= set(resource.dependencies), f"{resource.name} ({resource.type}) does not wait for the APIs"
+    waiting = [
+        resource
+        for resource in dev.resources
+        if resource.custom and resource.urn not in apis and not resource.type.startswith("pulumi:providers:")
+    ]
+    assert len(waiting) > 50  # the whole plan, not a filter that lets everything through
+    for resource in waiting:
+        assert apis <= set(resource.dependencies), f"{resource.name} ({resource.type}) does not wait for the APIs"
 
 
 def test_the_plan_lists_the_preconditions_it_cannot_create():

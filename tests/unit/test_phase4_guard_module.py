@@ -24,6 +24,7 @@ def test_the_guard_imports_only_the_standard_library_flask_and_google_clients():
         "__future__",
         "base64",
         "binascii",
+        "collections",
         "datetime",
         "enum",
         "functools",
