@@ -71,6 +71,7 @@ def main() -> int:
                 )
                 orchestrator.store.record(completion, Delivery(f"seed:{processor.name}:{day}", now, {}, b""))
             claim = orchestrator.claims.try_claim(day, f"seed:{day}", "seed", {"trigger_reason": "all_complete"}, [])
+            assert claim is not None  # a fresh emulator holds no claim yet
             orchestrator.claims.mark_published(claim, {}, complete=True)
 
         calls: list[str] = []
@@ -80,7 +81,12 @@ def main() -> int:
             (warehouse, "row_counts"),
         ):
             real = getattr(obj, name)
-            setattr(obj, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name), _real(*a, **k))[1])
+
+            def counted(*a, _real=real, _name=name, **k):
+                calls.append(_name)
+                return _real(*a, **k)
+
+            setattr(obj, name, counted)
 
         print(f"\n{'dates':>6} {'read + analyse s':>17} {'store/warehouse calls':>22} {'issues':>7}")
         for span in (1, DAYS):

@@ -4,6 +4,6 @@ Used by `pulumi preview --policy-pack policies` and `pulumi up --policy-pack pol
 """
 
 from pulumi_policy import EnforcementLevel, PolicyPack
-from rules import PACK_NAME, build_policies
+from rules import PACK_NAME, build_policies  # type: ignore[import-not-found]  # the analyzer runs this from policies/, where rules is top-level
 
 PolicyPack(name=PACK_NAME, policies=build_policies(), enforcement_level=EnforcementLevel.MANDATORY)

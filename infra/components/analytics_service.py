@@ -41,7 +41,7 @@ class AnalyticsServiceArgs:
     source_commit: str | None = None
 
 
-def runtime_environment(project: str, region: str) -> list[dict[str, str]]:
+def runtime_environment(project: str, region: str) -> list[gcp.cloudrunv2.ServiceTemplateContainerEnvArgsDict]:
     """What the image needs to find its project, warehouse, spec and stack (shared with the check jobs)."""
     return [
         {"name": "GOOGLE_CLOUD_PROJECT", "value": project},

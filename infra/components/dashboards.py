@@ -16,6 +16,7 @@ documentation, so an incident opens on the dashboard.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pulumi
@@ -55,6 +56,6 @@ class Dashboards(pulumi.ComponentResource):
                 opts=child_options(self, opts, *metrics),
             )
             self.dashboards[spec.name] = dashboard
-            self.urls[spec.name] = dashboard.id.apply(lambda id_, project=args.project: console_url(id_, project))
+            self.urls[spec.name] = dashboard.id.apply(functools.partial(console_url, project=args.project))
             self.links.append((spec.display_name, self.urls[spec.name]))
         self.register_outputs({"urls": self.urls})

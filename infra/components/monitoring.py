@@ -23,6 +23,7 @@ what the on-call needs to look at.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -43,7 +44,7 @@ class MonitoringArgs:
     runbook_base_url: str
     labels: dict[str, str]
     log_metric_wait_seconds: int = 600
-    dashboard_links: list[tuple[str, pulumi.Input[str]]] = field(default_factory=list)  # (title, console URL)
+    dashboard_links: Sequence[tuple[str, pulumi.Input[str]]] = field(default_factory=list)  # (title, console URL)
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -52,13 +53,14 @@ class Monitoring(pulumi.ComponentResource):
         child = child_options(self, opts)
         self.channels: dict[str, gcp.monitoring.NotificationChannel] = {}
         for channel in args.specs.channels:
+            token: pulumi.Output[str] = pulumi.Output.secret(args.slack_tokens[channel.token_config_key])
             self.channels[channel.name] = gcp.monitoring.NotificationChannel(
                 channel.name,
                 project=args.project,
                 type="slack",
                 display_name=channel.display_name,
                 labels={"channel_name": channel.slack_channel},
-                sensitive_labels={"auth_token": pulumi.Output.secret(args.slack_tokens[channel.token_config_key])},
+                sensitive_labels={"auth_token": token},
                 user_labels={**args.labels, "component": "monitoring", "owner": channel.team},
                 # Kept encrypted in state and visible as secret to CrossGuard, which
                 # otherwise receives secret values as plain text.
@@ -83,7 +85,7 @@ class Monitoring(pulumi.ComponentResource):
         self.metric_waits: dict[str, time.Sleep] = {}
         self.policies: dict[str, gcp.monitoring.AlertPolicy] = {}
         for rule in args.specs.rules:
-            depends_on = [self.descriptors[name] for name in _custom_metrics_of(rule)]
+            depends_on: list[pulumi.Resource] = [self.descriptors[name] for name in _custom_metrics_of(rule)]
             metric_body = log_metric_body(rule)
             if metric_body is not None:
                 metric = gcp.logging.Metric(metric_body["name"], project=args.project, **metric_body, opts=child)

@@ -9,6 +9,7 @@ Jobs have no probes: they serve no port, they run a command to its end.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import pulumi
 import pulumi_gcp as gcp
@@ -57,7 +58,11 @@ class ScheduledChecks(pulumi.ComponentResource):
                                 "commands": ["phase3ops"],
                                 "args": list(check.args),
                                 "envs": [
-                                    *runtime_environment(args.project, args.region),
+                                    # The service's and the job's env entries have the same fields.
+                                    *cast(
+                                        list[gcp.cloudrunv2.JobTemplateTemplateContainerEnvArgsDict],
+                                        runtime_environment(args.project, args.region),
+                                    ),
                                     {"name": "PHASE3OPS_TARGET", "value": "cloud"},
                                     {"name": "PHASE3OPS_REGION", "value": args.region},
                                 ],
@@ -78,6 +83,13 @@ class ScheduledChecks(pulumi.ComponentResource):
                 member=args.scheduler_member,
                 opts=child,
             )
+
+            def run_uri(job_name: str, region: str = args.region, project: str = args.project) -> str:
+                return (
+                    f"https://{region}-run.googleapis.com/apis/run.googleapis.com/v1/"
+                    f"namespaces/{project}/jobs/{job_name}:run"
+                )
+
             gcp.cloudscheduler.Job(
                 f"{check.name}-schedule",
                 name=f"{check.name}-schedule",
@@ -90,12 +102,7 @@ class ScheduledChecks(pulumi.ComponentResource):
                 retry_config={"retry_count": 1},
                 http_target={
                     "http_method": "POST",
-                    "uri": job.name.apply(
-                        lambda job_name, region=args.region, project=args.project: (
-                            f"https://{region}-run.googleapis.com/apis/run.googleapis.com/v1/"
-                            f"namespaces/{project}/jobs/{job_name}:run"
-                        )
-                    ),
+                    "uri": job.name.apply(run_uri),
                     "oauth_token": {"service_account_email": args.scheduler_service_account},
                 },
                 opts=child,

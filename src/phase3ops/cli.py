@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TypedDict
 
 from phase3ops.cloud import SettingError
 from phase3ops.spec.documents import SpecError
@@ -479,7 +480,7 @@ def _retrigger(args: argparse.Namespace) -> int:
     )
 
 
-def _add_override_commands(commands, named: dict) -> None:
+def _add_override_commands(commands, named: _CommandNames) -> None:
     from phase3ops.overrides import inputs
 
     def common(command: argparse.ArgumentParser) -> None:
@@ -659,9 +660,15 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+class _CommandNames(TypedDict, total=False):
+    """What every command's parser is given besides its own arguments."""
+
+    prog: str
+
+
 def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> argparse.ArgumentParser:
     """`command_prog`: the name a runbook wrapper is invoked by, shown in its command's usage."""
-    named = {"prog": command_prog} if command_prog else {}
+    named: _CommandNames = {"prog": command_prog} if command_prog else {}
     parser = _Parser(
         prog=prog,
         description="The Phase 3 -> Phase 4 hand-off's operator commands: validate and plan the specs, check and repair "

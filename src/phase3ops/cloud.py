@@ -35,7 +35,7 @@ def firestore_client(project: str | None = None):
 
 
 def publisher_client():
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     # Callers publish one message and wait for it; the default 10 ms batching
     # window would only add latency (measured: 14 ms vs 2 ms per publish).

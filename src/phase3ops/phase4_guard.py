@@ -89,7 +89,8 @@ def trigger_key(envelope: Any) -> tuple[TriggerKey | None, str | None]:
     if not isinstance(message, Mapping):
         return None, None
     message_id = message.get("messageId") or message.get("message_id")
-    attributes = message.get("attributes") if isinstance(message.get("attributes"), Mapping) else {}
+    raw_attributes = message.get("attributes")
+    attributes = raw_attributes if isinstance(raw_attributes, Mapping) else {}
     try:
         body = json.loads(base64.b64decode(message.get("data") or "", validate=True))
     except (binascii.Error, ValueError, TypeError, RecursionError):  # RecursionError: JSON nested too deeply to read
@@ -135,10 +136,12 @@ class Ticket:
 
     def done(self) -> None:
         if self.verdict is Verdict.RUN:
+            assert self._guard is not None  # the guard hands out every RUN ticket
             self._guard._finish(self, "done")
 
     def abandon(self) -> None:
         if self.verdict is Verdict.RUN:
+            assert self._guard is not None  # the guard hands out every RUN ticket
             self._guard._finish(self, "abandoned")
 
 
@@ -222,7 +225,9 @@ class TriggerGuard:
         from google.api_core import exceptions as gexc
         from google.cloud import firestore
 
-        ref = self._collection.document(ticket.key.document_id)
+        key = ticket.key
+        assert key is not None  # only UNGUARDED tickets have no key, and they never finish
+        ref = self._collection.document(key.document_id)
         option = self._client.write_option(last_update_time=ticket._update_time)
         try:
             if how == "done":
@@ -236,8 +241,8 @@ class TriggerGuard:
             # Another delivery took the work over after this one's lease ran out; it finishes the marker.
             log.warning(
                 "trigger %s %s: the marker changed before this delivery finished (%s)",
-                ticket.key.trigger_id,
-                ticket.key.source_table,
+                key.trigger_id,
+                key.source_table,
                 how,
             )
 
@@ -250,10 +255,12 @@ class TriggerGuard:
 
             ticket = self.begin(request.get_json(silent=True))
             if ticket.verdict is Verdict.DUPLICATE:
+                assert ticket.key is not None  # only UNGUARDED tickets have no key
                 return jsonify(
                     status="duplicate", trigger_id=ticket.key.trigger_id, source_table=ticket.key.source_table
                 ), 200
             if ticket.verdict is Verdict.IN_PROGRESS:
+                assert ticket.key is not None  # only UNGUARDED tickets have no key
                 return jsonify(
                     status="in_progress", trigger_id=ticket.key.trigger_id, source_table=ticket.key.source_table
                 ), 409

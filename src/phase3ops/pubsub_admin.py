@@ -52,12 +52,12 @@ def ensure_subscription(
 def push_endpoint_of(subscriber, project: str, subscription: str) -> str | None:
     """Where the subscription pushes ("" for a pull subscription); None when it does not exist."""
     try:
-        subscription = subscriber.get_subscription(
+        found = subscriber.get_subscription(
             request={"subscription": subscriber.subscription_path(project, subscription)}
         )
     except gexc.NotFound:
         return None
-    return subscription.push_config.push_endpoint
+    return found.push_config.push_endpoint
 
 
 def ensure_orchestrator_topology(publisher, project: str, spec: PipelineSpec) -> None:

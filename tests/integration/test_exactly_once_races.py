@@ -17,10 +17,11 @@ import threading
 import time
 from typing import Any
 
+import google.cloud.pubsub_v1 as pubsub_v1
 import grpc
 import pytest
 from google.api_core import exceptions as gexc
-from google.cloud import firestore, pubsub_v1
+from google.cloud import firestore
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
 from phase3ops.orchestrator.orchestrator import ClaimInFlight, RetryLater
@@ -311,6 +312,7 @@ def kill_while_writing(race, emulator_hosts, event) -> None:
         text=True,
     )
     try:
+        assert doomed.stdout is not None  # stdout=PIPE
         assert doomed.stdout.readline().strip() == "writing"
     finally:
         doomed.kill()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import zoneinfo
+from typing import cast
 
+import google.cloud.pubsub_v1 as pubsub_v1
 import pytest
-from google.cloud import firestore, pubsub_v1
+from google.cloud import firestore
 
 from phase3ops.checks import reconcile
 from phase3ops.checks.ledger import Gap
 from phase3ops.checks.repairs import EXHAUSTED, IN_FLIGHT, OVER_BUDGET, RACED, REQUESTED, ProcessorRepairs
+from phase3ops.orchestrator.orchestrator import Orchestrator
 from phase3ops.pubsub_admin import ensure_subscription, ensure_topic
 from phase3ops.spec.pipeline import load_pipeline_spec
 from tests.support.delivery import pull_everything
@@ -61,10 +65,12 @@ def test_concurrent_reconciliations_request_each_missing_run_once(phase3_trigger
     repairs, requests = phase3_trigger
     dates = [DAY - dt.timedelta(days=n) for n in range(TRIALS)]
     raced = 0
+
+    def request(day: dt.date, run_id: str) -> list:
+        return repairs().request([gap(day)], NOW, run_id)
+
     for day in dates:
-        first, second = race_at_once(
-            [lambda d=day: repairs().request([gap(d)], NOW, "a"), lambda d=day: repairs().request([gap(d)], NOW, "b")]
-        )
+        first, second = race_at_once([functools.partial(request, day, "a"), functools.partial(request, day, "b")])
         outcomes = sorted(r.outcome for r in first + second)
         assert outcomes in ([REQUESTED, RACED], [IN_FLIGHT, REQUESTED]), outcomes
         raced += RACED in outcomes
@@ -81,6 +87,7 @@ def test_a_requested_run_is_not_asked_for_again_until_it_had_its_time_and_at_mos
         IN_FLIGHT
     ]
     later = NOW
+    assert SPEC.expected_work is not None
     bound = SPEC.expected_work.max_repairs_per_date_processor
     for attempt in range(2, bound + 1):
         later += instance.patience
@@ -96,6 +103,7 @@ def test_a_requested_run_is_not_asked_for_again_until_it_had_its_time_and_at_mos
 
 def test_a_run_sends_at_most_its_budget(phase3_trigger):
     repairs, requests = phase3_trigger
+    assert SPEC.expected_work is not None
     budget = SPEC.expected_work.max_repairs_per_run
     many = [gap(DAY - dt.timedelta(days=n)) for n in range(budget + 3)]
     results = repairs().request(many, NOW, "budget")
@@ -110,7 +118,8 @@ def test_reconcile_lists_an_old_gap_and_fix_requests_it(phase3_trigger):
     assert [(i.game_date, i.kind, i.processor) for i in issues] == [
         (DAY, reconcile.MISSING_RUN, "team_defense_game_summary")
     ]
-    [fixed] = reconcile.fix(None, issues, NOW, repairs())  # no window dates to advance: the orchestrator is not needed
+    no_orchestrator = cast(Orchestrator, None)  # no window dates to advance: the orchestrator is not needed
+    [fixed] = reconcile.fix(no_orchestrator, issues, NOW, repairs())
     assert fixed.ok and fixed.message.startswith(
         "team_defense_game_summary: requested: asked nba-phase3-analytics-processors"
     )

@@ -45,7 +45,7 @@ def explain(run_dir, date: str, *extra: str):
 
 def publish(run_dir, monkeypatch, payloads: list[bytes]) -> None:
     """Publish completion messages as a producer would, to the local completion topic."""
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     state = state_of(run_dir)
     for key, value in _env(run_dir).items():
@@ -61,6 +61,13 @@ def _env(run_dir) -> dict[str, str]:
     return dict(re.findall(r"export (\w+)=(\S+)", exports))
 
 
+def found(pattern: str, text: str) -> str:
+    """The first group of `pattern`'s first match in `text`, which must have one."""
+    match = re.search(pattern, text)
+    assert match, (pattern, text)
+    return match.group(1)
+
+
 def events_of(timeline: list[str]) -> list[str]:
     """The timeline's events as "subject: text", each wrapped event joined back into one line."""
     events: list[str] = []
@@ -68,7 +75,9 @@ def events_of(timeline: list[str]) -> list[str]:
         if line.startswith(" " * 46):
             events[-1] += " " + line.strip()
             continue
-        subject, text = re.fullmatch(rf"{WHEN}  (\S+) +(\S.*)", line).groups()
+        event = re.fullmatch(rf"{WHEN}  (\S+) +(\S.*)", line)
+        assert event, line
+        subject, text = event.groups()
         events.append(f"{subject}: {text}")
     return events
 
@@ -184,7 +193,7 @@ def test_the_chaos_day_ends_with_its_own_story_line_by_line(local):
         assert claimed < late and complete < follow_up
     # Phase 4 got one message per table and one per follow-up, each seen once by the receipts recorder.
     receipts = [e for e in events if e.startswith("trigger: receipt: the Phase 4 topic carried")]
-    assert sorted(re.search(r"for (\w+)$", e).group(1) for e in receipts) == sorted([*TABLES, *TABLES[1:3]])
+    assert sorted(found(r"for (\w+)$", e) for e in receipts) == sorted([*TABLES, *TABLES[1:3]])
     assert not [e for e in events if "DUPLICATE" in e]
     # Locally, Phase 4's own ledger (the stand-in's) says it took every message once: 5 and the 2 follow-ups.
     took = [e for e in events if "Phase 4 (stand-in) took nba-phase3-to-phase4:" in e]  # ids may wrap across lines
@@ -237,7 +246,7 @@ def test_a_rejected_message_is_part_of_the_story_and_a_finding(local, monkeypatc
     told = wait_for(lambda: (r := explain(local, REJECTED)).returncode == 1 and r)
     lines = told.stdout.splitlines()
     events = events_of(lines[lines.index("") + 3 : lines.index("", lines.index("") + 1)])
-    message_id = re.search(r"message (\d+) rejected", told.stdout).group(1)
+    message_id = found(r"message (\d+) rejected", told.stdout)
     assert [e for e in events if "rejected" in e] == [
         f"PlayerGameSummaryProcessor: message {message_id} rejected (status): "
         "status: 'finished' is not one of ['success', 'partial', 'failed', 'no_data', 'skipped']"

@@ -107,7 +107,9 @@ def test_an_expected_retry_answers_503_at_warning_without_a_traceback(gcp_projec
 
     # What the orchestrator-errors alert would count in Cloud Logging: the rejected message, not the retries
     # (neither their WARNING lines nor the request log's ERROR entry for each 503).
-    errors_metric = load_alert_specs(repo_root / "alerts").rule("orchestrator-errors").log_metric["filter"]
+    log_metric = load_alert_specs(repo_root / "alerts").rule("orchestrator-errors").log_metric
+    assert log_metric is not None
+    errors_metric = log_metric["filter"]
     service = "phase3-to-phase4-orchestrator"
     entries = [cloud_run_entry(line, service) for line in log.splitlines()] + [
         cloud_run_request_entry(a, service) for a in answers

@@ -120,6 +120,7 @@ def test_a_holder_killed_mid_run_is_taken_over_after_its_lease(locks, gcp_projec
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert child.stdout is not None  # stdout=PIPE
     assert child.stdout.readline().strip() == "holding"
     time.sleep(2)  # renewals keep it held while the process lives
     with pytest.raises(LockBusy):

@@ -16,8 +16,9 @@ import random
 import threading
 import time
 
+import google.cloud.pubsub_v1 as pubsub_v1
 import pytest
-from google.cloud import firestore, pubsub_v1
+from google.cloud import firestore
 
 from phase3ops.orchestrator.orchestrator import ClaimInFlight
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed, PublishOutcome

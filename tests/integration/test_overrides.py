@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from typing import cast
 
 import pytest
 from google.cloud import firestore
@@ -28,6 +29,7 @@ from phase3ops.overrides import (
     skipped,
     skipped_between,
 )
+from phase3ops.warehouse.port import Warehouse
 from tests.support.orchestration import (
     UPGC,
     completing_last,
@@ -318,9 +320,9 @@ def test_cascade_retriggers_exactly_the_n_following_triggered_dates(pipeline):
     retriggered = pipeline.triggers(at_least=20)
     # Each once; not 11-19 (before), 11-22 (no trigger), 11-23 (trigger pending) or 11-26 (past the N).
     assert per_date_and_table(retriggered) == exactly_once(spec, [fixed, d1, d4, d5])
-    for (day, _), body in bodies(retriggered).items():
+    for (sent_for, _), body in bodies(retriggered).items():
         assert body["trigger_id"].endswith(":retrigger-1")
-        if day == str(fixed):
+        if sent_for == str(fixed):
             assert body["trigger_reason"] == "retrigger" and "cascade_from" not in body
         else:
             assert (body["trigger_reason"], body["cascade_from"]) == ("retrigger_cascade", str(fixed))
@@ -466,7 +468,8 @@ def test_the_check_lists_overrides_and_finds_an_unreasoned_skip_and_an_unfinishe
     )
 
     def check():
-        context = CheckContext(spec, yesterday, PAST, NOW, {}, None, project=pipeline.project)
+        no_warehouse = cast(Warehouse, None)  # the overrides check never reads the warehouse
+        context = CheckContext(spec, yesterday, PAST, NOW, {}, no_warehouse, project=pipeline.project)
         return overrides_check.run(context)
 
     result = check()

@@ -190,6 +190,7 @@ def test_a_crashed_worker_is_taken_over_after_its_lease_never_during_it(db):
     assert takeover.verdict is Verdict.RUN
     takeover.done()
     crashed.done()  # a late finish of the dead worker changes nothing
+    assert takeover.key is not None
     marker = db.collection("phase4_trigger_guard").document(takeover.key.document_id).get().to_dict()
     assert (marker["state"], marker["work_started"]) == ("done", 2)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud import pubsub_v1
+import google.cloud.pubsub_v1 as pubsub_v1
 
 
 def cloud_event_data(received, subscription_path: str) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def pull_everything(
 ) -> list:
     """Every message on a subscription (acked): wait for `at_least` of them, then
     keep pulling until nothing more arrives for `settle_seconds`."""
-    messages = []
+    messages: list = []
     deadline = time.monotonic() + timeout
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:

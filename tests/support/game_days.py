@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from phase3ops.analytics.dedup import keep_newest
 from phase3ops.analytics.processors import query_for
@@ -20,7 +21,7 @@ def processed_day(
     game_date: dt.date,
     games: int = 5,
     skip: tuple[str, ...] = (),
-    change: Callable[[str, list[dict]], list[dict]] | None = None,
+    change: Callable[[str, list[Mapping[str, Any]]], list[Mapping[str, Any]]] | None = None,
 ) -> None:
     """Write a synthetic day's raw tables, then every processor's rows but those in `skip`;
     `change(processor, rows)` may alter a processor's rows before they are written."""
@@ -29,7 +30,7 @@ def processed_day(
     for processor in spec.processors:
         if processor.name in skip:
             continue
-        rows = [
+        rows: list[Mapping[str, Any]] = [
             {**row, FRESHNESS_COLUMN: T0} for row in warehouse.query(query_for(processor.name).sql(spec, game_date))
         ]
         rows = keep_newest(rows, processor.primary_key)

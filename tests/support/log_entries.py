@@ -57,6 +57,7 @@ def _holds(node, entry) -> bool:
         return not _holds(node.item, entry)
     if isinstance(node, Call) and node.name == "log_id":
         (name,) = node.arguments
+        assert isinstance(name, Literal)  # a function's argument is a value, and log_id takes a name
         return entry.get("logName", "").rsplit("/logs/", 1)[-1] == name.value.replace("/", "%2F")
     if isinstance(node, Comparison) and isinstance(node.field, FieldPath):
         return _compare(_lookup(entry, node.field.parts), node.operator, node.value, node.field.dotted == "severity")
@@ -83,6 +84,8 @@ def _compare(actual: Any, operator: str, expected, is_severity: bool) -> bool:
         raise NotImplementedError(f"the test matcher does not evaluate the value {expected}")
     if actual is None:
         return operator == "!="
+    left: Any  # severity ranks, numbers or text, compared alike below
+    right: Any
     if is_severity:
         left, right = SEVERITIES[str(actual)], SEVERITIES[expected.value]
     elif isinstance(actual, (int, float)) and not isinstance(actual, bool):

@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from google.cloud import firestore, pubsub_v1
+import google.cloud.pubsub_v1 as pubsub_v1
+from google.cloud import firestore
 
 from phase3ops.orchestrator.orchestrator import RetryLater
 from phase3ops.orchestrator.phase4_publisher import PublishFailed

@@ -14,13 +14,14 @@ import collections
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from google.cloud import firestore
 
 from phase3ops.local.phase4_standin import TableTally, create_app, tally
 
 # One Phase 4 trigger body as the orchestrator sends it (per_table form, with its trigger id).
-TRIGGER_BODY = {
+TRIGGER_BODY: dict[str, Any] = {
     "source_table": "player_game_summary",
     "analysis_date": "2026-11-28",
     "game_date": "2026-11-28",

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud import firestore, pubsub_v1
+import google.cloud.pubsub_v1 as pubsub_v1
+from google.cloud import firestore
 
 from phase3ops.orchestrator.factory import build_orchestrator, build_receipt_recorder
 from phase3ops.orchestrator.orchestrator import Orchestrator
@@ -120,13 +121,11 @@ class Pipeline:
         return messages
 
     def claim(self, game_date: dt.date) -> dict[str, Any] | None:
-        snapshot = (
-            self.firestore.collection(self.spec.orchestrator.collections.triggers).document(game_date.isoformat()).get()
-        )
+        snapshot = self.firestore.document(self.spec.orchestrator.collections.triggers, game_date.isoformat()).get()
         return snapshot.to_dict() if snapshot.exists else None
 
     def receipt(self, trigger_id: str) -> dict[str, Any] | None:
-        snapshot = self.firestore.collection(self.spec.orchestrator.collections.receipts).document(trigger_id).get()
+        snapshot = self.firestore.document(self.spec.orchestrator.collections.receipts, trigger_id).get()
         return snapshot.to_dict() if snapshot.exists else None
 
     def stop(self) -> None:

@@ -22,6 +22,7 @@ ends_with); anything else fails loudly instead of evaluating by accident.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +84,7 @@ def _value_matches(actual: str, value) -> bool:
     if isinstance(value, Literal):
         return actual == value.value
     if isinstance(value, Call) and all(isinstance(a, Literal) for a in value.arguments):
-        arguments = [a.value for a in value.arguments]
+        arguments = [a.value for a in value.arguments if isinstance(a, Literal)]  # every one, as checked
         if value.name == "one_of":
             return actual in arguments
         if value.name == "starts_with":
@@ -93,13 +94,13 @@ def _value_matches(actual: str, value) -> bool:
     raise NotImplementedError(f"the test evaluator does not evaluate the value {value}")
 
 
-_ALIGNERS = {
+_ALIGNERS: dict[str, Callable[[list[float]], float]] = {
     "ALIGN_SUM": sum,
     "ALIGN_MAX": max,
     "ALIGN_MIN": min,
     "ALIGN_MEAN": lambda values: sum(values) / len(values),
 }
-_REDUCERS = {
+_REDUCERS: dict[str, Callable[[list[float]], float]] = {
     "REDUCE_SUM": sum,
     "REDUCE_MAX": max,
     "REDUCE_MIN": min,

@@ -16,6 +16,7 @@ import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,13 +25,14 @@ from google.cloud import monitoring_v3
 from phase3ops.alerts.policies import policy_body, to_proto
 from phase3ops.alerts.schedules import RUN_ALLOWANCE_SECONDS, ScheduleError, longest_gap_seconds
 from phase3ops.alerts.specs import load_alert_specs
+from phase3ops.checks.context import CheckContext
 from phase3ops.checks.health import publish_metrics
 from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.dashboards.metrics import BUILT_IN_METRICS
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, custom_metric
 from phase3ops.plan.plan import plan_stack
-from phase3ops.spec.documents import SpecError
+from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.validate import validate
 from tests.support.log_entries import matches as log_matches
@@ -41,6 +43,17 @@ PIPELINE = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
 NEW_YORK = ZoneInfo(PIPELINE.timezone)
 HEALTH_METRIC_PREFIX = "custom.googleapis.com/phase3/"
 POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
+
+
+def seconds(duration: object) -> float:
+    """A Duration field's length: proto-plus hands these fields over as timedelta, whatever their annotation says."""
+    return cast(dt.timedelta, duration).total_seconds()
+
+
+def line_index(problem: SpecProblem) -> int:
+    """Where in its file's lines the problem is; every problem these tests look at has a line."""
+    assert problem.line is not None, problem
+    return problem.line - 1
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +106,8 @@ def health_run(monkeypatch, when: dt.datetime, failed_checks: tuple[str, ...] = 
     ]
     sent: list = []
     monkeypatch.setattr(monitoring_v3, "MetricServiceClient", lambda: _RecordingClient(sent))
-    context = SimpleNamespace(target="cloud", project="nba-props-dev", now=when)
+    # publish_metrics reads no more of the context than these.
+    context = cast(CheckContext, SimpleNamespace(target="cloud", project="nba-props-dev", now=when))
     publish_metrics(context, results, writer=write_metrics)
     return [from_api(series) for series in sent]
 
@@ -112,11 +126,13 @@ def daily_runs(first: dt.date, days: int, minutes_taken) -> list[dt.datetime]:
     return runs
 
 
-def absence_conditions(policy) -> dict[str, object]:
+def absence_conditions(policy) -> dict[str, Any]:
     found = {}
     for condition in policy.conditions:
         if condition._pb.WhichOneof("condition") == "condition_absent":
-            metric = re.search(r'metric\.type="([^"]+)"', condition.condition_absent.filter).group(1)
+            named = re.search(r'metric\.type="([^"]+)"', condition.condition_absent.filter)
+            assert named, condition.condition_absent.filter
+            metric = named.group(1)
             found[metric] = condition.condition_absent
     return found
 
@@ -378,7 +394,7 @@ def test_a_failed_execution_of_any_scheduled_check_fires_naming_the_job(dev_plan
         assert threshold_violations(condition, [execution(job, "succeeded")], at) == {}
     assert threshold_violations(condition, [execution("someone-elses-job", "failed")], at) == {}
     # A failure is a count that stops: the incident closes within the day, so tomorrow's failure notifies again.
-    assert policy.alert_strategy.auto_close.total_seconds() <= 12 * 3600
+    assert seconds(policy.alert_strategy.auto_close) <= 12 * 3600
 
 
 def scheduler_attempt(job_id: str, *, failed: bool, started: bool = False) -> dict:
@@ -421,7 +437,7 @@ def test_a_failed_scheduler_attempt_of_any_scheduled_check_fires(dev_plan):
         "job_id": "EXTRACT(resource.labels.job_id)",
         "status": "EXTRACT(jsonPayload.status)",
     }
-    assert policy.alert_strategy.notification_rate_limit.period.total_seconds() > 0
+    assert seconds(policy.alert_strategy.notification_rate_limit.period) > 0
 
 
 def test_a_scheduled_check_added_to_pipeline_yaml_is_covered_without_touching_the_rules(repo):
@@ -467,7 +483,7 @@ def test_the_heartbeat_fires_once_for_every_health_check_run_even_on_a_quiet_day
     assert not threshold_violations(
         condition, series, run + dt.timedelta(minutes=10)
     )  # the incident stops being met ...
-    close = policy.alert_strategy.auto_close.total_seconds()
+    close = seconds(policy.alert_strategy.auto_close)
     assert 30 * 60 <= close <= 12 * 3600  # ... and closes within the day, so the next run notifies again
     assert not threshold_violations(condition, series, run + dt.timedelta(days=1))  # no run, no heartbeat
     assert "heartbeat" in policy.display_name.lower()
@@ -495,7 +511,7 @@ def test_a_notification_cloud_monitoring_could_not_deliver_fires_on_both_channel
         {**notification_event("ERROR"), "logName": "projects/nba-props-dev/logs/run.googleapis.com%2Fstderr"},
     )
     assert len(policy.notification_channels) == 2
-    assert policy.alert_strategy.notification_rate_limit.period.total_seconds() > 0
+    assert seconds(policy.alert_strategy.notification_rate_limit.period) > 0
 
 
 # -- Phase 4's acceptance, named by pipeline.yaml ----------------------------------------------------
@@ -572,7 +588,7 @@ def test_no_phase4_consumer_in_pipeline_yaml_is_a_problem_at_the_rules_line(repo
     }
     lines = (repo / "alerts" / "phase4-consumer-backlog.yaml").read_text().splitlines()
     located = {
-        (p.path, lines[p.line - 1].strip().split(":")[0])
+        (p.path, lines[line_index(p)].strip().split(":")[0])
         for p in problems
         if p.file.endswith("phase4-consumer-backlog.yaml")
     }
@@ -612,7 +628,7 @@ def test_a_reference_pipeline_yaml_cannot_answer_is_reported_at_its_line(repo, r
     ]
     [problem] = [p for p in problems if fragment in p.message]
     assert problem.path == "spec.conditions[0].threshold.filter"
-    assert "filter:" in text.splitlines()[problem.line - 1]
+    assert "filter:" in text.splitlines()[line_index(problem)]
 
 
 def test_a_duration_threshold_only_on_a_metric_in_seconds(repo):

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from phase3ops.alerts.lints import filters_parse_and_name_real_things
+from phase3ops.alerts.lints import LintContext, filters_parse_and_name_real_things
 from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.filters.language import (
+    Comparison,
+    FieldPath,
     FilterSyntaxError,
+    Global,
+    Or,
     logging_filter_problems,
     monitoring_filter_problems,
     parse_logging_filter,
@@ -19,6 +24,7 @@ from phase3ops.filters.language import (
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
 CORPUS = Path(__file__).resolve().parent.parent / "alerts_corpus"
+NO_CONTEXT = cast(LintContext, None)  # the filter lint reads nothing but the rule
 
 
 def shipped_filters():
@@ -49,7 +55,7 @@ def test_every_shipped_filter_parses_and_names_real_things(rule, language, text,
     else:
         parse_monitoring_filter(text)
         assert monitoring_filter_problems(text, resource_type) == []
-    assert filters_parse_and_name_real_things(rule, None) == []
+    assert filters_parse_and_name_real_things(rule, NO_CONTEXT) == []
 
 
 @pytest.mark.parametrize("case", sorted((CORPUS / "pass").glob("*.yaml")), ids=lambda p: p.stem)
@@ -57,7 +63,7 @@ def test_the_corpus_rules_that_must_pass_have_good_filters(tmp_path, case):
     repo = copy_specs(tmp_path)
     shutil.copy(case, repo / "alerts")
     rule = load_alert_specs(repo / "alerts").rule(case.stem)
-    assert filters_parse_and_name_real_things(rule, None) == []
+    assert filters_parse_and_name_real_things(rule, NO_CONTEXT) == []
 
 
 # --- Logging: precedence -------------------------------------------------------
@@ -142,12 +148,16 @@ def test_logging_constructs_parse_with_no_problems(text, tree):
 
 def test_a_value_list_keeps_its_values():
     comparison = parse_logging_filter('resource.type = ("cloud_run_revision" OR "cloud_run_job")')
+    assert isinstance(comparison, Comparison) and isinstance(comparison.field, FieldPath)
     assert comparison.field.parts == ("resource", "type")
-    assert [item.value.value for item in comparison.value.items] == ["cloud_run_revision", "cloud_run_job"]
+    assert isinstance(comparison.value, Or)
+    values = [item.value.value if isinstance(item, Global) else item for item in comparison.value.items]
+    assert values == ["cloud_run_revision", "cloud_run_job"]
 
 
 def test_a_quoted_path_component_is_one_part():
     comparison = parse_logging_filter('labels."compute.googleapis.com/resource_id"="1"')
+    assert isinstance(comparison, Comparison) and isinstance(comparison.field, FieldPath)
     assert comparison.field.parts == ("labels", "compute.googleapis.com/resource_id")
 
 
@@ -377,10 +387,11 @@ def test_the_lint_names_the_file_path_and_line_of_the_typo(tmp_path, case, path,
     repo = copy_specs(tmp_path)
     shutil.copy(CORPUS / "fail" / f"{case}.yaml", repo / "alerts")
     rule = load_alert_specs(repo / "alerts", strict=False).rule(case)
-    [problem] = filters_parse_and_name_real_things(rule, None)
+    [problem] = filters_parse_and_name_real_things(rule, NO_CONTEXT)
     assert problem.file.endswith(f"{case}.yaml")
     assert problem.path == path
     lines = (repo / "alerts" / f"{case}.yaml").read_text().splitlines()
+    assert problem.line is not None
     assert fragment in lines[problem.line - 1]
 
 
@@ -391,6 +402,7 @@ def test_a_filter_on_one_line_is_located_at_its_key(tmp_path):
     )
     (repo / "alerts" / "extra-log-match.yaml").write_text(text)
     rule = load_alert_specs(repo / "alerts").rule("extra-log-match")
-    [problem] = filters_parse_and_name_real_things(rule, None)
+    [problem] = filters_parse_and_name_real_things(rule, NO_CONTEXT)
     assert 'unknown field "severty"' in problem.message
+    assert problem.line is not None
     assert "filter:" in text.splitlines()[problem.line - 1]

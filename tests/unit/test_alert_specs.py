@@ -83,6 +83,7 @@ def test_problems_name_the_line_of_the_value(repo):
     shutil.copy(CORPUS / "fail" / "unknown-channel.yaml", repo / "alerts")
     [problem] = validate(repo, stacks=[]).problems
     lines = (repo / "alerts" / "unknown-channel.yaml").read_text().splitlines()
+    assert problem.line is not None
     assert "phase3-pager" in lines[problem.line - 1]
 
 
@@ -142,6 +143,7 @@ def test_a_count_rule_counts_over_its_window():
         == "Orchestrator errors: more than 5 in 10 minutes"
     )
     metric = log_metric_body(rule)
+    assert metric is not None
     assert metric["metric_descriptor"] == {"metric_kind": "DELTA", "value_type": "INT64", "unit": "1"}
     assert 'resource.type="cloud_run_revision"' in metric["filter"]
 
@@ -149,6 +151,7 @@ def test_a_count_rule_counts_over_its_window():
 def test_log_metric_labels_become_extractors(repo):
     shutil.copy(CORPUS / "pass" / "extra-threshold-explicit-aggregation.yaml", repo / "alerts")
     metric = log_metric_body(load_alert_specs(repo / "alerts").rule("extra-threshold-explicit-aggregation"))
+    assert metric is not None
     assert metric["label_extractors"] == {"processor": "EXTRACT(jsonPayload.processor)"}
     assert metric["metric_descriptor"]["labels"] == [{"key": "processor", "value_type": "STRING"}]
 

@@ -16,6 +16,12 @@ TABLE = SPEC.processor("player_game_summary").table
 CONFLICT = "Could not serialize access to table my-proj:nba_analytics.player_game_summary due to concurrent update"
 
 
+class RecordingWarehouse(BigQueryWarehouse):
+    """The adapter, keeping the backoff sleeps it asked for so the tests can read them."""
+
+    sleeps: list[float]
+
+
 @pytest.fixture
 def client(tmp_path) -> BigQueryOnDuckDB:
     client = BigQueryOnDuckDB(tmp_path / "bq.duckdb", project="my-proj")
@@ -24,9 +30,9 @@ def client(tmp_path) -> BigQueryOnDuckDB:
 
 
 @pytest.fixture
-def warehouse(client) -> BigQueryWarehouse:
+def warehouse(client) -> RecordingWarehouse:
     sleeps: list[float] = []
-    warehouse = BigQueryWarehouse(client, location="us-west2", sleep=sleeps.append)
+    warehouse = RecordingWarehouse(client, location="us-west2", sleep=sleeps.append)
     warehouse.sleeps = sleeps
     warehouse.ensure_tables([TABLE])
     return warehouse

@@ -33,7 +33,9 @@ def raw(message) -> bytes:
     ],
 )
 def test_processor_names_are_normalised(reported, table):
-    expected = SPEC.resolve_processor(table.rsplit(".", 1)[-1]).name
+    resolved = SPEC.resolve_processor(table.rsplit(".", 1)[-1])
+    assert resolved is not None
+    expected = resolved.name
     parsed = parse_completion(raw(completion(reported, "2026-11-28", output_table=table)), SPEC)
     assert parsed.processor == expected
     assert parsed.reported_name == reported

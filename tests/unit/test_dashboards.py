@@ -109,7 +109,7 @@ def test_the_shipped_dashboard_is_a_mosaic_of_tiles_that_neither_overlap_nor_ove
     dashboard = to_proto(dashboard_body(SHIPPED))
     layout = dashboard.mosaic_layout
     assert layout.columns == 12 and len(layout.tiles) == len(SHIPPED.tiles)
-    cells = set()
+    cells: set[tuple[int, int]] = set()
     for tile in layout.tiles:
         assert tile.x_pos + tile.width <= layout.columns
         covered = {

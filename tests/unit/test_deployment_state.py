@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from typing import Any
 
 import pytest
 from google.cloud import run_v2
@@ -32,7 +33,7 @@ BY_NAME = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVI
 def is_ancestor(ancestor: str, descendant: str) -> bool | None:
     if ancestor not in PARENTS or descendant not in PARENTS:
         return None  # as `git merge-base --is-ancestor` with a commit the clone lacks
-    commit = descendant
+    commit: str | None = descendant
     while commit is not None:
         if commit == ancestor:
             return True
@@ -58,7 +59,7 @@ def revision(name: str = NEW, image: str = IMAGE_A, commit: str | None = C3) -> 
 
 
 def healthy(**changes):
-    arguments = {
+    arguments: dict[str, Any] = {
         "service": service(),
         "revisions": [revision()],
         "declared_image": IMAGE_A,
@@ -206,6 +207,7 @@ def test_the_check_reads_git_and_the_declared_image_from_the_checkout(tmp_path):
     from tests.support.repo_copy import REPO_ROOT
 
     image, where = declared_image(REPO_ROOT, "prod")
+    assert image is not None
     assert where == "Pulumi.prod.yaml" and deployed_revisions.image_digest(image)
     assert declared_image(tmp_path, "prod")[0] is None and declared_image(REPO_ROOT, None) == (None, "no stack given")
     assert git_head(tmp_path) is None  # not a checkout (as in the image): unknown, no exception
@@ -336,7 +338,8 @@ def commit_twice(repo):
 
 # -- the field names, against Google's own API definitions -------------------------
 
-READ = {  # run_v2 message -> (SDK message, the fields deployed_revisions and the check read)
+# run_v2 message -> (SDK message, the fields deployed_revisions and the check read)
+READ: dict[type[Any], tuple[str, list[str]]] = {
     run_v2.Service: (
         "GoogleCloudRunV2Service",
         ["name", "latest_ready_revision", "latest_created_revision", "traffic_statuses", "template"],

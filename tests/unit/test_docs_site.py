@@ -37,6 +37,7 @@ SETUP_TEST = (
 
 def _load_hook():
     spec = importlib.util.spec_from_file_location("spec_reference", HOOK)
+    assert spec is not None and spec.loader is not None  # a .py path always has a source loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)

@@ -107,6 +107,7 @@ def test_a_second_process_waits_for_the_file_instead_of_failing(warehouse, tmp_p
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout is not None  # stdout=PIPE
     assert holder.stdout.readline().strip() == "locked"
     warehouse.write_partition(TABLE, DAY, [summary("a", 1)])  # retries until the other process lets go
     holder.wait(timeout=30)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Collection
+from typing import cast
 
 import pytest
 
@@ -14,6 +16,7 @@ from phase3ops.checks.results import Status
 from phase3ops.checks.state import DateState
 from phase3ops.orchestrator.completion_store import CompletionRecord
 from phase3ops.spec.pipeline import load_pipeline_spec
+from phase3ops.warehouse.port import Warehouse
 from tests.support.repo_copy import REPO_ROOT
 
 SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
@@ -21,6 +24,7 @@ NY = zoneinfo.ZoneInfo(SPEC.timezone)
 DAY = dt.date(2026, 11, 20)
 ALL = set(SPEC.processor_names)
 UPCOMING = {"upcoming_player_game_context", "upcoming_team_game_context"}
+NO_WAREHOUSE = cast(Warehouse, None)  # the checks under test never read the warehouse
 
 
 def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
@@ -35,9 +39,9 @@ def record(processor: str, status: str = "success", day: dt.date = DAY) -> Compl
 def state(
     day: dt.date = DAY,
     games: int = 3,
-    ran: set[str] = frozenset(),
+    ran: Collection[str] = frozenset(),
     rows: dict[str, int] | None = None,
-    failed: set[str] = frozenset(),
+    failed: Collection[str] = frozenset(),
 ) -> DateState:
     records = {name: record(name, day=day) for name in ran} | {name: record(name, "failed", day) for name in failed}
     return DateState(day, records=records, rows=dict(rows or {}), games=games)
@@ -110,11 +114,19 @@ def test_a_date_without_games_owes_nothing():
 def test_an_old_gap_never_leaves_the_ledger():
     """The scheduled checks look at 3 dates; the ledger reads from its start, so a gap 40 days old is still there."""
     now = at(DAY + dt.timedelta(days=40), 10, 45)
-    first, last = ledger_window(SPEC, now)
+    window = ledger_window(SPEC, now)
+    assert window is not None and SPEC.expected_work is not None
+    first, last = window
     assert first == SPEC.expected_work.since <= DAY and last == DAY + dt.timedelta(days=41)  # tomorrow is owed today
     states = {DAY: state(ran=ALL - {"upcoming_team_game_context"})}
     context = CheckContext(
-        SPEC, now.date() - dt.timedelta(days=2), now.date(), now, {}, None, ledger=Ledger(first, last, states, {})
+        SPEC,
+        now.date() - dt.timedelta(days=2),
+        now.date(),
+        now,
+        {},
+        NO_WAREHOUSE,
+        ledger=Ledger(first, last, states, {}),
     )
     result = expected_work.run(context)
     assert result.status is Status.FAILED and result.metrics == {"missing_expected_work": 1.0}
@@ -123,12 +135,12 @@ def test_an_old_gap_never_leaves_the_ledger():
 
 
 def test_no_ledger_declared_is_skipped_not_passed():
-    context = CheckContext(SPEC, DAY, DAY, at(DAY, 12), {}, None)
+    context = CheckContext(SPEC, DAY, DAY, at(DAY, 12), {}, NO_WAREHOUSE)
     assert expected_work.run(context).status is Status.SKIPPED
 
 
 def _untriggered_today(now: dt.datetime):
-    context = CheckContext(SPEC, DAY, DAY, now, {DAY: state(ran=set())}, None)
+    context = CheckContext(SPEC, DAY, DAY, now, {DAY: state(ran=set())}, NO_WAREHOUSE)
     return game_day_triggers.run(context)
 
 
@@ -153,6 +165,7 @@ def test_a_past_date_uses_the_overnight_deadline():
 def test_repairs_look_ahead_by_their_lead_reports_do_not():
     states = {DAY: state(ran=ALL - {"player_game_summary"})}
     half_past_nine = at(DAY + dt.timedelta(days=1), 9, 30)
+    assert SPEC.expected_work is not None
     lead = dt.timedelta(minutes=SPEC.expected_work.repair_lead_minutes)
     assert gaps(SPEC, states, {}, half_past_nine) == []
     assert [g.processor for g in gaps(SPEC, states, {}, half_past_nine, lead)] == ["player_game_summary"]

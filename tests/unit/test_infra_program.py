@@ -339,7 +339,7 @@ def test_the_function_requirements_cover_every_package_its_bundle_imports():
     from infra.function_source import collect_function_source
 
     source = collect_function_source(REPO_ROOT)
-    imported = set()
+    imported: set[str] = set()
     for path in source.files.values():
         if path.suffix != ".py":
             continue
@@ -352,7 +352,7 @@ def test_the_function_requirements_cover_every_package_its_bundle_imports():
                     f"{node.module}.{alias.name}" for alias in node.names
                 )  # `from google.cloud import bigquery`
     distributions = importlib.metadata.packages_distributions()
-    needed = set()
+    needed: set[str] = set()
     for module in imported:
         top = module.split(".")[0]
         if top in sys.stdlib_module_names or top == "phase3ops" or top == "__future__":

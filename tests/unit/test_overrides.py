@@ -189,9 +189,9 @@ def test_a_retrigger_id_is_a_receipt_of_this_pipeline_and_new_work_to_the_guard(
         )
         import base64
 
-        return trigger_key({"message": {"data": base64.b64encode(body.encode()).decode(), "messageId": "m"}})[
-            0
-        ].document_id
+        found, _ = trigger_key({"message": {"data": base64.b64encode(body.encode()).decode(), "messageId": "m"}})
+        assert found is not None
+        return found.document_id
 
     assert len({key(original), key(again), key(retrigger_trigger_id(original, 2))}) == 3
     assert key(again) == key(retrigger_trigger_id(original, 1))  # a replay of the same re-trigger: the same marker

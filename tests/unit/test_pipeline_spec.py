@@ -239,6 +239,8 @@ GATE_MISTAKES = [
 def test_a_bad_gate_or_deadline_fails_at_its_file_and_line(tmp_path, changes, expected, source_text):
     path = write_pipeline_variant(tmp_path, changes)
     problems = problems_of(path)
-    [problem] = [p for p in problems if expected in p] or [problems]
+    matching = [p for p in problems if expected in p]
+    assert len(matching) == 1, problems
+    [problem] = matching
     line = int(problem.split(":")[1])
     assert source_text in path.read_text().splitlines()[line - 1], (problem, source_text)

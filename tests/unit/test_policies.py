@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import runpy
 import sys
+from typing import Any
 
 import jsonschema
 import pulumi_policy
@@ -434,7 +435,7 @@ def test_pack_metadata_config_schema_and_example_config_are_valid():
 
 
 def test_main_only_builds_the_pack(monkeypatch):
-    built = {}
+    built: dict[str, Any] = {}
 
     def capture(name, policies, enforcement_level=None, **rest):
         built.update(name=name, policies=policies, level=enforcement_level)

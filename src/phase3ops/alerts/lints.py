@@ -31,7 +31,7 @@ from phase3ops.input_bounds import quoted
 from phase3ops.monitoring import durations
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, METRIC_PREFIX, custom_metric
 from phase3ops.monitoring.metrics import LOG_METRIC_REFERENCE, SECONDS_METRICS, STATISTICS, metric_type
-from phase3ops.spec.documents import SpecProblem
+from phase3ops.spec.documents import PathPart, SpecProblem
 
 _WORKLOAD_NAME = re.compile(
     r'resource\.labels?\.(service_name|function_name|job_name|configuration_name)\s*=\s*"([^"]+)"'
@@ -102,7 +102,7 @@ def aligner_matches_window(rule: AlertRule, context: LintContext) -> list[SpecPr
         kind = next(iter(condition))
         body = condition[kind]
         override = body.get("aggregation") or {}
-        path = ["conditions", index, kind, "aggregation"]
+        path: list[PathPart] = ["conditions", index, kind, "aggregation"]
         if kind == "logMatch" or not override:
             continue
         window = body["window"]
@@ -156,7 +156,7 @@ def durations_the_api_accepts(rule: AlertRule, context: LintContext) -> list[Spe
     for index, condition in enumerate(rule.conditions):
         kind = next(iter(condition))
         body = condition[kind]
-        path = ["conditions", index, kind]
+        path: list[PathPart] = ["conditions", index, kind]
         if kind == "logMatch":
             continue
         window = durations.seconds(body["window"])
@@ -210,7 +210,7 @@ def absence_outlasts_the_writers_schedule(rule: AlertRule, context: LintContext)
         absence = condition.get("absence")
         if not absence or custom_metric(metric_type(absence["metric"])) is None:
             continue
-        path = ["conditions", index, "absence", "window"]
+        path: list[PathPart] = ["conditions", index, "absence", "window"]
         if not writers:
             problems.append(
                 rule.problem(

@@ -137,10 +137,10 @@ def _resolve(spec: Any, names: list[str], shown: str) -> Any:
         raise UnresolvedReference(f"{shown}: spec.{'.'.join(walked)} is an empty list: there is nothing to name")
     for item in value if isinstance(value, tuple) else (value,):
         if dataclasses.is_dataclass(item) or isinstance(item, (dict, bool)) or not isinstance(item, _SCALARS):
-            fields = ", ".join(f.name for f in dataclasses.fields(item)) if dataclasses.is_dataclass(item) else ""
+            listed = ", ".join(f.name for f in dataclasses.fields(item)) if dataclasses.is_dataclass(item) else ""
             raise UnresolvedReference(
                 f"{shown}: spec.{'.'.join(walked)} is a section, not a value"
-                + (f" (fields: {fields})" if fields else "")
+                + (f" (fields: {listed})" if listed else "")
             )
     return value
 

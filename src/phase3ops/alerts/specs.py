@@ -13,13 +13,14 @@ collected before anything is raised, so one run reports all of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from phase3ops.alerts.references import UnresolvedReference, has_references, render_spec
 from phase3ops.spec.documents import (
+    PathPart,
     SpecDocument,
     SpecError,
     SpecProblem,
@@ -70,7 +71,7 @@ class AlertRule:
     def source(self) -> str:
         return self.document.file
 
-    def problem(self, path: list[str | int], message: str) -> SpecProblem:
+    def problem(self, path: Sequence[PathPart], message: str) -> SpecProblem:
         return self.document.problem(["spec", *path], message)
 
     @property
@@ -158,6 +159,8 @@ def load_alert_specs(
     ]
     if problems:
         raise SpecError(problems)
+    # load() returns None only after recording a problem.
+    assert channels_doc is not None and defaults_doc is not None
 
     defaults = defaults_doc.data["spec"]
     overrides = overrides_doc.data["rules"] if overrides_doc else {}
@@ -172,11 +175,10 @@ def load_alert_specs(
         origin = _Origins(_Layer(defaults_doc, ("spec",), name))
         spec = origin.merge(defaults, data["spec"], _Layer(document, ("spec",), name))
         if name in overrides:
+            assert overrides_doc is not None  # overrides is empty without it
             spec = origin.merge(spec, overrides[name], _Layer(overrides_doc, ("rules", name), name, overrides=True))
         if has_references(spec):
-            spec, unresolved = render_spec(
-                spec, pipeline_of, lambda path, message, origin=origin: origin.locate(path, message)
-            )
+            spec, unresolved = render_spec(spec, pipeline_of, origin.locate)
             problems.extend(unresolved)
         problems.extend(origin.problems)
         origins.append(origin)
@@ -191,6 +193,7 @@ def load_alert_specs(
         )
     for name in overrides:
         if name not in seen:
+            assert overrides_doc is not None  # overrides is empty without it
             soft.append(overrides_doc.problem(["rules", name], f"overrides {name!r}, which no rule file defines"))
     for rule, origin in zip(rules, origins):
         problems.extend(_completeness_problems(rule, origin, registry))

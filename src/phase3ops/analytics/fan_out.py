@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from typing import Any
 
 
 class FanOutFailed(RuntimeError):
@@ -37,7 +38,11 @@ class PerProcessorFanOut:
     ) -> list[str]:
         futures = []
         for name in processors:
-            message = {"game_date": game_date.isoformat(), "processors": [name], "correlation_id": correlation_id}
+            message: dict[str, Any] = {
+                "game_date": game_date.isoformat(),
+                "processors": [name],
+                "correlation_id": correlation_id,
+            }
             if allow_shrink:
                 message["allow_shrink"] = True
             futures.append(

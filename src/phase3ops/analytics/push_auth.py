@@ -89,6 +89,8 @@ class PushAuth:
             raise Unauthorized("missing 'Authorization: Bearer <OIDC token>' header")
         token = authorization.removeprefix("Bearer ").strip()
         _check_shape(token)
+        # enabled means an audience; __post_init__ always sets a verifier.
+        assert self.audience is not None and self.verify is not None
         try:
             claims = self.verify(token, self.audience)
         except (Unauthorized, AuthUnavailable):

@@ -83,7 +83,8 @@ def parse_push(body: Any, known_processors: tuple[str, ...], today: dt.date | No
     message = body["message"]
     message_id = message.get("messageId") or message.get("message_id") or ""
     message_id = str(message_id) if isinstance(message_id, int) and not isinstance(message_id, bool) else message_id
-    _bounded(bounded_text, message_id, "message.messageId", MAX_MESSAGE_ID_CHARS)
+    # The text itself, once checked: never None, as it defaults to "".
+    message_id = _bounded(bounded_text, message_id, "message.messageId", MAX_MESSAGE_ID_CHARS)
     if "data" not in message:
         raise BadPush("the message has no data", "message.data")
     try:
@@ -257,13 +258,13 @@ def _refuse(bad: BadPush, body: Any, rejected: RejectedMessages):
     raw = request.get_data()
     message = body.get("message") if isinstance(body, dict) else None
     envelope = isinstance(message, dict)
-    message_id = message.get("messageId") if envelope else None
+    message_id = message.get("messageId") if isinstance(message, dict) else None
     stored = rejected.store(
-        _message_bytes(message) if envelope else raw,
+        _message_bytes(message) if isinstance(message, dict) else raw,
         bad.reason,
         bad.field,
         message_id if isinstance(message_id, str) and message_id else None,
-        attributes=message.get("attributes") if envelope else None,
+        attributes=message.get("attributes") if isinstance(message, dict) else None,
         extra={"subscription": printable(str(body.get("subscription")), 300)} if envelope else None,
     )
     log.error(

@@ -98,7 +98,7 @@ class GameDay:
 def roster(team: str, seed: int) -> list[tuple[str, str]]:
     """(player_lookup, player_name) for a team; stable across dates for a seed."""
     rng = random.Random(f"{seed}:roster:{team}")
-    players = []
+    players: list[tuple[str, str]] = []
     used = set()
     while len(players) < ROSTER_SIZE:
         first, last = rng.choice(_FIRST), rng.choice(_LAST)

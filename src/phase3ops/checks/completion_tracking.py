@@ -41,7 +41,7 @@ def run(context: CheckContext) -> CheckResult:
             if rows > 0 and not counted:
                 status = f"a {record.status} record" if record else "no completion record"
                 findings.append(f"{day} {processor}: wrote {rows} rows but has {status} (tracking failure)")
-            elif counted and rows == 0 and record.record_count > 0:
+            elif counted and record is not None and rows == 0 and record.record_count > 0:
                 findings.append(
                     f"{day} {processor}: reported {record.record_count} rows, the table has none for the date"
                 )

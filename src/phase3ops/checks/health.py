@@ -66,6 +66,7 @@ def read_window_and_ledger(
         return read_state(
             spec, orchestrator.store, orchestrator.claims, warehouse, first, last, orchestrator.holds
         ), read_ledger(orchestrator, warehouse, now)
+    assert span is not None  # no span is always apart
     start, end = span
     both = read_state(
         spec, orchestrator.store, orchestrator.claims, warehouse, min(first, start), max(last, end), orchestrator.holds

@@ -115,6 +115,7 @@ def fix(
     for issue in issues:
         if issue.kind != MISSING_COMPLETION:
             continue
+        assert issue.processor is not None  # a missing completion is always some processor's
         completion = Completion(
             processor=issue.processor,
             reported_name=issue.processor,

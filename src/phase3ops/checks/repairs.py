@@ -115,7 +115,7 @@ class ProcessorRepairs:
             self._attempts.document(attempt_id(game_date, processor, n))
             for n in range(1, self.limits.max_repairs_per_date_processor + 1)
         ]
-        found = [s.to_dict() for s in self._client.get_all(refs) if s.exists]
+        found = [data for s in self._client.get_all(refs) if (data := s.to_dict()) is not None]  # the ones that exist
         return sorted(found, key=lambda a: a["attempt"])
 
     def _request_one(self, gap: Gap, now: dt.datetime, run_id: str) -> RepairResult:

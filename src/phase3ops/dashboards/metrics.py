@@ -122,8 +122,8 @@ def facts(reference: str, log_metrics: dict[str, DeclaredLogMetric]) -> MetricFa
     if type_.startswith("custom.googleapis.com/"):
         custom = custom_metric(type_)
         if custom is None:
-            declared = ", ".join(METRIC_PREFIX + name for name in sorted(CUSTOM_METRICS))
-            return f"{type_} is not a declared custom metric, so nothing writes it (declared: {declared})"
+            listed = ", ".join(METRIC_PREFIX + name for name in sorted(CUSTOM_METRICS))
+            return f"{type_} is not a declared custom metric, so nothing writes it (declared: {listed})"
         return MetricFacts(
             type_,
             custom.metric_kind,

@@ -176,6 +176,7 @@ def load_dashboard_specs(directory: Path, stack: str | None = None, strict: bool
         origins = Origins(Layer(document, ("spec",), name, owner_kind="dashboard"))
         spec = data["spec"]
         if name in overrides:
+            assert overrides_doc is not None  # overrides is empty without it
             spec = _apply_overrides(spec, overrides[name], origins, overrides_doc, name)
         problems.extend(origins.problems)
         dashboard = Dashboard(name, data["metadata"].get("labels", {}), spec, document, origins)
@@ -183,6 +184,7 @@ def load_dashboard_specs(directory: Path, stack: str | None = None, strict: bool
         dashboards.append(dashboard)
     for name in overrides:
         if name not in seen:
+            assert overrides_doc is not None  # overrides is empty without it
             soft.append(
                 overrides_doc.problem(["dashboards", name], f"overrides {name!r}, which no dashboard file defines")
             )
@@ -193,10 +195,11 @@ def load_dashboard_specs(directory: Path, stack: str | None = None, strict: bool
 
 def _duplicate_tile_ids(document: SpecDocument) -> list[SpecProblem]:
     """Overrides find tiles by id: two tiles with one id would be ambiguous."""
-    problems, seen = [], {}
+    problems: list[SpecProblem] = []
+    seen: dict[str, int | None] = {}
     for r, row in enumerate(document.data["spec"]["rows"]):
         for t, tile in enumerate(row["tiles"]):
-            path = ["spec", "rows", r, "tiles", t, "id"]
+            path: list[PathPart] = ["spec", "rows", r, "tiles", t, "id"]
             if tile["id"] in seen:
                 problems.append(
                     document.problem(path, f"tile id {tile['id']!r} is already used at line {seen[tile['id']]}")

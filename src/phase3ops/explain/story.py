@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,7 +212,7 @@ def read_story(
     now: dt.datetime,
     holds: GateHolds | None = None,
     followups: TriggerClaims | None = None,
-    overrides: list[dict[str, Any]] = (),
+    overrides: Sequence[dict[str, Any]] = (),
     skipped: Collection[str] = (),
     phase4_entries: list[dict[str, Any]] | None = None,
 ) -> DateStory:
@@ -319,7 +319,7 @@ def _repair_events(repairs: list[dict[str, Any]]) -> list[Event]:
     events = []
     for repair in sorted(repairs, key=lambda r: r.get("attempt", 0)):
         sent = {"sent": f"sent as {repair.get('message_id')}", "failed": f"NOT sent: {repair.get('error')}"}.get(
-            repair.get("state"), "being sent"
+            repair.get("state", ""), "being sent"
         )
         events.append(
             Event(
@@ -332,7 +332,7 @@ def _repair_events(repairs: list[dict[str, Any]]) -> list[Event]:
     return events
 
 
-def _override_events(overrides: list[dict[str, Any]]) -> list[Event]:
+def _override_events(overrides: Sequence[dict[str, Any]]) -> list[Event]:
     events = []
     for override in overrides:
         subject = override.get("processor") or "trigger"
@@ -624,8 +624,9 @@ def _findings(
     elif not claim.is_published:
         age = (story.now - claim.claimed_at).total_seconds() / 60 if claim.claimed_at else 0
         text = f"the trigger claim is pending ({len(claim.published)} of {len(claim.messages)} messages confirmed, owner {who(claim.owner)})"
-        if claim.awaiting_receipts:
-            text += f"; its lease ended, and recovery waits until {_local(claim.receipts_due_by, story.timezone)} for the receipts of what it may have sent"
+        # Awaiting receipts always has a due time.
+        if claim.awaiting_receipts and (due := claim.receipts_due_by) is not None:
+            text += f"; its lease ended, and recovery waits until {_local(due, story.timezone)} for the receipts of what it may have sent"
         if age >= spec.scraper_timing.pending_claim_minutes:
             findings.append(f"{text} for {age:.0f} min: scripts/reconcile_phase3_completion.py --fix recovers it")
         else:
@@ -665,9 +666,9 @@ def _findings(
                 f"follow-up {follow_up.trigger_id} is pending: the next delivery or reconciliation finishes it"
             )
     if claim is not None and claim.is_published:
-        missing = [p.part for p in story.parts if not p.receipt_message_ids]
-        if missing:
-            notes.append(f"no receipt yet for {', '.join(missing)} (the receipts recorder may be behind)")
+        unreceipted = [p.part for p in story.parts if not p.receipt_message_ids]
+        if unreceipted:
+            notes.append(f"no receipt yet for {', '.join(unreceipted)} (the receipts recorder may be behind)")
     return findings, notes
 
 

@@ -86,6 +86,7 @@ def _readiness(story: DateStory) -> list[str]:
 
 def _trigger(story: DateStory) -> list[str]:
     claim = story.claim
+    assert claim is not None  # shown only for a date with a claim
     decision = claim.decision
     attempts = f", {claim.attempts} attempts" if claim.attempts > 1 else ""
     lines = _wrapped(

@@ -168,12 +168,12 @@ def judge(spec: PipelineSpec, gate: Gate, mode: ModeRule, measured: dict[str, in
         )
     if gate.kind == GAME_COVERAGE:
         covered = {t: measured[f"games:{t}"] for t in gate.tables}
-        worst = min(covered, key=covered.get)
+        worst = min(covered, key=covered.__getitem__)
         figure = _share(covered[worst], scheduled)
         detail = f"{worst} has rows for {covered[worst]} of {scheduled} scheduled games ({figure:.0%})"
     elif gate.kind == RECORD_COUNT:
         shares = {t: _share(measured[f"rows:{t}"], per_game * scheduled) for t, per_game in gate.rows_per_game}
-        worst = min(shares, key=shares.get)
+        worst = min(shares, key=shares.__getitem__)
         figure = shares[worst]
         expected = dict(gate.rows_per_game)[worst] * scheduled
         detail = f"{worst} has {measured[f'rows:{worst}']} rows of the {expected} expected for {scheduled} games ({figure:.0%})"
@@ -185,9 +185,10 @@ def judge(spec: PipelineSpec, gate: Gate, mode: ModeRule, measured: dict[str, in
     elif gate.kind == NULL_RATE:
         rows = measured[f"rows:{gate.table}"]
         nulls = {c: measured[f"nulls:{gate.table}.{c}"] for c in gate.columns}
-        worst = max(nulls, key=nulls.get)
+        worst = max(nulls, key=nulls.__getitem__)
         figure = _share(nulls[worst], rows, empty=0.0)
         detail = f"{gate.table}.{worst} is NULL in {nulls[worst]} of {rows} rows ({figure:.1%})"
+        assert gate.max is not None  # the schema requires it of null_rate gates
         return GateResult(
             gate.name,
             gate.kind,
@@ -200,6 +201,7 @@ def judge(spec: PipelineSpec, gate: Gate, mode: ModeRule, measured: dict[str, in
         )
     else:
         raise ValueError(f"gate {gate.name}: unknown kind {gate.kind!r}")
+    assert gate.min is not None  # the schema requires it of the other kinds
     return GateResult(
         gate.name,
         gate.kind,

@@ -63,6 +63,7 @@ def measures_for(spec: PipelineSpec, gate: Gate, mode: ModeRule, game_date: dt.d
     if gate.kind == RECORD_COUNT:
         return [scheduled, *(Measure(f"rows:{t}", on_date(t, "COUNT(*)")) for t, _ in gate.rows_per_game)]
     if gate.kind == COLUMN_COVERAGE:
+        assert gate.table is not None  # the schema requires it of column_coverage gates
         population = f"({gate.population})" if gate.population else "TRUE"
         return [
             Measure(f"population:{gate.name}", on_date(gate.table, f"COUNT(IF({population}, 1, NULL))")),
@@ -71,6 +72,7 @@ def measures_for(spec: PipelineSpec, gate: Gate, mode: ModeRule, game_date: dt.d
             ),
         ]
     if gate.kind == NULL_RATE:
+        assert gate.table is not None  # the schema requires it of null_rate gates
         return [
             Measure(f"rows:{gate.table}", on_date(gate.table, "COUNT(*)")),
             *(

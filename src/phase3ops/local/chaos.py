@@ -101,6 +101,7 @@ class ChaosDay:
             start_new_session=True,
         )
         self.state.record(LOCK_HOLDER, Component("chaos lock holder", process.pid, "-", "-"))
+        assert process.stdout is not None  # stdout=PIPE
         if process.stdout.readline().strip() != "holding":
             process.kill()
             raise RuntimeError("the chaos lock holder did not start")
@@ -110,6 +111,7 @@ class ChaosDay:
     def kill_lock_holder(self) -> int:
         """SIGKILL the holder: no release, no cleanup, as a killed instance."""
         process = self._holder
+        assert process is not None, "hold_lock() starts the holder first"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         self.state.forget(LOCK_HOLDER)

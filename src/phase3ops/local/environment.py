@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +170,7 @@ def _ensure_emulators(state: LocalState, say: Say) -> bool:
         say(f"Starting the {kind} emulator{f' with the data saved in {saved.parent}' if saved else ''} ...")
         extra = (f"--import-data={saved}",) if saved else ()
         started = emulators.start_emulator(kind, state.logs_dir, extra_args=extra)
+        assert started.pid is not None  # start_emulator returns the emulator with its process
         state.record(kind, Component(f"{kind} emulator", started.pid, started.host_port, str(started.log_path)))
     return True
 
@@ -314,7 +315,7 @@ def _ensure_topology(spec: PipelineSpec, state: LocalState) -> None:
 def _pubsub_clients(state: LocalState):
     import os
 
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     os.environ.update(state.env)
     return pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
@@ -419,7 +420,7 @@ def _save_firestore(state: LocalState, say: Say) -> None:
     say(f"Saved the Firestore data to {state.firestore_export} (loaded again by the next `local up`)")
 
 
-def render_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def render_table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]

@@ -90,7 +90,8 @@ def read_push(raw: bytes) -> Any:
     if not isinstance(message, dict):
         return envelope  # the handler refuses it; the guard reads no key from it
     body = _message_body(message)
-    attributes = message.get("attributes") if isinstance(message.get("attributes"), dict) else {}
+    raw_attributes = message.get("attributes")
+    attributes = raw_attributes if isinstance(raw_attributes, dict) else {}
     guard_inputs = [("message.messageId", message.get("messageId")), ("message.message_id", message.get("message_id"))]
     guard_inputs += [(name, body.get(name)) for name in ("trigger_id", "source_table", "analysis_date", "game_date")]
     guard_inputs += [
@@ -178,7 +179,8 @@ def _as_sent(envelope: Any) -> dict[str, Any]:
         body = _message_body(message)
     except ContractViolation:
         body = {}
-    attributes = message.get("attributes") if isinstance(message.get("attributes"), dict) else {}
+    raw_attributes = message.get("attributes")
+    attributes = raw_attributes if isinstance(raw_attributes, dict) else {}
     date = body.get("analysis_date") if "analysis_date" in body else body.get("game_date")
     return {
         "game_date": date,
@@ -331,7 +333,7 @@ def _entry_for(status: int, response: Any, raw: bytes) -> dict[str, Any]:
     accepted = g.accepted or _as_sent(g.envelope)
     answer = response.get_json(silent=True) if response is not None else None
     verdict = answer.get("status") if isinstance(answer, dict) else None
-    entry = {
+    entry: dict[str, Any] = {
         "game_date": _date_text(key.game_date if key else accepted.get("game_date")),
         "source_table": _text(key.source_table if key else accepted.get("source_table"), MAX_TEXT),
         "trigger_id": _text(key.trigger_id if key else accepted.get("trigger_id"), MAX_ID),

@@ -113,7 +113,8 @@ class DayRun:
         say: Say,
         never_run: str | None = None,
     ):
-        from google.cloud import firestore, pubsub_v1
+        import google.cloud.pubsub_v1 as pubsub_v1
+        from google.cloud import firestore
 
         from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 
@@ -279,7 +280,8 @@ class DayRun:
     def _records(self) -> dict[str, dict]:
         collection = self.firestore.collection(self.spec.orchestrator.collections.completions)
         refs = [collection.document(f"{self.game_date.isoformat()}_{name}") for name in self.spec.processor_names]
-        return {s.get("processor"): s.to_dict() for s in self.firestore.get_all(refs) if s.exists}
+        # to_dict() is None exactly for the documents that do not exist.
+        return {s.get("processor"): data for s in self.firestore.get_all(refs) if (data := s.to_dict()) is not None}
 
     def _runs(self) -> dict[str, int]:
         return {name: len(record.get("runs") or []) for name, record in self._records().items()}
@@ -289,11 +291,9 @@ class DayRun:
         return {name for name, count in self._runs().items() if count > before.get(name, 0)}
 
     def _claim(self) -> dict | None:
-        snapshot = (
-            self.firestore.collection(self.spec.orchestrator.collections.triggers)
-            .document(self.game_date.isoformat())
-            .get()
-        )
+        snapshot = self.firestore.document(
+            self.spec.orchestrator.collections.triggers, self.game_date.isoformat()
+        ).get()
         return snapshot.to_dict() if snapshot.exists else None
 
     def _accepted(self) -> dict[str, int]:
@@ -311,7 +311,8 @@ class DayRun:
         query = self.firestore.collection(self.spec.orchestrator.collections.followups).where(
             filter=firestore.FieldFilter("game_date", "==", self.game_date.isoformat())
         )
-        return [snapshot.to_dict() for snapshot in query.stream()]
+        # A query yields only documents that exist: none is dropped here.
+        return [data for snapshot in query.stream() if (data := snapshot.to_dict()) is not None]
 
     def _phase4_report(self, expected: Expectation, before: dict[str, int], runs_before: dict[str, int]) -> bool:
         """Print what Phase 4 received and ran per table; True when it is what the day expected:

@@ -199,8 +199,8 @@ class CompletionStore:
         for snapshot in self._client.get_all([*refs, *also_read]):
             if snapshot.reference.path in extra_paths:
                 extra[snapshot.reference.path] = snapshot
-            elif snapshot.exists:
-                record = CompletionRecord.from_document(snapshot.to_dict())
+            elif (data := snapshot.to_dict()) is not None:  # to_dict() is None when it does not exist
+                record = CompletionRecord.from_document(data)
                 records[record.processor] = record
         return records, extra
 

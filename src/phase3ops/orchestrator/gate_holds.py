@@ -110,5 +110,6 @@ class GateHolds:
         query = self._collection.where(filter=firestore.FieldFilter("game_date", ">=", first.isoformat())).where(
             filter=firestore.FieldFilter("game_date", "<=", last.isoformat())
         )
-        holds = (Hold.from_document(s.to_dict()) for s in query.stream())
+        # A query yields only documents that exist: none is dropped here.
+        holds = (Hold.from_document(data) for s in query.stream() if (data := s.to_dict()) is not None)
         return {hold.game_date: hold for hold in holds}

@@ -45,7 +45,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from phase3ops.gates.evaluate import GateEvaluator, GateReport
 from phase3ops.input_bounds import EXCERPT_CHARS, printable
@@ -136,6 +136,17 @@ class Decision:
     extra: dict[str, Any] = field(default_factory=dict)
     # The processor runs the date's trigger was decided on; not logged (the claim has them).
     trigger_runs: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+class _DeliveryFields(TypedDict):
+    """The Decision fields a completion delivery fills in, whatever the decision."""
+
+    processor: str
+    status: str
+    record: str
+    message_id: str | None
+    execution_id: str
+    correlation_id: str | None
 
 
 _SEVERITY = {
@@ -264,7 +275,7 @@ class Orchestrator:
                 )
             )
             raise RetryLater(str(exc)) from exc
-        context = {
+        context: _DeliveryFields = {
             "processor": completion.processor,
             "status": completion.status,
             "record": record.value,
@@ -344,7 +355,11 @@ class Orchestrator:
                 )
             return self._follow_then_follow_up(claim, records, delivered, owner)
         completing_record = records.get(completing.processor) if completing is not None else None
-        if completing_record is not None and completing_record.execution_id != completing.execution_id:
+        if (
+            completing is not None
+            and completing_record is not None
+            and completing_record.execution_id != completing.execution_id
+        ):
             completing_record = None
         return self._gate_and_publish(claim, readiness, records, completing_record, hold)
 
@@ -359,6 +374,7 @@ class Orchestrator:
         """The claim's owner, before anything is published: evaluate the date's gates; hold the date
         (and let go of the claim) or write the messages into the claim and publish them."""
         game_date, now = claim.game_date, self.clock()
+        assert readiness.mode is not None  # only a date with no mode is never ready
         mode = self.spec.mode(readiness.mode)
         report = self.gates.evaluate(game_date, mode) if self.gates is not None else GateReport()
         past_deadline = now >= mode_deadline(self.spec, mode, game_date)
@@ -438,13 +454,15 @@ class Orchestrator:
         holds other rows than the run Phase 4 was last told of, earns one follow-up message for
         that table, whichever delivery of that run gets here first (a redelivery finds the
         follow-up's claim and follows it: exactly once per run)."""
+        followups = self.followups
+        assert followups is not None  # _follow_then_follow_up comes here only with follow-ups on
         processor = self.spec.processor(delivered.processor)
         if processor.late_data != "follow_up":
             return None
         key = follow_up_key(claim.game_date, processor.output_table, delivered.execution_id)
-        follow_up = self.followups.get(key)
+        follow_up = followups.get(key)
         if follow_up is not None:  # this run's own follow-up, sent or left pending by an earlier delivery of it
-            return self._follow(follow_up, owner, self.followups)
+            return self._follow(follow_up, owner, followups)
         record = records.get(processor.name)
         if record is None or not record.counts or record.execution_id != delivered.execution_id:
             return None  # not the run that stands for the table now
@@ -454,13 +472,13 @@ class Orchestrator:
         if announced is None or delivered.execution_id == announced:
             return None  # reported before the trigger was decided, or the run whose rows it saw
         # A follow-up still pending counts as told: its own run's delivery is not acknowledged until it is sent.
-        announced = {announced} | {
+        told = {announced} | {
             run
-            for f in self.followups.claims_on(claim.game_date)
+            for f in followups.claims_on(claim.game_date)
             if f.messages and f.messages[0].part == processor.output_table
             for run in f.executions.values()
         }
-        if delivered.execution_id in announced or not rows_changed(record, announced):
+        if delivered.execution_id in told or not rows_changed(record, told):
             return None  # Phase 4 was told of these very rows
         message = build_follow_up_message(
             self.spec, claim.trigger_id, claim.game_date, claim.decision.get("mode"), record, self.clock()
@@ -471,10 +489,12 @@ class Orchestrator:
             "follows": claim.trigger_id,
             "executions": {processor.name: record.execution_id},
         }
-        follow_up = self.followups.try_claim(claim.game_date, message.trigger_id, owner, decision, [message], key=key)
+        follow_up = followups.try_claim(claim.game_date, message.trigger_id, owner, decision, [message], key=key)
         if follow_up is not None:
-            return self._publish(follow_up, follow_up.messages, FOLLOWED_UP, self.followups)
-        return self._follow(self.followups.get(key), owner, self.followups)
+            return self._publish(follow_up, follow_up.messages, FOLLOWED_UP, followups)
+        existing = followups.get(key)
+        assert existing is not None  # another delivery claimed it, and follow-ups are never let go of
+        return self._follow(existing, owner, followups)
 
     def _follow(self, claim: TriggerClaim, owner: str, claims: TriggerClaims) -> Decision:
         if not claim.is_published and claim.lease_active:
@@ -492,11 +512,13 @@ class Orchestrator:
         # from the receipts, what went out, and publishes the rest.
         key = claim.key
         try:
-            recovery, claim = claims.recover(key, owner)
+            recovery, recovered = claims.recover(key, owner)
         except ClaimContended as exc:
             raise ClaimInFlight(str(exc)) from exc
         if recovery is Recovery.GONE:
             raise ClaimInFlight(f"the data gates held {key} just now; its next delivery evaluates them again")
+        assert recovered is not None  # every recovery but GONE has the claim
+        claim = recovered
         if recovery is Recovery.ALREADY_PUBLISHED:
             return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
         if recovery is Recovery.STILL_LEASED:
@@ -541,7 +563,7 @@ class Orchestrator:
         its lease and the receipt grace), it writes nothing and the delivery
         is redelivered to follow the new owner."""
         outcomes = self.publisher.publish_all(messages, deadline=claim.local_deadline)
-        sent = {o.message.part: o.message_id for o in outcomes if o.ok}
+        sent = {o.message.part: o.message_id for o in outcomes if o.message_id is not None}
         failed = [o for o in outcomes if not o.ok]
         definitive = bool(failed) and all(o.definitive for o in failed)
         try:
@@ -629,7 +651,7 @@ def _decision_document(
     readiness: Readiness, records: dict[str, CompletionRecord], gates: GateReport | None = None, degraded: bool = False
 ) -> dict[str, Any]:
     """What the claim remembers of the decision: which rule fired, on which runs, what the gates said."""
-    decision = {
+    decision: dict[str, Any] = {
         "mode": readiness.mode,
         "trigger_reason": readiness.trigger_reason,
         "reason": readiness.reason,

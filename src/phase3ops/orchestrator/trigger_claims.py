@@ -125,7 +125,14 @@ class TriggerClaim:
     def awaiting_receipts(self) -> bool:
         """Its lease is over, its attempt may have sent messages, and their receipts may still come."""
         due = self.receipts_due_by
-        return not self.is_published and not self.lease_active and due is not None and self.read_time < due
+        # lease_active is False only with a read_time: the check below changes no answer.
+        return (
+            not self.is_published
+            and not self.lease_active
+            and due is not None
+            and self.read_time is not None
+            and self.read_time < due
+        )
 
     @property
     def unpublished(self) -> tuple[TriggerMessage, ...]:
@@ -211,13 +218,15 @@ class TriggerClaims:
     def claims_on(self, game_date: dt.date) -> list[TriggerClaim]:
         """Every claim of one game date (the follow-ups' collection holds several)."""
         query = self._collection.where(filter=firestore.FieldFilter("game_date", "==", game_date.isoformat()))
-        return [self.from_snapshot(s) for s in query.stream()]
+        # A query yields only documents that exist: none is dropped here.
+        return [claim for s in query.stream() if (claim := self.from_snapshot(s)) is not None]
 
     def claims_between(self, first: dt.date, last: dt.date) -> dict[dt.date, TriggerClaim]:
         query = self._collection.where(filter=firestore.FieldFilter("game_date", ">=", first.isoformat())).where(
             filter=firestore.FieldFilter("game_date", "<=", last.isoformat())
         )
-        claims = (self.from_snapshot(s) for s in query.stream())
+        # A query yields only documents that exist: none is dropped here.
+        claims = (claim for s in query.stream() if (claim := self.from_snapshot(s)) is not None)
         return {claim.game_date: claim for claim in claims}
 
     def try_claim(
@@ -299,12 +308,14 @@ class TriggerClaims:
         claim = self._owners_write(
             claim, {"decision": decision, "messages": documents, "lease_started_at": firestore.SERVER_TIMESTAMP}, "fill"
         )
-        decided = {**decision, "decided_at": claim.written.update_time}
+        written = claim.written
+        assert written is not None  # _owners_write returns the copy it wrote
+        decided = {**decision, "decided_at": written.update_time}
         return replace(
             claim,
             decision=decided,
             messages=tuple(messages),
-            local_deadline=claim.written.sent_at + self.lease.total_seconds(),
+            local_deadline=written.sent_at + self.lease.total_seconds(),
         )
 
     def let_go(self, claim: TriggerClaim, also: tuple[Any, dict[str, Any]] | None = None) -> None:
@@ -327,7 +338,7 @@ class TriggerClaims:
                 f"attempt {claim.attempts} of claim {claim.key} was taken over before it let go"
             ) from exc
 
-    def recover(self, key: dt.date | str, owner: str) -> tuple[Recovery, TriggerClaim]:
+    def recover(self, key: dt.date | str, owner: str) -> tuple[Recovery, TriggerClaim | None]:
         """Decide, as exactly one winner, what becomes of a claim whose lease ran out: the
         write is conditional on the claim being as read, so of two recoverers one loses and reads again."""
         try:
@@ -337,6 +348,8 @@ class TriggerClaims:
         except Contended as exc:
             raise ClaimContended(f"the stale claim {_key(key)} is being recovered by others ({exc})") from exc
         if recovery is Recovery.TAKEN_OVER:
+            # A take-over always has a claim and writes it.
+            assert claim is not None and written is not None
             claim = replace(claim, written=written, local_deadline=written.sent_at + self.lease.total_seconds())
         return recovery, claim
 

@@ -298,6 +298,7 @@ class Overrides:
         if undo and current is None:
             return self._create(override_id, fields, REFUSED, f"{name} is not skipped for {game_date}: nothing to undo")
         if undo:
+            assert current is not None  # an undo with nothing to undo was refused above
             detail = f"{name} is owed for {game_date} again (undoes the skip by {current.operator}: {current.reason})"
         elif current is not None:
             detail = f"{name} was already skipped for {game_date} by {current.operator}; this record and its reason now stand"
@@ -356,9 +357,11 @@ class Overrides:
             .where(filter=firestore.FieldFilter("game_date", ">", game_date.isoformat()))
             .order_by("game_date")
         )
-        found, passed_over = [], []
+        found: list[TriggerClaim] = []
+        passed_over: list[str] = []
         for snapshot in query.stream():
             claim = TriggerClaims.from_snapshot(snapshot)
+            assert claim is not None  # a query yields only documents that exist
             if claim.is_published:
                 found.append(claim)
                 if len(found) == count:

@@ -128,7 +128,7 @@ class PlanMocks(Mocks):
             state.update(computed(args, project))
         return state.get("id") or f"{args.name}-id", state
 
-    def call(self, args: MockCallArgs) -> dict[str, Any]:
+    def call(self, args: MockCallArgs) -> dict[str, Any]:  # type: ignore[override]  # pulumi's monitor also takes a bare dict; its annotation lists only the tuple
         answer = INVOKES.get(args.token)
         if answer is None:
             raise UnmockedInvoke(

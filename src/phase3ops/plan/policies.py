@@ -128,9 +128,9 @@ def evaluate(pack: Pack, result: PlanResult, user_config: dict[str, Any] | None 
                     validate(args, lambda message, urn=None, _urn=resource.urn: report(message, _default_urn=_urn))
         else:
             stack_urn = next((r.urn for r in result.resources if r.type == STACK_TYPE), "")
-            args = StackValidationArgs(list(stack_resources.values()), config=properties)
+            stack_args = StackValidationArgs(list(stack_resources.values()), config=properties)
             for validate in _validators(policy):
-                validate(args, lambda message, urn=None, _urn=stack_urn: report(message, urn, _default_urn=_urn))
+                validate(stack_args, lambda message, urn=None, _urn=stack_urn: report(message, urn, _default_urn=_urn))
     return sorted(violations, key=lambda v: (v.level, v.policy, v.urn, v.message))
 
 
@@ -205,6 +205,7 @@ def _level_name(level: EnforcementLevel) -> str:
 
 def _load_module(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"phase3ops_policy_rules_{abs(hash(path))}", path)
+    assert spec is not None and spec.loader is not None  # a .py path always has a source loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

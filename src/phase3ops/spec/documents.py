@@ -27,11 +27,11 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 from referencing import Registry, Resource
@@ -344,10 +344,12 @@ def _leaf_errors(error: jsonschema.ValidationError) -> list[jsonschema.Validatio
 
 def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        # The schema of the object that has the extra property, never a boolean schema.
+        allowed = sorted(cast(Mapping[str, Any], error.schema).get("properties", {}))
         return f"{capped(error.message, MESSAGE_CHARS)} (allowed: {', '.join(allowed)})"
     if error.validator == "enum":
-        return f"{quoted(error.instance)} is not one of {', '.join(map(repr, error.validator_value))}"
+        choices = cast(list[Any], error.validator_value)  # an enum keyword's value is its list
+        return f"{quoted(error.instance)} is not one of {', '.join(map(repr, choices))}"
     return capped(error.message, MESSAGE_CHARS)
 
 

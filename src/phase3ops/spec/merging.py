@@ -52,16 +52,16 @@ def _merge(base: Any, override: Any, origins: Origins, path: Path, at: Path) -> 
         return merged
     if isinstance(base, list) and isinstance(override, dict) and all(str(k).isdigit() for k in override):
         origins.merged(path, at, had=list(range(len(base))), added=[])
-        merged = copy.deepcopy(base)
+        patched = copy.deepcopy(base)
         for key, value in override.items():
             index = int(key)
-            if index < len(merged):
-                merged[index] = _merge(merged[index], value, origins, (*path, index), (*at, key))
+            if index < len(patched):
+                patched[index] = _merge(patched[index], value, origins, (*path, index), (*at, key))
             elif checked:
                 origins.problem(
                     (*at, key), f"there is no spec.{format_path((*path, index))}: {owner} has {_items(path, len(base))}"
                 )
-        return merged
+        return patched
     origins.replaced(path, at)
     return copy.deepcopy(override)
 
@@ -174,9 +174,9 @@ def _written(document: SpecDocument, parts: list[PathPart]) -> list[PathPart]:
         ):
             part = int(part)
         written.append(part)
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
+        if isinstance(node, list) and isinstance(part, int):
+            node = node[part] if 0 <= part < len(node) else None
+        elif isinstance(node, dict) and part in node:
             node = node[part]
         else:
             node = None

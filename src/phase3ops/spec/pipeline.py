@@ -20,6 +20,7 @@ from typing import Any
 
 from phase3ops.spec.documents import (
     SCHEMA_DIR,
+    PathPart,
     SpecDocument,
     SpecError,
     SpecProblem,
@@ -554,7 +555,7 @@ def _dependency_problems(document: SpecDocument, processors: list[dict[str, Any]
     graph = {p["name"]: list(p.get("after", ())) for p in processors}
     for index, processor in enumerate(processors):
         for position, name in enumerate(processor.get("after", ())):
-            where = ["spec", "processors", index, "after", position]
+            where: list[PathPart] = ["spec", "processors", index, "after", position]
             if name not in names:
                 problems.append(document.problem(where, f"{name!r} is not a processor of this pipeline"))
             elif name == processor["name"]:
@@ -591,7 +592,7 @@ def _mode_problems(document: SpecDocument, index: int, mode: dict[str, Any], kno
     seen: dict[str, str] = {}
     for section in ("critical", "optional"):
         for position, name in enumerate(mode.get(section, [])):
-            where = ["spec", "modes", index, section, position]
+            where: list[PathPart] = ["spec", "modes", index, section, position]
             if name not in known:
                 problems.append(document.problem(where, f"{name!r} is not a processor ({', '.join(known)})"))
             elif name in seen:
@@ -655,7 +656,7 @@ def _gate_problems(
     seen: dict[str, int] = {}
     fields_seen: dict[str, int] = {}
     for index, gate in enumerate(gates):
-        where = ["spec", "gates", index]
+        where: list[PathPart] = ["spec", "gates", index]
         if gate["name"] in seen:
             problems.append(
                 document.problem([*where, "name"], f"{gate['name']!r} is already used by gates[{seen[gate['name']]}]")
@@ -668,7 +669,9 @@ def _gate_problems(
                 problems.append(
                     document.problem([*where, "modes", position], f"{mode!r} is not a mode ({', '.join(modes)})")
                 )
-        named_tables = [(["tables", i], t) for i, t in enumerate(gate.get("tables", []))]
+        named_tables: list[tuple[list[PathPart], str]] = [
+            (["tables", i], t) for i, t in enumerate(gate.get("tables", []))
+        ]
         named_tables += [(["rows_per_game", t], t) for t in gate.get("rows_per_game", {})]
         if "table" in gate:
             named_tables.append((["table"], gate["table"]))

@@ -99,6 +99,7 @@ class Warehouse(abc.ABC):
             self.load_staging(table, staging, rows)
         try:
             if fence is None:
+                assert staging is not None  # without a fence, no rows returned above
                 self.merge(table, staging, game_date)
             else:
                 try:

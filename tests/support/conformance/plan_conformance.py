@@ -167,10 +167,12 @@ def check_plan(resources: Iterable[Any]) -> Coverage:
         coverage.types.add(resource.type)
         inputs = {k: v for k, v in resource.inputs.items() if k not in spec.pulumi_only}
         if spec.json_body is not None:
+            # Any value: json.loads refuses a missing or non-text body with the TypeError reported below.
+            body: Any = inputs.get(spec.json_body)
             try:
                 inputs = {
                     **{k: v for k, v in inputs.items() if k != spec.json_body},
-                    **json.loads(inputs.get(spec.json_body)),
+                    **json.loads(body),
                 }
             except (TypeError, ValueError) as exc:
                 coverage.findings.append(Finding(resource.name, spec.json_body, f"not a JSON document: {exc}"))

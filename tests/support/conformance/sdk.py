@@ -48,6 +48,7 @@ def _load_by_path(name: str, path: Path, package_dir: Path | None = None) -> Mod
     spec = importlib.util.spec_from_file_location(
         name, path, submodule_search_locations=[str(package_dir)] if package_dir else None
     )
+    assert spec is not None and spec.loader is not None  # a .py path always has a source loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
