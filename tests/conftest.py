@@ -109,6 +109,17 @@ def gcp_project(emulator_hosts, monkeypatch) -> str:
     return project
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """The longest files first: xdist hands files to its workers in collection order, and a
+    two-minute file started last keeps one worker busy while the others wait."""
+
+    def expected_seconds(item) -> float:
+        marker = item.get_closest_marker("minutes_long")
+        return marker.kwargs["seconds"] if marker else 0.0
+
+    items.sort(key=expected_seconds, reverse=True)  # stable: collection order within a file and among the rest
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """What each exactly-once scenario did to Phase 4 (tests record it with `record_property("hand_off", ...)`):
     duplicate messages are reported, whether or not the guard made them harmless."""

@@ -30,7 +30,7 @@ from phase3ops.spec.pipeline import load_pipeline_spec
 from tests.support.orchestration import completing_last, direct_event, handle_until_acked
 from tests.support.pipelines import PAST, exactly_once, make_pipeline, per_date_and_table, short_lease_spec_file
 
-pytestmark = pytest.mark.emulators
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=80)]
 TRIALS = 20
 LEASE = 1  # seconds: recovery shows within a second
 PUBLISH_TIMEOUT = 0.5

@@ -18,7 +18,7 @@ from tests.support.cli_process import phase3ops, state_of
 from tests.support.completions import encode
 from tests.support.reference_messages import reference_completion
 
-pytestmark = pytest.mark.emulators
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=110)]
 CLEAN, CHAOS, REJECTED, INCOMPLETE, NOTHING = "2026-11-18", "2026-11-17", "2026-11-16", "2026-11-15", "2026-11-14"
 TABLES = [
     "player_game_summary",

@@ -19,7 +19,7 @@ import pytest
 from tests.support.processes import alive, group_members
 from tests.support.repo_copy import REPO_ROOT
 
-pytestmark = pytest.mark.emulators
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=150)]
 DATES = ["2026-11-20", "2026-11-21", "2026-11-22"]
 NEVER_RUN_DATE = "2026-11-23"
 

@@ -16,7 +16,7 @@ from tests.support.cli_process import all_pids, phase3ops, state_of
 from tests.support.processes import alive, group_members
 from tests.support.repo_copy import REPO_ROOT
 
-pytestmark = pytest.mark.emulators
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=45)]
 
 
 def as_from_a_terminal() -> None:

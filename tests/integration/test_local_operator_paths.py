@@ -19,7 +19,7 @@ from tests.support.cli_process import accepted, all_pids, phase3ops, state_of
 from tests.support.processes import alive
 from tests.support.repo_copy import REPO_ROOT
 
-pytestmark = pytest.mark.emulators
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=100)]
 TABLES = [
     "player_game_summary",
     "team_offense_game_summary",

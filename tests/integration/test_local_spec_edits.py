@@ -9,7 +9,7 @@ from tests.support.cli_process import all_pids, phase3ops, state_of
 from tests.support.processes import alive
 from tests.support.repo_copy import copy_specs
 
-pytestmark = pytest.mark.emulators
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=55)]
 
 
 def test_a_broken_spec_starts_nothing_and_an_edited_one_is_applied(tmp_path):

@@ -31,12 +31,12 @@ from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.dashboards.metrics import BUILT_IN_METRICS
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, custom_metric
-from phase3ops.plan.plan import plan_stack
 from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.validate import validate
 from tests.support.log_entries import matches as log_matches
 from tests.support.repo_copy import REPO_ROOT, copy_specs
+from tests.support.shipped_plans import shipped_plan
 from tests.support.time_series import Series, absence_met, from_api, threshold_violations
 
 PIPELINE = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
@@ -58,7 +58,7 @@ def line_index(problem: SpecProblem) -> int:
 
 @pytest.fixture(scope="module")
 def dev_plan():
-    return plan_stack(REPO_ROOT, "dev").result
+    return shipped_plan("dev")
 
 
 def planned_policy(plan, rule: str) -> monitoring_v3.AlertPolicy:

@@ -12,10 +12,9 @@ import dataclasses
 
 import pytest
 
-from phase3ops.plan.plan import plan_stack
 from tests.support.conformance.plan_conformance import NOT_GOOGLE_APIS, RESOURCES, check_plan
 from tests.support.conformance.sdk import SdkUnavailable, sdk_root
-from tests.support.repo_copy import REPO_ROOT
+from tests.support.shipped_plans import shipped_plan
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,7 @@ def sdk():
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def plan(request):
-    return plan_stack(REPO_ROOT, request.param).result
+    return shipped_plan(request.param)
 
 
 def test_every_field_and_enum_value_the_plan_sends_is_in_the_api(sdk, plan):

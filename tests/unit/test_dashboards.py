@@ -15,11 +15,11 @@ from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.dashboards.render import console_url, dashboard_body, dashboard_json, log_metric_body, to_proto
 from phase3ops.dashboards.specs import load_dashboard_specs
 from phase3ops.filters.language import LOGGING, MONITORING, label_restrictions
-from phase3ops.plan.plan import plan_stack
 from phase3ops.spec.documents import SpecError
 from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.validate import validate
 from tests.support.repo_copy import REPO_ROOT, copy_specs
+from tests.support.shipped_plans import shipped_plan
 
 CORPUS = Path(__file__).resolve().parent.parent / "dashboards_corpus"
 DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
@@ -41,7 +41,7 @@ def repo(tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def dev():
-    return plan_stack(REPO_ROOT, "dev").result
+    return shipped_plan("dev")
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

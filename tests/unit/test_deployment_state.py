@@ -17,6 +17,7 @@ from google.cloud import run_v2
 
 from phase3ops.checks import deployed_revisions
 from phase3ops.checks.deployed_revisions import SOURCE_COMMIT_LABEL, compare
+from tests.support.shipped_plans import shipped_plan
 
 SERVICE = "projects/nba-props-prod/locations/us-west2/services/nba-phase3-analytics-processors"
 OLD, NEW = "nba-phase3-analytics-processors-00007-abc", "nba-phase3-analytics-processors-00012-xyz"
@@ -273,11 +274,9 @@ def test_without_an_image_commit_nothing_carries_the_label(tmp_path, line):
 
 
 def test_the_committed_stacks_leave_the_label_off():
-    from phase3ops.plan.plan import plan_stack
-    from tests.support.repo_copy import REPO_ROOT
 
     for stack in ("dev", "prod"):
-        template, _, job_labels = analytics_labels(plan_stack(REPO_ROOT, stack).result)
+        template, _, job_labels = analytics_labels(shipped_plan(stack))
         assert SOURCE_COMMIT_LABEL not in template and not [
             labels for labels in job_labels if SOURCE_COMMIT_LABEL in labels
         ]

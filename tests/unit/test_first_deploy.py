@@ -20,6 +20,7 @@ from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS
 from phase3ops.plan.plan import plan_stack
 from phase3ops.spec.pipeline import PUSH_ACK_DEADLINE_SECONDS, load_pipeline_spec
 from tests.support.repo_copy import REPO_ROOT
+from tests.support.shipped_plans import shipped_plan
 
 if TYPE_CHECKING:
     from phase3ops.warehouse.port import Warehouse
@@ -33,7 +34,7 @@ SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
 
 @pytest.fixture(scope="module")
 def dev():
-    return plan_stack(REPO_ROOT, "dev").result
+    return shipped_plan("dev")
 
 
 def one(result, type_token, name):

@@ -14,6 +14,7 @@ from infra.function_source import collect_function_source
 from phase3ops.plan.plan import PlanError, plan_stack
 from phase3ops.plan.render import as_json, as_text, lookup
 from tests.support.repo_copy import REPO_ROOT, copy_specs
+from tests.support.shipped_plans import shipped_plan
 
 FUNCTION = "gcp:cloudfunctionsv2/function:Function"
 SERVICE = "gcp:cloudrunv2/service:Service"
@@ -25,7 +26,7 @@ METRIC = "gcp:logging/metric:Metric"
 
 @pytest.fixture(scope="module")
 def dev():
-    return plan_stack(REPO_ROOT, "dev").result
+    return shipped_plan("dev")
 
 
 def one(result, type_token, name):
