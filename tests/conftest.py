@@ -110,8 +110,8 @@ def gcp_project(emulator_hosts, monkeypatch) -> str:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """The longest files first: xdist hands files to its workers in collection order, and a
-    two-minute file started last keeps one worker busy while the others wait."""
+    """The longest tests first: xdist hands tests to its workers in collection order, and a
+    two-minute test started last keeps one worker busy while the others wait."""
 
     def expected_seconds(item) -> float:
         marker = item.get_closest_marker("minutes_long")

@@ -26,7 +26,7 @@ from tests.support.orchestration import direct_event, handle_until_acked, race_a
 from tests.support.pipelines import NOW, PAST, Clock, make_pipeline, short_lease_spec_file
 from tests.support.single_process_duckdb import SingleProcessDuckDB
 
-pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=90)]
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=45)]
 TEAM_TABLES = ("team_offense_game_summary", "team_defense_game_summary")
 BEFORE_DEADLINE = NOW - dt.timedelta(hours=2)  # 08:00 in New York: PAST's overnight deadline (10:00) is still ahead
 AFTER_DEADLINE = NOW + dt.timedelta(hours=2)

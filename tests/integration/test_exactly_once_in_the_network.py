@@ -26,11 +26,12 @@ from tests.support.exactly_once_trials import (
     report,
     trial_spec,
 )
+from tests.support.grpc_faults import FailedCall
 from tests.support.orchestration import handle_until_acked, record_all_but_last, trial_dates
 from tests.support.phase4 import hand_off
 from tests.support.pipelines import PAST, exactly_once, make_pipeline
 
-pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=110)]
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=26)]
 
 
 @pytest.fixture
@@ -39,35 +40,6 @@ def spec(tmp_path):
 
 
 # -- 4: the Publish request's bytes are delayed in the network ----------------------------------
-
-
-class _DeadlineExceeded(grpc.RpcError, grpc.Call):
-    def result(self, timeout=None):
-        raise self
-
-    def code(self):
-        return grpc.StatusCode.DEADLINE_EXCEEDED
-
-    def details(self):
-        return "injected: Deadline Exceeded"
-
-    def initial_metadata(self):
-        return ()
-
-    def trailing_metadata(self):
-        return ()
-
-    def is_active(self):
-        return False
-
-    def time_remaining(self):
-        return None
-
-    def cancel(self):
-        return False
-
-    def add_callback(self, callback):
-        return False
 
 
 class DelayedPublishBytes(grpc.UnaryUnaryClientInterceptor):
@@ -90,7 +62,7 @@ class DelayedPublishBytes(grpc.UnaryUnaryClientInterceptor):
 
         threading.Thread(target=arrive_late, daemon=True).start()
         time.sleep(client_call_details.timeout or 0)
-        return _DeadlineExceeded()
+        return FailedCall(grpc.StatusCode.DEADLINE_EXCEEDED, "injected: Deadline Exceeded")
 
 
 @pytest.mark.parametrize(

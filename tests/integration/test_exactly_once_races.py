@@ -27,10 +27,11 @@ from google.pubsub_v1.services.publisher.transports import PublisherGrpcTranspor
 from phase3ops.orchestrator.orchestrator import ClaimInFlight, RetryLater
 from phase3ops.orchestrator.phase4_publisher import PublishFailed
 from phase3ops.spec.pipeline import load_pipeline_spec
+from tests.support.grpc_faults import FailedCall
 from tests.support.orchestration import completing_last, direct_event, handle_until_acked
 from tests.support.pipelines import PAST, exactly_once, make_pipeline, per_date_and_table, short_lease_spec_file
 
-pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=80)]
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=14)]
 TRIALS = 20
 LEASE = 1  # seconds: recovery shows within a second
 PUBLISH_TIMEOUT = 0.5
@@ -398,37 +399,6 @@ def test_malformed_and_foreign_messages_on_the_phase4_topic_do_not_hide_receipts
 # -- 2: a publish that times out while Pub/Sub is unavailable --------------------------------
 
 
-class _Unavailable(grpc.RpcError, grpc.Call):
-    """The failed call a gRPC channel returns while the service is unreachable."""
-
-    def result(self, timeout=None):
-        raise self
-
-    def code(self):
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self):
-        return "injected: Pub/Sub unavailable"
-
-    def initial_metadata(self):
-        return ()
-
-    def trailing_metadata(self):
-        return ()
-
-    def is_active(self):
-        return False
-
-    def time_remaining(self):
-        return None
-
-    def cancel(self):
-        return False
-
-    def add_callback(self, callback):
-        return False
-
-
 class PublishOutage(grpc.UnaryUnaryClientInterceptor):
     """Publish calls fail with UNAVAILABLE for `seconds` from the first one. With
     `delivered`, each failed call did reach Pub/Sub (only the answer was lost)."""
@@ -446,7 +416,7 @@ class PublishOutage(grpc.UnaryUnaryClientInterceptor):
                 self.failed_calls += 1
                 if self.delivered:
                     continuation(client_call_details, request).result()
-                return _Unavailable()
+                return FailedCall(grpc.StatusCode.UNAVAILABLE, "injected: Pub/Sub unavailable")
         return continuation(client_call_details, request)
 
 

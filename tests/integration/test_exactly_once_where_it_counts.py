@@ -36,7 +36,7 @@ from tests.support.orchestration import handle_until_acked, record_all_but_last,
 from tests.support.phase4 import hand_off
 from tests.support.pipelines import PAST, exactly_once, make_pipeline
 
-pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=130)]
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=25)]
 
 
 class ReceiptsDown:

@@ -18,7 +18,12 @@ from tests.support.cli_process import phase3ops, state_of
 from tests.support.completions import encode
 from tests.support.reference_messages import reference_completion
 
-pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=110)]
+pytestmark = [
+    pytest.mark.emulators,
+    pytest.mark.minutes_long(seconds=110),
+    # One local environment serves the whole file (a module fixture): its tests stay on one worker.
+    pytest.mark.xdist_group("explain-local-environment"),
+]
 CLEAN, CHAOS, REJECTED, INCOMPLETE, NOTHING = "2026-11-18", "2026-11-17", "2026-11-16", "2026-11-15", "2026-11-14"
 TABLES = [
     "player_game_summary",

@@ -27,7 +27,7 @@ from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 from tests.support.delivery import deliver_all, pull_everything
 from tests.support.repo_copy import REPO_ROOT
 
-pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=110)]
+pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=20)]
 # A fixed "today" for the dates the tests write: 2026-11-29 15:00 UTC, 10:00 in New York. The checks
 # themselves read the wall clock, so every command names the window it checks (`--date`, ending there).
 NOW = dt.datetime(2026, 11, 29, 15, 0, tzinfo=dt.UTC)

@@ -17,6 +17,10 @@ SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
 DAY1, DAY2 = dt.date(2026, 11, 27), dt.date(2026, 11, 28)
 
 
+# Every test reads one warehouse of processed days (a module fixture): they stay on one worker.
+pytestmark = pytest.mark.xdist_group("processed-days")
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     warehouse = SingleProcessDuckDB(tmp_path_factory.mktemp("wh") / "warehouse.duckdb")
