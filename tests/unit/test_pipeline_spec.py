@@ -244,3 +244,24 @@ def test_a_bad_gate_or_deadline_fails_at_its_file_and_line(tmp_path, changes, ex
     [problem] = matching
     line = int(problem.split(":")[1])
     assert source_text in path.read_text().splitlines()[line - 1], (problem, source_text)
+
+
+def test_each_reader_of_a_spec_text_gets_a_document_of_its_own():
+    """Texts are parsed once and copied: merging a stack's overrides into one copy must not reach the next."""
+    from phase3ops.spec.documents import parse_yaml
+
+    text = "kind: AlertRule\nspec:\n  enabled: true\n"
+    first = parse_yaml(text, "alerts/a.yaml")
+    first.root["spec"]["enabled"] = False
+    second = parse_yaml(text, "alerts/b.yaml")
+    assert second.root["spec"]["enabled"] is True and second.file == "alerts/b.yaml"
+    assert second.line_of(["spec", "enabled"]) == 3
+
+
+def test_a_text_that_does_not_parse_is_reported_at_each_file_that_holds_it():
+    from phase3ops.spec.documents import parse_yaml
+
+    for name in ("alerts/a.yaml", "alerts/b.yaml"):
+        with pytest.raises(SpecError) as refused:
+            parse_yaml("kind: [unclosed\n", name)
+        assert [problem.file for problem in refused.value.problems] == [name]
