@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.support.cli_process import user_environment
 from tests.support.processes import alive, group_members
 from tests.support.repo_copy import REPO_ROOT
 
@@ -25,7 +25,7 @@ NEVER_RUN_DATE = "2026-11-23"
 
 
 def phase3ops(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_")}
+    clean = user_environment()
     return subprocess.run(
         [sys.executable, "-m", "phase3ops.cli", *args],
         cwd=REPO_ROOT,

@@ -15,14 +15,22 @@ from pathlib import Path
 from tests.support.repo_copy import REPO_ROOT
 
 
+def user_environment(*, keep_project: bool = True) -> dict[str, str]:
+    """This process's environment as a user's shell has it: no emulator variables and no PHASE3OPS_
+    settings (a test's own, or the shared emulators' address), and without keep_project no project."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("_EMULATOR_HOST")
+        and not k.startswith("PHASE3OPS_")
+        and (keep_project or k != "GOOGLE_CLOUD_PROJECT")
+    }
+
+
 def phase3ops(
     *args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None, timeout: float = 400
 ) -> subprocess.CompletedProcess:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_") and k != "GOOGLE_CLOUD_PROJECT"
-    }
+    clean = user_environment(keep_project=False)
     return subprocess.run(
         [sys.executable, "-m", "phase3ops.cli", *args],
         cwd=cwd,
@@ -40,7 +48,7 @@ def state_of(run_dir: Path) -> dict:
 def run(
     *args: str, env: dict[str, str] | None = None, cwd=REPO_ROOT, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_")}
+    clean = user_environment()
     return subprocess.run(
         [sys.executable, "-m", "phase3ops.cli", *args],
         cwd=cwd,

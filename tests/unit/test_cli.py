@@ -3,18 +3,17 @@ a silent wait or a false result; every command documents itself."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 
 import pytest
 
-from tests.support.cli_process import run
+from tests.support.cli_process import run, user_environment
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
 
 def script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and not k.startswith("PHASE3OPS_")}
+    clean = user_environment()
     return subprocess.run(
         [f"scripts/{name}", *args],
         cwd=REPO_ROOT,
