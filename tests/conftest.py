@@ -27,6 +27,9 @@ import pytest
 
 from phase3ops import emulators
 
+# Keeps each xdist_group on one worker (xdist 3.8's own grouping does not take under pytest 9).
+pytest_plugins = ["tests.support.xdist_groups"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # google-api-core warns on every import that Python 3.11 support ends in 2027.
