@@ -16,6 +16,7 @@ from typing import Any
 
 from phase3ops.alerts.specs import AlertRule
 from phase3ops.monitoring import durations
+from phase3ops.monitoring.api_limits import MAX_LINK_DISPLAY_NAME
 from phase3ops.monitoring.metrics import STATISTICS, counter_log_metric_body, metric_filter, metric_type
 
 DOCUMENTATION_MIME_TYPE = "text/markdown"
@@ -148,8 +149,13 @@ def documentation_body(
         "mime_type": DOCUMENTATION_MIME_TYPE,
         "subject": f"[{rule.severity.upper()}] {docs['summary']}"[:255],
         "links": [{"display_name": "Runbook", "url": url}]
-        + [{"display_name": f"Dashboard: {title}"[:256], "url": link} for title, link in dashboards],
+        + [{"display_name": link_name(f"Dashboard: {title}"), "url": link} for title, link in dashboards],
     }
+
+
+def link_name(name: str) -> str:
+    """A documentation link's name as the API takes it: at most 63 characters, cut with an ellipsis."""
+    return name if len(name) <= MAX_LINK_DISPLAY_NAME else name[: MAX_LINK_DISPLAY_NAME - 1] + "…"
 
 
 def policy_body(
