@@ -112,6 +112,9 @@ class AnalyticsService(pulumi.ComponentResource):
                             *runtime_environment(args.project, args.region),
                             {"name": "PHASE3OPS_PUSH_AUDIENCE", "value": audience},
                             {"name": "PHASE3OPS_PUSH_SERVICE_ACCOUNT", "value": args.push_service_account},
+                            # Cloud Run's IAM checks the push token first and may pass it on with its
+                            # signature removed: the app then pins its claims (analytics/push_auth.py).
+                            {"name": "PHASE3OPS_PUSH_BEHIND_CLOUD_RUN_IAM", "value": "true"},
                         ],
                     }
                 ],

@@ -6,6 +6,17 @@ account, so a token minted for another service or by another identity is
 refused. Off unless PHASE3OPS_PUSH_AUDIENCE is set (locally, the emulator
 pushes without a token).
 
+Behind Cloud Run's IAM the token may reach the container with its signature
+replaced by `SIGNATURE_REMOVED_BY_GOOGLE` (Cloud Run's troubleshooting page,
+"Identity token signature redacted by Google"): Cloud Run verified it and
+took the signature away so it cannot be replayed. Such a token cannot be
+verified again; with PHASE3OPS_PUSH_BEHIND_CLOUD_RUN_IAM=true (set by the
+stack, whose service grants `run.invoker` to the push identity only) its
+claims are pinned as a signed token's are: issuer, audience, expiry, the
+push account. Authentication is then Cloud Run IAM's; this check makes sure
+the caller IAM let in is the push subscription of this service. Without the
+setting a redacted token is refused: anyone can write the marker.
+
 Two outcomes besides success, answered differently by the service:
 
 - `Unauthorized` (401): the token is bad and will stay bad. Its message says
@@ -49,6 +60,7 @@ MIN_REFETCH_SECONDS = 60
 FETCH_TIMEOUT_SECONDS = 10
 MAX_TOKEN_CHARS = 16_384  # Google's ID tokens are about 1 KB
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+REDACTED_SIGNATURE = "SIGNATURE_REMOVED_BY_GOOGLE"
 
 _monotonic = time.monotonic  # replaced in tests
 
@@ -66,6 +78,7 @@ class PushAuth:
     audience: str | None
     service_account: str | None = None
     verify: Callable[[str, str], Mapping] | None = None  # tests inject one; by default GoogleIdTokens, one per PushAuth
+    behind_cloud_run_iam: bool = False  # Cloud Run's IAM checked the token: a redacted signature is expected
 
     def __post_init__(self) -> None:
         if self.verify is None:
@@ -75,7 +88,9 @@ class PushAuth:
     @classmethod
     def from_environment(cls) -> PushAuth:
         return cls(
-            os.environ.get("PHASE3OPS_PUSH_AUDIENCE") or None, os.environ.get("PHASE3OPS_PUSH_SERVICE_ACCOUNT") or None
+            os.environ.get("PHASE3OPS_PUSH_AUDIENCE") or None,
+            os.environ.get("PHASE3OPS_PUSH_SERVICE_ACCOUNT") or None,
+            behind_cloud_run_iam=os.environ.get("PHASE3OPS_PUSH_BEHIND_CLOUD_RUN_IAM", "").lower() == "true",
         )
 
     @property
@@ -91,8 +106,24 @@ class PushAuth:
         _check_shape(token)
         # enabled means an audience; __post_init__ always sets a verifier.
         assert self.audience is not None and self.verify is not None
+        if token.rsplit(".", 1)[-1] == REDACTED_SIGNATURE:
+            if not self.behind_cloud_run_iam:
+                raise Unauthorized(
+                    "invalid OIDC token: its signature was removed, as Cloud Run does once its IAM has checked it,"
+                    " but this service is not deployed behind Cloud Run's IAM (PHASE3OPS_PUSH_BEHIND_CLOUD_RUN_IAM)"
+                )
+            claims = redacted_token_claims(token, self.audience)
+        else:
+            claims = self._verified_claims(token)
+        if self.service_account and claims.get("email") != self.service_account:
+            raise Unauthorized(f"token is for {quoted(claims.get('email'), 100)}, not the push service account")
+        if self.service_account and not claims.get("email_verified", False):
+            raise Unauthorized("token email is not verified")
+
+    def _verified_claims(self, token: str) -> Mapping[str, Any]:
+        assert self.audience is not None and self.verify is not None
         try:
-            claims = self.verify(token, self.audience)
+            return self.verify(token, self.audience)
         except (Unauthorized, AuthUnavailable):
             raise
         except Exception as exc:
@@ -100,10 +131,33 @@ class PushAuth:
                 raise AuthUnavailable(f"could not check the OIDC token: {type(exc).__name__}") from None
             # Only the exception's type: an injected verifier's message may quote the token.
             raise Unauthorized(f"invalid OIDC token ({type(exc).__name__})") from None
-        if self.service_account and claims.get("email") != self.service_account:
-            raise Unauthorized(f"token is for {quoted(claims.get('email'), 100)}, not the push service account")
-        if self.service_account and not claims.get("email_verified", False):
-            raise Unauthorized("token email is not verified")
+
+
+def redacted_token_claims(
+    token: str, audience: str, clock_skew_seconds: int = CLOCK_SKEW_SECONDS, now: float | None = None
+) -> Mapping[str, Any]:
+    """The claims of a token Cloud Run verified and redacted, held to what a signed one must say."""
+    from google.auth import jwt
+
+    try:
+        claims = jwt.decode(token, verify=False)
+    except Exception:
+        raise Unauthorized("invalid OIDC token: its payload is not a JSON object") from None
+    if not isinstance(claims, Mapping):
+        raise Unauthorized("invalid OIDC token: its payload is not a JSON object")
+    if claims.get("iss") not in GOOGLE_ISSUERS:
+        raise Unauthorized("invalid OIDC token: wrong issuer (not accounts.google.com)")
+    if claims.get("aud") != audience:
+        raise Unauthorized(f"invalid OIDC token: for another audience, not {audience}")
+    issued, expires = claims.get("iat"), claims.get("exp")
+    if not isinstance(issued, (int, float)) or not isinstance(expires, (int, float)):
+        raise Unauthorized("invalid OIDC token: it lacks its iat or exp claim")
+    current = time.time() if now is None else now
+    if issued > current + clock_skew_seconds:
+        raise Unauthorized(f"invalid OIDC token: issued in the future (more than {clock_skew_seconds} s ahead)")
+    if expires < current - clock_skew_seconds:
+        raise Unauthorized("invalid OIDC token: expired")
+    return claims
 
 
 def _check_shape(token: str) -> None:
