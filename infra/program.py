@@ -10,12 +10,14 @@ from infra.components.analytics_datasets import AnalyticsDatasets, AnalyticsData
 from infra.components.analytics_service import AnalyticsService, AnalyticsServiceArgs, with_source_commit
 from infra.components.dashboards import Dashboards, DashboardsArgs
 from infra.components.identities import WorkloadIdentities, WorkloadIdentitiesArgs
+from infra.components.image_repository import ImageRepository, ImageRepositoryArgs
 from infra.components.lock_ttl import LockTtl, LockTtlArgs
 from infra.components.messaging import Messaging, MessagingArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.orchestrator_function import OrchestratorFunction, OrchestratorFunctionArgs
 from infra.components.project_apis import ProjectApis, ProjectApisArgs
 from infra.components.scheduled_checks import ScheduledChecks, ScheduledChecksArgs
+from infra.components.service_agents import ServiceAgents, ServiceAgentsArgs
 from infra.function_source import collect_function_source
 from infra.settings import load_settings
 from phase3ops.alerts.specs import load_alert_specs
@@ -40,6 +42,11 @@ def deploy(repo_root: Path) -> None:
     apis = ProjectApis("apis", ProjectApisArgs(project=settings.project))
     after_apis = pulumi.ResourceOptions(depends_on=[apis])
     identities = WorkloadIdentities("identities", WorkloadIdentitiesArgs(project=settings.project), opts=after_apis)
+    # A fresh project's order: Google's agents exist and have settled before what uses them.
+    agents = ServiceAgents("service-agents", ServiceAgentsArgs(project=settings.project), opts=after_apis)
+    images = ImageRepository(
+        "images", ImageRepositoryArgs(project=settings.project, region=settings.region, labels=labels), opts=after_apis
+    )
     dataset = analytics_dataset(settings.project, settings.region, pipeline.analytics.dataset, labels, after_apis)
     AnalyticsDatasets(
         "datasets",
@@ -85,14 +92,20 @@ def deploy(repo_root: Path) -> None:
             completion_topic=messaging.completion,
             phase4_topic=messaging.phase4_trigger,
             runtime_service_account=identities.email("orchestrator"),
+            receipts_service_account=identities.email("receipts"),
             trigger_service_account=identities.email("orchestrator_trigger"),
             trigger_member=identities.member("orchestrator_trigger"),
+            build_service_account=identities.email("function_build"),
+            build_member=identities.member("function_build"),
+            repository=images,
+            pubsub_agent_member=agents.pubsub.member,
+            service_agents_ready=agents.ready,
             max_instances=settings.function_max_instances,
             timeout_seconds=settings.function_timeout_seconds,
             labels=labels,
         ),
         # The receipts function's trigger must exist before the first trigger is published.
-        opts=pulumi.ResourceOptions(depends_on=[apis, messaging]),
+        opts=pulumi.ResourceOptions(depends_on=[apis, messaging, identities]),
     )
     analytics = AnalyticsService(
         "analytics",
@@ -109,7 +122,8 @@ def deploy(repo_root: Path) -> None:
             labels=labels,
             source_commit=settings.analytics_image_commit,
         ),
-        opts=after_apis,
+        # Its push subscription's token is signed by Pub/Sub's agent.
+        opts=pulumi.ResourceOptions(depends_on=[apis, agents.ready]),
     )
     LockTtl(
         "lock-ttl",

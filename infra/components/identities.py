@@ -31,6 +31,16 @@ WORKLOADS: dict[str, Workload] = {
         "Phase 3 -> Phase 4 orchestrator and receipts functions; reads the Phase 3 tables and the schedule for the data gates",
         ("roles/datastore.user", "roles/bigquery.jobUser", "roles/logging.logWriter"),
     ),
+    "receipts": Workload(
+        "phase3-trigger-receipts",
+        "Phase 4 trigger receipts function: records what was published; publishes nothing",
+        ("roles/datastore.user", "roles/logging.logWriter"),
+    ),
+    # Builds both functions (Cloud Build): the roles Google lists for a function's build account,
+    # logs project-wide; the source bucket and the image repository are granted where they are made.
+    "function_build": Workload(
+        "phase3-function-build", "Builds the orchestrator and receipts functions", ("roles/logging.logWriter",)
+    ),
     # Only invokes the functions (granted on each function's service); a direct
     # Pub/Sub trigger needs no eventarc.eventReceiver.
     "orchestrator_trigger": Workload("phase3-orchestrator-trigger", "Eventarc triggers of the orchestrator functions"),

@@ -4,7 +4,14 @@
 recorder `phase4-trigger-receipts` runs on the Phase 4 topic and writes the
 evidence a recovering orchestrator reads before it re-publishes anything.
 Both are the same bundle with different entry points, so they always run
-the same version of the trigger contract.
+the same version of the trigger contract. The receipts function runs as an
+identity of its own, which can write receipts and cannot publish to Phase 4.
+
+Both are built by a build account of their own (since July 2024 a new
+project's default build account may lack the permissions), into the stack's
+image repository, with the roles Google lists for it scoped to what it
+builds from (the source bucket) and into (the repository); the functions
+wait for those grants to settle, and for the service agents.
 """
 
 from __future__ import annotations
@@ -13,12 +20,15 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as time
 
 from infra.components import child_options
+from infra.components.image_repository import ImageRepository
 from infra.function_source import FunctionSource
 from phase3ops.spec.pipeline import PipelineSpec
 
 RUNTIME = "python311"
+BUILD_GRANTS_WAIT_SECONDS = 60  # Pulumi's gen2 builder example: the grants settle before the build reads the source
 ENTRY_POINT = "handle_phase3_completion"
 RECEIPTS_ENTRY_POINT = "record_phase4_trigger_receipt"
 EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -33,8 +43,14 @@ class OrchestratorFunctionArgs:
     completion_topic: gcp.pubsub.Topic
     phase4_topic: gcp.pubsub.Topic
     runtime_service_account: pulumi.Input[str]
+    receipts_service_account: pulumi.Input[str]
     trigger_service_account: pulumi.Input[str]
     trigger_member: pulumi.Input[str]
+    build_service_account: pulumi.Input[str]
+    build_member: pulumi.Input[str]
+    repository: ImageRepository
+    pubsub_agent_member: pulumi.Input[str]
+    service_agents_ready: pulumi.Resource
     max_instances: int
     timeout_seconds: int
     labels: dict[str, str]
@@ -65,9 +81,37 @@ class OrchestratorFunction(pulumi.ComponentResource):
             content_type="application/zip",
             opts=child,
         )
+        build_grants = [
+            gcp.storage.BucketIAMMember(
+                f"{function_name}-source-build-reader",
+                bucket=self.bucket.name,
+                role="roles/storage.objectAdmin",
+                member=args.build_member,
+                opts=child,
+            )
+        ]
+        args.repository.grant("function-build-writer", "roles/artifactregistry.writer", args.build_member, child)
+        build_ready = time.Sleep(
+            "function-build-grants-propagate",
+            create_duration=f"{BUILD_GRANTS_WAIT_SECONDS}s",
+            opts=child_options(self, opts, *build_grants, args.repository),
+        )
+        # The Pub/Sub agent signs the token each function's Eventarc trigger presents (needed when
+        # the agent predates 2021-04-08, harmless after): as for the analytics push subscription.
+        gcp.serviceaccount.IAMMember(
+            f"{function_name}-trigger-token-creator-pubsub-agent",
+            service_account_id=pulumi.Output.concat(
+                "projects/", args.project, "/serviceAccounts/", args.trigger_service_account
+            ),
+            role="roles/iam.serviceAccountTokenCreator",
+            member=args.pubsub_agent_member,
+            opts=child,
+        )
+        self._ready = [build_ready, args.service_agents_ready]
         self.function = self._function(
             opts,
             args,
+            args.runtime_service_account,
             function_name,
             ENTRY_POINT,
             args.completion_topic,
@@ -78,6 +122,7 @@ class OrchestratorFunction(pulumi.ComponentResource):
         self.receipts_function = self._function(
             opts,
             args,
+            args.receipts_service_account,
             args.pipeline.orchestrator.receipts_function_name,
             RECEIPTS_ENTRY_POINT,
             args.phase4_topic,
@@ -97,6 +142,7 @@ class OrchestratorFunction(pulumi.ComponentResource):
         self,
         opts: pulumi.ResourceOptions | None,
         args: OrchestratorFunctionArgs,
+        runtime_service_account: pulumi.Input[str],
         function_name: str,
         entry_point: str,
         topic: gcp.pubsub.Topic,
@@ -116,6 +162,10 @@ class OrchestratorFunction(pulumi.ComponentResource):
                 "runtime": RUNTIME,
                 "entry_point": entry_point,
                 "source": {"storage_source": {"bucket": self.bucket.name, "object": self.source_object.name}},
+                "docker_repository": args.repository.repository.id,
+                "service_account": pulumi.Output.concat(
+                    "projects/", args.project, "/serviceAccounts/", args.build_service_account
+                ),
             },
             service_config={
                 "min_instance_count": 0,
@@ -124,7 +174,7 @@ class OrchestratorFunction(pulumi.ComponentResource):
                 "available_memory": "512M",
                 "ingress_settings": "ALLOW_INTERNAL_ONLY",
                 "all_traffic_on_latest_revision": True,
-                "service_account_email": args.runtime_service_account,
+                "service_account_email": runtime_service_account,
                 "environment_variables": {
                     "GOOGLE_CLOUD_PROJECT": args.project,
                     "PHASE3OPS_PIPELINE": "pipeline.yaml",
@@ -141,7 +191,7 @@ class OrchestratorFunction(pulumi.ComponentResource):
                 "retry_policy": "RETRY_POLICY_RETRY",
                 "service_account_email": args.trigger_service_account,
             },
-            opts=child,
+            opts=child_options(self, opts, *self._ready),
         )
         # A gen2 function runs as a Cloud Run service of the same name; the
         # Eventarc trigger's identity may invoke it, nobody else.

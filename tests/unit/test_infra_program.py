@@ -152,7 +152,7 @@ def test_least_privilege(dev):
     roles = [r.inputs["role"] for r in dev.resources if "role" in r.inputs]
     assert roles and not [role for role in roles if role in ("roles/owner", "roles/editor", "roles/viewer")]
     accounts = {r.inputs["accountId"] for r in dev.of_type("gcp:serviceaccount/account:Account")}
-    assert len(accounts) == 7  # one per workload
+    assert len(accounts) == 9  # one per workload
 
 
 def test_monitoring_one_policy_per_rule_wired_to_its_channels_and_metrics(dev):

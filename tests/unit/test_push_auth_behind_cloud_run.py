@@ -93,8 +93,13 @@ def test_a_signed_token_is_still_verified_behind_iam(signer):
     """Cloud Run may also pass the token whole: then its signature is checked as before."""
     now = int(time.time())
     token = jwt.encode(signer, {"iss": "https://accounts.google.com", "aud": AUDIENCE, "iat": now, "exp": now + 60})
-    seen = []
-    auth = PushAuth(AUDIENCE, None, verify=lambda t, a: seen.append(t) or {"aud": a}, behind_cloud_run_iam=True)
+    seen: list[str] = []
+
+    def verify(candidate: str, audience: str) -> dict:
+        seen.append(candidate)
+        return {"aud": audience}
+
+    auth = PushAuth(AUDIENCE, None, verify=verify, behind_cloud_run_iam=True)
     auth.check(f"Bearer {token.decode()}")
     assert seen == [token.decode()]
 

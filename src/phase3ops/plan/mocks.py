@@ -70,7 +70,20 @@ def _bucket_object(args: MockResourceArgs, project: str) -> dict[str, Any]:
     return {"generation": 1, "md5hash": "mock", "outputName": args.inputs.get("name", args.name)}
 
 
+def _service_identity(args: MockResourceArgs, project: str) -> dict[str, Any]:
+    agent = str(args.inputs.get("service", "")).split(".")[0]
+    email = f"service-{MOCK_PROJECT_NUMBER}@gcp-sa-{agent}.iam.gserviceaccount.com"
+    return {"email": email, "member": f"serviceAccount:{email}"}
+
+
+def _repository(args: MockResourceArgs, project: str) -> dict[str, Any]:
+    location, repository = args.inputs.get("location"), args.inputs.get("repositoryId", args.name)
+    return {"id": f"projects/{project}/locations/{location}/repositories/{repository}", "name": repository}
+
+
 COMPUTED: dict[str, Callable[[MockResourceArgs, str], dict[str, Any]]] = {
+    "gcp:projects/serviceIdentity:ServiceIdentity": _service_identity,
+    "gcp:artifactregistry/repository:Repository": _repository,
     "gcp:serviceaccount/account:Account": _account,
     "gcp:pubsub/topic:Topic": _topic,
     "gcp:pubsub/subscription:Subscription": _subscription,

@@ -125,6 +125,22 @@ RESOURCES: dict[str, ApiResource] = {
     "gcp:cloudrunv2/jobIamMember:JobIamMember": ApiResource(
         "run", "v2", "GoogleIamV1Binding", frozenset({"project", "location", "name"}), _BINDING
     ),
+    "gcp:artifactregistry/repository:Repository": ApiResource(
+        "artifactregistry", "v1", "Repository", frozenset({"project", "location", "repositoryId"})
+    ),
+    "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember": ApiResource(
+        "artifactregistry", "v1", "Binding", frozenset({"project", "location", "repository"}), _BINDING
+    ),
+    "gcp:storage/bucketIAMMember:BucketIAMMember": ApiResource(
+        "storage", "v1", "Policy.BindingsValueListEntry", frozenset({"bucket"}), _BINDING
+    ),
+    # The request names the service in its parent (projects/<number>/services/<service>): nothing else to hold.
+    "gcp:projects/serviceIdentity:ServiceIdentity": ApiResource(
+        "serviceusage",
+        "v1beta1",
+        "ServiceusageServicesGenerateServiceIdentityRequest",
+        frozenset({"project", "service"}),
+    ),
 }
 # Resource types in the plan that no Google API body describes, and why.
 NOT_GOOGLE_APIS = {
@@ -163,7 +179,9 @@ def check_plan(resources: Iterable[Any]) -> Coverage:
                 Finding(resource.name, resource.type, "no API definition is mapped for this resource type")
             )
             continue
-        root = getattr(messages(spec.api, spec.version), spec.message)
+        root: Any = messages(spec.api, spec.version)
+        for part in spec.message.split("."):  # a nested message: "Policy.BindingsValueListEntry"
+            root = getattr(root, part)
         coverage.types.add(resource.type)
         inputs = {k: v for k, v in resource.inputs.items() if k not in spec.pulumi_only}
         if spec.json_body is not None:
