@@ -111,6 +111,11 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     missing = stack_plan.config.secrets_not_in_stack_file
+    if args.adopt:
+        from phase3ops.plan.adoption import adoption_script
+
+        print(adoption_script(stack_plan.result, stack_plan.config.values.get("gcp:project", "")))
+        return EXIT_OK
     if not args.policies:
         print((as_json if args.json else as_text)(stack_plan.result, missing, stack_plan.preconditions))
         return EXIT_OK
@@ -716,6 +721,12 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         help="also evaluate the CrossGuard pack in policies/ (exit 1 on a mandatory violation)",
     )
     plan.add_argument("--policy-config", type=Path, help="policy pack config JSON, as for pulumi --policy-pack-config")
+    plan.add_argument(
+        "--adopt",
+        action="store_true",
+        help="print a shell script that, run where gcloud and bq reach the project, prints the `pulumi import` "
+        "of each planned resource whose name already exists (the replaced pipeline's topics, service, function, dataset)",
+    )
     plan.set_defaults(handler=_plan)
 
     for name, handler, summary, description in (

@@ -285,8 +285,9 @@ def test_the_plan_lists_the_preconditions_it_cannot_create():
     for expected in (
         "serviceusage.googleapis.com",
         "gcloud firestore databases create --location=us-west2 --type=firestore-native --project nba-props-prod",
+        "--format='value(type)' 2>/dev/null)\" = FIRESTORE_NATIVE",  # a Datastore-mode database does not pass
         "bq show --dataset nba-props-prod:nba_raw",
-        "pulumi import gcp:bigquery/dataset:Dataset nba_analytics projects/nba-props-prod/datasets/nba_analytics --protect",
+        "phase3ops plan --stack prod --adopt | sh",
         "pulumi config set --secret slackOncallToken",
         "pulumi plugin install resource time",
     ):
@@ -313,3 +314,20 @@ def test_the_receipt_grace_outlasts_the_receipts_functions_retries(tmp_path):
         r"the deployed receipts function's retry horizon: .* = 720 s",
     ):
         plan_stack(repo, "dev")
+
+
+@pytest.mark.parametrize(("database_type", "ok"), [("FIRESTORE_NATIVE", True), ("DATASTORE_MODE", False)])
+def test_the_firestore_precondition_fails_on_a_datastore_mode_database(tmp_path, database_type, ok):
+    """Datastore mode cannot hold the completions and claims: describe succeeds there, so its
+    success alone proved nothing; the type is checked, and the create (refused: it exists) stops."""
+    from phase3ops.plan.plan import plan_stack
+
+    [firestore] = [p for p in plan_stack(REPO_ROOT, "dev").preconditions if "Firestore" in p.what]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gcloud").write_text(
+        f'#!/bin/sh\ncase "$*" in *describe*) echo {database_type};; *create*) echo "already exists" >&2; exit 1;; esac\n'
+    )
+    (bin_dir / "gcloud").chmod(0o755)
+    run = subprocess.run(["sh", "-c", firestore.command], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, check=False)
+    assert (run.returncode == 0) is ok

@@ -41,8 +41,10 @@ def preconditions(config: StackConfig, pipeline: PipelineSpec) -> list[Precondit
         ),
         Precondition(
             "the Firestore (default) database, Native mode",
-            "completions, trigger claims, receipts and locks live there; its location is chosen once, for good",
-            f"gcloud firestore databases describe --database='(default)' --project {project} "
+            "completions, trigger claims, receipts and locks live there; its location is chosen once, for good; "
+            "a Datastore-mode database cannot hold them (the check fails: use another project)",
+            f"test \"$(gcloud firestore databases describe --database='(default)' --project {project} "
+            f"--format='value(type)' 2>/dev/null)\" = FIRESTORE_NATIVE "
             f"|| gcloud firestore databases create --location={region} --type=firestore-native --project {project}",
         ),
         Precondition(
@@ -51,10 +53,10 @@ def preconditions(config: StackConfig, pipeline: PipelineSpec) -> list[Precondit
             f"bq show --dataset {project}:{pipeline.analytics.raw_dataset}",
         ),
         Precondition(
-            f"the analytics dataset {pipeline.analytics.dataset}, if the pipeline this replaces already created it",
-            "the program creates it; an existing one must be adopted once, or the create fails",
-            f"bq show --dataset {project}:{pipeline.analytics.dataset} && pulumi import gcp:bigquery/dataset:Dataset "
-            f"{pipeline.analytics.dataset} projects/{project}/datasets/{pipeline.analytics.dataset} --protect",
+            "what the pipeline this replaces already created under the same names, adopted once",
+            f"the program creates its topics, subscriptions, service, functions, jobs and the dataset "
+            f"{pipeline.analytics.dataset}; a create of an existing name fails: run the imports this prints",
+            f"phase3ops plan --stack {config.stack} --adopt | sh",
         ),
         Precondition(
             "the analytics image, built from Dockerfile and pushed, referenced by digest",
