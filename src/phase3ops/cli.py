@@ -117,7 +117,8 @@ def _plan(args: argparse.Namespace) -> int:
         print(adoption_script(stack_plan.result, stack_plan.config.values.get("gcp:project", "")))
         return EXIT_OK
     if not args.policies:
-        print((as_json if args.json else as_text)(stack_plan.result, missing, stack_plan.preconditions))
+        render = as_json if args.json else as_text
+        print(render(stack_plan.result, missing, stack_plan.preconditions, stack_plan.config.stand_ins))
         return EXIT_OK
     from phase3ops.plan import policies
 

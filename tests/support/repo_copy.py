@@ -30,3 +30,11 @@ def copy_specs(destination: Path) -> Path:
         elif source.is_file():
             shutil.copy2(source, destination / name)
     return destination
+
+
+def with_built_image(destination: Path, stack: str, image: str) -> Path:
+    """A copy of the specs as a deploy checkout has them once the build set the stack's image."""
+    copy_specs(destination)
+    stack_file = destination / f"Pulumi.{stack}.yaml"
+    stack_file.write_text(stack_file.read_text() + f"  phase3-orchestration:analyticsImage: {image}\n")
+    return destination

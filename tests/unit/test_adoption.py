@@ -46,6 +46,7 @@ def test_every_resource_a_name_may_already_hold_has_an_import_as_the_program_dec
         "gcp:cloudrunv2/service:Service",
         "gcp:cloudrunv2/job:Job",
         "gcp:bigquery/dataset:Dataset",
+        "gcp:artifactregistry/repository:Repository",
     }
     for adoption in found:
         words = shlex.split(adoption.import_command)
@@ -63,6 +64,10 @@ def test_every_resource_a_name_may_already_hold_has_an_import_as_the_program_dec
         ("gcp:cloudrunv2/service:Service", r"projects/nba-props-prod/locations/us-west2/services/[\w-]+"),
         ("gcp:cloudrunv2/job:Job", r"projects/nba-props-prod/locations/us-west2/jobs/[\w-]+"),
         ("gcp:bigquery/dataset:Dataset", r"projects/nba-props-prod/datasets/\w+"),
+        (
+            "gcp:artifactregistry/repository:Repository",
+            r"projects/nba-props-prod/locations/us-west2/repositories/phase3",
+        ),
     ],
 )
 def test_import_ids_take_the_form_pulumi_gcp_documents(prod, type_token, pattern):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,14 @@ from tests.support.google_api_stub import (
     empty,
     google_api_stub,
 )
-from tests.support.repo_copy import REPO_ROOT
+from tests.support.repo_copy import REPO_ROOT, with_built_image
 from tests.support.time_series import from_api, matches
 
-SPEC = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
+DECLARED_IMAGE = "us-west2-docker.pkg.dev/nba-props-dev/phase3/nba-phase3-analytics-processors@sha256:" + "a" * 64
+# The operator's checkout after the build set the stack's image (the committed stack files set none).
+_CHECKOUT = tempfile.TemporaryDirectory(prefix="phase3ops-deployed-checkout-")
+CHECKOUT = with_built_image(Path(_CHECKOUT.name), "dev", DECLARED_IMAGE)
+SPEC = load_pipeline_spec(CHECKOUT / "pipeline.yaml")
 PROJECT, REGION, STACK = "nba-props-dev", "us-west2", "dev"
 LOCATION = f"projects/{PROJECT}/locations/{REGION}"
 ORCHESTRATOR, RECEIPTS = SPEC.orchestrator.function_name, SPEC.orchestrator.receipts_function_name
@@ -59,7 +64,7 @@ SERVICE_NAME = SPEC.analytics.service_name
 SERVICE = f"{LOCATION}/services/{SERVICE_NAME}"
 OLD, NEW, BROKEN = (f"{SERVICE_NAME}-{suffix}" for suffix in ("00007-abc", "00012-xyz", "00013-bad"))
 HEALTH_JOB = "phase3-health-check"
-DECLARED_IMAGE = cast(str, declared_image(REPO_ROOT, STACK)[0])  # Pulumi.dev.yaml's analyticsImage
+assert declared_image(CHECKOUT, STACK)[0] == DECLARED_IMAGE
 OTHER_DIGEST = "sha256:" + "b" * 64
 OTHER_IMAGE = DECLARED_IMAGE.split("@")[0] + "@" + OTHER_DIGEST
 COMMIT = "3" * 40

@@ -205,11 +205,13 @@ def test_an_unknown_commit_is_not_a_failure(changes, said):
 
 def test_the_check_reads_git_and_the_declared_image_from_the_checkout(tmp_path):
     from phase3ops.checks.deployment_state import declared_image, git_head, git_is_ancestor
-    from tests.support.repo_copy import REPO_ROOT
+    from tests.support.repo_copy import REPO_ROOT, with_built_image
 
-    image, where = declared_image(REPO_ROOT, "prod")
-    assert image is not None
-    assert where == "Pulumi.prod.yaml" and deployed_revisions.image_digest(image)
+    built = "us-west2-docker.pkg.dev/nba-props-prod/phase3/nba-phase3-analytics-processors@sha256:" + "c" * 64
+    image, where = declared_image(with_built_image(tmp_path / "deployed", "prod", built), "prod")
+    assert (image, where) == (built, "Pulumi.prod.yaml") and deployed_revisions.image_digest(image)
+    image, where = declared_image(REPO_ROOT, "prod")  # committed: the build has not set it, no stand-in leaks out
+    assert image is None and "sets no analyticsImage" in where
     assert declared_image(tmp_path, "prod")[0] is None and declared_image(REPO_ROOT, None) == (None, "no stack given")
     assert git_head(tmp_path) is None  # not a checkout (as in the image): unknown, no exception
     first, second = commit_twice(tmp_path)

@@ -129,3 +129,46 @@ def test_the_receipts_function_runs_as_its_own_identity_that_cannot_publish_to_p
     assert email == account(dev, "phase3-trigger-receipts").outputs["email"]
     roles = sorted(r.inputs["role"] for r in dev.resources if r.inputs.get("member") == f"serviceAccount:{email}")
     assert roles == ["roles/datastore.user", "roles/logging.logWriter"]
+
+
+def test_an_image_the_build_has_not_set_is_named_by_the_plan_and_stops_pulumi_up():
+    """No invented digest in a stack file: the plan says NOT SET and how the build sets it;
+    the program itself (as `pulumi up` runs it, no stand-in) stops naming the key."""
+    from phase3ops.plan.mocks import PlanMocks
+    from phase3ops.plan.plan import plan_stack
+    from phase3ops.plan.render import as_text
+    from phase3ops.plan.runner import program_from_main, run_program
+    from tests.support.repo_copy import REPO_ROOT
+
+    stack_plan = plan_stack(REPO_ROOT, "dev")
+    key = "phase3-orchestration:analyticsImage"
+    assert key in stack_plan.config.stand_ins
+    text = as_text(stack_plan.result, [], stack_plan.preconditions, stack_plan.config.stand_ins)
+    assert f"NOT SET: {key}" in text
+    [image] = [p for p in stack_plan.preconditions if "analytics image" in p.what]
+    assert "NOT SET" in image.what
+    tag = "us-west2-docker.pkg.dev/nba-props-dev/phase3/nba-phase3-analytics-processors:$(git rev-parse HEAD)"
+    for step in (
+        "gcloud services enable artifactregistry.googleapis.com cloudbuild.googleapis.com",
+        "gcloud artifacts repositories create phase3 --repository-format=docker --location us-west2",
+        f"gcloud builds submit --tag {tag}",
+        "pulumi config set analyticsImage",
+    ):
+        assert step in image.command, step
+    adopt = next(i for i, p in enumerate(stack_plan.preconditions) if "--adopt" in p.command)
+    assert stack_plan.preconditions.index(image) < adopt  # the repository the build made is then adopted
+
+    config = stack_plan.config
+    values = {k: v for k, v in config.values.items() if k != key}
+    # The program's own module, as plan_stack imported it afresh (the class identity is per import).
+    import infra.settings
+
+    with pytest.raises(infra.settings.StackConfigError, match="analyticsImage is not set"):
+        run_program(
+            program_from_main(config.main),
+            PlanMocks("nba-props-dev"),
+            config.project,
+            "dev",
+            values,
+            config.secret_keys,
+        )

@@ -377,7 +377,8 @@ def test_a_deliberately_broken_stack_fails_with_the_expected_violations(tmp_path
     settings.write_text(settings.read_text().replace("if image and not DIGEST_IMAGE.match(image):", "if False:"))
     stack = repo / "Pulumi.dev.yaml"
     stack.write_text(
-        stack.read_text().replace("nba-phase3-analytics-processors@sha256:", "nba-phase3-analytics-processors:v7-")
+        stack.read_text()
+        + "  phase3-orchestration:analyticsImage: us-west2-docker.pkg.dev/p/phase3/nba-phase3-analytics-processors:v7\n"
     )
     for rule_file in ("analytics-service-errors", "analytics-service-5xx", "lock-takeovers"):
         (repo / "alerts" / f"{rule_file}.yaml").unlink()

@@ -170,7 +170,10 @@ def declared_image(repo: Path, stack: str | None) -> tuple[str | None, str]:
     except (SpecError, OSError) as exc:
         reason = exc.problems[0] if isinstance(exc, SpecError) and exc.problems else exc
         return None, f"Pulumi.{stack}.yaml not readable here: {reason}"
-    return config.values.get(f"{config.project}:analyticsImage"), f"Pulumi.{stack}.yaml"
+    key = f"{config.project}:analyticsImage"
+    if key in config.stand_ins:  # the build sets it where it deploys; this checkout has none
+        return None, f"Pulumi.{stack}.yaml sets no analyticsImage here (the build sets it where it deploys)"
+    return config.values.get(key), f"Pulumi.{stack}.yaml"
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess | None:

@@ -2,7 +2,8 @@
 
 The program reuses the replaced pipeline's names (its topics, the analytics
 service, the orchestrator function, the analytics dataset) so that the
-processors and Phase 4, which do not change on the day, keep working. A
+processors and Phase 4, which do not change on the day, keep working; and the
+image repository exists before the first `up` because the build pushed to it. A
 first `pulumi up` in a project where they exist fails with "already exists".
 For each such resource in the plan this gives the command that checks
 whether it exists and, if it does, prints the `pulumi import` that adopts it
@@ -52,6 +53,12 @@ def _templates(resource: PlannedResource, project: str) -> Adoptable | None:
         return Adoptable(
             f"gcloud run jobs describe {name} --region {location} --project {project}",
             f"projects/{project}/locations/{location}/jobs/{name}",
+        )
+    if kind == "gcp:artifactregistry/repository:Repository":  # the build's precondition creates it first
+        repository = inputs.get("repositoryId")
+        return Adoptable(
+            f"gcloud artifacts repositories describe {repository} --location {location} --project {project}",
+            f"projects/{project}/locations/{location}/repositories/{repository}",
         )
     if kind == "gcp:bigquery/dataset:Dataset":
         dataset = inputs.get("datasetId")

@@ -26,7 +26,8 @@ def preconditions(config: StackConfig, pipeline: PipelineSpec) -> list[Precondit
     project = config.values.get("gcp:project", "<project>")
     region = config.values.get("gcp:region", "us-west2")
     own = lambda key: f"{config.project}:{key}"  # noqa: E731 - the stack file's full key
-    image = config.values.get(own("analyticsImage"), "<image>@sha256:<digest>")
+    unset = own("analyticsImage") in config.stand_ins
+    tag = f"{region}-docker.pkg.dev/{project}/phase3/nba-phase3-analytics-processors:$(git rev-parse HEAD)"
     secrets = [key.split(":", 1)[1] for key in config.secret_keys]
     return [
         Precondition(
@@ -53,15 +54,23 @@ def preconditions(config: StackConfig, pipeline: PipelineSpec) -> list[Precondit
             f"bq show --dataset {project}:{pipeline.analytics.raw_dataset}",
         ),
         Precondition(
+            "the analytics image, built from Dockerfile into the phase3 repository and set by digest"
+            + (" (NOT SET for this stack: the plan used a stand-in; pulumi up stops until it is set)" if unset else ""),
+            "Cloud Run runs it by digest; the repository is created here first (with its API) for the build to push "
+            "to, and adopted by the program in the next step",
+            f"gcloud services enable artifactregistry.googleapis.com cloudbuild.googleapis.com --project {project} && "
+            f"(gcloud artifacts repositories describe phase3 --location {region} --project {project} >/dev/null 2>&1 || "
+            f"gcloud artifacts repositories create phase3 --repository-format=docker --location {region} --project {project}) && "
+            f"gcloud builds submit --tag {tag} --project {project} . && "
+            f'pulumi config set analyticsImage "$(gcloud artifacts docker images describe {tag} '
+            f"--format='value(image_summary.fully_qualified_digest)')\" && "
+            f'pulumi config set analyticsImageCommit "$(git rev-parse HEAD)"',
+        ),
+        Precondition(
             "what the pipeline this replaces already created under the same names, adopted once",
             f"the program creates its topics, subscriptions, service, functions, jobs and the dataset "
             f"{pipeline.analytics.dataset}; a create of an existing name fails: run the imports this prints",
             f"phase3ops plan --stack {config.stack} --adopt | sh",
-        ),
-        Precondition(
-            "the analytics image, built from Dockerfile and pushed, referenced by digest",
-            "Cloud Run services and jobs run it; a tag is refused",
-            f"docker manifest inspect {image}",
         ),
         Precondition(
             "the stack's secrets",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from phase3ops.plan.preconditions import Precondition
@@ -110,7 +110,10 @@ def edges(result: PlanResult) -> list[tuple[str, str]]:
 
 
 def as_json(
-    result: PlanResult, secrets_not_in_stack_file: list[str], preconditions: Sequence[Precondition] = ()
+    result: PlanResult,
+    secrets_not_in_stack_file: list[str],
+    preconditions: Sequence[Precondition] = (),
+    stand_ins: Mapping[str, str] | None = None,
 ) -> str:
     return json.dumps(
         {
@@ -132,6 +135,7 @@ def as_json(
             "outputs": result.outputs,
             "secret_outputs": result.secret_outputs,
             "secrets_not_in_stack_file": secrets_not_in_stack_file,
+            "stand_ins": dict(stand_ins or {}),
             "preconditions": [vars(p) for p in preconditions],
         },
         indent=2,
@@ -140,7 +144,10 @@ def as_json(
 
 
 def as_text(
-    result: PlanResult, secrets_not_in_stack_file: list[str], preconditions: Sequence[Precondition] = ()
+    result: PlanResult,
+    secrets_not_in_stack_file: list[str],
+    preconditions: Sequence[Precondition] = (),
+    stand_ins: Mapping[str, str] | None = None,
 ) -> str:
     by_urn = result.by_urn()
     children: dict[str | None, list[PlannedResource]] = {}
@@ -152,6 +159,11 @@ def as_text(
     ]
     if secrets_not_in_stack_file:
         lines.append("Secrets to set before `pulumi up`: " + ", ".join(secrets_not_in_stack_file))
+    for key, value in sorted((stand_ins or {}).items()):
+        lines.append(
+            f"NOT SET: {key} (the build sets it; see the preconditions). Planned with the stand-in {value}; "
+            "`pulumi up` stops until it is set"
+        )
     lines.append("")
 
     def walk(parent: str | None, prefix: str) -> None:

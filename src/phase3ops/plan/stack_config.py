@@ -31,6 +31,19 @@ class StackConfig:
     values: dict[str, str]  # full keys ("gcp:project") -> value as the engine passes it (strings)
     secret_keys: list[str]
     secrets_not_in_stack_file: list[str] = field(default_factory=list)
+    # Keys the build sets (never committed with an invented value) that this stack file does not set:
+    # the plan runs with a stand-in for each and says so; `pulumi up` refuses until the build sets them.
+    stand_ins: dict[str, str] = field(default_factory=dict)
+
+
+# Set by the build where the image is pushed (preconditions.py prints how), not written by hand.
+BUILD_SET_KEYS = ("analyticsImage",)
+STAND_IN_DIGEST = "sha256:" + "0" * 64
+
+
+def stand_in_image(project: str, region: str) -> str:
+    """The image the offline plan assumes when the build has not set one: visibly not a real digest."""
+    return f"{region}-docker.pkg.dev/{project}/phase3/nba-phase3-analytics-processors@{STAND_IN_DIGEST}"
 
 
 def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
@@ -108,6 +121,8 @@ def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
                     ["config", key], f"{full} must be {kind} (declared in Pulumi.yaml), got {values[full]!r}"
                 )
             )
+        if full not in values and "default" not in declaration and key in BUILD_SET_KEYS:
+            continue  # a stand-in, below, once the project and region are known
         if full not in values and "default" not in declaration:
             problems.append(
                 stack_doc.problem(
@@ -117,7 +132,13 @@ def load_stack_config(repo_root: Path, stack: str) -> StackConfig:
     if problems:
         raise SpecError(problems)
     main = repo_root / (project_data.get("main") or ".")
-    return StackConfig(name, stack, main, values, sorted(set(secret_keys)), sorted(missing_secrets))
+    stand_ins = {}
+    for key in BUILD_SET_KEYS:
+        full = f"{name}:{key}"
+        if full not in values:
+            project, region = values.get("gcp:project", "<project>"), values.get("gcp:region", "us-west2")
+            values[full] = stand_ins[full] = stand_in_image(project, region)
+    return StackConfig(name, stack, main, values, sorted(set(secret_keys)), sorted(missing_secrets), stand_ins)
 
 
 def _encrypted(value: Any) -> bool:
