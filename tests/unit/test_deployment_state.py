@@ -209,7 +209,7 @@ def test_the_check_reads_git_and_the_declared_image_from_the_checkout(tmp_path):
 
     built = "us-west2-docker.pkg.dev/nba-props-prod/phase3/nba-phase3-analytics-processors@sha256:" + "c" * 64
     image, where = declared_image(with_built_image(tmp_path / "deployed", "prod", built), "prod")
-    assert (image, where) == (built, "Pulumi.prod.yaml") and deployed_revisions.image_digest(image)
+    assert (image, where) == (built, "Pulumi.prod.yaml") and deployed_revisions.image_digest(built)
     image, where = declared_image(REPO_ROOT, "prod")  # committed: the build has not set it, no stand-in leaks out
     assert image is None and "sets no analyticsImage" in where
     assert declared_image(tmp_path, "prod")[0] is None and declared_image(REPO_ROOT, None) == (None, "no stack given")
