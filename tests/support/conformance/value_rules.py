@@ -23,7 +23,6 @@ import json
 import re
 import zoneinfo
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
