@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
@@ -20,10 +21,22 @@ from infra.components.scheduled_checks import ScheduledChecks, ScheduledChecksAr
 from infra.components.service_agents import ServiceAgents, ServiceAgentsArgs
 from infra.function_source import collect_function_source
 from infra.settings import load_settings
+from phase3ops.access import WorkloadAccess, workload_access
 from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.dashboards.specs import load_dashboard_specs
 from phase3ops.spec.documents import SpecError
 from phase3ops.spec.pipeline import deployed_receipt_grace_problems, load_pipeline_spec
+
+
+def members(
+    access: dict[str, WorkloadAccess], identities: WorkloadIdentities, needs: Callable[[WorkloadAccess], bool]
+) -> dict[str, pulumi.Input[str]]:
+    """The members of the workloads whose declared access `needs` says yes to, keyed by workload."""
+    return {workload.replace("_", "-"): identities.member(workload) for workload, a in access.items() if needs(a)}
+
+
+def publishes_to(topic: str) -> Callable[[WorkloadAccess], bool]:
+    return lambda access: topic in access.publishes
 
 
 def deploy(repo_root: Path) -> None:
@@ -41,7 +54,11 @@ def deploy(repo_root: Path) -> None:
     # Everything waits for the APIs it calls to be enabled.
     apis = ProjectApis("apis", ProjectApisArgs(project=settings.project))
     after_apis = pulumi.ResourceOptions(depends_on=[apis])
-    identities = WorkloadIdentities("identities", WorkloadIdentitiesArgs(project=settings.project), opts=after_apis)
+    # Every data grant below comes from one declaration of what each workload reads and writes.
+    access = workload_access(pipeline)
+    identities = WorkloadIdentities(
+        "identities", WorkloadIdentitiesArgs(project=settings.project, access=access), opts=after_apis
+    )
     # A fresh project's order: Google's agents exist and have settled before what uses them.
     agents = ServiceAgents("service-agents", ServiceAgentsArgs(project=settings.project), opts=after_apis)
     images = ImageRepository(
@@ -55,18 +72,13 @@ def deploy(repo_root: Path) -> None:
             dataset=dataset,
             dataset_name=pipeline.analytics.dataset,
             raw_dataset=pipeline.analytics.raw_dataset,
-            analytics_editors={"analytics": identities.member("analytics")},
-            analytics_readers={
-                "health-check": identities.member("health_check"),
-                "reconcile": identities.member("reconcile"),
-                "orchestrator": identities.member("orchestrator"),  # the data gates
-            },
-            raw_readers={
-                "analytics": identities.member("analytics"),
-                "health-check": identities.member("health_check"),
-                "orchestrator": identities.member("orchestrator"),  # the gates' game schedule
-                "reconcile": identities.member("reconcile"),  # reconcile and the hold recheck read the schedule
-            },
+            analytics_editors=members(access, identities, lambda a: pipeline.analytics.dataset in a.writes_datasets),
+            analytics_readers=members(
+                access,
+                identities,
+                lambda a: pipeline.analytics.dataset in a.reads_datasets - a.writes_datasets,
+            ),
+            raw_readers=members(access, identities, lambda a: pipeline.analytics.raw_dataset in a.reads_datasets),
         ),
         opts=after_apis,
     )
@@ -76,9 +88,10 @@ def deploy(repo_root: Path) -> None:
             project=settings.project,
             pipeline=pipeline,
             labels=labels,
-            orchestrator_member=identities.member("orchestrator"),
-            analytics_member=identities.member("analytics"),
-            reconcile_member=identities.member("reconcile"),
+            publishers={
+                topic: members(access, identities, publishes_to(topic))
+                for topic in sorted({t for a in access.values() for t in a.publishes})
+            },
         ),
         opts=after_apis,
     )

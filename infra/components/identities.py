@@ -1,5 +1,9 @@
 """One service account per workload, with only the project roles it needs.
 
+The data roles (Firestore, running BigQuery queries) come from
+phase3ops.access, the one declaration of what each workload reads and
+writes; the roles here are the rest (logs, metrics, viewing deployments).
+
 Resource-scoped grants (a dataset, a topic, a subscription, a service, a
 job) are made next to the resource they are on, by the component that
 creates it; this component holds the identities and the few roles that
@@ -16,6 +20,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.components import child_options
+from phase3ops.access import WorkloadAccess
 
 
 @dataclass(frozen=True)
@@ -28,13 +33,13 @@ class Workload:
 WORKLOADS: dict[str, Workload] = {
     "orchestrator": Workload(
         "phase3-orchestrator",
-        "Phase 3 -> Phase 4 orchestrator and receipts functions; reads the Phase 3 tables and the schedule for the data gates",
-        ("roles/datastore.user", "roles/bigquery.jobUser", "roles/logging.logWriter"),
+        "Phase 3 -> Phase 4 orchestrator function; reads the Phase 3 tables and the schedule for the data gates",
+        ("roles/logging.logWriter",),
     ),
     "receipts": Workload(
         "phase3-trigger-receipts",
         "Phase 4 trigger receipts function: records what was published; publishes nothing",
-        ("roles/datastore.user", "roles/logging.logWriter"),
+        ("roles/logging.logWriter",),
     ),
     # Builds both functions (Cloud Build): the roles Google lists for a function's build account,
     # logs project-wide; the source bucket and the image repository are granted where they are made.
@@ -47,15 +52,13 @@ WORKLOADS: dict[str, Workload] = {
     "analytics": Workload(
         "phase3-analytics",
         "Phase 3 analytics processors (Cloud Run); edits only the analytics dataset",
-        ("roles/datastore.user", "roles/bigquery.jobUser", "roles/logging.logWriter"),
+        ("roles/logging.logWriter",),
     ),
     "analytics_push": Workload("phase3-analytics-push", "Pub/Sub push identity calling the analytics service"),
     "health_check": Workload(
         "phase3-health-check",
         "Daily health check job: reads state, writes its metrics, changes nothing",
         (
-            "roles/datastore.viewer",
-            "roles/bigquery.jobUser",
             "roles/monitoring.metricWriter",
             "roles/monitoring.viewer",
             "roles/cloudfunctions.viewer",
@@ -66,7 +69,7 @@ WORKLOADS: dict[str, Workload] = {
     "reconcile": Workload(
         "phase3-reconcile",
         "Daily reconciliation job: records missing completions, finishes triggers",
-        ("roles/datastore.user", "roles/bigquery.jobUser", "roles/logging.logWriter"),
+        ("roles/logging.logWriter",),
     ),
     "scheduler": Workload("phase3-scheduler", "Cloud Scheduler identity starting the check jobs"),
 }
@@ -75,6 +78,7 @@ WORKLOADS: dict[str, Workload] = {
 @dataclass
 class WorkloadIdentitiesArgs:
     project: str
+    access: dict[str, WorkloadAccess]  # phase3ops.access: the data roles of each workload
 
 
 class WorkloadIdentities(pulumi.ComponentResource):
@@ -93,7 +97,8 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 opts=child,
             )
             self.accounts[key] = account
-            for role in workload.project_roles:
+            declared = args.access[key].project_roles if key in args.access else ()
+            for role in (*declared, *workload.project_roles):
                 gcp.projects.IAMMember(
                     f"{workload.account_id}-{role.removeprefix('roles/').replace('.', '-')}",
                     project=args.project,

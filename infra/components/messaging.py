@@ -22,9 +22,8 @@ class MessagingArgs:
     project: str
     pipeline: PipelineSpec
     labels: dict[str, str]
-    orchestrator_member: pulumi.Input[str]
-    analytics_member: pulumi.Input[str]
-    reconcile_member: pulumi.Input[str]
+    # topic name -> {workload: member}: who publishes where (phase3ops.access declares it)
+    publishers: dict[str, dict[str, pulumi.Input[str]]]
 
 
 class Messaging(pulumi.ComponentResource):
@@ -48,14 +47,18 @@ class Messaging(pulumi.ComponentResource):
         self.completion = topic(topics.completion)
         self.phase4_trigger = topic(topics.phase4_trigger)
 
-        # The analytics service publishes completions, and splits a Phase 3 trigger
-        # into one message per processor on its own topic; the orchestrator (and
-        # the reconciliation, through the same code) publishes Phase 4 triggers.
+        by_name = {
+            topics.phase3_trigger: self.phase3_trigger,
+            topics.completion: self.completion,
+            topics.phase4_trigger: self.phase4_trigger,
+        }
+        unknown = sorted(set(args.publishers) - set(by_name))
+        if unknown:
+            raise ValueError(f"publishers declared for topics this stack does not create: {', '.join(unknown)}")
         grants = [
-            (self.completion, topics.completion, args.analytics_member, "analytics"),
-            (self.phase3_trigger, topics.phase3_trigger, args.analytics_member, "analytics"),
-            (self.phase4_trigger, topics.phase4_trigger, args.orchestrator_member, "orchestrator"),
-            (self.phase4_trigger, topics.phase4_trigger, args.reconcile_member, "reconcile"),
+            (by_name[topic_name], topic_name, member, who)
+            for topic_name, members in sorted(args.publishers.items())
+            for who, member in sorted(members.items())
         ]
         for target, topic_name, member, who in grants:
             gcp.pubsub.TopicIAMMember(
