@@ -98,7 +98,12 @@ def test_a_second_process_waits_for_the_file_instead_of_failing(warehouse, tmp_p
             "-c",
             textwrap.dedent(f"""
             import duckdb, time
-            conn = duckdb.connect({str(warehouse.path)!r})
+            while True:  # this test's process lets go of the file after its quiet spell
+                try:
+                    conn = duckdb.connect({str(warehouse.path)!r})
+                    break
+                except duckdb.IOException:
+                    time.sleep(0.05)
             print("locked", flush=True)
             time.sleep(2)
             conn.close()
@@ -112,3 +117,63 @@ def test_a_second_process_waits_for_the_file_instead_of_failing(warehouse, tmp_p
     warehouse.write_partition(TABLE, DAY, [summary("a", 1)])  # retries until the other process lets go
     holder.wait(timeout=30)
     assert [r["player_lookup"] for r in table_rows(warehouse)] == ["a"]
+
+
+def loads_of(warehouse: DuckDBWarehouse) -> int:
+    from phase3ops.warehouse.duckdb_warehouse import _loaded_file
+
+    return _loaded_file(warehouse.path).loads
+
+
+def test_a_burst_of_operations_loads_the_database_once(warehouse):
+    before = loads_of(warehouse)
+    for points in range(20):
+        warehouse.write_partition(TABLE, DAY, [summary("a", points)])
+        table_rows(warehouse)
+    assert loads_of(warehouse) - before in (0, 1)  # the fixture's load may still be held
+
+
+def test_an_idle_process_lets_another_have_the_file(warehouse):
+    import subprocess
+    import sys
+    import textwrap
+
+    warehouse.write_partition(TABLE, DAY, [summary("a", 1)])  # this process now holds the file ...
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import duckdb, time
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    conn = duckdb.connect({str(warehouse.path)!r})
+                    break
+                except duckdb.IOException:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            print(conn.execute("SELECT count(*) FROM nba_analytics.player_game_summary").fetchone()[0])
+            conn.close()
+        """),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # ... and lets go of it once idle, with the write checkpointed where the other process reads it.
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip() == "1"
+
+
+def test_a_process_that_never_pauses_still_lets_go_of_the_file_now_and_then(warehouse):
+    from phase3ops.warehouse.duckdb_warehouse import MAX_HOLD_SECONDS
+
+    import time
+
+    before = loads_of(warehouse)
+    ends = time.monotonic() + 2.5 * MAX_HOLD_SECONDS
+    while time.monotonic() < ends:  # operations back to back, never a quiet spell
+        table_rows(warehouse)
+    assert loads_of(warehouse) - before >= 2  # each reload follows a moment the file was free
