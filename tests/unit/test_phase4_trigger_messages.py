@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 from phase3ops.orchestrator.completion_store import CompletionRecord
-from phase3ops.orchestrator.phase4_trigger import build_trigger_messages
+from phase3ops.orchestrator.phase4_trigger import TriggerMessage, build_trigger_messages
 from phase3ops.orchestrator.readiness import evaluate
 from phase3ops.spec.pipeline import load_pipeline_spec
 from tests.support.specs import REPO_ROOT, write_pipeline_variant
@@ -183,3 +183,13 @@ def test_a_union_of_changes_too_large_to_store_is_sent_as_a_full_run():
     assert (body["entities_changed"], body["is_incremental"]) == ({}, False)
     messages = build(recs=records({"player_game_summary": {"is_incremental": True, "entities_changed": players}}))
     assert sum(len(json.dumps(m.to_document())) for m in messages) < 900 * 1024
+
+
+def test_a_claim_keeps_the_very_bytes_it_publishes_and_reads_claims_kept_as_a_map():
+    [first, *_] = build()
+    document = first.to_document()
+    assert document["data"].encode("utf-8") == first.data  # a recovery re-sends these bytes
+    assert TriggerMessage.from_document(document) == first
+    # A claim written by the version before (body kept as a map) is still read whole after a deploy.
+    legacy = {**{k: v for k, v in document.items() if k != "data"}, "body": dict(first.body)}
+    assert TriggerMessage.from_document(legacy).data == first.data

@@ -67,11 +67,21 @@ class TriggerMessage:
         return attributes
 
     def to_document(self) -> dict[str, Any]:
-        return {"part": self.part, "trigger_id": self.trigger_id, "game_date": self.game_date, "body": dict(self.body)}
+        # The body as the very text published, not a map: a recovery re-sends the same bytes, and
+        # every delivery that reads the claim decodes one string instead of some 300 nested
+        # values (the claim's encode and decode were a fifth of the per-event CPU).
+        return {
+            "part": self.part,
+            "trigger_id": self.trigger_id,
+            "game_date": self.game_date,
+            "data": self.data.decode("utf-8"),
+        }
 
     @classmethod
     def from_document(cls, data: Mapping[str, Any]) -> TriggerMessage:
-        return cls(data["part"], data["trigger_id"], data["game_date"], dict(data["body"]))
+        # A claim written before the body was kept as text holds it as a map under "body".
+        body = json.loads(data["data"]) if "data" in data else dict(data["body"])
+        return cls(data["part"], data["trigger_id"], data["game_date"], body)
 
 
 def build_trigger_messages(
