@@ -173,6 +173,14 @@ def test_a_value_python_cannot_convert_is_invalid_yaml(text):
     assert only_problem(error).message.startswith("invalid YAML: a value cannot be read")
 
 
+@pytest.mark.parametrize("text", ["? - b: ", "? - {b: 1}\n: x"], ids=["found-by-hypothesis", "flow"])
+def test_a_key_that_holds_a_mapping_inside_a_list_is_invalid_yaml(text):
+    """ruamel reads such a key as a list it cannot hash and raised TypeError out of `validate`."""
+    with pytest.raises(SpecError) as error:
+        parse_yaml(text, "spec.yaml")
+    assert "key" in only_problem(error).message
+
+
 def test_an_oversized_spec_file_is_refused_before_parsing():
     with pytest.raises(SpecError) as error:
         parse_yaml("a: [" + "1, " * 100_000 + "]", "big.yaml")

@@ -243,6 +243,9 @@ def _parsed_root(text: str) -> Any:
         raise SpecError(
             [SpecProblem(file, None, "", f"invalid YAML: a value cannot be read: {capped(str(exc), MESSAGE_CHARS)}")]
         ) from None
+    except TypeError as exc:  # a key ruamel builds but cannot hash: a list holding a mapping (`? - b: `)
+        reason = f"a mapping key must be a plain value, not a list or mapping ({capped(str(exc), MESSAGE_CHARS)})"
+        raise SpecError([SpecProblem(file, None, "", f"invalid YAML: {reason}")]) from None
     except RecursionError:  # a last resort: nesting is bounded above, well below the interpreter's limit
         raise SpecError([SpecProblem(file, None, "", "invalid YAML: nested too deeply to read")]) from None
     if root is None:
