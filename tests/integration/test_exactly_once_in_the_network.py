@@ -204,9 +204,10 @@ def test_two_deliveries_of_one_message_never_release_each_others_attempt(gcp_pro
     finally:
         pipeline.stop()
 
-    # The two handlings of one message claimed under owners of their own, never the message id they share.
+    # The handlings of one message claimed under owners of their own, never the message id they share (two on a
+    # trial that went as scripted; on a loaded machine A may give up waiting, release, and claim again when redelivered).
     assert all(
-        len(set(o)) == len(o) == 2 and not any(owner == finals[d]["message"]["messageId"] for owner in o)
+        len(set(o)) == len(o) >= 2 and not any(owner == finals[d]["message"]["messageId"] for owner in o)
         for d, o in zip(dates, owners)
     )
     overlapped = sum(
