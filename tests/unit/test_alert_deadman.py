@@ -29,15 +29,15 @@ from phase3ops.checks.context import CheckContext
 from phase3ops.checks.health import publish_metrics
 from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
-from phase3ops.dashboards.metrics import BUILT_IN_METRICS
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, custom_metric
+from phase3ops.monitoring.descriptors import BUILT_IN_METRICS
+from phase3ops.monitoring.time_series import Series, absence_met, from_api, threshold_violations
 from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.validate import validate
 from tests.support.log_entries import matches as log_matches
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 from tests.support.shipped_plans import shipped_plan
-from tests.support.time_series import Series, absence_met, from_api, threshold_violations
 
 PIPELINE = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
 NEW_YORK = ZoneInfo(PIPELINE.timezone)

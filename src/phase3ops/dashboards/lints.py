@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from phase3ops.dashboards.metrics import DeclaredLogMetric, MetricFacts, facts
 from phase3ops.dashboards.render import dashboard_body, to_proto, widget_body
 from phase3ops.dashboards.specs import Dashboard, DashboardSpecs, tile_widths
 from phase3ops.filters.language import (
@@ -30,6 +29,7 @@ from phase3ops.filters.language import (
 from phase3ops.filters.positions import block_scalar_line
 from phase3ops.filters.vocabulary import MONITORED_RESOURCES
 from phase3ops.monitoring.api_limits import MAX_DOCUMENTATION_LINKS
+from phase3ops.monitoring.descriptors import DeclaredLogMetric, MetricFacts, facts
 from phase3ops.spec.documents import PathPart, SpecProblem
 
 # Resource labels that name something the infra deploys, and what they must name.

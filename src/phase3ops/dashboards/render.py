@@ -16,24 +16,19 @@ from typing import Any
 
 from phase3ops.dashboards.specs import Dashboard, Tile
 from phase3ops.monitoring import durations
-from phase3ops.monitoring.metrics import STATISTICS as ALERT_STATISTICS
-from phase3ops.monitoring.metrics import counter_log_metric_body, metric_filter
+from phase3ops.monitoring.descriptors import kind_and_value_type
+from phase3ops.monitoring.metrics import counter_log_metric_body, metric_filter, statistic_operations
 
-# statistic -> (per-series aligner, cross-series reducer). A percentile keeps
-# each series' distribution (ALIGN_DELTA) and takes the percentile of them all.
-STATISTICS = {
-    **ALERT_STATISTICS,
-    "p50": ("ALIGN_DELTA", "REDUCE_PERCENTILE_50"),
-    "p95": ("ALIGN_DELTA", "REDUCE_PERCENTILE_95"),
-    "p99": ("ALIGN_DELTA", "REDUCE_PERCENTILE_99"),
-}
 PLOT_TYPES = {"line": "LINE", "stackedArea": "STACKED_AREA", "stackedBar": "STACKED_BAR", "heatmap": "HEATMAP"}
 SPARK_CHARTS = {"line": "SPARK_LINE", "bar": "SPARK_BAR"}
 CONSOLE_URL = "https://console.cloud.google.com/monitoring/dashboards/builder/{id}?project={project}"
 
 
-def time_series_query(selector: dict[str, Any]) -> dict[str, Any]:
-    aligner, reducer = STATISTICS[selector["statistic"]]
+def time_series_query(selector: dict[str, Any], distributions: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """`distributions`: the dashboard's log metrics that are distributions (the rest count)."""
+    aligner, reducer = statistic_operations(
+        selector["statistic"], *kind_and_value_type(selector["metric"], distributions)
+    )
     aggregation: dict[str, Any] = {
         "alignmentPeriod": durations.api(selector["window"]),
         "perSeriesAligner": aligner,
@@ -44,11 +39,11 @@ def time_series_query(selector: dict[str, Any]) -> dict[str, Any]:
     return {"timeSeriesFilter": {"filter": metric_filter(selector), "aggregation": aggregation}}
 
 
-def _xy_chart(chart: dict[str, Any]) -> dict[str, Any]:
+def _xy_chart(chart: dict[str, Any], distributions: frozenset[str]) -> dict[str, Any]:
     data_sets = []
     for series in chart["series"]:
         data_set = {
-            "timeSeriesQuery": time_series_query(series),
+            "timeSeriesQuery": time_series_query(series, distributions),
             "plotType": PLOT_TYPES[chart.get("plot", "line")],
             # Zoomed out, the chart may align over longer periods, never shorter ones.
             "minAlignmentPeriod": durations.api(series["window"]),
@@ -67,8 +62,8 @@ def _xy_chart(chart: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _scorecard(card: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {"timeSeriesQuery": time_series_query(card)}
+def _scorecard(card: dict[str, Any], distributions: frozenset[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"timeSeriesQuery": time_series_query(card, distributions)}
     if card.get("sparkChart"):
         body["sparkChartView"] = {
             "sparkChartType": SPARK_CHARTS[card["sparkChart"]],
@@ -89,12 +84,16 @@ def _scorecard(card: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def widget_body(tile: Tile) -> dict[str, Any]:
+def distribution_log_metrics(dashboard: Dashboard) -> frozenset[str]:
+    return frozenset(m["name"] for m in dashboard.log_metrics if m.get("distribution"))
+
+
+def widget_body(tile: Tile, distributions: frozenset[str] = frozenset()) -> dict[str, Any]:
     widget: dict[str, Any] = {"title": tile.title, "id": tile.id}
     if tile.kind == "xyChart":
-        widget["xyChart"] = _xy_chart(tile.body)
+        widget["xyChart"] = _xy_chart(tile.body, distributions)
     elif tile.kind == "scorecard":
-        widget["scorecard"] = _scorecard(tile.body)
+        widget["scorecard"] = _scorecard(tile.body, distributions)
     elif tile.kind == "logsPanel":
         widget["logsPanel"] = {"filter": tile.body["filter"].strip()}
     else:
@@ -110,7 +109,13 @@ def dashboard_body(dashboard: Dashboard, labels: dict[str, str] | None = None) -
         "mosaicLayout": {
             "columns": dashboard.columns,
             "tiles": [
-                {"xPos": t.x, "yPos": t.y, "width": t.width, "height": t.height, "widget": widget_body(t)}
+                {
+                    "xPos": t.x,
+                    "yPos": t.y,
+                    "width": t.width,
+                    "height": t.height,
+                    "widget": widget_body(t, distribution_log_metrics(dashboard)),
+                }
                 for t in dashboard.tiles
             ],
         },

@@ -8,7 +8,8 @@ LOG_METRIC_PREFIX = "logging.googleapis.com/user/"
 
 LOG_METRIC_REFERENCE = "log:"
 
-# statistic -> (per-series aligner, cross-series reducer)
+# statistic -> (per-series aligner, cross-series reducer), for a DELTA or GAUGE number. A percentile
+# keeps each series' distribution (ALIGN_DELTA) and takes the percentile of them all together.
 STATISTICS = {
     "count": ("ALIGN_SUM", "REDUCE_SUM"),
     "sum": ("ALIGN_SUM", "REDUCE_SUM"),
@@ -16,7 +17,28 @@ STATISTICS = {
     "max": ("ALIGN_MAX", "REDUCE_MAX"),
     "min": ("ALIGN_MIN", "REDUCE_MIN"),
     "rate": ("ALIGN_RATE", "REDUCE_SUM"),
+    "p50": ("ALIGN_DELTA", "REDUCE_PERCENTILE_50"),
+    "p95": ("ALIGN_DELTA", "REDUCE_PERCENTILE_95"),
+    "p99": ("ALIGN_DELTA", "REDUCE_PERCENTILE_99"),
 }
+PERCENTILES = ("p50", "p95", "p99")
+
+
+def statistic_operations(statistic: str, kind: str | None = None, value_type: str | None = None) -> tuple[str, str]:
+    """The aligner and reducer that compute `statistic` on a metric of this kind and value type
+    (unknown: as for a DELTA number). The API allows ALIGN_SUM only on DELTA and GAUGE series, and
+    ALIGN_MEAN only on numbers: a CUMULATIVE counter is counted with ALIGN_DELTA, and the mean of a
+    distribution is its merged distribution's mean (ALIGN_DELTA, REDUCE_MEAN)."""
+    aligner, reducer = STATISTICS[statistic]
+    counts_a_cumulative = statistic in ("count", "sum") and kind == "CUMULATIVE"
+    averages_a_distribution = statistic == "mean" and value_type == "DISTRIBUTION" and kind != "GAUGE"
+    if counts_a_cumulative or averages_a_distribution:
+        aligner = "ALIGN_DELTA"
+    elif statistic in PERCENTILES and kind == "GAUGE":
+        # ALIGN_DELTA takes CUMULATIVE and DELTA series only: each series' own percentile, the worst of them.
+        aligner, reducer = "ALIGN_PERCENTILE_" + statistic[1:], "REDUCE_MAX"
+    return aligner, reducer
+
 
 # Metrics whose values are seconds: a threshold on one may state its value as a duration ("30m").
 SECONDS_METRICS = frozenset(

@@ -1,21 +1,25 @@
-"""The metrics a dashboard can chart: what the plan deploys, or what Google reports about what it deploys.
+"""What is known about a metric an alert rule or a dashboard names: kind, value type, resource types, labels.
 
-A chart on a metric nobody writes is not an error anywhere: Cloud Monitoring
-draws "No data is available" forever. So a widget may name only
+A policy or chart on a metric nobody writes is not an error anywhere: Cloud
+Monitoring draws "No data is available" forever and the alert never fires.
+So a rule or widget may name only
 
 * `custom.googleapis.com/phase3/...`: a metric the health check writes and
-  the infra declares (`phase3ops.checks.metrics.CUSTOM_METRICS`);
+  the infra declares (`phase3ops.monitoring.custom_metrics`);
 * `log:<name>` (or `logging.googleapis.com/user/<name>`): a log-based metric
   a dashboard or an alert rule declares, which the infra creates;
-* a built-in metric of a Google service the plan deploys something on,
-  listed below with its kind, value type, resource types and labels (written
-  from https://cloud.google.com/monitoring/api/metrics_gcp, not fetched: a
-  real metric reported as unknown belongs here).
+* a built-in metric of a Google service the plan deploys something on, from
+  the vendored descriptor table `data/metric-descriptors.json` (Google's
+  published metric lists; `scripts/refresh_metric_descriptors.py` rewrites it
+  from the Monitoring API's metricDescriptors.list).
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, METRIC_PREFIX, MONITORED_RESOURCE, custom_metric
 from phase3ops.monitoring.metrics import LOG_METRIC_PREFIX, metric_type
@@ -29,66 +33,36 @@ class MetricFacts:
     resource_types: frozenset[str]  # the monitored resources its time series are written on; empty: any
     labels: frozenset[str]  # metric labels
     origin: str  # who writes it, for messages
+    unit: str = ""
 
 
-def _built_in(type_: str, kind: str, value_type: str, resource: str, *labels: str) -> MetricFacts:
-    return MetricFacts(type_, kind, value_type, frozenset({resource}), frozenset(labels), "Google")
+DESCRIPTORS_FILE = Path(__file__).parent / "data" / "metric-descriptors.json"
 
 
-_REQUEST_LABELS = ("response_code", "response_code_class", "route")
-BUILT_IN_METRICS: dict[str, MetricFacts] = {
-    m.type: m
-    for m in (
-        # Cloud Run services, and the gen2 functions (each runs as a Cloud Run service).
-        _built_in("run.googleapis.com/request_count", "DELTA", "INT64", "cloud_run_revision", *_REQUEST_LABELS),
-        _built_in(
-            "run.googleapis.com/request_latencies", "DELTA", "DISTRIBUTION", "cloud_run_revision", *_REQUEST_LABELS
-        ),
-        _built_in("run.googleapis.com/container/instance_count", "GAUGE", "INT64", "cloud_run_revision", "state"),
-        _built_in("run.googleapis.com/container/cpu/utilizations", "DELTA", "DISTRIBUTION", "cloud_run_revision"),
-        _built_in("run.googleapis.com/container/memory/utilizations", "DELTA", "DISTRIBUTION", "cloud_run_revision"),
-        # Cloud Run jobs (the scheduled checks).
-        _built_in("run.googleapis.com/job/completed_execution_count", "DELTA", "INT64", "cloud_run_job", "result"),
-        _built_in(
-            "run.googleapis.com/job/completed_task_attempt_count",
-            "DELTA",
-            "INT64",
-            "cloud_run_job",
-            "result",
-            "attempt",
-        ),
-        # Pub/Sub topics and subscriptions.
-        _built_in(
-            "pubsub.googleapis.com/subscription/num_undelivered_messages", "GAUGE", "INT64", "pubsub_subscription"
-        ),
-        _built_in(
-            "pubsub.googleapis.com/subscription/oldest_unacked_message_age", "GAUGE", "INT64", "pubsub_subscription"
-        ),
-        _built_in(
-            "pubsub.googleapis.com/subscription/dead_letter_message_count", "DELTA", "INT64", "pubsub_subscription"
-        ),
-        _built_in(
-            "pubsub.googleapis.com/subscription/push_request_count",
-            "DELTA",
-            "INT64",
-            "pubsub_subscription",
-            "response_class",
-            "response_code",
-            "delivery_type",
-        ),
-        _built_in(
-            "pubsub.googleapis.com/topic/send_message_operation_count",
-            "DELTA",
-            "INT64",
-            "pubsub_topic",
-            "response_code",
-        ),
-    )
-}
+def _load_built_in(path: Path = DESCRIPTORS_FILE) -> dict[str, MetricFacts]:
+    table = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        m["type"]: MetricFacts(
+            m["type"],
+            m["metricKind"],
+            m["valueType"],
+            frozenset(m["monitoredResourceTypes"]),
+            frozenset(m["labels"]),
+            "Google",
+            m.get("unit", ""),
+        )
+        for m in table["metrics"]
+    }
+
+
+BUILT_IN_METRICS: dict[str, MetricFacts] = _load_built_in()
 # Google services whose metrics describe something the plan deploys.
 DEPLOYED_SERVICES = {
     "run.googleapis.com": "the analytics service, the gen2 functions (as Cloud Run services) and the check jobs",
     "pubsub.googleapis.com": "the pipeline's topics and subscriptions",
+    "firestore.googleapis.com": "the orchestrator's and the locks' database",
+    "bigquery.googleapis.com": "the warehouse",
+    "logging.googleapis.com": "every workload's logs",
 }
 GEN1_FUNCTION_METRICS = "cloudfunctions.googleapis.com/"
 
@@ -143,8 +117,24 @@ def facts(reference: str, log_metrics: dict[str, DeclaredLogMetric]) -> MetricFa
         return f"{type_}: the plan deploys nothing that {service} reports on (charted services: {deployed})"
     if type_ not in BUILT_IN_METRICS:
         known = ", ".join(sorted(t for t in BUILT_IN_METRICS if t.startswith(service)))
+        close = difflib.get_close_matches(type_, list(BUILT_IN_METRICS), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
         return (
-            f"{type_} is not a {service} metric this lint knows (known: {known}); "
-            "if it is real, add it to BUILT_IN_METRICS in phase3ops/dashboards/metrics.py"
+            f"{type_} is not a {service} metric this lint knows ({hint}known: {known}); "
+            "if it is real, refresh the table: scripts/refresh_metric_descriptors.py --project <project>"
         )
     return BUILT_IN_METRICS[type_]
+
+
+def kind_and_value_type(reference: str, distributions: frozenset[str] = frozenset()) -> tuple[str | None, str | None]:
+    """The metric kind and value type of what a selector names (None, None when nothing knows it).
+    A log-based metric is a DELTA: a distribution if it is among `distributions` (the names
+    declared with a value extractor), else a counter."""
+    type_ = metric_type(reference)
+    if type_.startswith(LOG_METRIC_PREFIX):
+        return "DELTA", "DISTRIBUTION" if type_.removeprefix(LOG_METRIC_PREFIX) in distributions else "INT64"
+    custom = custom_metric(type_)
+    if custom is not None:
+        return custom.metric_kind, custom.value_type
+    known = BUILT_IN_METRICS.get(type_)
+    return (known.kind, known.value_type) if known else (None, None)
