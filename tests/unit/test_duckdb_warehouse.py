@@ -168,9 +168,9 @@ def test_an_idle_process_lets_another_have_the_file(warehouse):
 
 
 def test_a_process_that_never_pauses_still_lets_go_of_the_file_now_and_then(warehouse):
-    from phase3ops.warehouse.duckdb_warehouse import MAX_HOLD_SECONDS
-
     import time
+
+    from phase3ops.warehouse.duckdb_warehouse import MAX_HOLD_SECONDS
 
     before = loads_of(warehouse)
     ends = time.monotonic() + 2.5 * MAX_HOLD_SECONDS
