@@ -44,6 +44,9 @@ REFERENCE_PAGES = (
     ReferencePage(
         "alert-channels", "Notification channels", "alerts/schema/channels.schema.json", "`alerts/channels.yaml`"
     ),
+    ReferencePage(
+        "alert-rule-test", "Alert rule test", "alerts/schema/alert-rule-test.schema.json", "`alerts/tests/<rule>.yaml`"
+    ),
     ReferencePage("alert-defaults", "Alert defaults", "alerts/schema/defaults.schema.json", "`alerts/defaults.yaml`"),
     ReferencePage(
         "alert-stack-overrides",

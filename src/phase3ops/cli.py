@@ -46,6 +46,17 @@ class UsageError(Exception):
 # -- validate and plan ----------------------------------------------------------
 
 
+def _alert_tests(args: argparse.Namespace) -> int:
+    from phase3ops.alerts.rule_tests import render_report, run_rule_tests
+    from phase3ops.alerts.specs import load_alert_specs
+
+    alerts_dir = Path(args.repo).resolve() / "alerts"
+    specs = load_alert_specs(alerts_dir, args.stack)
+    report = run_rule_tests(alerts_dir, specs, args.rule or ())
+    print(render_report(report))
+    return EXIT_OK if report.passed else EXIT_FINDINGS
+
+
 def _validate(args: argparse.Namespace) -> int:
     from phase3ops.spec.pipeline import locate_pipeline_spec
     from phase3ops.validate import known_stacks, validate
@@ -825,6 +836,25 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
     drift.add_argument("--repo", default=".", help="repository root (default: .)")
     drift.add_argument("--verbose", action="store_true", help="also list known differences and diagnostics")
     drift.set_defaults(handler=_drift)
+
+    alerts = commands.add_parser(
+        "alerts",
+        help="alert rule tools: `alerts test` evaluates the rules' tests (alerts/tests/*.yaml) offline",
+        description="Alert rule tools.",
+    )
+    alert_actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    rule_tests = alert_actions.add_parser(
+        "test",
+        help="would each rule have fired? evaluate alerts/tests/*.yaml on the policies the rules render",
+        description="Evaluate each alert rule's tests (alerts/tests/<rule>.yaml: input series and log entries, and when "
+        "the policy must fire) offline, with Cloud Monitoring's semantics, on the policy the rule renders for the stack. "
+        "A failing expectation prints what was expected and what each condition evaluated to.",
+        epilog="exit codes: 0 every case passed, 1 a case failed, 2 a test or rule file has problems (listed on stderr)",
+    )
+    rule_tests.add_argument("--repo", default=".", help="repository root (default: .)")
+    rule_tests.add_argument("--stack", help="evaluate the rules as this stack deploys them (default: the base rules)")
+    rule_tests.add_argument("--rule", action="append", help="only this rule's tests (repeatable)")
+    rule_tests.set_defaults(handler=_alert_tests)
 
     local = commands.add_parser(
         "local",

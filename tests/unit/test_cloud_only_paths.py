@@ -36,6 +36,7 @@ from phase3ops.checks.deployment_state import CloudClients, declared_image
 from phase3ops.checks.metrics import write_metrics
 from phase3ops.checks.results import CheckResult, Status
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, METRIC_PREFIX
+from phase3ops.monitoring.time_series import from_api, matches
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 from phase3ops.warehouse.port import Warehouse
 from tests.support.google_api_stub import (
@@ -50,7 +51,6 @@ from tests.support.google_api_stub import (
     google_api_stub,
 )
 from tests.support.repo_copy import REPO_ROOT, with_built_image
-from tests.support.time_series import from_api, matches
 
 DECLARED_IMAGE = "us-west2-docker.pkg.dev/nba-props-dev/phase3/nba-phase3-analytics-processors@sha256:" + "a" * 64
 # The operator's checkout after the build set the stack's image (the committed stack files set none).

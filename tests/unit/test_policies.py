@@ -380,12 +380,19 @@ def test_a_deliberately_broken_stack_fails_with_the_expected_violations(tmp_path
         stack.read_text()
         + "  phase3-orchestration:analyticsImage: us-west2-docker.pkg.dev/p/phase3/nba-phase3-analytics-processors:v7\n"
     )
-    for rule_file in ("analytics-service-errors", "analytics-service-5xx", "lock-takeovers"):
+    for rule_file in (
+        "analytics-service-errors",
+        "analytics-service-5xx",
+        "analytics-service-latency-p99",
+        "lock-takeovers",
+    ):
         (repo / "alerts" / f"{rule_file}.yaml").unlink()
     overrides = repo / "alerts/stacks/dev.yaml"
     overrides.write_text(
         overrides.read_text().replace(
-            '  analytics-service-5xx:\n    conditions:\n      "0":\n        threshold:\n          value: 100\n', ""
+            '  analytics-service-5xx:\n    conditions:\n      "0":\n        ratio:\n          value: 0.3\n'
+            '      "1":\n        threshold:\n          value: 20\n',
+            "",
         )
     )
 

@@ -15,6 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from phase3ops.alerts.metric_lints import (
+    metrics_are_known_and_aggregated_as_the_api_allows,
+    promql_parses_and_names_known_metrics,
+)
 from phase3ops.alerts.policies import absence_lookback, absence_silence_seconds, policy_body, to_proto
 from phase3ops.alerts.schedules import RUN_ALLOWANCE_SECONDS, ScheduleError, longest_gap_seconds
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
@@ -57,9 +61,11 @@ Lint = Callable[[AlertRule, LintContext], list[SpecProblem]]
 def _filters(rule: AlertRule) -> Iterator[tuple[list[Any], str]]:
     """Every filter in the rule with its path: conditions and the log metric."""
     for index, condition in enumerate(rule.conditions):
-        for kind, body in condition.items():
-            if body.get("filter"):
-                yield ["conditions", index, kind, "filter"], body["filter"]
+        if "logMatch" in condition:
+            yield ["conditions", index, "logMatch", "filter"], condition["logMatch"]["filter"]
+    for path, selector in rule.metric_selectors():
+        if selector.get("filter") and "filter" in rule.stated(path):
+            yield [*path, "filter"], selector["filter"]
     if rule.log_metric:
         yield ["logMetric", "filter"], rule.log_metric["filter"]
 
@@ -103,7 +109,7 @@ def aligner_matches_window(rule: AlertRule, context: LintContext) -> list[SpecPr
         body = condition[kind]
         override = body.get("aggregation") or {}
         path: list[PathPart] = ["conditions", index, kind, "aggregation"]
-        if kind == "logMatch" or not override:
+        if kind in ("logMatch", "promql", "ratio") or not override:
             continue
         window = body["window"]
         period = override.get("alignmentPeriod")
@@ -157,7 +163,7 @@ def durations_the_api_accepts(rule: AlertRule, context: LintContext) -> list[Spe
         kind = next(iter(condition))
         body = condition[kind]
         path: list[PathPart] = ["conditions", index, kind]
-        if kind == "logMatch":
+        if kind in ("logMatch", "promql"):
             continue
         window = durations.seconds(body["window"])
         if window < 60 or window % 60:
@@ -298,16 +304,15 @@ def log_metric_is_used_and_exists(rule: AlertRule, context: LintContext) -> list
     own = rule.log_metric["name"] if rule.log_metric else None
     referenced = []
     problems = []
-    for index, condition in enumerate(rule.conditions):
-        kind = next(iter(condition))
-        metric = condition[kind].get("metric", "")
+    for path, selector in rule.metric_selectors():
+        metric = selector["metric"]
         if metric.startswith(LOG_METRIC_REFERENCE):
             name = metric.removeprefix(LOG_METRIC_REFERENCE)
             referenced.append(name)
-            if name != own:
+            if name != own and "metric" in rule.stated(path):
                 problems.append(
                     rule.problem(
-                        ["conditions", index, kind, "metric"],
+                        [*path, "metric"],
                         f"log metric {name!r} is not defined by this rule's logMetric",
                     )
                 )
@@ -324,14 +329,17 @@ def custom_metrics_are_declared(rule: AlertRule, context: LintContext) -> list[S
     """A policy on a custom metric the infra does not declare fails to create (404 Cannot find metric(s))."""
 
     problems = []
-    for index, condition in enumerate(rule.conditions):
-        kind = next(iter(condition))
-        metric = condition[kind].get("metric", "")
-        if metric.startswith("custom.googleapis.com/") and custom_metric(metric) is None:
+    for path, selector in rule.metric_selectors():
+        metric = selector["metric"]
+        if (
+            metric.startswith("custom.googleapis.com/")
+            and custom_metric(metric) is None
+            and "metric" in rule.stated(path)
+        ):
             declared = ", ".join(METRIC_PREFIX + name for name in sorted(CUSTOM_METRICS))
             problems.append(
                 rule.problem(
-                    ["conditions", index, kind, "metric"],
+                    [*path, "metric"],
                     f"{metric} is not a declared custom metric (declared: {declared})",
                 )
             )
@@ -364,16 +372,15 @@ def filters_parse_and_name_real_things(rule: AlertRule, context: LintContext) ->
     if rule.log_metric and rule.log_metric.get("filter"):
         report(["logMetric", "filter"], rule.log_metric["filter"], LOGGING)
     for index, condition in enumerate(rule.conditions):
-        for kind, body in condition.items():
-            path: list[str | int] = ["conditions", index, kind]
-            if kind == "logMatch":
-                report(path + ["filter"], body["filter"], LOGGING)
-                continue
-            resource_type = body.get("resourceType")
-            if resource_type:
-                problems += [rule.problem(path + ["resourceType"], m) for m in resource_type_problems(resource_type)]
-            if body.get("filter"):
-                report(path + ["filter"], body["filter"], MONITORING, resource_type)
+        if "logMatch" in condition:
+            report(["conditions", index, "logMatch", "filter"], condition["logMatch"]["filter"], LOGGING)
+    for path, selector in rule.metric_selectors():
+        own = rule.stated(path)
+        resource_type = selector.get("resourceType")
+        if resource_type and "resourceType" in own:
+            problems += [rule.problem([*path, "resourceType"], m) for m in resource_type_problems(resource_type)]
+        if selector.get("filter") and "filter" in own:
+            report([*path, "filter"], selector["filter"], MONITORING, resource_type)
     return problems
 
 
@@ -392,6 +399,8 @@ LINTS: tuple[Lint, ...] = (
     custom_metrics_are_declared,
     is_a_valid_api_object,
     filters_parse_and_name_real_things,
+    metrics_are_known_and_aggregated_as_the_api_allows,
+    promql_parses_and_names_known_metrics,
 )
 
 

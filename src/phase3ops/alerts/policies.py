@@ -14,10 +14,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from phase3ops.alerts.specs import AlertRule
+from phase3ops.alerts.specs import AlertRule, ratio_selectors
 from phase3ops.monitoring import durations
 from phase3ops.monitoring.api_limits import MAX_LINK_DISPLAY_NAME
-from phase3ops.monitoring.metrics import STATISTICS, counter_log_metric_body, metric_filter, metric_type
+from phase3ops.monitoring.descriptors import kind_and_value_type
+from phase3ops.monitoring.metrics import (
+    PERCENTILES,
+    counter_log_metric_body,
+    metric_filter,
+    metric_type,
+    statistic_operations,
+)
 
 DOCUMENTATION_MIME_TYPE = "text/markdown"
 
@@ -50,6 +57,17 @@ def condition_title(condition: dict[str, Any]) -> str:
     """What the condition means, in the words of the rule: 'more than 10 in 5 minutes'."""
     if "logMatch" in condition:
         return "a matching log entry"
+    if "promql" in condition:
+        promql = condition["promql"]
+        held = durations.seconds(promql.get("duration", "0s"))
+        return "the PromQL query returns a series" + (f", for {durations.human(promql['duration'])}" if held else "")
+    if "ratio" in condition:
+        ratio = condition["ratio"]
+        phrase = COMPARISONS[ratio["comparison"]][1]
+        text = f"share {phrase} {ratio['value'] * 100:g} % over {durations.human(ratio['window'])}"
+        if ratio.get("for") and durations.seconds(ratio["for"]):
+            text += f", for {durations.human(ratio['for'])}"
+        return text
     if "absence" in condition:
         absence = condition["absence"]
         name = metric_type(absence["metric"]).rsplit("/", 1)[-1]
@@ -64,6 +82,8 @@ def condition_title(condition: dict[str, Any]) -> str:
     window = durations.human(threshold["window"])
     if statistic in ("count", "sum"):
         text = f"{phrase} {value_text} in {window}"
+    elif statistic in PERCENTILES:
+        text = f"{statistic} {phrase} {value_text} over {window}"
     elif statistic == "rate":
         text = f"{phrase} {value_text} per second over {window}"
     else:
@@ -74,9 +94,14 @@ def condition_title(condition: dict[str, Any]) -> str:
 
 
 def aggregation(
-    statistic: str | None, window: str, override: dict[str, Any] | None, group_by: Sequence[str] = ()
+    statistic: str | None,
+    window: str,
+    override: dict[str, Any] | None,
+    group_by: Sequence[str] = (),
+    kind: tuple[str | None, str | None] = (None, None),
 ) -> dict[str, Any]:
-    aligner, reducer = STATISTICS[statistic or "count"]
+    """`kind`: the metric's kind and value type, which decide the aligner a statistic needs."""
+    aligner, reducer = statistic_operations(statistic or "count", *kind)
     override = override or {}
     body = {
         "alignment_period": durations.api(override.get("alignmentPeriod", window)),
@@ -98,14 +123,19 @@ def condition_body(rule: AlertRule, condition: dict[str, Any]) -> dict[str, Any]
         return {"display_name": title, "condition_matched_log": body}
     if "absence" in condition:
         absence = condition["absence"]
+        kind = kind_and_value_type(absence["metric"])
         return {
             "display_name": title,
             "condition_absent": {
                 "filter": metric_filter(absence),
                 "duration": durations.api(absence["window"]),
-                "aggregations": [aggregation(None, absence_lookback(absence), absence.get("aggregation"))],
+                "aggregations": [aggregation(None, absence_lookback(absence), absence.get("aggregation"), kind=kind)],
             },
         }
+    if "promql" in condition:
+        return {"display_name": title, "condition_prometheus_query_language": promql_body(condition["promql"])}
+    if "ratio" in condition:
+        return {"display_name": title, "condition_threshold": ratio_body(rule, condition["ratio"])}
     threshold = condition["threshold"]
     return {
         "display_name": title,
@@ -120,11 +150,48 @@ def condition_body(rule: AlertRule, condition: dict[str, Any]) -> dict[str, Any]
                     threshold["window"],
                     threshold.get("aggregation"),
                     threshold.get("groupBy", ()),
+                    kind_and_value_type(threshold["metric"]),
                 )
             ],
             "trigger": {"count": 1},
         },
     }
+
+
+def ratio_body(rule: AlertRule, ratio: dict[str, Any]) -> dict[str, Any]:
+    """A metric threshold on numerator / denominator: both counted over the window and grouped alike,
+    as the API requires of denominator_aggregations."""
+    numerator, denominator = ratio_selectors(ratio)
+    group_by = ratio.get("groupBy", ())
+    return {
+        "filter": metric_filter(numerator),
+        "aggregations": [
+            aggregation("count", ratio["window"], None, group_by, kind_and_value_type(numerator["metric"]))
+        ],
+        "denominator_filter": metric_filter(denominator),
+        "denominator_aggregations": [
+            aggregation("count", ratio["window"], None, group_by, kind_and_value_type(denominator["metric"]))
+        ],
+        "comparison": COMPARISONS[ratio["comparison"]][0],
+        "threshold_value": float(ratio["value"]),
+        "duration": durations.api(ratio.get("for", "0s")),
+        "trigger": {"count": 1},
+    }
+
+
+def promql_body(promql: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {"query": promql["query"].strip()}
+    if promql.get("duration"):
+        body["duration"] = durations.api(promql["duration"])
+    if promql.get("evaluationInterval"):
+        body["evaluation_interval"] = durations.api(promql["evaluationInterval"])
+    if promql.get("labels"):
+        body["labels"] = dict(promql["labels"])
+    if promql.get("ruleGroup"):
+        body["rule_group"] = promql["ruleGroup"]
+    if promql.get("alertRule"):
+        body["alert_rule"] = promql["alertRule"]
+    return body
 
 
 def runbook_url(rule: AlertRule, runbook_base_url: str) -> str:

@@ -82,9 +82,40 @@ class AlertRule:
     def log_metric(self) -> dict[str, Any] | None:
         return self.spec.get("logMetric")
 
+    def stated(self, path: Sequence[PathPart]) -> dict[str, Any]:
+        """What the selector at `path` (from metric_selectors) states itself: a ratio's
+        denominator inherits the rest from its numerator."""
+        body: Any = self.spec
+        for part in path:
+            body = body[part]
+        return body
+
+    def metric_selectors(self) -> list[tuple[list[PathPart], dict[str, Any]]]:
+        """Every (path, selector) in the rule that names a metric: thresholds, absences and both
+        sides of a ratio (a ratio's denominator with the numerator's metric and resource type
+        filled in, as the policy renders it)."""
+        found: list[tuple[list[PathPart], dict[str, Any]]] = []
+        for index, condition in enumerate(self.conditions):
+            for kind in ("threshold", "absence"):
+                if kind in condition:
+                    found.append((["conditions", index, kind], condition[kind]))
+            if "ratio" in condition:
+                numerator, denominator = ratio_selectors(condition["ratio"])
+                found.append((["conditions", index, "ratio", "numerator"], numerator))
+                found.append((["conditions", index, "ratio", "denominator"], denominator))
+        return found
+
     @property
     def enabled(self) -> bool:
         return self.spec.get("enabled", True)
+
+
+def ratio_selectors(ratio: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A ratio's numerator and denominator; the denominator names the numerator's metric and
+    resource type unless it says otherwise."""
+    numerator = ratio["numerator"]
+    inherited = {key: numerator[key] for key in ("metric", "resourceType") if key in numerator}
+    return numerator, {**inherited, **ratio["denominator"]}
 
 
 @dataclass(frozen=True)
