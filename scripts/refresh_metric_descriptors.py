@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rewrite src/phase3ops/monitoring/data/metric-descriptors.json from the Monitoring API.
 
-    scripts/refresh_metric_descriptors.py --project <any project with the Monitoring API on>
+scripts/refresh_metric_descriptors.py --project <any project with the Monitoring API on>
 """
 
 import os
