@@ -133,6 +133,28 @@ def test_a_burst_of_operations_loads_the_database_once(warehouse):
     assert loads_of(warehouse) - before in (0, 1)  # the fixture's load may still be held
 
 
+def test_close_lets_go_of_the_file_at_once_with_every_write_in_it(warehouse):
+    import subprocess
+    import sys
+
+    warehouse.write_partition(TABLE, DAY, [summary("a", 1), summary("b", 2)])
+    warehouse.close()
+    # Another process, without retrying: the file is free and complete the moment close() returns.
+    count = "SELECT count(*) FROM nba_analytics.player_game_summary"
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb; print(duckdb.connect({str(warehouse.path)!r}).execute({count!r}).fetchone()[0])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip() == "2"
+
+
 def test_an_idle_process_lets_another_have_the_file(warehouse):
     import subprocess
     import sys

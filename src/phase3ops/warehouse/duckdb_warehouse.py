@@ -211,6 +211,13 @@ class DuckDBWarehouse(Warehouse):
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
 
+    def close(self) -> None:
+        """Let go of the file now, checkpointed, instead of after the quiet spell (before another
+        process opens it, or the file is copied)."""
+        loaded = _loaded_file(self.path)
+        with loaded.lock:
+            loaded.unload()
+
     def _attempt(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         loaded = _loaded_file(self.path)
         with loaded.lock:
