@@ -118,9 +118,10 @@ class Monitoring(pulumi.ComponentResource):
 
 
 def _custom_metrics_of(rule: AlertRule) -> list[str]:
+    """The declared custom metrics a rule's conditions name (both sides of a ratio included)."""
     names = []
-    for condition in rule.conditions:
-        declared = custom_metric(next(iter(condition.values())).get("metric", ""))
-        if declared is not None:
+    for _, selector in rule.metric_selectors():
+        declared = custom_metric(selector["metric"])
+        if declared is not None and declared.name not in names:
             names.append(declared.name)
     return names

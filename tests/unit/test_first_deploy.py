@@ -43,15 +43,45 @@ def one(result, type_token, name):
 
 
 def condition_filters(policy) -> list[str]:
+    """Every metric filter of a policy's conditions: a threshold's (and its ratio's denominator), an absence's."""
     return [
-        body["filter"]
+        body[field]
         for condition in policy.inputs["conditions"]
         for key, body in condition.items()
         if key.startswith("condition")
+        for field in ("filter", "denominatorFilter")
+        if body.get(field)
     ]
 
 
 # 1. A policy on a custom metric fails with 404 until the metric exists.
+
+
+def test_a_ratio_over_a_custom_metric_waits_for_its_descriptor_too(tmp_path):
+    from tests.support.repo_copy import copy_specs
+
+    repo = copy_specs(tmp_path)
+    rule = repo / "alerts/duplicate-rows.yaml"
+    text = rule.read_text()
+    ratio = """    - ratio:
+        numerator:
+          metric: custom.googleapis.com/phase3/duplicate_rows
+          resourceType: global
+        denominator:
+          metric: custom.googleapis.com/phase3/untriggered_game_dates
+          filter: resource.type="global"
+        comparison: greater_than
+        value: 0.5
+        window: 1h
+"""
+    start = text.index("  conditions:\n") + len("  conditions:\n")
+    end = text.index("  notify:")
+    rule.write_text(text[:start] + ratio + text[end:])
+    plan = plan_stack(repo, "dev").result
+    descriptors = {d.inputs["type"]: d for d in plan.of_type(DESCRIPTOR)}
+    (policy,) = [p for p in plan.of_type(POLICY) if p.inputs["userLabels"]["rule"] == "duplicate-rows"]
+    for metric in ("duplicate_rows", "untriggered_game_dates"):
+        assert descriptors[f"custom.googleapis.com/phase3/{metric}"].urn in policy.dependencies, metric
 
 
 def test_every_policy_on_a_custom_metric_waits_for_its_declared_descriptor(dev):

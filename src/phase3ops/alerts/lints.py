@@ -433,18 +433,17 @@ def health_metrics_have_absence_guards(specs: AlertSpecs, context: LintContext) 
     for rule in specs.rules:
         if not rule.enabled:
             continue
-        for index, condition in enumerate(rule.conditions):
-            threshold = condition.get("threshold")
-            if not threshold:
+        for path, selector in rule.metric_selectors():
+            if "absence" in path or "metric" not in rule.stated(path):
                 continue
-            metric = metric_type(threshold["metric"])
+            metric = metric_type(selector["metric"])
             if custom_metric(metric) is None or metric in guarded:
                 continue
             problems.append(
                 rule.problem(
-                    ["conditions", index, "threshold", "metric"],
+                    [*path, "metric"],
                     f"{metric} is written only by the scheduled health check{f' ({writers})' if writers else ''}: if the job "
-                    "fails, stops or exits 2, no point arrives and this threshold can never fire; no enabled rule watches "
+                    "fails, stops or exits 2, no point arrives and this condition can never fire; no enabled rule watches "
                     f"it for absence (add `- absence: {{metric: {metric}, resourceType: global, lookback: 25h, window: 2h}}` "
                     "to alerts/health-check-silent.yaml)",
                 )
