@@ -74,11 +74,21 @@ def _images(args: ResourceValidationArgs) -> list[str]:
     return [c.get("image", "") for c in template.get("containers") or []]
 
 
+# Where a policy's condition names what it watches: filters, a ratio's denominator, a PromQL query.
+_CONDITION_TEXTS = (
+    "conditionThreshold.filter",
+    "conditionThreshold.denominatorFilter",
+    "conditionAbsent.filter",
+    "conditionMatchedLog.filter",
+    "conditionPrometheusQueryLanguage.query",
+)
+
+
 def _filters(props: Any) -> list[str]:
     found = []
     for condition in props.get("conditions") or []:
-        for kind in ("conditionThreshold", "conditionAbsent", "conditionMatchedLog"):
-            text = _get(condition, f"{kind}.filter")
+        for path in _CONDITION_TEXTS:
+            text = _get(condition, path)
             if text:
                 found.append(text)
     return found

@@ -454,3 +454,17 @@ def test_main_only_builds_the_pack(monkeypatch):
     runpy.run_path(str(REPO_ROOT / "policies/__main__.py"), run_name="__main__")
     assert built["name"] == "phase3-guardrails"
     assert {p.name for p in built["policies"]} == {p.name for p in PACK.policies}
+
+
+def test_a_promql_or_ratio_condition_names_the_workload_it_watches():
+    promql = {
+        "conditionPrometheusQueryLanguage": {
+            "query": 'rate(run_googleapis_com:request_count{service_name="svc"}[5m]) > 1'
+        }
+    }
+    ratio = {
+        "conditionThreshold": {"filter": 'metric.type="x"', "denominatorFilter": 'resource.labels.service_name="other"'}
+    }
+    texts = rules._filters({"conditions": [promql, ratio]})
+    assert rules._names_workload(texts, "svc")
+    assert rules._names_workload(texts, "other")
