@@ -114,9 +114,13 @@ def _label_problems(
         next(iter(known.resource_types)) if len(known.resource_types) == 1 else None
     )
     resource_labels = MONITORED_RESOURCES.get(resource_type) if resource_type else None
+    # A ratio groups both sides by its own groupBy (checked against each side's metric).
+    group_path = path[:-1] if path[-1] in ("numerator", "denominator") else path
+    same_metric = path[-1] == "denominator" and "metric" not in rule.stated(path)
+    group_by = [] if same_metric else rule.stated(group_path).get("groupBy", [])  # said once for a shared metric
     named: list[tuple[list[PathPart], str, str, str, int | None]] = [
-        ([*path, "groupBy", i], field.split(".")[0], field.split(".")[-1], field, None)
-        for i, field in enumerate(selector.get("groupBy", []))
+        ([*group_path, "groupBy", i], field.split(".")[0], field.split(".")[-1], field, None)
+        for i, field in enumerate(group_by)
     ]
     named += [
         ([*path, "filter"], r.owner, r.key, r.source, r.offset)
