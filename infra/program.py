@@ -1,4 +1,4 @@
-"""Everything the stack deploys, from pipeline.yaml, alerts/ and dashboards/, grouped in components."""
+"""Everything the stack deploys, from pipeline.yaml, alerts/, dashboards/ and slos/, grouped in components."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ from infra.components.orchestrator_function import OrchestratorFunction, Orchest
 from infra.components.project_apis import ProjectApis, ProjectApisArgs
 from infra.components.scheduled_checks import ScheduledChecks, ScheduledChecksArgs
 from infra.components.service_agents import ServiceAgents, ServiceAgentsArgs
+from infra.components.service_levels import ServiceLevels, ServiceLevelsArgs
 from infra.function_source import collect_function_source
 from infra.settings import load_settings
 from phase3ops.access import WorkloadAccess, workload_access
 from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.dashboards.specs import load_dashboard_specs
+from phase3ops.slos.specs import load_slo_specs
 from phase3ops.spec.documents import SpecError
 from phase3ops.spec.pipeline import deployed_receipt_grace_problems, load_pipeline_spec
 
@@ -48,6 +50,7 @@ def deploy(repo_root: Path) -> None:
         raise SpecError(problems)
     alerts = load_alert_specs(repo_root / "alerts", pulumi.get_stack())
     dashboards_spec = load_dashboard_specs(repo_root / "dashboards", pulumi.get_stack())
+    slos = load_slo_specs(repo_root / "slos", pulumi.get_stack())
     config = pulumi.Config()
     labels = settings.labels
 
@@ -181,6 +184,20 @@ def deploy(repo_root: Path) -> None:
         opts=after_apis,
     )
 
+    service_levels = ServiceLevels(
+        "service-levels",
+        ServiceLevelsArgs(
+            project=settings.project,
+            specs=slos,
+            channels=monitoring.channels,
+            runbook_base_url=settings.runbook_base_url,
+            labels=labels,
+            log_metric_wait_seconds=settings.log_metric_wait_seconds,
+            dashboard_links=dashboards.links,
+        ),
+        opts=after_apis,
+    )
+
     pulumi.export("orchestrator_function_name", orchestrator.function.name)
     pulumi.export("orchestrator_function_uri", orchestrator.function.service_config.uri)
     pulumi.export("receipts_function_name", orchestrator.receipts_function.name)
@@ -199,3 +216,4 @@ def deploy(repo_root: Path) -> None:
     pulumi.export("notification_channels", {name: c.name for name, c in monitoring.channels.items()})
     pulumi.export("alert_policies", {name: p.name for name, p in monitoring.policies.items()})
     pulumi.export("dashboards", dashboards.urls)
+    pulumi.export("slos", {name: slo.name for name, slo in service_levels.slos.items()})

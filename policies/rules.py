@@ -34,6 +34,7 @@ ALERT_POLICY = "gcp:monitoring/alertPolicy:AlertPolicy"
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
 LOG_METRIC = "gcp:logging/metric:Metric"
 DASHBOARD = "gcp:monitoring/dashboard:Dashboard"
+SLO = "gcp:monitoring/slo:Slo"
 PUBSUB_EVENT = "google.cloud.pubsub.topic.v1.messagePublished"
 PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
 PRIMITIVE_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
@@ -49,6 +50,7 @@ LABELLED = {
     "gcp:storage/bucket:Bucket": "labels",
     ALERT_POLICY: "userLabels",
     CHANNEL: "userLabels",
+    SLO: "userLabels",
 }
 
 ReportViolation = Callable[..., None]
@@ -303,6 +305,22 @@ def channels_are_used(args: StackValidationArgs, report_violation: ReportViolati
             report_violation(f"notification channel {resource.name} is used by no alert policy", resource.urn)
 
 
+def slos_have_burn_rate_alerts(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """An SLO nobody is alerted on burns its budget in silence: each needs a policy on its burn rate."""
+    burn_rate_targets = {
+        match
+        for r in args.resources
+        if r.resource_type == ALERT_POLICY
+        for text in _filters(r.props)
+        for match in re.findall(r'select_slo_burn_rate\(\s*"[^"]*/serviceLevelObjectives/([^"/]+)"', text)
+    }
+    for resource in args.resources:
+        if resource.resource_type == SLO and resource.props.get("sloId") not in burn_rate_targets:
+            report_violation(
+                f"SLO {resource.props.get('sloId') or resource.name} has no burn-rate alert policy", resource.urn
+            )
+
+
 # -- the pack -------------------------------------------------------------------
 
 MANDATORY, ADVISORY = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
@@ -403,6 +421,12 @@ def build_policies() -> list:
             description="Every function and Cloud Run service is named by a filter of some dashboard widget.",
             validate=workloads_on_a_dashboard,
             enforcement_level=ADVISORY,
+        ),
+        StackValidationPolicy(
+            name="slos-have-burn-rate-alerts",
+            description="Every SLO is watched by an alert policy on its burn rate (select_slo_burn_rate).",
+            validate=slos_have_burn_rate_alerts,
+            enforcement_level=MANDATORY,
         ),
         StackValidationPolicy(
             name="channels-are-used",

@@ -83,6 +83,7 @@ def _validate(args: argparse.Namespace) -> int:
                         stack or "base": [d.name for d in specs.dashboards]
                         for stack, specs in report.dashboards.items()
                     },
+                    "slos": {stack or "base": [slo.name for slo in specs.slos] for stack, specs in report.slos.items()},
                     "problems": [p.as_dict() for p in report.problems],
                 },
                 indent=2,
@@ -92,10 +93,12 @@ def _validate(args: argparse.Namespace) -> int:
         base, dashboards = report.specs[""], report.dashboards[""].dashboards
         metrics = sum(1 for r in base.rules if r.log_metric) + sum(len(d.log_metrics) for d in dashboards)
         widgets = sum(len(d.tiles) for d in dashboards)
+        slos = report.slos[""]
         print(
             f"valid: {pipeline or 'pipeline.yaml'} and {len(base.rules)} alert rules, {len(base.channels)} channels, "
             f"{len(dashboards)} dashboard{'s' if len(dashboards) != 1 else ''} ({widgets} widgets), "
-            f"{metrics} log-based metric{'s' if metrics != 1 else ''} (stacks checked: base{''.join(', ' + s for s in report.stacks)})"
+            f"{metrics} log-based metric{'s' if metrics != 1 else ''}, {len(slos.slos)} SLOs with "
+            f"{len(slos.alert_policies)} burn-rate alert policies (stacks checked: base{''.join(', ' + s for s in report.stacks)})"
         )
     else:
         print(SpecError(report.problems), file=sys.stderr)
@@ -699,8 +702,8 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
 
     check = commands.add_parser(
         "validate",
-        help="check pipeline.yaml, alerts/ and dashboards/ offline; exit 2 listing every problem",
-        description="Check pipeline.yaml and every file of alerts/ and dashboards/, as each stack deploys them, against their schemas, "
+        help="check pipeline.yaml, alerts/, dashboards/ and slos/ offline; exit 2 listing every problem",
+        description="Check pipeline.yaml and every file of alerts/, dashboards/ and slos/, as each stack deploys them, against their schemas, "
         "the lints and Cloud Monitoring's own message types. Every problem is listed at once with file and line.",
         epilog=f"exit codes: 0 valid, 2 problems (listed on stderr)\nenvironment:\n  {PIPELINE_ENV_HELP}",
     )

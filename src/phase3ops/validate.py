@@ -3,7 +3,7 @@
 Above the kinds it checks (the pipeline, alerts, dashboards): what one kind
 may name is decided by another, and only this module sees them all.
 
-Checks the pipeline spec, then the alert specs and the dashboards as each
+Checks the pipeline spec, then the alert specs, the dashboards and the SLOs as each
 stack will deploy them (the base files, and the base merged with
 alerts/stacks/<stack>.yaml and dashboards/stacks/<stack>.yaml for every stack
 that has a Pulumi.<stack>.yaml or an overrides file), through the schemas,
@@ -22,6 +22,9 @@ from phase3ops.dashboards.lints import LintContext as DashboardLintContext
 from phase3ops.dashboards.lints import declared_log_metrics
 from phase3ops.dashboards.lints import lint as lint_dashboards
 from phase3ops.dashboards.specs import DashboardSpecs, load_dashboard_specs
+from phase3ops.slos.lints import LintContext as SloLintContext
+from phase3ops.slos.lints import lint as lint_slos
+from phase3ops.slos.specs import SLOS_DIR, SloSpecs, load_slo_specs
 from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 
@@ -34,6 +37,7 @@ class ValidationReport:
     problems: list[SpecProblem] = field(default_factory=list)
     specs: dict[str, AlertSpecs] = field(default_factory=dict)  # by stack ("" = base files)
     dashboards: dict[str, DashboardSpecs] = field(default_factory=dict)  # likewise
+    slos: dict[str, SloSpecs] = field(default_factory=dict)  # likewise
 
     @property
     def ok(self) -> bool:
@@ -44,6 +48,7 @@ def known_stacks(repo_root: Path, alerts_dir: Path) -> list[str]:
     stacks = {p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in repo_root.glob("Pulumi.*.yaml")}
     stacks |= {p.stem for p in (alerts_dir / STACKS_DIR).glob("*.yaml")}
     stacks |= {p.stem for p in (repo_root / DASHBOARDS_DIR / STACKS_DIR).glob("*.yaml")}
+    stacks |= {p.stem for p in (repo_root / SLOS_DIR / STACKS_DIR).glob("*.yaml")}
     return sorted(stacks)
 
 
@@ -75,6 +80,10 @@ def validate(repo_root: Path, pipeline_path: Path | None = None, stacks: list[st
         found += dashboard_problems
         if dashboards is not None:
             report.dashboards[stack] = dashboards
+        slos, slo_problems = check_slos(repo_root, stack or None, specs)
+        found += slo_problems
+        if slos is not None:
+            report.slos[stack] = slos
         if not stack:
             base = set(found)
             report.problems.extend(found)
@@ -122,4 +131,20 @@ def check_dashboards(
     if pipeline is not None and alerts is not None:
         log_metrics, duplicates = declared_log_metrics(specs, alerts.rules)
         problems += duplicates + lint_dashboards(specs, DashboardLintContext(deployed_names(pipeline), log_metrics))
+    return specs, problems
+
+
+def check_slos(
+    repo_root: Path, stack: str | None, alerts: AlertSpecs | None
+) -> tuple[SloSpecs | None, list[SpecProblem]]:
+    """The stack's SLOs (None if unusable) and every problem found in them; their alert policies
+    name the channels of alerts/, so the lints wait for the alerts to load."""
+    try:
+        specs = load_slo_specs(repo_root / SLOS_DIR, stack, strict=False)
+    except SpecError as error:
+        return None, list(error.problems)
+    problems = list(specs.problems)
+    if alerts is not None:
+        context = SloLintContext(repo_root, frozenset(c.name for c in alerts.channels), specs.alert_policies)
+        problems += lint_slos(specs, context)
     return specs, problems

@@ -99,7 +99,9 @@ def test_a_typo_in_the_program_is_caught(sdk, plan, name, change, expected):
 
 
 def test_the_dashboard_body_is_held_against_the_monitoring_v1_dashboard(sdk, plan):
-    [dashboard] = [r for r in plan.resources if r.type == "gcp:monitoring/dashboard:Dashboard"]
+    [dashboard] = [
+        r for r in plan.resources if r.type == "gcp:monitoring/dashboard:Dashboard" and r.name == "phase3-handoff"
+    ]
     coverage = check_plan([dashboard])
     assert coverage.findings == [] and coverage.fields_checked > 100 and coverage.enums_checked > 20
 
@@ -149,3 +151,28 @@ def test_the_filter_checker_knows_every_log_entry_field_and_severity(sdk):
         known = LOG_ENTRY_FIELDS[field]
         assert isinstance(known, dict), field
         assert set(known) == set(json_fields(message)), field
+
+
+def test_the_slo_dashboard_body_is_held_against_the_monitoring_v1_dashboard(sdk, plan):
+    [dashboard] = [
+        r for r in plan.resources if r.type == "gcp:monitoring/dashboard:Dashboard" and r.name == "phase3-slos"
+    ]
+    coverage = check_plan([dashboard])
+    assert coverage.findings == [] and coverage.fields_checked > 30
+    broken = altered(
+        plan, dashboard.name, lambda i: i.update(dashboardJson=i["dashboardJson"].replace('"BELOW"', '"UNDER"', 1))
+    )
+    [finding] = check_plan(broken).findings
+    assert "direction: 'UNDER' is not one of" in str(finding)
+
+
+def test_the_slos_and_their_service_are_held_against_the_api(sdk, plan):
+    slos = [
+        r for r in plan.resources if r.type in ("gcp:monitoring/slo:Slo", "gcp:monitoring/customService:CustomService")
+    ]
+    assert len(slos) == 5
+    coverage = check_plan(slos)
+    assert coverage.findings == [] and coverage.fields_checked >= 5 * 4
+    [slo] = [r for r in slos if r.type == "gcp:monitoring/slo:Slo"][:1]
+    renamed = altered(plan, slo.name, lambda i: i["requestBasedSli"]["goodTotalRatio"].update(goodFilter="x"))
+    assert [str(f) for f in check_plan(renamed).findings if "goodFilter" in str(f)]

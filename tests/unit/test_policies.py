@@ -468,3 +468,18 @@ def test_a_promql_or_ratio_condition_names_the_workload_it_watches():
     texts = rules._filters({"conditions": [promql, ratio]})
     assert rules._names_workload(texts, "svc")
     assert rules._names_workload(texts, "other")
+
+
+def test_every_slo_needs_an_alert_on_its_burn_rate():
+    slo = stack_resource(rules.SLO, "slo-a", {"sloId": "trigger-on-time", "service": "phase3-handoff"})
+    burn = 'select_slo_burn_rate("projects/p/services/phase3-handoff/serviceLevelObjectives/trigger-on-time", "3600s")'
+    on_burn = stack_resource(rules.ALERT_POLICY, "p1", {"conditions": [{"conditionThreshold": {"filter": burn}}]})
+    # A policy on another SLO, or on the SLO's budget rather than its burn rate, does not count.
+    other = burn.replace("trigger-on-time", "trigger-on-complete-data")
+    on_other = stack_resource(rules.ALERT_POLICY, "p2", {"conditions": [{"conditionThreshold": {"filter": other}}]})
+    budget = 'select_slo_budget_fraction("projects/p/services/phase3-handoff/serviceLevelObjectives/trigger-on-time")'
+    on_budget = stack_resource(rules.ALERT_POLICY, "p3", {"conditions": [{"conditionThreshold": {"filter": budget}}]})
+    assert run_stack_rule(rules.slos_have_burn_rate_alerts, [slo, on_burn]) == []
+    assert run_stack_rule(rules.slos_have_burn_rate_alerts, [slo, on_other, on_budget]) == [
+        "SLO trigger-on-time has no burn-rate alert policy"
+    ]

@@ -263,29 +263,29 @@ def channels_are_defined(rule: AlertRule, context: LintContext) -> list[SpecProb
 
 
 def runbook_section_exists(rule: AlertRule, context: LintContext) -> list[SpecProblem]:
-    runbook = rule.spec["documentation"]["runbook"]
+    problem = runbook_problem(context.repo_root, rule.spec["documentation"]["runbook"])
+    return [rule.problem(["documentation", "runbook"], problem)] if problem else []
+
+
+def runbook_problem(repo_root: Path, runbook: str) -> str | None:
+    """Why a runbook link (`docs/<file>.md#<anchor>` or an https URL) leads nowhere, if it does."""
     if runbook.startswith("https://"):
-        return []
+        return None
     file, _, anchor = runbook.partition("#")
     # The runbook is published from docs/: a path that leaves it (`..`, an absolute path, a symlink out)
     # names a file the on-call cannot open, and would have the lint read any file on the machine.
     try:
-        path = (context.repo_root / file).resolve()
-        inside_docs = path.is_relative_to((context.repo_root / "docs").resolve())
+        path = (repo_root / file).resolve()
+        inside_docs = path.is_relative_to((repo_root / "docs").resolve())
     except (OSError, ValueError, RuntimeError):  # a NUL character, a symlink loop
         inside_docs = False
     if not inside_docs:
-        return [
-            rule.problem(
-                ["documentation", "runbook"],
-                f"{quoted(file)} is not inside docs/: a runbook must be a file in the repository's docs folder",
-            )
-        ]
+        return f"{quoted(file)} is not inside docs/: a runbook must be a file in the repository's docs folder"
     if not path.is_file():
-        return [rule.problem(["documentation", "runbook"], f"{file} does not exist")]
+        return f"{file} does not exist"
     if anchor not in _anchors(str(path), path.stat().st_mtime_ns):
-        return [rule.problem(["documentation", "runbook"], f"{file} has no section #{anchor}")]
-    return []
+        return f"{file} has no section #{anchor}"
+    return None
 
 
 def names_only_deployed_workloads(rule: AlertRule, context: LintContext) -> list[SpecProblem]:

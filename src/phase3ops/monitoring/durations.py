@@ -1,12 +1,12 @@
-"""Durations as people write them in specs (90s, 5m, 2h, 7d)."""
+"""Durations as people write them in specs (90s, 5m, 2h, 7d; 4w in the OpenSLO files)."""
 
 from __future__ import annotations
 
 import re
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_NAMES = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
-_PATTERN = re.compile(r"^([0-9]+)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_NAMES = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week"}
+_PATTERN = re.compile(r"^([0-9]+)([smhdw])$")
 
 
 def seconds(text: str) -> int:

@@ -62,7 +62,7 @@ from phase3ops.orchestrator.phase4_trigger import (
     follow_up_key,
     rows_changed,
 )
-from phase3ops.orchestrator.readiness import Readiness, evaluate, mode_deadline, trigger_deadline
+from phase3ops.orchestrator.readiness import Readiness, decided_deadline, evaluate, minutes_before, mode_deadline
 from phase3ops.orchestrator.retry_summary import RetrySummary
 from phase3ops.orchestrator.trigger_claims import (
     AttemptSuperseded,
@@ -603,10 +603,8 @@ class Orchestrator:
         fields.update(decision.extra)
         if decision.outcome in _SENT and decision.game_date:
             # The dashboard charts this: how far ahead of the date's deadline Phase 4 got its trigger.
-            day = dt.date.fromisoformat(decision.game_date)
-            mode = next((m for m in self.spec.modes if m.name == decision.mode), None)
-            deadline = mode_deadline(self.spec, mode, day) if mode else trigger_deadline(self.spec, day)
-            fields["minutes_before_deadline"] = round((deadline - self.clock()).total_seconds() / 60, 1)
+            deadline = decided_deadline(self.spec, decision.mode, dt.date.fromisoformat(decision.game_date))
+            fields["minutes_before_deadline"] = minutes_before(deadline, self.clock())
         severity = max(
             logging.WARNING if decision.overdue else _SEVERITY.get(decision.outcome, logging.INFO),
             _RECORD_SEVERITY.get(decision.record or "", logging.INFO),
@@ -732,6 +730,9 @@ def _in_flight(claim: TriggerClaim) -> str:
 
 
 def _claim_decision(outcome: str, claim: TriggerClaim, reason: str, **extra: Any) -> Decision:
+    if outcome in _SENT:
+        # The SLO "Phase 4 triggered on complete data" counts the sent triggers that were not degraded.
+        extra = {"degraded": bool(claim.decision.get("degraded")), **extra}
     return Decision(
         outcome,
         game_date=claim.game_date.isoformat(),

@@ -44,6 +44,18 @@ def mode_deadline(spec: PipelineSpec, mode: ModeRule, game_date: dt.date) -> dt.
     return local.replace(tzinfo=zoneinfo.ZoneInfo(spec.timezone))
 
 
+def decided_deadline(spec: PipelineSpec, mode_name: str | None, game_date: dt.date) -> dt.datetime:
+    """The deadline a trigger decided under `mode_name` was due by (the latest, for an unknown mode):
+    what `minutes_before_deadline` in the orchestrator's log and the SLO report both measure against."""
+    mode = next((m for m in spec.modes if m.name == mode_name), None)
+    return mode_deadline(spec, mode, game_date) if mode else trigger_deadline(spec, game_date)
+
+
+def minutes_before(deadline: dt.datetime, at: dt.datetime) -> float:
+    """How long before `deadline` `at` is, in minutes to one decimal (negative: after it), as logged."""
+    return round((deadline - at).total_seconds() / 60, 1)
+
+
 def trigger_deadline(spec: PipelineSpec, game_date: dt.date) -> dt.datetime:
     """The deadline by which a played date must have been triggered at the latest: that of the
     mode for past dates (Phase 4's overnight run), else the latest any mode sets."""

@@ -70,6 +70,17 @@ RESOURCES: dict[str, ApiResource] = {
         "monitoring", "v1", "Dashboard", frozenset({"project", "deletionPolicy"}), json_body="dashboardJson"
     ),
     "gcp:logging/metric:Metric": ApiResource("logging", "v2", "LogMetric", frozenset({"project"})),
+    # serviceId and sloId are query parameters of the create calls; the SLO's service is its parent.
+    "gcp:monitoring/customService:CustomService": ApiResource(
+        "monitoring", "v3", "Service", frozenset({"project", "serviceId"})
+    ),
+    "gcp:monitoring/slo:Slo": ApiResource(
+        "monitoring",
+        "v3",
+        "ServiceLevelObjective",
+        frozenset({"project", "service", "sloId", "rollingPeriodDays"}),
+        {"requestBasedSli": "serviceLevelIndicator.requestBased"},
+    ),
     "gcp:firestore/field:Field": ApiResource(
         "firestore", "v1", "GoogleFirestoreAdminV1Field", frozenset({"project", "database", "collection", "field"})
     ),
