@@ -236,6 +236,33 @@ def _health(args: argparse.Namespace) -> int:
     return exit_code(results)
 
 
+def _slo_report(args: argparse.Namespace) -> int:
+    from phase3ops.checks.context import STACK_ENV
+    from phase3ops.orchestrator.factory import build_orchestrator
+    from phase3ops.slos.history import read_history
+    from phase3ops.slos.report import EXIT_COULD_NOT_CHECK, as_json, evaluate_all, exit_code, render
+    from phase3ops.slos.specs import SLOS_DIR, load_slo_specs
+    from phase3ops.spec.pipeline import load_pipeline_spec
+
+    _target_environment(args)
+    spec = load_pipeline_spec(args.pipeline)
+    stack = args.stack or os.environ.get(STACK_ENV) or None
+    slos = load_slo_specs(Path(spec.source).resolve().parent / SLOS_DIR, stack)
+    now = dt.datetime.now(dt.UTC)
+    longest = max([args.days or slo.window_days for slo in slos.slos], default=args.days or 1)
+    try:
+        orchestrator = build_orchestrator(spec)
+        history = read_history(spec, orchestrator.store, orchestrator.claims, now - dt.timedelta(days=longest), now)
+    except (SpecError, SettingError):
+        raise
+    except Exception as exc:  # nothing to count: never report a full budget
+        print(f"Could not read the pipeline's history: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_COULD_NOT_CHECK
+    statuses = evaluate_all(slos, history, now, args.days)
+    print(as_json(statuses, now) if args.json else render(statuses, now, verbose=args.verbose))
+    return exit_code(statuses)
+
+
 def _reconcile(args: argparse.Namespace) -> int:
     from phase3ops import cloud
     from phase3ops.checks import reconcile
@@ -858,6 +885,31 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
     rule_tests.add_argument("--stack", help="evaluate the rules as this stack deploys them (default: the base rules)")
     rule_tests.add_argument("--rule", action="append", help="only this rule's tests (repeatable)")
     rule_tests.set_defaults(handler=_alert_tests)
+
+    slo = commands.add_parser(
+        "slo",
+        help="SLO tools: `slo report` gives each SLO's error budget and burn rates from what the pipeline stored",
+        description="SLO tools.",
+    )
+    slo_actions = slo.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    slo_report = slo_actions.add_parser(
+        "report",
+        help="each SLI, the error budget left and the burn rate over every alert's windows",
+        description="Count each SLO's events (slos/*.yaml) from what the pipeline stored: trigger claims, completion "
+        "records, refused messages; then the SLI, the error budget left and the burn rates over every burn-rate "
+        "alert's long and short windows, as Cloud Monitoring computes them for the deployed SLOs.",
+        epilog="exit codes: 0 every SLO within its budget, 1 a burn-rate alert holds or a budget is spent, "
+        "2 could not read the pipeline",
+    )
+    slo_report.add_argument(
+        "--days", type=_positive, help="the window to report over (default: each SLO's own, 28 days)"
+    )
+    slo_report.add_argument("--stack", help="apply slos/stacks/<stack>.yaml (default: $PHASE3OPS_STACK)")
+    slo_report.add_argument(
+        "--verbose", action="store_true", help="list every SLO's bad events, not only a failing one's"
+    )
+    _target_options(slo_report, "report on", "report")
+    slo_report.set_defaults(handler=_slo_report)
 
     local = commands.add_parser(
         "local",

@@ -117,6 +117,15 @@ class RejectedMessages:
         # A query yields only documents that exist, so every to_dict() is a dict.
         return [data for snapshot in query.stream() if (data := snapshot.to_dict()) is not None]
 
+    def refused_between(self, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+        """Every message this collection stored as rejected or poison in [start, end], by any handler
+        (one range on one field: no composite index); a message still failing is not refused yet."""
+        query = self._collection.where(filter=firestore.FieldFilter("rejected_at", ">=", start)).where(
+            filter=firestore.FieldFilter("rejected_at", "<=", end)
+        )
+        found = (data for snapshot in query.stream() if (data := snapshot.to_dict()) is not None)
+        return [data for data in found if data.get("kind") in (REJECTED, POISON)]
+
     @staticmethod
     def document_id(message_id: str | None, raw: bytes) -> str:
         if message_id:

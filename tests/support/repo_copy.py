@@ -10,6 +10,7 @@ SPEC_PATHS = (
     "pipeline.yaml",
     "alerts",
     "dashboards",
+    "slos",
     "docs",
     "Pulumi.yaml",
     "Pulumi.dev.yaml",
