@@ -238,6 +238,7 @@ def _health(args: argparse.Namespace) -> int:
 
 def _slo_report(args: argparse.Namespace) -> int:
     from phase3ops.checks.context import STACK_ENV
+    from phase3ops.local.environment import find_repo_root
     from phase3ops.orchestrator.factory import build_orchestrator
     from phase3ops.slos.history import read_history
     from phase3ops.slos.report import EXIT_COULD_NOT_CHECK, as_json, evaluate_all, exit_code, render
@@ -247,7 +248,11 @@ def _slo_report(args: argparse.Namespace) -> int:
     _target_environment(args)
     spec = load_pipeline_spec(args.pipeline)
     stack = args.stack or os.environ.get(STACK_ENV) or None
-    slos = load_slo_specs(Path(spec.source).resolve().parent / SLOS_DIR, stack)
+    # The local environment runs a copy of pipeline.yaml: the SLOs are the repository's.
+    slos_dir = Path(args.slos) if args.slos else find_repo_root() / SLOS_DIR
+    slos = load_slo_specs(slos_dir, stack)
+    if not slos.slos:
+        raise UsageError(f"no SLOs in {slos_dir} (slos/<name>.yaml); name the folder with --slos")
     now = dt.datetime.now(dt.UTC)
     longest = max([args.days or slo.window_days for slo in slos.slos], default=args.days or 1)
     try:
@@ -905,6 +910,9 @@ def build_parser(prog: str = "phase3ops", command_prog: str | None = None) -> ar
         "--days", type=_positive, help="the window to report over (default: each SLO's own, 28 days)"
     )
     slo_report.add_argument("--stack", help="apply slos/stacks/<stack>.yaml (default: $PHASE3OPS_STACK)")
+    slo_report.add_argument(
+        "--slos", help="the SLO folder (default: slos/ of the repository around the working directory)"
+    )
     slo_report.add_argument(
         "--verbose", action="store_true", help="list every SLO's bad events, not only a failing one's"
     )

@@ -128,8 +128,10 @@ def start_gunicorn(app: str, repo_root: Path, env: dict[str, str], log_path: Pat
     return start_server(command, env, log_path, repo_root, f"http://127.0.0.1:{port}", ready_path="/healthz")
 
 
-def start_analytics_service(repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None) -> Server:
-    return start_gunicorn(SERVICE_APP, repo_root, env, log_path, port)
+def start_analytics_service(
+    repo_root: Path, env: dict[str, str], log_path: Path, port: int | None = None, app: str = SERVICE_APP
+) -> Server:
+    return start_gunicorn(app, repo_root, env, log_path, port)
 
 
 def listening(url: str) -> bool:

@@ -98,6 +98,24 @@ def test_local_environment_end_to_end(tmp_path):
         reconcile = phase3ops("reconcile", "--days", "30", "--fix", env=env)
         assert reconcile.returncode == 0 and "No issues found - all dates are consistent" in reconcile.stdout
 
+        # The chaos days in the error budgets: each day one processor run failed (and succeeded when delivered
+        # again), and each date, long past its deadline, went out late and degraded; the duplicate deliveries,
+        # the killed instances and the late receipt spent nothing.
+        slo = phase3ops("slo", "report", "--local", str(run_dir), "--json")
+        assert slo.returncode == 1, slo.stdout + slo.stderr
+        budgets = {s["name"]: s for s in json.loads(slo.stdout)["slos"]}
+        runs = budgets["analytics-push-success"]
+        assert runs["bad"] == len(DATES) and runs["total"] == runs["good"] + len(DATES)
+        assert sorted(tuple(e["subject"].split()[:2]) for e in runs["bad_events"]) == [
+            (date, "upcoming_team_game_context") for date in DATES
+        ]
+        assert (budgets["orchestrator-delivery-success"]["bad"], budgets["orchestrator-delivery-success"]["total"]) == (
+            0,
+            runs["total"],
+        )
+        for name in ("phase4-trigger-on-time", "phase4-trigger-on-complete-data"):
+            assert (budgets[name]["bad"], budgets[name]["total"], budgets[name]["state"]) == (3, 3, "burning")
+
         # A processor nobody triggers: the story names the owed run, reconcile --fix re-requests it once,
         # Phase 4 gets its table as a follow-up, and the day ends healthy.
         lost = phase3ops(

@@ -68,7 +68,10 @@ def test_the_merge_is_idempotent(analytics):
 
 
 @pytest.mark.parametrize("failing_step", ["query", "write", "lock_lost"])
-def test_a_failed_run_publishes_nothing(analytics, failing_step):
+def test_a_failed_run_writes_nothing_and_says_so_unless_it_was_superseded(analytics, failing_step):
+    """A run that fails reports `status: failed` with its error, as the reference processors do (the
+    orchestrator and the analytics SLO count it; it never un-completes a success); a run whose lock
+    was taken over reports nothing: its successor reports the date."""
     runner = analytics.runner()
     if failing_step == "query":
         runner.warehouse = _Failing(analytics.warehouse, "query")
@@ -87,10 +90,20 @@ def test_a_failed_run_publishes_nothing(analytics, failing_step):
     expected = LockLost if failing_step == "lock_lost" else RuntimeError
     with pytest.raises(expected) as failed:
         runner.run("player_game_summary", DAY)
-    assert failing_step == "lock_lost" or str(failed.value) == f"warehouse {runner.warehouse._operation} failed"
-
-    assert analytics.published() == []
     assert analytics.rows("player_game_summary") == []
+    if failing_step == "lock_lost":
+        assert analytics.published() == []
+        return
+    assert str(failed.value) == f"warehouse {runner.warehouse._operation} failed"
+    [message] = analytics.published()
+    assert (message["output_table"], message["game_date"], message["status"], message["record_count"]) == (
+        "player_game_summary",
+        DAY.isoformat(),
+        "failed",
+        0,
+    )
+    assert message["error_message"] == f"RuntimeError: warehouse {runner.warehouse._operation} failed"
+    assert message["error_type"] == "RuntimeError"
 
 
 class PausedWriter:

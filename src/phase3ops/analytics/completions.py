@@ -41,7 +41,9 @@ class CompletionPublisher:
         duration_seconds: float,
         trigger_message_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        error: str | None = None,
     ) -> str:
+        """`error`: a failed run's error, sent as the reference sends it (error_message, error_type)."""
         message = {
             "processor_name": processor.class_name,
             "phase": PHASE,
@@ -58,6 +60,8 @@ class CompletionPublisher:
             "trigger_source": "pubsub",
             "trigger_message_id": trigger_message_id,
             "metadata": {"is_incremental": False, **(metadata or {})},
+            "error_message": error,
+            "error_type": error.split(":", 1)[0] if error else None,
         }
         message = {key: value for key, value in message.items() if value is not None}
         try:

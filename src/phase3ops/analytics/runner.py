@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from phase3ops.analytics.completions import CompletionPublisher
+from phase3ops.analytics.completions import CompletionPublisher, CompletionPublishFailed
 from phase3ops.analytics.dedup import keep_newest
 from phase3ops.analytics.dependencies import CompletedDependencies, WaitingForDependencies
 from phase3ops.analytics.processors import check_implemented, query_for
@@ -113,57 +113,80 @@ class ProcessorRunner:
             raise WaitingForDependencies(
                 f"{processor.name} {game_date} reads {', '.join(waiting_for)}, not complete for the date yet"
             )
-        query = query_for(processor_name)
         execution_id = f"{processor_name}-{game_date:%Y%m%d}-{uuid.uuid4().hex[:12]}"
         started = time.monotonic()
         with self.locks.acquire(processor_name, game_date) as lease:
-            computed = self.warehouse.query(query.sql(self.spec, game_date))
-            processed_at = self.clock()
-            rows = keep_newest(({**row, FRESHNESS_COLUMN: processed_at} for row in computed), processor.primary_key)
-            refusal = (
-                None if allow_shrink or not rows else self._shrink_verdict(processor, game_date, rows, execution_id)
-            )
-            if refusal is not None:
-                return self._refused(
-                    processor, game_date, execution_id, correlation_id, trigger_message_id, lease, refusal, started
-                )
-            lease.ensure_current()  # cheap early exit; the fence below is what guarantees it
-            fence = WriteFence(self.spec.analytics.write_fences, lease.token, lease.owner, execution_id)
             try:
-                self.warehouse.write_partition(processor.table, game_date, rows, fence=fence)
-            except WriteFenced as exc:
-                log.warning(
-                    "%s %s: superseded by a newer lock holder; nothing written, nothing published",
-                    processor.name,
-                    game_date,
-                    extra={
-                        "event": "write_fenced",
-                        "processor": processor.name,
-                        "game_date": game_date.isoformat(),
-                        "token": lease.token,
-                        "owner": lease.owner,
-                        "execution_id": execution_id,
-                        "reason": str(exc),
-                    },
+                return self._run_holding(
+                    processor, game_date, correlation_id, trigger_message_id, allow_shrink, lease, execution_id, started
                 )
-                raise LockLost(f"{processor.name} {game_date}: {exc}") from exc
-            status = "success" if rows else "no_data"
-            message_id = self.completions.publish(
-                processor=processor,
-                game_date=game_date,
-                status=status,
-                execution_id=execution_id,
-                correlation_id=correlation_id,
-                record_count=len(rows),
-                duration_seconds=time.monotonic() - started,
-                trigger_message_id=trigger_message_id,
-                metadata={
-                    "lock_token": lease.token,
-                    "lock_owner": lease.owner,
-                    "duplicates_dropped": len(computed) - len(rows),
-                    "rows_fingerprint": rows_fingerprint(rows),
+            except (LockLost, ShrinkHeld, CompletionPublishFailed):
+                # Superseded (the successor reports the date), held for later, or written and not
+                # reported (the redelivery reports it): none is a failed run.
+                raise
+            except Exception as exc:
+                self._report_failure(
+                    processor, game_date, execution_id, correlation_id, trigger_message_id, lease, exc, started
+                )
+                raise
+
+    def _run_holding(
+        self,
+        processor: Processor,
+        game_date: dt.date,
+        correlation_id: str | None,
+        trigger_message_id: str | None,
+        allow_shrink: bool,
+        lease: Any,
+        execution_id: str,
+        started: float,
+    ) -> RunResult:
+        query = query_for(processor.name)
+        computed = self.warehouse.query(query.sql(self.spec, game_date))
+        processed_at = self.clock()
+        rows = keep_newest(({**row, FRESHNESS_COLUMN: processed_at} for row in computed), processor.primary_key)
+        refusal = None if allow_shrink or not rows else self._shrink_verdict(processor, game_date, rows, execution_id)
+        if refusal is not None:
+            return self._refused(
+                processor, game_date, execution_id, correlation_id, trigger_message_id, lease, refusal, started
+            )
+        lease.ensure_current()  # cheap early exit; the fence below is what guarantees it
+        fence = WriteFence(self.spec.analytics.write_fences, lease.token, lease.owner, execution_id)
+        try:
+            self.warehouse.write_partition(processor.table, game_date, rows, fence=fence)
+        except WriteFenced as exc:
+            log.warning(
+                "%s %s: superseded by a newer lock holder; nothing written, nothing published",
+                processor.name,
+                game_date,
+                extra={
+                    "event": "write_fenced",
+                    "processor": processor.name,
+                    "game_date": game_date.isoformat(),
+                    "token": lease.token,
+                    "owner": lease.owner,
+                    "execution_id": execution_id,
+                    "reason": str(exc),
                 },
             )
+            raise LockLost(f"{processor.name} {game_date}: {exc}") from exc
+        status = "success" if rows else "no_data"
+        message_id = self.completions.publish(
+            processor=processor,
+            game_date=game_date,
+            status=status,
+            execution_id=execution_id,
+            correlation_id=correlation_id,
+            record_count=len(rows),
+            duration_seconds=time.monotonic() - started,
+            trigger_message_id=trigger_message_id,
+            metadata={
+                "lock_token": lease.token,
+                "lock_owner": lease.owner,
+                "duplicates_dropped": len(computed) - len(rows),
+                "rows_fingerprint": rows_fingerprint(rows),
+            },
+        )
         result = RunResult(
             processor=processor.name,
             game_date=game_date,
@@ -228,6 +251,28 @@ class ProcessorRunner:
             raise ShrinkHeld(why)
         log.error("%s; refused, nothing written (shrink_guard: refuse)", why, extra=fields)
         return why
+
+    def _report_failure(
+        self, processor, game_date, execution_id, correlation_id, trigger_message_id, lease, error, started
+    ) -> None:
+        """A run that failed says so, with its error, as the reference processors do: the orchestrator
+        records it (it never un-completes a success) and the analytics SLO counts it. If even that
+        publish fails, the service's 500 and its log line are all that is left."""
+        try:
+            self.completions.publish(
+                processor=processor,
+                game_date=game_date,
+                status="failed",
+                execution_id=execution_id,
+                correlation_id=correlation_id,
+                record_count=0,
+                duration_seconds=time.monotonic() - started,
+                trigger_message_id=trigger_message_id,
+                metadata={"lock_token": lease.token, "lock_owner": lease.owner},
+                error=f"{type(error).__name__}: {error}",
+            )
+        except CompletionPublishFailed as exc:
+            log.warning("%s %s: the failure could not be reported: %s", processor.name, game_date, exc)
 
     def _refused(
         self, processor, game_date, execution_id, correlation_id, trigger_message_id, lease, why, started

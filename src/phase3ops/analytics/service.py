@@ -32,6 +32,7 @@ import base64
 import binascii
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -288,8 +289,9 @@ def _message_bytes(message: dict[str, Any]) -> bytes:
         return request.get_data()
 
 
-def create_app_from_environment() -> Flask:
-    """Gunicorn's app factory: `gunicorn 'phase3ops.analytics.service:create_app_from_environment()'`."""
+def create_app_from_environment(arm: Callable[[ProcessorRunner], None] | None = None) -> Flask:
+    """Gunicorn's app factory: `gunicorn 'phase3ops.analytics.service:create_app_from_environment()'`.
+    `arm`: the local chaos day's fault injection (phase3ops.local.chaos_service), never deployed."""
     from phase3ops.analytics.factory import build_fan_out, build_rejected_pushes, build_runner
     from phase3ops.logs import configure_json_logging
     from phase3ops.spec.pipeline import load_pipeline_spec
@@ -298,4 +300,6 @@ def create_app_from_environment() -> Flask:
     spec = load_pipeline_spec()
     runner = build_runner(spec)
     runner.prepare()
+    if arm is not None:
+        arm(runner)
     return create_app(runner, PushAuth.from_environment(), build_fan_out(spec), build_rejected_pushes(spec))

@@ -4,7 +4,9 @@ Armed: a second push subscription delivers every completion to the
 orchestrator again; a kill file makes the next orchestrator instance that
 claims a trigger die half-way through its fan-out; another makes the
 receipt of the date's first Phase 4 message arrive only after the claim's
-lease ran out; a helper process takes a processor's lock and is SIGKILLed
+lease ran out; a third makes one processor run fail reading the warehouse
+(it reports `failed`, Pub/Sub delivers the push again and the next run
+succeeds); a helper process takes a processor's lock and is SIGKILLed
 while holding it. Whatever ends the day (it
 finishes, fails, Ctrl-C, SIGTERM), leaving the `with` block removes the
 subscription and the kill file and stops the helper. The helper is recorded
@@ -31,6 +33,7 @@ from phase3ops.pubsub_admin import ensure_subscription
 from phase3ops.spec.pipeline import PipelineSpec
 
 LOCK_HOLDER = f"{HELPER_PREFIX}chaos-lock-holder"
+FAILING_PROCESSOR = "upcoming_team_game_context"  # optional in every mode: its retry holds nothing up
 
 
 class ChaosDay:
@@ -49,6 +52,7 @@ class ChaosDay:
         )
         self.state.chaos_armed_file.write_text(str(self.game_date))
         self.state.chaos_receipt_late_file.write_text(str(self.game_date))
+        self.state.chaos_run_fails_file.write_text(f"{FAILING_PROCESSOR} {self.game_date}")
         return self
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
@@ -72,6 +76,9 @@ class ChaosDay:
         if self.state.chaos_receipt_late_file.exists():
             self.state.chaos_receipt_late_file.unlink()
             undone.append("the late receipt disarmed")
+        if self.state.chaos_run_fails_file.exists():
+            self.state.chaos_run_fails_file.unlink()
+            undone.append("the failing processor run disarmed")
         holder = self.state.components.get(LOCK_HOLDER)
         if holder is not None:
             if holder.alive():

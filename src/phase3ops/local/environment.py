@@ -49,6 +49,7 @@ from phase3ops.local.state import (
     HELPER_PREFIX,
     PROJECT,
     RECEIPT_LATE_ENV,
+    RUN_FAILS_ENV,
     STATE_FILE,
     Component,
     LocalState,
@@ -68,6 +69,7 @@ DUPLICATE_SUBSCRIPTION = "eventarc-phase3-to-phase4-orchestrator-duplicate"
 RECEIPTS_SUBSCRIPTION = "eventarc-phase4-trigger-receipts"
 PHASE4_SUBSCRIPTION = "nba-phase4-precompute-push"
 CHAOS_FUNCTION_SOURCE = Path(__file__).parent / "chaos_function.py"
+CHAOS_SERVICE_APP = "phase3ops.local.chaos_service:create_chaos_app()"
 EMULATORS = ("firestore", "pubsub")
 SPEC_READERS = ("analytics", "orchestrator", "receipts")
 COMPONENT_ORDER = (*EMULATORS, *SPEC_READERS, "phase4")
@@ -176,12 +178,16 @@ def _ensure_emulators(state: LocalState, say: Say) -> bool:
 
 
 def _start(key: str, repo_root: Path, state: LocalState, spec: PipelineSpec, say: Say) -> None:
-    env = state.env | {ARMED_ENV: str(state.chaos_armed_file), RECEIPT_LATE_ENV: str(state.chaos_receipt_late_file)}
+    env = state.env | {
+        ARMED_ENV: str(state.chaos_armed_file),
+        RECEIPT_LATE_ENV: str(state.chaos_receipt_late_file),
+        RUN_FAILS_ENV: str(state.chaos_run_fails_file),
+    }
     logs = state.logs_dir
     if key == "analytics":
         say("Starting the analytics service (gunicorn) ...")
         server, name = (
-            start_analytics_service(repo_root, env, logs / "analytics-service.log"),
+            start_analytics_service(repo_root, env, logs / "analytics-service.log", app=CHAOS_SERVICE_APP),
             spec.analytics.service_name,
         )
     elif key == "orchestrator":
@@ -396,6 +402,7 @@ def down(run_dir: Path, say: Say) -> list[str]:
     Path(state.run_dir, STATE_FILE).unlink()
     state.chaos_armed_file.unlink(missing_ok=True)
     state.chaos_receipt_late_file.unlink(missing_ok=True)
+    state.chaos_run_fails_file.unlink(missing_ok=True)
     return stopped
 
 

@@ -22,6 +22,10 @@ chaos.py), undone whatever ends the day:
   the date (the duplicate triggers), serialised by the processor locks;
 - a processor instance killed mid-run: a process holds player_game_summary's
   lock and is SIGKILLed, so the service's run must take the lock over;
+- a processor run that fails: upcoming_team_game_context's first run times
+  out reading the warehouse, reports `failed` and is answered 500; Pub/Sub
+  delivers the push again and the next run succeeds (`slo report` shows it
+  in the analytics budget);
 - the orchestrator killed half-way through publishing the date's Phase 4
   messages (2 of 5 sent; then restarted, as the platform would start a new
   instance, the message redelivered, and only the 3 without a receipt sent);
@@ -212,11 +216,16 @@ class DayRun:
         day = generate_game_day(self.spec, self.game_date, games=self.games, seed=7, stale_scrapes=self.chaos)
         held_back = {}
         if chaos is not None:
+            from phase3ops.local.chaos import FAILING_PROCESSOR
+
             held_back = {LATE_TABLE: day.tables[LATE_TABLE]}
             day.tables[LATE_TABLE] = []
             day.stale[LATE_TABLE] = []
             self.say(
                 "chaos: every completion delivered twice; the orchestrator will die half-way through its next Phase 4 fan-out"
+            )
+            self.say(
+                f"chaos: the first {FAILING_PROCESSOR} run will fail reading the warehouse; Pub/Sub delivers it again"
             )
         write_game_day(self.warehouse, self.spec, day)
         self.say(

@@ -74,16 +74,39 @@ _REFUSED = (
 
 def _sent_triggers(history: StoredHistory) -> list[tuple[TriggerClaim, Event]]:
     return [
-        (claim, Event(claim.published_at, claim.game_date.isoformat()))
+        (claim, Event(claim.published_at, _trigger_subject(history, claim)))
         for claim in history.claims
         if claim.is_published and claim.published_at is not None
     ]
 
 
-def _on_time(history: StoredHistory, claim: TriggerClaim) -> bool:
+def _minutes_before_deadline(history: StoredHistory, claim: TriggerClaim) -> float:
     assert claim.published_at is not None  # only sent triggers are asked
     deadline = decided_deadline(history.spec, claim.decision.get("mode"), claim.game_date)
-    return minutes_before(deadline, claim.published_at) >= 0  # as the log line rounds it
+    return minutes_before(deadline, claim.published_at)  # as the log line rounds it
+
+
+def _on_time(history: StoredHistory, claim: TriggerClaim) -> bool:
+    return _minutes_before_deadline(history, claim) >= 0
+
+
+def _trigger_subject(history: StoredHistory, claim: TriggerClaim) -> str:
+    """'2026-11-20: sent 1 d 4 h after its overnight deadline, degraded'."""
+    minutes = _minutes_before_deadline(history, claim)
+    hours, rest = divmod(round(abs(minutes)), 60)
+    days, hours = divmod(hours, 24)
+    span = " ".join(
+        part
+        for part in (
+            f"{days} d" if days else "",
+            f"{hours} h" if hours else "",
+            f"{rest} min" if rest or not (days or hours) else "",
+        )
+        if part
+    )
+    degraded = ", degraded" if claim.decision.get("degraded") else ""
+    mode = claim.decision.get("mode") or "latest"
+    return f"{claim.game_date}: sent {span} {'before' if minutes >= 0 else 'after'} its {mode} deadline{degraded}"
 
 
 def _runs(history: StoredHistory) -> list[tuple[dict[str, Any], Event]]:
