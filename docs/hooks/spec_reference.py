@@ -61,6 +61,19 @@ REFERENCE_PAGES = (
         "dashboards/schema/stack-overrides.schema.json",
         "`dashboards/stacks/<stack>.yaml`",
     ),
+    ReferencePage("slo", "SLO", "slos/schema/slo.schema.json", "`slos/<name>.yaml`"),
+    ReferencePage(
+        "slo-alert-policy",
+        "SLO alert policy",
+        "slos/schema/slo-alert-policy.schema.json",
+        "`slos/alert-policies/<name>.yaml`",
+    ),
+    ReferencePage(
+        "slo-stack-overrides",
+        "SLO stack overrides",
+        "slos/schema/slo-stack-overrides.schema.json",
+        "`slos/stacks/<stack>.yaml`",
+    ),
     ReferencePage(
         "drift-allowlist",
         "Drift allow-list",

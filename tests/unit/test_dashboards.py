@@ -15,6 +15,7 @@ from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.dashboards.render import console_url, dashboard_body, dashboard_json, log_metric_body, to_proto
 from phase3ops.dashboards.specs import load_dashboard_specs
 from phase3ops.filters.language import LOGGING, MONITORING, label_restrictions
+from phase3ops.slos.specs import load_slo_specs
 from phase3ops.spec.documents import SpecError
 from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.validate import validate
@@ -327,7 +328,7 @@ def test_a_negated_restriction_names_nothing():
 
 def test_the_plan_deploys_the_checked_dashboard_and_its_log_metrics(dev):
     spec = load_dashboard_specs(REPO_ROOT / "dashboards", "dev").dashboard("phase3-handoff")
-    [dashboard] = dev.of_type(DASHBOARD)
+    [dashboard] = [d for d in dev.of_type(DASHBOARD) if d.name == "phase3-handoff"]
     labels = {"managed-by": "pulumi", "team": "data-platform", "stack": "dev", "component": "monitoring"}
     assert dashboard.inputs["dashboardJson"] == dashboard_json(spec, labels)
     assert dashboard.inputs["project"] == "nba-props-dev"
@@ -341,10 +342,14 @@ def test_the_plan_deploys_the_checked_dashboard_and_its_log_metrics(dev):
 
 
 def test_every_alert_policy_links_the_dashboard(dev):
-    [dashboard] = dev.of_type(DASHBOARD)
+    [dashboard] = [d for d in dev.of_type(DASHBOARD) if d.name == "phase3-handoff"]
     url = dev.outputs["dashboards"]["phase3-handoff"]
     policies = dev.of_type("gcp:monitoring/alertPolicy:AlertPolicy")
-    assert len(policies) == len(load_alert_specs(REPO_ROOT / "alerts", "dev").rules)
+    slos = load_slo_specs(REPO_ROOT / "slos", "dev").slos
+    # The rules' policies and the SLOs' burn-rate policies alike.
+    assert len(policies) == len(load_alert_specs(REPO_ROOT / "alerts", "dev").rules) + sum(
+        len(slo.alert_policy_names) for slo in slos
+    )
     for policy in policies:
         links = policy.inputs["documentation"]["links"]
         assert links[0]["displayName"] == "Runbook"

@@ -24,7 +24,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOOK = REPO_ROOT / "docs" / "hooks" / "spec_reference.py"
 README = REPO_ROOT / "README.md"
-SCHEMA_FOLDERS = ("alerts/schema", "dashboards/schema", "src/phase3ops/spec/schemas")
+SCHEMA_FOLDERS = ("alerts/schema", "dashboards/schema", "slos/schema", "src/phase3ops/spec/schemas")
 
 SETUP_RUN = (
     "python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e . && "

@@ -160,7 +160,7 @@ def test_monitoring_one_policy_per_rule_wired_to_its_channels_and_metrics(dev):
 
     specs = load_alert_specs(REPO_ROOT / "alerts", "dev")
     channel_ids = {c.name: dev.outputs["notification_channels"][c.name] for c in specs.channels}
-    policies = {p.name: p for p in dev.of_type(POLICY)}
+    policies = {p.name: p for p in dev.of_type(POLICY) if "rule" in p.inputs["userLabels"]}
     metrics = {m.inputs["name"]: m for m in dev.of_type(METRIC)}
     assert set(policies) == {r.name for r in specs.rules}
     waits = {w.name: w for w in dev.of_type("time:index/sleep:Sleep")}
@@ -393,3 +393,38 @@ def _google_distribution(module: str) -> list[str]:
     if len(parts) <= 2 or parts[:3] in (["google", "cloud", "exceptions"],):
         return []  # the namespace itself; what is imported from it is resolved on its own
     raise AssertionError(f"which distribution provides {module}? add it to the table")
+
+
+def test_service_levels_one_slo_per_file_and_a_burn_rate_policy_per_alert_policy(dev):
+    from phase3ops.slos.cloud_monitoring import slo_name
+    from phase3ops.slos.event_metrics import event_metric
+    from phase3ops.slos.specs import SERVICE_ID, load_slo_specs
+
+    specs = load_slo_specs(REPO_ROOT / "slos", "dev")
+    [service] = dev.of_type("gcp:monitoring/customService:CustomService")
+    assert service.inputs["serviceId"] == SERVICE_ID
+    slos = {s.inputs["sloId"]: s for s in dev.of_type("gcp:monitoring/slo:Slo")}
+    assert set(slos) == {slo.name for slo in specs.slos}
+    waits = {w.name: w for w in dev.of_type("time:index/sleep:Sleep")}
+    metrics = {m.inputs["name"]: m for m in dev.of_type(METRIC)}
+    policies = {p.name: p for p in dev.of_type(POLICY) if "slo" in p.inputs["userLabels"]}
+    channels = dev.outputs["notification_channels"]
+    for slo in specs.slos:
+        deployed = slos[slo.name]
+        assert (deployed.inputs["goal"], deployed.inputs["rollingPeriodDays"]) == (slo.target, slo.window_days)
+        assert service.urn in deployed.dependencies
+        for _, selector in slo.selectors():  # an SLO waits until its metrics can be queried
+            metric = event_metric(selector["metric"])
+            assert metric is not None
+            wait = waits[f"slo-{metric.name}-queryable"]
+            assert wait.urn in deployed.dependencies and metrics[metric.name].urn in wait.dependencies
+            assert metrics[metric.name].inputs["filter"] == metric.filter
+        for name in slo.alert_policy_names:
+            policy = policies[f"slo-{slo.name}-{name}"]
+            assert deployed.urn in policy.dependencies
+            filters = [c["conditionThreshold"]["filter"] for c in policy.inputs["conditions"]]
+            assert all(f.startswith(f'select_slo_burn_rate("{slo_name("nba-props-dev", slo)}"') for f in filters)
+            targets = specs.alert_policies[name].targets
+            assert policy.inputs["notificationChannels"] == [channels[t] for t in targets]
+    assert len(policies) == sum(len(slo.alert_policy_names) for slo in specs.slos)
+    assert "fast-burn" not in {p.inputs["userLabels"]["alert-policy"] for p in policies.values()}  # dev pages nobody

@@ -165,7 +165,9 @@ def test_a_fast_burn_fires_in_the_report_and_in_the_deployed_conditions():
     held = []
     for condition in body["conditions"]:
         threshold = condition["condition_threshold"]
-        seconds = int(re.search(r'"(\d+)s"\)$', threshold["filter"]).group(1))
+        window = re.search(r'"(\d+)s"\)$', threshold["filter"])
+        assert window is not None, threshold["filter"]
+        seconds = int(window.group(1))
         burn = next(w for w in (fast.long, fast.short) if w.seconds == seconds).burn_rate
         assert threshold["comparison"] == "COMPARISON_GT"
         held.append(burn > threshold["threshold_value"])

@@ -120,7 +120,8 @@ def run(context: CheckContext, clients: CloudClients | None = None) -> CheckResu
         deployed = {
             policy.user_labels.get("rule", ""): bool(policy.enabled)
             for policy in clients.alert_policies.list_alert_policies(name=f"projects/{context.project}")
-            if policy.user_labels.get("managed-by") == "pulumi"
+            # The rules' policies; the SLOs' burn-rate policies carry `slo` instead.
+            if policy.user_labels.get("managed-by") == "pulumi" and "rule" in policy.user_labels
         }
         findings += alert_policy_findings(expected_alert_states(context), deployed)
         details.append(f"{len(deployed)} alert policies deployed, stack {context.stack}")

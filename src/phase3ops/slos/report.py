@@ -153,7 +153,7 @@ def render(statuses: list[SloStatus], now: dt.datetime, verbose: bool = False) -
         if window.total:
             allowed = (1 - slo.target) * window.total
             lines.append(
-                f"    error budget left {_percent(status.budget_left)} ({window.bad} bad of {allowed:.1f} allowed)"
+                f"    error budget left {_percent(status.budget_left)} ({window.bad} bad of {allowed:.3g} allowed)"
             )
         for alert in status.alerts:
             policy = alert.policy
