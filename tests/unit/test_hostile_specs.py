@@ -614,14 +614,16 @@ def test_parse_preview_on_json_shaped_like_a_preview(value):
 
 ALERT_SCHEMAS = REPO_ROOT / "alerts" / "schema"
 DASHBOARD_SCHEMAS = REPO_ROOT / "dashboards" / "schema"
+SLO_SCHEMAS = REPO_ROOT / "slos" / "schema"
 SCHEMAS = [
     (SCHEMA_DIR / "pipeline.schema.json", None),
     (SCHEMA_DIR / "drift-allowlist.schema.json", None),
     *((path, schema_registry(ALERT_SCHEMAS)) for path in sorted(ALERT_SCHEMAS.glob("*.schema.json"))),
     *((path, schema_registry(DASHBOARD_SCHEMAS)) for path in sorted(DASHBOARD_SCHEMAS.glob("*.schema.json"))),
+    *((path, schema_registry(SLO_SCHEMAS)) for path in sorted(SLO_SCHEMAS.glob("*.schema.json"))),
 ]
 SPEC_SHAPED = shaped(
-    ["apiVersion", "kind", "metadata", "spec", "channels", "rules", "stack"],
+    ["apiVersion", "kind", "metadata", "spec", "channels", "rules", "stack", "slos"],
     JSON_VALUES | shaped(["name", "labels"], JSON_VALUES),
 )
 

@@ -100,6 +100,20 @@ CASES = [
         "a filter on top would count events the SLO report cannot tell apart",
     ),
     (
+        ON_TIME,
+        'phase3ops/events-per-day: "1"',
+        'phase3ops/events-per-day: "daily"',
+        "phase3ops/events-per-day",
+        "phase3ops/events-per-day 'daily' is not a positive number",
+    ),
+    (
+        ON_TIME,
+        '    phase3ops/events-per-day: "1"\n',
+        "",
+        "annotations:",
+        "metadata.annotations has no phase3ops/events-per-day",
+    ),
+    (
         "slos/alert-policies/slow-burn.yaml",
         "targetRef: phase3-oncall",
         "targetRef: phase3-pager",

@@ -17,7 +17,14 @@ from phase3ops.filters.language import MONITORING, filter_problems
 from phase3ops.filters.positions import block_scalar_line
 from phase3ops.slos.cloud_monitoring import to_protos
 from phase3ops.slos.event_metrics import EVENT_METRICS, event_metric
-from phase3ops.slos.specs import RUNBOOK_ANNOTATION, SHORT_WINDOW_DIVISOR, BurnRateAlert, Slo, SloSpecs
+from phase3ops.slos.specs import (
+    EVENTS_PER_DAY_ANNOTATION,
+    RUNBOOK_ANNOTATION,
+    SHORT_WINDOW_DIVISOR,
+    BurnRateAlert,
+    Slo,
+    SloSpecs,
+)
 from phase3ops.spec.documents import SpecProblem
 
 MAX_WINDOW_DAYS = 30  # Cloud Monitoring's rollingPeriod: whole days, at most 30
@@ -132,11 +139,18 @@ def one_bad_event_does_not_page(slo: Slo, context: LintContext) -> list[SpecProb
     windows, and its symptoms page through the alert rules."""
     per_day = slo.events_per_day
     if per_day is None:
+        given = slo.metadata.get("annotations", {}).get(EVENTS_PER_DAY_ANNOTATION)
+        where = ["metadata", "annotations"] + ([EVENTS_PER_DAY_ANNOTATION] if given is not None else [])
+        what = (
+            f"{EVENTS_PER_DAY_ANNOTATION} {given!r} is not a positive number"
+            if given is not None
+            else f"metadata.annotations has no {EVENTS_PER_DAY_ANNOTATION}"
+        )
         return [
-            slo.problem(
-                [],
-                "metadata.annotations has no phase3ops/events-per-day (how many events the SLI counts on a normal "
-                "day): without it nobody can tell whether one bad event would page",
+            slo.document.problem(
+                where,
+                f'{what} (how many events the SLI counts on a normal day, e.g. "40"): without it nobody can tell '
+                "whether one bad event would page",
             )
         ]
     problems = []

@@ -108,11 +108,13 @@ class Slo:
 
     @property
     def events_per_day(self) -> float | None:
+        """The annotation as a positive, finite number; None when absent or not such a number."""
         text = self.metadata.get("annotations", {}).get(EVENTS_PER_DAY_ANNOTATION)
         try:
-            return float(text) if text is not None else None
+            value = float(text) if text is not None else None
         except ValueError:
             return None
+        return value if value is not None and 0 < value < float("inf") else None
 
 
 @dataclass(frozen=True)
