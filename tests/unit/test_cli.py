@@ -65,6 +65,7 @@ def test_the_project_can_be_given_and_its_absence_names_the_real_option():
         (["local", "run-day", "--games", "0"], "argument --games: 0 must be at least 1"),
         (["local", "run-day", "--games", "-1"], "argument --games: -1 must be at least 1"),
         (["health", "--date", "2026-02-30"], "'2026-02-30' is not a YYYY-MM-DD date"),
+        (["slo", "report", "--days", "0"], "argument --days: 0 must be at least 1"),
     ],
 )
 def test_a_number_that_checks_nothing_is_refused(args, message):
@@ -186,3 +187,12 @@ def test_the_drift_wrapper_tells_the_truth_about_its_default_stack():
     )
     result = script("check-deployment-drift.sh", "--from-file", "/nonexistent.json", env={"DRIFT_STACK": "dev"})
     assert result.returncode == 2 and "Could not check drift for stack dev" in result.stderr
+
+
+def test_an_slo_report_without_slos_is_refused_rather_than_a_full_budget(tmp_path):
+    """A folder without SLO files would report nothing and pass: say where no SLO was found."""
+    refused(run("slo", "report", "--slos", str(tmp_path)), f"no SLOs in {tmp_path} (slos/<name>.yaml)")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.yaml").write_text("kind: SLO\n")
+    refused(run("slo", "report", "--slos", str(broken)), "bad.yaml")

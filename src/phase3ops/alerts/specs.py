@@ -20,17 +20,14 @@ from typing import Any
 
 from phase3ops.alerts.references import UnresolvedReference, has_references, render_spec
 from phase3ops.spec.documents import (
+    KindLoader,
     PathPart,
     SpecDocument,
     SpecError,
     SpecProblem,
     display_name,
-    load_schema,
     name_problems,
-    read_yaml,
-    schema_comment_problem,
     schema_problems,
-    schema_registry,
 )
 from phase3ops.spec.merging import Layer as _Layer
 from phase3ops.spec.merging import MergedDocument
@@ -152,27 +149,8 @@ def load_alert_specs(
     """
     directory = Path(directory)
     pipeline_of = _pipeline_source(directory, pipeline)
-    registry = schema_registry(directory / SCHEMA_DIR)
-    problems: list[SpecProblem] = []
-
-    def load(path: Path, expected_kind: str | None = None) -> SpecDocument | None:
-        try:
-            document = read_yaml(path)
-        except SpecError as error:
-            problems.extend(error.problems)
-            return None
-        kind = document.data.get("kind") if isinstance(document.data, dict) else None
-        if expected_kind and kind != expected_kind:
-            problems.append(document.problem(["kind"], f"must be {expected_kind!r} in {path.name}, got {kind!r}"))
-            return None
-        if kind not in _SCHEMAS:
-            problems.append(document.problem(["kind"], f"unknown kind {kind!r} (one of: {', '.join(_SCHEMAS)})"))
-            return None
-        schema = load_schema(directory / SCHEMA_DIR / _SCHEMAS[kind])
-        found = schema_problems(document, schema, registry)
-        comment = schema_comment_problem(document)
-        problems.extend(found + ([comment] if comment else []))
-        return None if found else document
+    loader = KindLoader(directory / SCHEMA_DIR, _SCHEMAS)
+    registry, problems, load = loader.registry, loader.problems, loader.load
 
     if not directory.is_dir():
         raise SpecError([SpecProblem(display_name(directory), None, "", "alerts directory not found")])

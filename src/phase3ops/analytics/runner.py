@@ -259,16 +259,14 @@ class ProcessorRunner:
         records it (it never un-completes a success) and the analytics SLO counts it. If even that
         publish fails, the service's 500 and its log line are all that is left."""
         try:
-            self.completions.publish(
-                processor=processor,
-                game_date=game_date,
-                status="failed",
-                execution_id=execution_id,
-                correlation_id=correlation_id,
-                record_count=0,
-                duration_seconds=time.monotonic() - started,
-                trigger_message_id=trigger_message_id,
-                metadata={"lock_token": lease.token, "lock_owner": lease.owner},
+            self._publish_failed(
+                processor,
+                game_date,
+                execution_id,
+                correlation_id,
+                trigger_message_id,
+                lease,
+                started,
                 error=f"{type(error).__name__}: {error}",
             )
         except CompletionPublishFailed as exc:
@@ -278,7 +276,32 @@ class ProcessorRunner:
         self, processor, game_date, execution_id, correlation_id, trigger_message_id, lease, why, started
     ) -> RunResult:
         """Nothing written; the run is reported as failed, which never un-completes an earlier success."""
-        message_id = self.completions.publish(
+        message_id = self._publish_failed(
+            processor,
+            game_date,
+            execution_id,
+            correlation_id,
+            trigger_message_id,
+            lease,
+            started,
+            refused="shrink_guard",
+            error_message=why,
+        )
+        return RunResult(processor.name, game_date, "failed", 0, 0, execution_id, lease.token, message_id)
+
+    def _publish_failed(
+        self,
+        processor,
+        game_date,
+        execution_id,
+        correlation_id,
+        trigger_message_id,
+        lease,
+        started,
+        error: str | None = None,
+        **metadata: Any,
+    ) -> str:
+        return self.completions.publish(
             processor=processor,
             game_date=game_date,
             status="failed",
@@ -287,14 +310,9 @@ class ProcessorRunner:
             record_count=0,
             duration_seconds=time.monotonic() - started,
             trigger_message_id=trigger_message_id,
-            metadata={
-                "lock_token": lease.token,
-                "lock_owner": lease.owner,
-                "refused": "shrink_guard",
-                "error_message": why,
-            },
+            metadata={"lock_token": lease.token, "lock_owner": lease.owner, **metadata},
+            error=error,
         )
-        return RunResult(processor.name, game_date, "failed", 0, 0, execution_id, lease.token, message_id)
 
 
 def rows_fingerprint(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -291,7 +291,7 @@ def _message_bytes(message: dict[str, Any]) -> bytes:
 
 def create_app_from_environment(arm: Callable[[ProcessorRunner], None] | None = None) -> Flask:
     """Gunicorn's app factory: `gunicorn 'phase3ops.analytics.service:create_app_from_environment()'`.
-    `arm`: the local chaos day's fault injection (phase3ops.local.chaos_service), never deployed."""
+    `arm`: the local chaos day's fault injection (phase3ops.local.chaos_analytics_service), never deployed."""
     from phase3ops.analytics.factory import build_fan_out, build_rejected_pushes, build_runner
     from phase3ops.logs import configure_json_logging
     from phase3ops.spec.pipeline import load_pipeline_spec

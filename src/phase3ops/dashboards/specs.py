@@ -17,17 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from phase3ops.spec.documents import (
+    KindLoader,
     PathPart,
     SpecDocument,
     SpecError,
     SpecProblem,
     display_name,
-    load_schema,
     name_problems,
-    read_yaml,
-    schema_comment_problem,
     schema_problems,
-    schema_registry,
 )
 from phase3ops.spec.merging import Layer, MergedDocument, Origins
 
@@ -136,23 +133,8 @@ def load_dashboard_specs(directory: Path, stack: str | None = None, strict: bool
     directory = Path(directory)
     if not directory.is_dir():
         raise SpecError([SpecProblem(display_name(directory), None, "", "dashboards directory not found")])
-    registry = schema_registry(directory / SCHEMA_DIR)
-    problems: list[SpecProblem] = []
-
-    def load(path: Path, expected_kind: str) -> SpecDocument | None:
-        try:
-            document = read_yaml(path)
-        except SpecError as error:
-            problems.extend(error.problems)
-            return None
-        kind = document.data.get("kind") if isinstance(document.data, dict) else None
-        if kind != expected_kind:
-            problems.append(document.problem(["kind"], f"must be {expected_kind!r} in {path.name}, got {kind!r}"))
-            return None
-        found = schema_problems(document, load_schema(directory / SCHEMA_DIR / _SCHEMAS[kind]), registry)
-        comment = schema_comment_problem(document)
-        problems.extend(found + ([comment] if comment else []))
-        return None if found else document
+    loader = KindLoader(directory / SCHEMA_DIR, _SCHEMAS)
+    registry, problems, load = loader.registry, loader.problems, loader.load
 
     overrides_doc = None
     if stack is not None and (directory / STACKS_DIR / f"{stack}.yaml").is_file():

@@ -29,7 +29,7 @@ HELPER_PREFIX = "helper:"  # components a chaos day starts: stopped by `down` ev
 # Where the chaos day's armed faults are, for the functions it arms (chaos_function.py).
 ARMED_ENV = "PHASE3OPS_CHAOS_ARMED"
 RECEIPT_LATE_ENV = "PHASE3OPS_CHAOS_RECEIPT_LATE"
-RUN_FAILS_ENV = "PHASE3OPS_CHAOS_RUN_FAILS"  # the analytics service's (chaos_service.py)
+RUN_FAILS_ENV = "PHASE3OPS_CHAOS_RUN_FAILS"  # the analytics service's (chaos_analytics_service.py)
 
 
 PROC = Path("/proc")

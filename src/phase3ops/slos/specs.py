@@ -20,16 +20,12 @@ from typing import Any
 
 from phase3ops.monitoring import durations
 from phase3ops.spec.documents import (
+    KindLoader,
     PathPart,
     SpecDocument,
     SpecError,
     SpecProblem,
-    load_schema,
     name_problems,
-    read_yaml,
-    schema_comment_problem,
-    schema_problems,
-    schema_registry,
 )
 
 SLOS_DIR = "slos"
@@ -192,25 +188,8 @@ def load_slo_specs(directory: Path, stack: str | None = None, strict: bool = Tru
     Raises SpecError for anything that leaves an SLO unusable; with strict (the default) the
     remaining problems (a name that does not match its file, an override of no SLO) raise too."""
     directory = Path(directory)
-    registry = schema_registry(directory / SCHEMA_DIR)
-    problems: list[SpecProblem] = []
-
-    def load(path: Path, expected_kind: str) -> SpecDocument | None:
-        try:
-            document = read_yaml(path)
-        except SpecError as error:
-            problems.extend(error.problems)
-            return None
-        kind = document.data.get("kind") if isinstance(document.data, dict) else None
-        if kind != expected_kind:
-            problems.append(
-                document.problem(["kind"], f"must be {expected_kind!r} in {path.parent.name}/, got {kind!r}")
-            )
-            return None
-        found = schema_problems(document, load_schema(directory / SCHEMA_DIR / _SCHEMAS[kind]), registry)
-        comment = schema_comment_problem(document)
-        problems.extend(found + ([comment] if comment else []))
-        return None if found else document
+    loader = KindLoader(directory / SCHEMA_DIR, _SCHEMAS)
+    problems, load = loader.problems, loader.load
 
     if not directory.is_dir():
         return SloSpecs(directory, stack, (), {})

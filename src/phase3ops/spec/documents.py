@@ -395,3 +395,35 @@ def name_problems(document: SpecDocument, seen: dict[str, str]) -> list[SpecProb
         problems.append(document.problem(["metadata", "name"], f"{name!r} is already defined in {seen[name]}"))
     seen[name] = document.file
     return problems
+
+
+class KindLoader:
+    """Reads the spec files of one folder, each checked against the schema of its `kind`; every
+    problem of every file is collected in `problems` (nothing raises), so a loader reports them all."""
+
+    def __init__(self, schema_dir: Path, schemas: Mapping[str, str]):
+        self.schema_dir, self.schemas = schema_dir, schemas  # kind -> schema file name in schema_dir
+        self.registry = schema_registry(schema_dir)
+        self.problems: list[SpecProblem] = []
+
+    def load(self, path: Path, expected_kind: str) -> SpecDocument | None:
+        """The document, or None when it is unusable (its problems recorded)."""
+        try:
+            document = read_yaml(path)
+        except SpecError as error:
+            self.problems.extend(error.problems)
+            return None
+        kind = document.data.get("kind") if isinstance(document.data, dict) else None
+        if kind != expected_kind:
+            self.problems.append(document.problem(["kind"], f"must be {expected_kind!r} in {path.name}, got {kind!r}"))
+            return None
+        schema = self.schema_dir / self.schemas[kind]
+        if not schema.is_file():
+            self.problems.append(
+                document.problem(["kind"], f"no schema to check it against: {display_name(schema)} does not exist")
+            )
+            return None
+        found = schema_problems(document, load_schema(schema), self.registry)
+        comment = schema_comment_problem(document)
+        self.problems.extend(found + ([comment] if comment else []))
+        return None if found else document
