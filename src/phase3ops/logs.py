@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import sys
+import threading
 from typing import Any
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -60,15 +61,20 @@ def _bounded(value: Any, chars: int, depth: int = 0) -> Any:
     return _bounded(str(value), chars)
 
 
+_configuring = threading.Lock()
+
+
 def configure_json_logging(level: int = logging.INFO, stream=None) -> None:
-    """Idempotent: the function entry point calls it on every cold start.
+    """Idempotent, also when a cold start's first requests call it on several threads at once (a
+    second handler would write every line twice, and every log-based metric would count it twice).
 
     The CLI logs to stderr (its report is on stdout); Cloud Run jobs collect both.
     """
     root = logging.getLogger()
-    if any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
-        return
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JsonLineFormatter())
-    root.addHandler(handler)
-    root.setLevel(level)
+    with _configuring:
+        if any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers):
+            return
+        handler = logging.StreamHandler(stream or sys.stdout)
+        handler.setFormatter(JsonLineFormatter())
+        root.addHandler(handler)
+        root.setLevel(level)

@@ -12,6 +12,8 @@ Pub/Sub deliver it again.
 
 from __future__ import annotations
 
+import threading
+
 import functions_framework
 
 from phase3ops.logs import configure_json_logging
@@ -22,6 +24,8 @@ from phase3ops.spec.pipeline import load_pipeline_spec
 
 _orchestrator: Orchestrator | None = None
 _recorder: ReceiptRecorder | None = None
+# A cold start's first requests arrive on several threads at once: one builds, the others wait for it.
+_building = threading.Lock()
 
 
 def orchestrator_instance() -> Orchestrator:
@@ -30,16 +34,20 @@ def orchestrator_instance() -> Orchestrator:
     # the import in a way Cloud Functions reports as a generic startup error.
     global _orchestrator
     if _orchestrator is None:
-        configure_json_logging()
-        _orchestrator = build_orchestrator(load_pipeline_spec())
+        with _building:
+            if _orchestrator is None:
+                configure_json_logging()
+                _orchestrator = build_orchestrator(load_pipeline_spec())
     return _orchestrator
 
 
 def receipt_recorder_instance() -> ReceiptRecorder:
     global _recorder
     if _recorder is None:
-        configure_json_logging()
-        _recorder = build_receipt_recorder(load_pipeline_spec())
+        with _building:
+            if _recorder is None:
+                configure_json_logging()
+                _recorder = build_receipt_recorder(load_pipeline_spec())
     return _recorder
 
 
