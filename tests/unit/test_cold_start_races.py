@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import ClassVar
 
 from phase3ops.logs import JsonLineFormatter, configure_json_logging
 from phase3ops.orchestrator import entrypoint
@@ -20,22 +21,27 @@ def _json_handlers() -> list[logging.Handler]:
     return [h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonLineFormatter)]
 
 
+class SlowHandler(logging.StreamHandler):
+    """A handler that takes a moment to make: the window of the race. Notes how many callers had
+    started by the time it was made."""
+
+    started: ClassVar[list[int]] = []
+
+    def __init__(self, *args, **kwargs):
+        time.sleep(0.005)
+        super().__init__(*args, **kwargs)
+        self.callers_meanwhile = len(SlowHandler.started)
+
+
 def test_concurrent_first_calls_add_one_json_handler(monkeypatch):
     root = logging.getLogger()
     kept = [h for h in root.handlers if not isinstance(h.formatter, JsonLineFormatter)]
-    real_handler = logging.StreamHandler
+    monkeypatch.setattr(logging, "StreamHandler", SlowHandler)
     duplicated = raced = 0
     for _ in range(TRIALS):
         root.handlers = list(kept)
-        started = []
-
-        class SlowHandler(real_handler):  # a handler that takes a moment to make: the window of the race
-            def __init__(self, *args, **kwargs):
-                time.sleep(0.005)
-                super().__init__(*args, **kwargs)
-                self.callers_meanwhile = len(started)
-
-        monkeypatch.setattr(logging, "StreamHandler", SlowHandler)
+        started: list[int] = []
+        SlowHandler.started = started
         barrier = threading.Barrier(THREADS)
 
         def cold_start():
@@ -50,7 +56,7 @@ def test_concurrent_first_calls_add_one_json_handler(monkeypatch):
             thread.join()
         handlers = _json_handlers()
         duplicated += len(handlers) > 1
-        raced += handlers[0].callers_meanwhile > 1  # others called while the first handler was being made
+        raced += getattr(handlers[0], "callers_meanwhile", 0) > 1  # others called while it was being made
     root.handlers = kept
     assert duplicated == 0
     assert raced >= TRIALS // 2, raced
