@@ -215,5 +215,5 @@ def deploy(repo_root: Path) -> None:
     pulumi.export("check_jobs", {name: job.name for name, job in checks.jobs.items()})
     pulumi.export("notification_channels", {name: c.name for name, c in monitoring.channels.items()})
     pulumi.export("alert_policies", {name: p.name for name, p in monitoring.policies.items()})
-    pulumi.export("dashboards", dashboards.urls)
+    pulumi.export("dashboards", {**dashboards.urls, "phase3-slos": service_levels.url})
     pulumi.export("slos", {name: slo.name for name, slo in service_levels.slos.items()})

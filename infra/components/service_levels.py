@@ -14,6 +14,7 @@ policy depends on the SLO explicitly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,9 +23,10 @@ import pulumi_gcp as gcp
 import pulumiverse_time as time
 
 from infra.components import child_options
+from phase3ops.dashboards.render import console_url
 from phase3ops.monitoring.metrics import counter_log_metric_body
 from phase3ops.slos.cloud_monitoring import burn_rate_policy_body, service_body, slo_body
-from phase3ops.slos.dashboard import DASHBOARD_NAME, slo_dashboard_json
+from phase3ops.slos.dashboard import DASHBOARD_NAME, DISPLAY_NAME, slo_dashboard_json
 from phase3ops.slos.event_metrics import event_metric
 from phase3ops.slos.specs import SERVICE_ID, SloSpecs
 
@@ -92,12 +94,20 @@ class ServiceLevels(pulumi.ComponentResource):
                 user_labels={**body["user_labels"], "team": args.labels["team"]},
                 opts=child_options(self, opts, self.service, *waits),
             )
+        self.dashboard = gcp.monitoring.Dashboard(
+            DASHBOARD_NAME,
+            project=args.project,
+            dashboard_json=slo_dashboard_json(args.project, args.specs, {**args.labels, "component": "slos"}),
+            opts=child_options(self, opts, *self.slos.values()),
+        )
+        # An incident opens on the SLO's row: the burn-rate policies link this dashboard first.
+        self.url = self.dashboard.id.apply(functools.partial(console_url, project=args.project))
+        links = [(DISPLAY_NAME, self.url), *args.dashboard_links]
+        for slo in args.specs.slos:
             for policy_name in slo.alert_policy_names:
                 policy = args.specs.alert_policies[policy_name]
                 channels = [args.channels[target] for target in policy.targets]
-                alert = burn_rate_policy_body(
-                    args.project, slo, policy, args.runbook_base_url, dashboards=args.dashboard_links
-                )
+                alert = burn_rate_policy_body(args.project, slo, policy, args.runbook_base_url, dashboards=links)
                 alert["notification_channels"] = [channel.name for channel in channels]
                 alert["user_labels"] = {**alert["user_labels"], "team": args.labels["team"]}
                 self.policies[f"{slo.name}-{policy_name}"] = gcp.monitoring.AlertPolicy(
@@ -106,15 +116,10 @@ class ServiceLevels(pulumi.ComponentResource):
                     **alert,
                     opts=child_options(self, opts, self.slos[slo.name]),
                 )
-        self.dashboard = gcp.monitoring.Dashboard(
-            DASHBOARD_NAME,
-            project=args.project,
-            dashboard_json=slo_dashboard_json(args.project, args.specs, {**args.labels, "component": "slos"}),
-            opts=child_options(self, opts, *self.slos.values()),
-        )
         self.register_outputs(
             {
                 "slos": {name: slo.name for name, slo in self.slos.items()},
                 "policies": {name: p.name for name, p in self.policies.items()},
+                "dashboard": self.url,
             }
         )

@@ -350,10 +350,14 @@ def test_every_alert_policy_links_the_dashboard(dev):
     assert len(policies) == len(load_alert_specs(REPO_ROOT / "alerts", "dev").rules) + sum(
         len(slo.alert_policy_names) for slo in slos
     )
+    handoff = {"displayName": "Dashboard: Phase 3 -> Phase 4 hand-off (dev)", "url": url}
+    # A burn-rate policy opens on the SLO dashboard first.
+    slo_board = {"displayName": "Dashboard: Phase 3 -> Phase 4 SLOs", "url": dev.outputs["dashboards"]["phase3-slos"]}
     for policy in policies:
         links = policy.inputs["documentation"]["links"]
         assert links[0]["displayName"] == "Runbook"
-        assert links[1:] == [{"displayName": "Dashboard: Phase 3 -> Phase 4 hand-off (dev)", "url": url}], policy.name
+        slo = "slo" in policy.inputs["userLabels"]
+        assert links[1:] == ([slo_board, handoff] if slo else [handoff]), policy.name
         assert dashboard.urn in policy.dependencies
 
 
