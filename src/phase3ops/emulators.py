@@ -15,6 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,12 @@ _COMMANDS = {
     PUBSUB: ["beta", "emulators", "pubsub", "start"],
 }
 ENV_VARS = {FIRESTORE: "FIRESTORE_EMULATOR_HOST", PUBSUB: "PUBSUB_EMULATOR_HOST"}
+# The emulators' JVMs spend most of their CPU compiling hot code with C2, which a short-lived local
+# emulator never earns back: with the client compiler only, the Firestore emulator used 7.3 s of CPU
+# instead of 13.4 s for the same 6,000 operations, and finished them sooner (2 cores). Applied unless
+# the user set JVM options of their own.
+JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -XX:+UseSerialGC"
+JVM_OPTIONS_ENV = "JDK_JAVA_OPTIONS"
 
 
 class EmulatorError(RuntimeError):
@@ -125,9 +132,15 @@ def start_emulator(
     host_port = f"127.0.0.1:{port or free_port()}"
     log_path = log_dir / f"{kind}-emulator.log"
     command = [gcloud_path(), *_COMMANDS[kind], f"--host-port={host_port}", *extra_args, "--quiet"]
+    env = emulator_environment(os.environ)
     with open(log_path, "ab") as log_file:  # the child keeps its own descriptor
         process = subprocess.Popen(
-            command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
         )
     emulator = Emulator(kind, host_port, log_path, process)
     deadline = time.monotonic() + timeout
@@ -139,6 +152,14 @@ def start_emulator(
         time.sleep(0.2)
     emulator.stop()
     raise EmulatorError(f"the {kind} emulator did not answer on {host_port} within {timeout:.0f}s:\n{_tail(log_path)}")
+
+
+def emulator_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The emulator's environment: this one, with JVM_OPTIONS unless JVM options are set already."""
+    env = dict(environ)
+    if not (env.get("JAVA_TOOL_OPTIONS") or env.get(JVM_OPTIONS_ENV)):
+        env[JVM_OPTIONS_ENV] = JVM_OPTIONS
+    return env
 
 
 def start_both(log_dir: Path) -> dict[str, Emulator]:
