@@ -28,12 +28,17 @@ from google.api_core import exceptions as gexc
 
 from phase3ops.emulators import stop_process_group
 from phase3ops.local.environment import DUPLICATE_SUBSCRIPTION, orchestrator_route
-from phase3ops.local.state import HELPER_PREFIX, Component, LocalState
+from phase3ops.local.state import ARMED_ENV, HELPER_PREFIX, RECEIPT_LATE_ENV, RUN_FAILS_ENV, Component, LocalState
 from phase3ops.pubsub_admin import ensure_subscription
 from phase3ops.spec.pipeline import PipelineSpec
 
 LOCK_HOLDER = f"{HELPER_PREFIX}chaos-lock-holder"
 FAILING_PROCESSOR = "upcoming_team_game_context"  # optional in every mode: its retry holds nothing up
+_DISARMED = {
+    ARMED_ENV: "the orchestrator kill disarmed",
+    RECEIPT_LATE_ENV: "the late receipt disarmed",
+    RUN_FAILS_ENV: "the failing processor run disarmed",
+}
 
 
 class ChaosDay:
@@ -70,15 +75,10 @@ class ChaosDay:
             undone.append("the duplicate-delivery subscription removed")
         except gexc.NotFound:
             pass
-        if self.state.chaos_armed_file.exists():
-            self.state.chaos_armed_file.unlink()
-            undone.append("the orchestrator kill disarmed")
-        if self.state.chaos_receipt_late_file.exists():
-            self.state.chaos_receipt_late_file.unlink()
-            undone.append("the late receipt disarmed")
-        if self.state.chaos_run_fails_file.exists():
-            self.state.chaos_run_fails_file.unlink()
-            undone.append("the failing processor run disarmed")
+        for name, path in self.state.chaos_files.items():
+            if path.exists():
+                path.unlink()
+                undone.append(_DISARMED[name])
         holder = self.state.components.get(LOCK_HOLDER)
         if holder is not None:
             if holder.alive():

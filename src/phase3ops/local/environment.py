@@ -45,11 +45,8 @@ from phase3ops.function_server import (
 )
 from phase3ops.local.phase4_standin import LEDGER_ENV
 from phase3ops.local.state import (
-    ARMED_ENV,
     HELPER_PREFIX,
     PROJECT,
-    RECEIPT_LATE_ENV,
-    RUN_FAILS_ENV,
     STATE_FILE,
     Component,
     LocalState,
@@ -178,11 +175,7 @@ def _ensure_emulators(state: LocalState, say: Say) -> bool:
 
 
 def _start(key: str, repo_root: Path, state: LocalState, spec: PipelineSpec, say: Say) -> None:
-    env = state.env | {
-        ARMED_ENV: str(state.chaos_armed_file),
-        RECEIPT_LATE_ENV: str(state.chaos_receipt_late_file),
-        RUN_FAILS_ENV: str(state.chaos_run_fails_file),
-    }
+    env = state.env | {name: str(path) for name, path in state.chaos_files.items()}
     logs = state.logs_dir
     if key == "analytics":
         say("Starting the analytics service (gunicorn) ...")
@@ -400,9 +393,8 @@ def down(run_dir: Path, say: Say) -> list[str]:
             stopped.append(component.name)
             say(f"Stopped {component.name} (pid {component.pid})")
     Path(state.run_dir, STATE_FILE).unlink()
-    state.chaos_armed_file.unlink(missing_ok=True)
-    state.chaos_receipt_late_file.unlink(missing_ok=True)
-    state.chaos_run_fails_file.unlink(missing_ok=True)
+    for path in state.chaos_files.values():
+        path.unlink(missing_ok=True)
     return stopped
 
 

@@ -203,6 +203,15 @@ class LocalState:
         return Path(self.run_dir) / "chaos-run-fails"
 
     @property
+    def chaos_files(self) -> dict[str, Path]:
+        """Every fault a chaos day can arm, by the variable that tells its process where the file is."""
+        return {
+            ARMED_ENV: self.chaos_armed_file,
+            RECEIPT_LATE_ENV: self.chaos_receipt_late_file,
+            RUN_FAILS_ENV: self.chaos_run_fails_file,
+        }
+
+    @property
     def phase4_ledger(self) -> Path:
         """What the Phase 4 stand-in accepted, one JSON line per message."""
         return self.data_dir / "phase4-accepted.jsonl"
