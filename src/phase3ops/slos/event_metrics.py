@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from phase3ops.orchestrator.completion_store import CompletionRecord
+from phase3ops.orchestrator.completion_store import CompletionRecord, RecordOutcome
+from phase3ops.orchestrator.orchestrator import CONFIRMED_BY_RECEIPT, REPUBLISHED, TRIGGERED
+from phase3ops.orchestrator.orchestrator import REJECTED as REJECTED_OUTCOME
 from phase3ops.orchestrator.readiness import decided_deadline, minutes_before
 from phase3ops.orchestrator.trigger_claims import TriggerClaim
 from phase3ops.rejected_messages import POISON, REJECTED
@@ -60,15 +62,18 @@ class EventMetric:
 
 
 # Sent by the function, the held-dates job or a reconciliation repair: not scoped to one workload.
-_SENT = (
-    'jsonPayload.event="phase3_completion" '
-    'AND jsonPayload.outcome=("triggered" OR "republished" OR "confirmed_by_receipt")'
+_SENT = 'jsonPayload.event="phase3_completion" AND jsonPayload.outcome=({})'.format(
+    " OR ".join(f'"{outcome}"' for outcome in (TRIGGERED, REPUBLISHED, CONFIRMED_BY_RECEIPT))
 )
-_ORCHESTRATOR = 'resource.type="cloud_run_revision" AND resource.labels.service_name="phase3-to-phase4-orchestrator"'
+_ORCHESTRATOR = f'resource.type="cloud_run_revision" AND resource.labels.service_name="{ORCHESTRATOR_HANDLER}"'
 # A completion the store took (recorded, updated, kept in the history): a redelivery is `duplicate`.
-_RECORDED = 'jsonPayload.event="phase3_completion" AND jsonPayload.record:* AND NOT jsonPayload.record="duplicate"'
+_RECORDED = (
+    'jsonPayload.event="phase3_completion" AND jsonPayload.record:* '
+    f'AND NOT jsonPayload.record="{RecordOutcome.DUPLICATE.value}"'
+)
 _REFUSED = (
-    '(jsonPayload.event="phase3_completion" AND jsonPayload.outcome="rejected") OR jsonPayload.event="poison_message"'
+    f'(jsonPayload.event="phase3_completion" AND jsonPayload.outcome="{REJECTED_OUTCOME}") '
+    'OR jsonPayload.event="poison_message"'
 )
 
 
