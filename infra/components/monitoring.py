@@ -31,6 +31,7 @@ import pulumi_gcp as gcp
 import pulumiverse_time as time
 
 from infra.components import child_options
+from infra.components.queryable_log_metric import queryable_log_metric
 from phase3ops.alerts.policies import log_metric_body, policy_body
 from phase3ops.alerts.specs import AlertRule, AlertSpecs
 from phase3ops.monitoring.custom_metrics import CUSTOM_METRICS, custom_metric
@@ -88,14 +89,10 @@ class Monitoring(pulumi.ComponentResource):
             depends_on: list[pulumi.Resource] = [self.descriptors[name] for name in _custom_metrics_of(rule)]
             metric_body = log_metric_body(rule)
             if metric_body is not None:
-                metric = gcp.logging.Metric(metric_body["name"], project=args.project, **metric_body, opts=child)
-                self.metrics[metric_body["name"]] = metric
-                wait = time.Sleep(
-                    f"{metric_body['name']}-queryable",
-                    create_duration=f"{args.log_metric_wait_seconds}s",
-                    triggers={"metric": metric.id},
-                    opts=child_options(self, opts, metric),
+                metric, wait = queryable_log_metric(
+                    self, opts, metric_body["name"], args.project, metric_body, args.log_metric_wait_seconds
                 )
+                self.metrics[metric_body["name"]] = metric
                 self.metric_waits[metric_body["name"]] = wait
                 depends_on.append(wait)
             channels = [self.channels[name] for name in rule.spec["notify"]["channels"]]

@@ -23,6 +23,7 @@ import pulumi_gcp as gcp
 import pulumiverse_time as time
 
 from infra.components import child_options
+from infra.components.queryable_log_metric import queryable_log_metric
 from phase3ops.dashboards.render import console_url
 from phase3ops.monitoring.metrics import counter_log_metric_body
 from phase3ops.slos.cloud_monitoring import burn_rate_policy_body, service_body, slo_body
@@ -65,14 +66,8 @@ class ServiceLevels(pulumi.ComponentResource):
                 body = counter_log_metric_body(
                     {"name": metric.name, "filter": metric.filter, "description": metric.description}
                 )
-                self.metrics[metric.name] = gcp.logging.Metric(
-                    f"slo-{metric.name}", project=args.project, **body, opts=child
-                )
-                self.metric_waits[metric.name] = time.Sleep(
-                    f"slo-{metric.name}-queryable",
-                    create_duration=f"{args.log_metric_wait_seconds}s",
-                    triggers={"metric": self.metrics[metric.name].id},
-                    opts=child_options(self, opts, self.metrics[metric.name]),
+                self.metrics[metric.name], self.metric_waits[metric.name] = queryable_log_metric(
+                    self, opts, f"slo-{metric.name}", args.project, body, args.log_metric_wait_seconds
                 )
         self.slos: dict[str, gcp.monitoring.Slo] = {}
         self.policies: dict[str, gcp.monitoring.AlertPolicy] = {}
