@@ -68,7 +68,7 @@ def _validate(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(
                 f"no stack {', '.join(unknown)}: known stacks are {', '.join(known)} "
-                "(Pulumi.<stack>.yaml, alerts/stacks/<stack>.yaml or dashboards/stacks/<stack>.yaml)"
+                "(Pulumi.<stack>.yaml, alerts/stacks/<stack>.yaml, dashboards/stacks/<stack>.yaml or slos/stacks/<stack>.yaml)"
             )
     pipeline = locate_pipeline_spec(args.pipeline) if (args.pipeline or os.environ.get("PHASE3OPS_PIPELINE")) else None
     report = validate(repo_root, pipeline, args.stack or None)
@@ -254,7 +254,7 @@ def _slo_report(args: argparse.Namespace) -> int:
     if not slos.slos:
         raise UsageError(f"no SLOs in {slos_dir} (slos/<name>.yaml); name the folder with --slos")
     now = dt.datetime.now(dt.UTC)
-    longest = max([args.days or slo.window_days for slo in slos.slos], default=args.days or 1)
+    longest = args.days or max(slo.window_days for slo in slos.slos)
     try:
         orchestrator = build_orchestrator(spec)
         history = read_history(spec, orchestrator.store, orchestrator.claims, now - dt.timedelta(days=longest), now)
