@@ -280,9 +280,15 @@ def read_yaml(path: Path) -> SpecDocument:
     return parse_yaml(text, name)
 
 
-@cache
 def load_schema(path: Path) -> dict[str, Any]:
-    schema = json.loads(path.read_text(encoding="utf-8"))
+    return _checked_schema(path.read_text(encoding="utf-8"))
+
+
+@cache
+def _checked_schema(text: str) -> dict[str, Any]:
+    """A schema by its text: checking it against the metaschema costs more than validating a spec,
+    and a copy of the repository (every test's own) holds the same texts under other paths."""
+    schema = json.loads(text)
     jsonschema.Draft202012Validator.check_schema(schema)
     return schema
 
