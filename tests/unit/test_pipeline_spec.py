@@ -250,12 +250,17 @@ def test_each_reader_of_a_spec_text_gets_a_document_of_its_own():
     """Texts are parsed once and copied: merging a stack's overrides into one copy must not reach the next."""
     from phase3ops.spec.documents import parse_yaml
 
-    text = "kind: AlertRule\nspec:\n  enabled: true\n"
+    text = "kind: AlertRule\nspec:\n  enabled: true\n  channels:\n    - oncall\n    - {name: team}\n  empty: {}\n"
     first = parse_yaml(text, "alerts/a.yaml")
     first.root["spec"]["enabled"] = False
+    first.root["spec"]["channels"].append("another")
+    first.root["spec"]["channels"][1]["name"] = "changed"
+    first.root["spec"]["empty"]["added"] = 1
     second = parse_yaml(text, "alerts/b.yaml")
-    assert second.root["spec"]["enabled"] is True and second.file == "alerts/b.yaml"
-    assert second.line_of(["spec", "enabled"]) == 3
+    assert second.data["spec"] == {"enabled": True, "channels": ["oncall", {"name": "team"}], "empty": {}}
+    assert second.file == "alerts/b.yaml"
+    assert [second.line_of(["spec", key]) for key in ("enabled", "channels", "empty")] == [3, 4, 7]
+    assert second.line_of(["spec", "channels", 1, "name"]) == 6
 
 
 def test_a_text_that_does_not_parse_is_reported_at_each_file_that_holds_it():
