@@ -34,9 +34,9 @@ from google.cloud import firestore
 
 from phase3ops.input_bounds import OutOfBounds, document_id, load_json, printable, sha256_hex, stored_bytes
 from phase3ops.input_bounds import game_date as bounded_game_date
+from phase3ops.rejected_kinds import FAILING, POISON, REJECTED
 
 POISON_AFTER_FAILURES = 5
-REJECTED, POISON, FAILING = "rejected", "poison", "failing"
 
 # Errors a redelivery may cure: Firestore or Pub/Sub briefly unavailable, slow or contended.
 _TRANSIENT = (

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from phase3ops.orchestrator.completion_store import RecordOutcome, decide
+from phase3ops.orchestrator.completion_store import decide
+from phase3ops.orchestrator.outcomes import RecordOutcome
 
 T0 = dt.datetime(2026, 11, 29, 6, 0, tzinfo=dt.UTC)
 

@@ -25,8 +25,9 @@ from google.cloud import firestore
 from phase3ops.checks.ledger import gaps
 from phase3ops.checks.state import DateState
 from phase3ops.locking.lease_lock import lock_document_id
-from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore, RecordOutcome
+from phase3ops.orchestrator.completion_store import CompletionRecord, CompletionStore
 from phase3ops.orchestrator.gate_holds import HELD, GateHolds, Hold
+from phase3ops.orchestrator.outcomes import RecordOutcome
 from phase3ops.orchestrator.readiness import Readiness, evaluate, judge, mode_deadline, mode_for, trigger_deadline
 from phase3ops.orchestrator.trigger_claims import TriggerClaim, TriggerClaims
 from phase3ops.spec.pipeline import PipelineSpec

@@ -25,7 +25,6 @@ Which run is effective:
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,18 +36,10 @@ from google.cloud import firestore
 from phase3ops.compare_and_set import Contended, compare_and_set
 from phase3ops.locking.lease_lock import lock_document_id, token_ceiling
 from phase3ops.orchestrator.messages import Completion, Delivery
+from phase3ops.orchestrator.outcomes import RecordOutcome
 from phase3ops.rejected_messages import RejectedMessages
 
 log = logging.getLogger("phase3ops.orchestrator")
-
-
-class RecordOutcome(str, enum.Enum):
-    RECORDED = "recorded"  # first completion of this processor for this date
-    UPDATED = "updated"  # a newer run of the processor replaced the record
-    DUPLICATE = "duplicate"  # a redelivery of what is already recorded
-    SUPERSEDED = "superseded"  # an older run arriving after a newer one: kept out
-    KEPT_SUCCESS = "kept_success"  # a failed/no_data run after a success: history only, the success counts
-    STALE_TOKEN = "refused_stale_token"  # written under a lock token a newer run superseded: refused
 
 
 class RecordContended(RuntimeError):

@@ -53,6 +53,20 @@ from phase3ops.orchestrator.completion_store import CompletionRecord, Completion
 from phase3ops.orchestrator.gate_holds import HELD as HOLD_ACTIVE
 from phase3ops.orchestrator.gate_holds import GateHolds, Hold
 from phase3ops.orchestrator.messages import BadMessage, Completion, Delivery, parse_completion, parse_delivery
+from phase3ops.orchestrator.outcomes import (
+    ALREADY_TRIGGERED,
+    CONFIRMED_BY_RECEIPT,
+    FOLLOWED_UP,
+    HELD,
+    LATE,
+    POISONED,
+    PUBLISH_FAILED,
+    REJECTED,
+    REPUBLISHED,
+    RETRY_LATER,
+    TRIGGERED,
+    WAITING,
+)
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed
 from phase3ops.orchestrator.phase4_trigger import (
     TriggerMessage,
@@ -71,26 +85,14 @@ from phase3ops.orchestrator.trigger_claims import (
     TriggerClaim,
     TriggerClaims,
 )
-from phase3ops.rejected_messages import POISON, POISON_AFTER_FAILURES, event_bytes, is_transient
+from phase3ops.rejected_kinds import POISON
+from phase3ops.rejected_messages import POISON_AFTER_FAILURES, event_bytes, is_transient
 from phase3ops.spec.pipeline import PipelineSpec
 
 log = logging.getLogger("phase3ops.orchestrator")
 
 Clock = Callable[[], dt.datetime]
 
-# Decision outcomes, as logged in jsonPayload.outcome (alert filters match them).
-TRIGGERED = "triggered"  # this delivery claimed the date and published the trigger
-REPUBLISHED = "republished"  # recovered a stale claim and published what had not gone out
-CONFIRMED_BY_RECEIPT = "confirmed_by_receipt"  # a stale claim's messages all had receipts: nothing re-sent
-WAITING = "waiting"  # the date is not complete yet for its mode
-ALREADY_TRIGGERED = "already_triggered"
-LATE = "late"  # a run the published trigger did not include (a re-run or backfill after it)
-REJECTED = "rejected"
-RETRY_LATER = "retry_later"  # another delivery is busy with the date (a live claim, contention): raised for redelivery
-PUBLISH_FAILED = "publish_failed"  # raised for redelivery
-HELD = "held"  # ready, but a data gate blocks it: recorded and acknowledged; evaluated again later
-FOLLOWED_UP = "followed_up"  # a late run changed its table: Phase 4 was sent one follow-up message for it
-POISONED = "poisoned"  # kept failing past the bound: stored as poison and acknowledged (pages)
 
 IN_FLIGHT_WAIT_SECONDS = 1.0  # how long a delivery waits for someone else's publish before asking for redelivery
 IN_FLIGHT_POLL_SECONDS = (

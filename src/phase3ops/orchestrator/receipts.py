@@ -32,7 +32,8 @@ from google.cloud import firestore
 from phase3ops.input_bounds import OutOfBounds, is_document_id, printable
 from phase3ops.input_bounds import game_date as bounded_game_date
 from phase3ops.orchestrator.messages import BadMessage, Delivery, parse_delivery
-from phase3ops.rejected_messages import POISON, POISON_AFTER_FAILURES, RejectedMessages, is_transient
+from phase3ops.rejected_kinds import POISON
+from phase3ops.rejected_messages import POISON_AFTER_FAILURES, RejectedMessages, is_transient
 
 log = logging.getLogger("phase3ops.receipts")
 

@@ -53,14 +53,12 @@ from phase3ops.orchestrator.completion_store import CompletionRecord
 from phase3ops.orchestrator.gate_holds import HELD as HOLD_ACTIVE
 from phase3ops.orchestrator.gate_holds import Hold
 from phase3ops.orchestrator.orchestrator import (
-    ALREADY_TRIGGERED,
-    CONFIRMED_BY_RECEIPT,
-    TRIGGERED,
     Clock,
     Orchestrator,
     RetryLater,
     utc_now,
 )
+from phase3ops.orchestrator.outcomes import ALREADY_TRIGGERED, CONFIRMED_BY_RECEIPT, TRIGGERED
 from phase3ops.orchestrator.phase4_publisher import PublishFailed
 from phase3ops.orchestrator.phase4_trigger import TriggerMessage, build_trigger_messages, date_trigger_id
 from phase3ops.orchestrator.readiness import Readiness, evaluate, local_today, mode_for

@@ -19,15 +19,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from phase3ops.orchestrator.completion_store import CompletionRecord, RecordOutcome
-from phase3ops.orchestrator.orchestrator import CONFIRMED_BY_RECEIPT, REPUBLISHED, TRIGGERED
-from phase3ops.orchestrator.orchestrator import REJECTED as REJECTED_OUTCOME
+from phase3ops.orchestrator.outcomes import CONFIRMED_BY_RECEIPT, REPUBLISHED, TRIGGERED, RecordOutcome
+from phase3ops.orchestrator.outcomes import REJECTED as REJECTED_OUTCOME
 from phase3ops.orchestrator.readiness import decided_deadline, minutes_before
-from phase3ops.orchestrator.trigger_claims import TriggerClaim
-from phase3ops.rejected_messages import POISON, REJECTED
+from phase3ops.rejected_kinds import POISON, REJECTED
 from phase3ops.spec.pipeline import PipelineSpec
+
+if TYPE_CHECKING:  # the stored forms these read; their modules need a Firestore client, validate does not
+    from phase3ops.orchestrator.completion_store import CompletionRecord
+    from phase3ops.orchestrator.trigger_claims import TriggerClaim
 
 ORCHESTRATOR_HANDLER = "phase3-to-phase4-orchestrator"
 
