@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 
@@ -126,11 +127,16 @@ def loads_of(warehouse: DuckDBWarehouse) -> int:
 
 
 def test_a_burst_of_operations_loads_the_database_once(warehouse):
-    before = loads_of(warehouse)
+    from phase3ops.warehouse.duckdb_warehouse import MAX_HOLD_SECONDS
+
+    before, started = loads_of(warehouse), time.monotonic()
     for points in range(20):
         warehouse.write_partition(TABLE, DAY, [summary("a", points)])
         table_rows(warehouse)
-    assert loads_of(warehouse) - before in (0, 1)  # the fixture's load may still be held
+    # Once (the fixture's load may still be held: 0), plus one per MAX_HOLD_SECONDS the burst took on a
+    # busy machine (the file is let go of that often whatever happens); loading per operation would be 40.
+    allowed = 1 + int((time.monotonic() - started) / MAX_HOLD_SECONDS)
+    assert loads_of(warehouse) - before <= allowed
 
 
 def test_close_lets_go_of_the_file_at_once_with_every_write_in_it(warehouse):
