@@ -1,11 +1,14 @@
 """The `phase3ops` command as a user runs it: a process of its own, emulator variables cleared.
 
 `run` is the command offline (a fixed project id); `phase3ops` the command
-pointed at a local environment by its flags, as `local` and the checks take them."""
+pointed at a local environment by its flags, as `local` and the checks take them;
+`refused_in_process` a command refused at its arguments, without a new interpreter."""
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -57,6 +60,29 @@ def run(
         text=True,
         timeout=timeout,
     )
+
+
+def refused_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`run` for a command its arguments refuse before it touches any store: in this process, with the
+    same environment, for a second less a case (the interpreter and Google's client libraries
+    importing). What a refusal prints, to stdout and stderr, and its exit code come back as `run`
+    returns them; an argparse refusal's SystemExit is its exit code."""
+    from phase3ops import cli
+
+    environment = {**user_environment(), "PYTHONWARNINGS": "ignore", "GOOGLE_CLOUD_PROJECT": "cli-test", **(env or {})}
+    saved, stdout, stderr = dict(os.environ), io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(environment)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(["phase3ops", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
 def accepted(run_dir: Path, date: str) -> dict[str, int]:
