@@ -134,37 +134,45 @@ def _pubsub(recorder: Recorder, method: str, request: Any) -> None:
         recorder.record("pubsub", "subscribe", request.subscription.rsplit("/", 1)[-1])
 
 
-def _interceptor(recorder: Recorder):
+def _note(recorder: Recorder, method: str, request: Any) -> None:
+    try:
+        if method.startswith("/google.firestore.v1."):
+            _firestore(recorder, method, request)
+        elif method.startswith("/google.pubsub.v1."):
+            _pubsub(recorder, method, request)
+    except Exception as exc:  # a tracer bug must show, not pass silently as "nothing touched"
+        recorder.record("tracer", "error", f"{method}: {type(exc).__name__}: {exc}")
+
+
+def _interceptor_class():
+    """One interceptor class per process, made once: grpc tells unary from streaming interceptors by
+    isinstance against its abstract classes, and a class made anew per channel is one more
+    short-lived abstract subclass for every such check to walk."""
     import grpc
 
-    def note(method: str, request: Any) -> None:
-        try:
-            if method.startswith("/google.firestore.v1."):
-                _firestore(recorder, method, request)
-            elif method.startswith("/google.pubsub.v1."):
-                _pubsub(recorder, method, request)
-        except Exception as exc:  # a tracer bug must show, not pass silently as "nothing touched"
-            recorder.record("tracer", "error", f"{method}: {type(exc).__name__}: {exc}")
-
     class Interceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+        def __init__(self, recorder: Recorder):
+            self.recorder = recorder
+
         def intercept_unary_unary(self, continuation, details, request):
-            note(details.method, request)
+            _note(self.recorder, details.method, request)
             return continuation(details, request)
 
         def intercept_unary_stream(self, continuation, details, request):
-            note(details.method, request)
+            _note(self.recorder, details.method, request)
             return continuation(details, request)
 
-    return Interceptor()
+    return Interceptor
 
 
 def _trace_channels(recorder: Recorder) -> None:
     import grpc
 
     insecure = grpc.insecure_channel
+    interceptor = _interceptor_class()(recorder)
 
     def traced_insecure_channel(target, options=None, compression=None):
-        return grpc.intercept_channel(insecure(target, options, compression), _interceptor(recorder))
+        return grpc.intercept_channel(insecure(target, options, compression), interceptor)
 
     grpc.insecure_channel = traced_insecure_channel  # the emulators' clients connect through it
 
