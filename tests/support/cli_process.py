@@ -51,15 +51,19 @@ def state_of(run_dir: Path) -> dict:
 def run(
     *args: str, env: dict[str, str] | None = None, cwd=REPO_ROOT, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    clean = user_environment()
     return subprocess.run(
         [sys.executable, "-m", "phase3ops.cli", *args],
         cwd=cwd,
-        env={**clean, "PYTHONWARNINGS": "ignore", "GOOGLE_CLOUD_PROJECT": "cli-test", **(env or {})},
+        env=_offline_environment(env),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def _offline_environment(env: dict[str, str] | None) -> dict[str, str]:
+    """What `run` and `refused_in_process` give the command: a user's shell, a fixed project id."""
+    return {**user_environment(), "PYTHONWARNINGS": "ignore", "GOOGLE_CLOUD_PROJECT": "cli-test", **(env or {})}
 
 
 def refused_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -69,10 +73,9 @@ def refused_in_process(*args: str, env: dict[str, str] | None = None) -> subproc
     returns them; an argparse refusal's SystemExit is its exit code."""
     from phase3ops import cli
 
-    environment = {**user_environment(), "PYTHONWARNINGS": "ignore", "GOOGLE_CLOUD_PROJECT": "cli-test", **(env or {})}
     saved, stdout, stderr = dict(os.environ), io.StringIO(), io.StringIO()
     os.environ.clear()
-    os.environ.update(environment)
+    os.environ.update(_offline_environment(env))
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:

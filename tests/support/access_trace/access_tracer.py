@@ -144,32 +144,23 @@ def _note(recorder: Recorder, method: str, request: Any) -> None:
         recorder.record("tracer", "error", f"{method}: {type(exc).__name__}: {exc}")
 
 
-def _interceptor_class():
-    """One interceptor class per process, made once: grpc tells unary from streaming interceptors by
-    isinstance against its abstract classes, and a class made anew per channel is one more
-    short-lived abstract subclass for every such check to walk."""
+def _trace_channels(recorder: Recorder) -> None:
+    """Every channel through one interceptor, its class made once per process: grpc tells unary from
+    streaming interceptors by isinstance against its abstract classes, and a class made anew per
+    channel was one more short-lived abstract subclass for every such check to walk."""
     import grpc
 
     class Interceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-        def __init__(self, recorder: Recorder):
-            self.recorder = recorder
-
         def intercept_unary_unary(self, continuation, details, request):
-            _note(self.recorder, details.method, request)
+            _note(recorder, details.method, request)
             return continuation(details, request)
 
         def intercept_unary_stream(self, continuation, details, request):
-            _note(self.recorder, details.method, request)
+            _note(recorder, details.method, request)
             return continuation(details, request)
 
-    return Interceptor
-
-
-def _trace_channels(recorder: Recorder) -> None:
-    import grpc
-
     insecure = grpc.insecure_channel
-    interceptor = _interceptor_class()(recorder)
+    interceptor = Interceptor()
 
     def traced_insecure_channel(target, options=None, compression=None):
         return grpc.intercept_channel(insecure(target, options, compression), interceptor)
