@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phase3ops import process_table
+
 FIRESTORE = "firestore"
 PUBSUB = "pubsub"
 
@@ -96,23 +98,14 @@ def stop_process_group(pid: int, timeout: float = 15.0) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # Zombies of our own children still "exist"; reap what we can.
+    # Zombies of our own children are collected here; others' wait on their parent, which may
+    # be slow to collect them, and are not counted (process_table).
     try:
         while os.waitpid(-pgid, os.WNOHANG)[0]:
             pass
     except ChildProcessError:
         pass
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return process_table.group_is_running(pgid)
 
 
 def gcloud_path() -> str:

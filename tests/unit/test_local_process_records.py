@@ -9,6 +9,7 @@ time is not that of the process now holding the pid.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from phase3ops import process_table
 from phase3ops.local import environment
 from phase3ops.local import state as state_module
 from phase3ops.local.state import PROJECT, STATE_FILE, Component, LocalState
@@ -114,8 +116,6 @@ def test_down_leaves_alone_the_pid_of_a_state_file_written_before_start_times_we
 
 def test_down_never_signals_a_group_its_process_does_not_lead(tmp_path, spawn):
     """A pid recorded with another process's group (here: this test's own) is not a group to stop."""
-    import os
-
     process = spawn()
     new_state(tmp_path).record("phase4", Component("phase4-standin", process.pid, "http://127.0.0.1:1", "-"))
     rewrite_component(tmp_path, "phase4", pgid=os.getpgrp())
@@ -156,7 +156,7 @@ def test_the_start_time_is_read_after_the_last_parenthesis(tmp_path, spawn):
 
 def test_without_proc_the_start_time_comes_from_ps(tmp_path, spawn, monkeypatch):
     process = spawn()
-    monkeypatch.setattr(state_module, "PROC", tmp_path / "no-proc")
+    monkeypatch.setattr(process_table, "PROC", tmp_path / "no-proc")
     start = state_module.process_start(process.pid)
     assert start is not None and start.pgid == process.pid and start.start_time
     component = new_state(tmp_path).identified(Component("sleeper", process.pid, "-", "-"))
@@ -172,3 +172,26 @@ def test_status_says_a_reused_pid_is_not_the_component(tmp_path, spawn):
     rewrite_component(tmp_path, "helper:lock", start_time="0")
     rows = environment.status_rows(tmp_path)
     assert ("chaos lock holder", str(stranger.pid), "-", "gone (pid reused)") in rows
+
+
+def test_a_group_whose_processes_have_all_exited_is_not_running_while_they_wait_to_be_collected(spawn):
+    """Whoever adopted `local up`'s processes may collect them seconds after they exit; `down` need not wait."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc on this system")
+    process = spawn([sys.executable, "-c", "import sys; sys.stdout.write('up\\n'); sys.stdout.flush()"])
+    assert process.stdout.readline().strip() == b"up"
+    deadline = time.monotonic() + 10
+    stat = process_table.process_stat(process.pid)
+    while stat is not None and not stat.exited and time.monotonic() < deadline:
+        time.sleep(0.05)
+        stat = process_table.process_stat(process.pid)
+    assert stat is not None and stat.exited  # not collected yet: kill(0) would still find the group
+    os.killpg(process.pid, 0)
+    assert not process_table.group_is_running(process.pid)
+    assert state_module.process_start(process.pid) is None
+
+
+def test_a_group_with_a_running_process_is_running(spawn):
+    process = spawn()
+    assert process_table.group_is_running(process.pid)
+    assert still_running(process)

@@ -23,6 +23,8 @@ import subprocess
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from phase3ops import process_table
+
 STATE_FILE = "state.json"
 PROJECT = "phase3ops-local"
 HELPER_PREFIX = "helper:"  # components a chaos day starts: stopped by `down` even if the day was interrupted
@@ -30,9 +32,6 @@ HELPER_PREFIX = "helper:"  # components a chaos day starts: stopped by `down` ev
 ARMED_ENV = "PHASE3OPS_CHAOS_ARMED"
 RECEIPT_LATE_ENV = "PHASE3OPS_CHAOS_RECEIPT_LATE"
 RUN_FAILS_ENV = "PHASE3OPS_CHAOS_RUN_FAILS"  # the analytics service's (chaos_analytics_service.py)
-
-
-PROC = Path("/proc")
 
 
 @dataclass(frozen=True)
@@ -46,22 +45,12 @@ class ProcessStart:
 def process_start(pid: int) -> ProcessStart | None:
     """The start of the process holding `pid` now; None when none does (a zombie has exited already).
     Raises OSError when the system does not say."""
-    if not PROC.is_dir():
+    if not process_table.has_proc():
         return _process_start_from_ps(pid)
-    try:
-        stat = (PROC / str(pid) / "stat").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
+    stat = process_table.process_stat(pid)
+    if stat is None or stat.exited:
         return None
-    try:
-        # Field 2, the command name in parentheses, may hold spaces and ")" of its own (a process
-        # names itself): the fields that follow it are the ones after the last ")".
-        fields = stat[stat.rindex(b")") + 1 :].split()
-        state, pgid, start_time = fields[0], int(fields[2]), fields[19].decode("ascii")
-    except (ValueError, IndexError, UnicodeDecodeError):
-        raise OSError(f"/proc/{pid}/stat is not in the format this reads") from None
-    if state in (b"Z", b"X"):
-        return None
-    return ProcessStart(start_time, pgid)
+    return ProcessStart(stat.start_time, stat.pgid)
 
 
 def _process_start_from_ps(pid: int) -> ProcessStart | None:
