@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.repo_copy import REPO_ROOT
+
+# A pytest run of its own (three interpreters): 8-15 s, which, left to come last, was the suite's last 15 s.
+pytestmark = pytest.mark.minutes_long(seconds=10)
 
 GROUPED = """
 import os
