@@ -62,15 +62,15 @@ def run(
 
 
 def _offline_environment(env: dict[str, str] | None) -> dict[str, str]:
-    """What `run` and `refused_in_process` give the command: a user's shell, a fixed project id."""
+    """What `run` and `run_in_process` give the command: a user's shell, a fixed project id."""
     return {**user_environment(), "PYTHONWARNINGS": "ignore", "GOOGLE_CLOUD_PROJECT": "cli-test", **(env or {})}
 
 
-def refused_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`run` for a command its arguments refuse before it touches any store: in this process, with the
-    same environment, for a second less a case (the interpreter and Google's client libraries
-    importing). What a refusal prints, to stdout and stderr, and its exit code come back as `run`
-    returns them; an argparse refusal's SystemExit is its exit code."""
+def run_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`run` for a command that answers before it touches any store (a refusal of its arguments or its
+    configuration, its --help): in this process, with the same environment, for a second less a case
+    (the interpreter and Google's client libraries importing). What it prints, to stdout and stderr,
+    and its exit code come back as `run` returns them; argparse's SystemExit is its exit code."""
     from phase3ops import cli
 
     saved, stdout, stderr = dict(os.environ), io.StringIO(), io.StringIO()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.cli_process import run, user_environment
+from tests.support.cli_process import run, run_in_process, user_environment
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
 
@@ -48,9 +48,9 @@ def test_an_emulator_that_does_not_answer_fails_in_seconds_naming_the_variable(c
 
 
 def test_the_project_can_be_given_and_its_absence_names_the_real_option():
-    result = run("reconcile", env={"GOOGLE_CLOUD_PROJECT": ""})
+    result = run_in_process("reconcile", env={"GOOGLE_CLOUD_PROJECT": ""})
     refused(result, "no Google Cloud project: pass --project or set GOOGLE_CLOUD_PROJECT")
-    assert "--project PROJECT" in run("reconcile", "--help").stdout
+    assert "--project PROJECT" in run_in_process("reconcile", "--help").stdout
 
 
 # 10. Numbers and paths that make no sense.
@@ -69,15 +69,15 @@ def test_the_project_can_be_given_and_its_absence_names_the_real_option():
     ],
 )
 def test_a_number_that_checks_nothing_is_refused(args, message):
-    refused(run(*args), message)
+    refused(run_in_process(*args), message)
 
 
 def test_a_directory_given_as_the_pipeline(tmp_path):
     refused(
-        run("--pipeline", str(tmp_path), "validate"),
+        run_in_process("--pipeline", str(tmp_path), "validate"),
         f"{tmp_path}: <document>: --pipeline names a directory without a pipeline.yaml",
     )
-    result = run("--pipeline", str(REPO_ROOT), "validate")
+    result = run_in_process("--pipeline", str(REPO_ROOT), "validate")
     assert result.returncode == 0 and f"valid: {REPO_ROOT / 'pipeline.yaml'}" in result.stdout
 
 
@@ -90,7 +90,7 @@ def test_date_and_days_together_mean_the_days_ending_at_the_date():
     assert window(today, dt.date(2026, 11, 20), 3) == (dt.date(2026, 11, 18), dt.date(2026, 11, 20))
     assert window(today, dt.date(2026, 11, 20), None) == (dt.date(2026, 11, 20), dt.date(2026, 11, 20))
     assert window(today, None, None) == (dt.date(2026, 11, 27), today)
-    help_text = run("reconcile", "--help").stdout
+    help_text = run_in_process("reconcile", "--help").stdout
     assert "[--date DATE]" in help_text and "[--days DAYS]" in help_text  # no longer mutually exclusive
 
 
@@ -122,7 +122,7 @@ def test_a_mistyped_config_key_is_named_with_the_likely_one(tmp_path):
             "phase3-orchestration:serviceMaxInstances:", "phase3-orchestration:serviceMaxInstance:"
         )
     )
-    result = run("plan", "--stack", "dev", "--repo", str(repo))
+    result = run_in_process("plan", "--stack", "dev", "--repo", str(repo))
     refused(
         result,
         "phase3-orchestration:serviceMaxInstance is not declared in Pulumi.yaml; did you mean serviceMaxInstances?",
@@ -150,7 +150,7 @@ def test_a_mistyped_config_key_is_named_with_the_likely_one(tmp_path):
     ],
 )
 def test_every_command_has_a_description_and_its_exit_codes(command):
-    result = run(*command, "--help")
+    result = run_in_process(*command, "--help")
     assert result.returncode == 0
     _usage, _, rest = result.stdout.partition("\n\n")
     description = rest.strip().splitlines()[0]
@@ -191,8 +191,8 @@ def test_the_drift_wrapper_tells_the_truth_about_its_default_stack():
 
 def test_an_slo_report_without_slos_is_refused_rather_than_a_full_budget(tmp_path):
     """A folder without SLO files would report nothing and pass: say where no SLO was found."""
-    refused(run("slo", "report", "--slos", str(tmp_path)), f"no SLOs in {tmp_path} (slos/<name>.yaml)")
+    refused(run_in_process("slo", "report", "--slos", str(tmp_path)), f"no SLOs in {tmp_path} (slos/<name>.yaml)")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "bad.yaml").write_text("kind: SLO\n")
-    refused(run("slo", "report", "--slos", str(broken)), "bad.yaml")
+    refused(run_in_process("slo", "report", "--slos", str(broken)), "bad.yaml")

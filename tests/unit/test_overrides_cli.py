@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.cli_process import refused_in_process, run
+from tests.support.cli_process import run, run_in_process
 
 VALID = {
     "trigger": ["trigger", "2026-11-28", "--force"],
@@ -40,7 +40,7 @@ def refused(result, fragment: str) -> None:
     ],
 )
 def test_a_bad_argument_is_named_and_exits_2(command, change, fragment):
-    refused(refused_in_process(*change(VALID[command])), fragment)
+    refused(run_in_process(*change(VALID[command])), fragment)
 
 
 def test_without_an_operator_the_command_says_where_it_looks():
