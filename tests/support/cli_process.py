@@ -66,18 +66,19 @@ def _offline_environment(env: dict[str, str] | None) -> dict[str, str]:
     return {**user_environment(), "PYTHONWARNINGS": "ignore", "GOOGLE_CLOUD_PROJECT": "cli-test", **(env or {})}
 
 
-def run_in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`run` for a command that answers before it touches any store (a refusal of its arguments or its
-    configuration, its --help): in this process, with the same environment, for a second less a case
-    (the interpreter and Google's client libraries importing). What it prints, to stdout and stderr,
-    and its exit code come back as `run` returns them; argparse's SystemExit is its exit code."""
+def run_in_process(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    """`run` for a command that never touches a store (a refusal of its arguments or its configuration,
+    its --help, `validate`, `alerts test`): in this process, with the same environment and working
+    directory, for a second less a case (the interpreter and Google's client libraries importing).
+    What it prints, to stdout and stderr, and its exit code come back as `run` returns them;
+    argparse's SystemExit is its exit code."""
     from phase3ops import cli
 
     saved, stdout, stderr = dict(os.environ), io.StringIO(), io.StringIO()
     os.environ.clear()
     os.environ.update(_offline_environment(env))
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with contextlib.chdir(cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
                 code = cli.main(list(args))
             except SystemExit as exit_:

@@ -16,7 +16,7 @@ from phase3ops.dashboards.render import dashboard_body
 from phase3ops.dashboards.specs import load_dashboard_specs
 from phase3ops.monitoring.aggregation_rules import aligned, aligner_problem, reducer_problem
 from phase3ops.monitoring.descriptors import kind_and_value_type
-from tests.support.cli_process import run
+from tests.support.cli_process import run_in_process
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
 RUNBOOKS = "https://runbooks.invalid/"
@@ -135,7 +135,7 @@ def test_a_wrong_expectation_fails_with_what_was_expected_and_what_was_evaluated
     test_file = repo / "alerts/tests/analytics-service-5xx.yaml"
     text = test_file.read_text()
     test_file.write_text(text.replace("- {at: 20m, firing: true}", "- {at: 20m, firing: false}", 1))
-    result = run("alerts", "test", "--repo", str(repo), "--rule", "analytics-service-5xx", cwd=repo)
+    result = run_in_process("alerts", "test", "--repo", str(repo), "--rule", "analytics-service-5xx", cwd=repo)
     assert result.returncode == 1, result.stderr
     assert "✗ the warehouse refuses writes for twenty minutes" in result.stdout
     assert "at 20m: expected not firing, evaluated firing" in result.stdout
@@ -148,7 +148,7 @@ def test_a_test_of_no_rule_is_a_problem_at_its_name(tmp_path):
     misnamed = repo / "alerts/tests/analytics-service-6xx.yaml"
     shutil.copy(repo / "alerts/tests/analytics-service-5xx.yaml", misnamed)
     misnamed.write_text(misnamed.read_text().replace("name: analytics-service-5xx", "name: analytics-service-6xx"))
-    result = run("alerts", "test", "--repo", str(repo), cwd=repo)
+    result = run_in_process("alerts", "test", "--repo", str(repo), cwd=repo)
     assert result.returncode == 2
     assert re.search(r"alerts/tests/analytics-service-6xx\.yaml:\d+: metadata\.name: no alert rule", result.stderr)
 
@@ -162,7 +162,7 @@ def test_a_promql_rule_is_reported_not_evaluated_never_passed(tmp_path):
         .read_text()
         .replace("name: analytics-service-latency-p99", "name: extra-promql")
     )
-    result = run("alerts", "test", "--repo", str(repo), "--rule", "extra-promql", cwd=repo)
+    result = run_in_process("alerts", "test", "--repo", str(repo), "--rule", "extra-promql", cwd=repo)
     assert result.returncode == 1
     assert "evaluated not evaluated" not in result.stdout
     assert "PromQL, not evaluated offline" in result.stdout

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from phase3ops.alerts.policies import log_metric_body, policy_body, to_proto
 from phase3ops.alerts.specs import load_alert_specs
 from phase3ops.spec.documents import SpecError
 from phase3ops.validate import validate
+from tests.support.cli_process import run_in_process
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 
 CORPUS = Path(__file__).resolve().parent.parent / "alerts_corpus"
@@ -68,12 +67,7 @@ def test_every_problem_of_every_file_is_reported_at_once(repo):
     (repo / "alerts" / "channels.yaml").write_text(
         (repo / "alerts" / "channels.yaml").read_text().replace("team: data-platform", "team: Data Platform", 1)
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "phase3ops.cli", "validate", "--repo", str(repo)],
-        capture_output=True,
-        text=True,
-        cwd=repo,
-    )
+    result = run_in_process("validate", "--repo", str(repo), cwd=repo)
     assert result.returncode == 2
     for fragment in ("unknown-severity.yaml:", "channels.yaml:", "'Data Platform' does not match"):
         assert fragment in result.stderr, result.stderr

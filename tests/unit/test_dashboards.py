@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from phase3ops.slos.specs import load_slo_specs
 from phase3ops.spec.documents import SpecError
 from phase3ops.spec.pipeline import load_pipeline_spec
 from phase3ops.validate import validate
+from tests.support.cli_process import run_in_process
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 from tests.support.shipped_plans import shipped_plan
 
@@ -43,10 +42,6 @@ def repo(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def dev():
     return shipped_plan("dev")
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "phase3ops.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 # -- the shipped dashboard -----------------------------------------------------------
@@ -179,7 +174,7 @@ def test_corpus_cases_that_must_fail(repo, case):
 def test_a_widget_naming_an_undeployed_metric_fails_validate_with_file_and_line(repo):
     case = CORPUS / "fail" / "undeclared-custom-metric.yaml"
     shutil.copy(case, repo / "dashboards")
-    result = run_cli("validate", "--repo", str(repo), cwd=repo)
+    result = run_in_process("validate", "--repo", str(repo), cwd=repo)
     assert result.returncode == 2
     line = 1 + case.read_text().splitlines().index("            metric: custom.googleapis.com/phase3/late_triggers")
     assert (
@@ -214,7 +209,7 @@ def test_every_problem_of_every_file_is_reported_at_once(repo, cases, alert_edit
     rule = repo / "alerts" / "duplicate-rows.yaml"
     assert alert_edit[0] in rule.read_text()
     rule.write_text(rule.read_text().replace(*alert_edit))
-    result = run_cli("validate", "--repo", str(repo), cwd=repo)
+    result = run_in_process("validate", "--repo", str(repo), cwd=repo)
     assert result.returncode == 2
     for fragment in expected:
         assert fragment in result.stderr, result.stderr
