@@ -9,8 +9,9 @@ import pytest
 
 from tests.support.repo_copy import REPO_ROOT
 
-# A pytest run of its own (three interpreters): 8-15 s, which, left to come last, was the suite's last 15 s.
-pytestmark = pytest.mark.minutes_long(seconds=10)
+# A pytest run of its own (three interpreters), slow on a loaded machine: unsorted, it once came last and
+# was the suite's last 15 s on one worker.
+pytestmark = pytest.mark.minutes_long(seconds=5)
 
 GROUPED = """
 import os
