@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
 
 import pytest
 
 from phase3ops.plan.adoption import adoptions
+from tests.support.cli_process import run_in_process
 from tests.support.repo_copy import REPO_ROOT
 from tests.support.shipped_plans import shipped_plan
 
@@ -87,12 +87,9 @@ def test_the_script_prints_an_import_only_for_what_exists(prod, tmp_path):
     for tool, exists in (("gcloud", "nba-phase3-analytics-complete"), ("bq", "nba-props-prod:nba_analytics")):
         (bin_dir / tool).write_text(f'#!/bin/sh\ncase "$*" in *" {exists} "*|*" {exists}") exit 0;; esac\nexit 1\n')
         (bin_dir / tool).chmod(0o755)
-    script = subprocess.run(
-        [sys.executable, "-m", "phase3ops.cli", "plan", "--stack", "prod", "--repo", str(REPO_ROOT), "--adopt"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    planned = run_in_process("plan", "--stack", "prod", "--repo", str(REPO_ROOT), "--adopt")
+    assert planned.returncode == 0, planned.stderr
+    script = planned.stdout
     printed = subprocess.run(
         ["sh"], input=script, capture_output=True, text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, check=False
     ).stdout.splitlines()
