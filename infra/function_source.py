@@ -11,10 +11,11 @@ fixed name never redeployed; a timestamped one redeployed on every run).
 
 from __future__ import annotations
 
-import ast
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from phase3ops.python_imports import imported_modules
 
 PACKAGE = "phase3ops"
 SOURCE_ROOT = Path("functions/orchestrator")
@@ -80,14 +81,7 @@ def _imported_package_files(repo_root: Path, entry: Path) -> list[Path]:
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    modules: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module)
-            modules.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    modules = imported_modules(path.read_text(encoding="utf-8"), str(path))
     return {m for m in modules if m == PACKAGE or m.startswith(PACKAGE + ".")}
 
 

@@ -227,6 +227,10 @@ def test_the_function_source_name_changes_with_bundled_files_only(tmp_path):
     assert changed.object_name != original.object_name
     assert "phase3ops/orchestrator/readiness.py" in changed.files
     assert not [path for path in changed.files if path.startswith("phase3ops/analytics/")]
+    # A bundled module that starts importing another brings it into the bundle, in the same process too
+    # (the imports of a text already read are remembered: the edited text must be read again).
+    readiness.write_text("import phase3ops.analytics.runner\n" + readiness.read_text())
+    assert "phase3ops/analytics/runner.py" in collect_function_source(repo).files
 
 
 def test_pulumi_yaml_matches_pulumis_own_project_schema():
@@ -334,26 +338,18 @@ LOCAL_ONLY = {
 
 
 def test_the_function_requirements_cover_every_package_its_bundle_imports():
-    import ast
     import importlib.metadata
     import re
     import sys
 
     from infra.function_source import collect_function_source
+    from phase3ops.python_imports import imported_modules
 
     source = collect_function_source(REPO_ROOT)
     imported: set[str] = set()
     for path in source.files.values():
-        if path.suffix != ".py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                imported.add(node.module)
-                imported.update(
-                    f"{node.module}.{alias.name}" for alias in node.names
-                )  # `from google.cloud import bigquery`
+        if path.suffix == ".py":
+            imported |= imported_modules(path.read_text(), str(path))  # `from google.cloud import bigquery` too
     distributions = importlib.metadata.packages_distributions()
     needed: set[str] = set()
     for module in imported:
