@@ -81,6 +81,21 @@ def test_problems_name_the_line_of_the_value(repo):
     assert "phase3-pager" in lines[problem.line - 1]
 
 
+def test_a_file_edited_between_two_checks_in_one_process_is_checked_again(repo):
+    """What a spec's schema check found is remembered (a plan reads every file each time), by the file's text."""
+    rule = repo / "alerts" / "duplicate-rows.yaml"
+    assert validate(repo, stacks=[]).problems == []
+    rule.write_text(rule.read_text().replace("severity: error", "severity: urgent", 1))
+    [problem] = validate(repo, stacks=[]).problems
+    assert problem.file.endswith("duplicate-rows.yaml") and "'urgent' is not one of" in problem.message
+    rule.write_text(rule.read_text().replace("severity: urgent", "severity: error", 1))
+    assert validate(repo, stacks=[]).problems == []
+    schema = repo / "alerts" / "schema" / "alert-rule.schema.json"  # ... and by the schema's text
+    schema.write_text(schema.read_text().replace('"error",', "", 1))
+    problems = [p for p in validate(repo, stacks=[]).problems if p.file.endswith("duplicate-rows.yaml")]
+    assert [p.message for p in problems] == ["'error' is not one of 'critical', 'warning'"]
+
+
 def test_a_stack_override_that_breaks_a_rule_is_reported_for_that_stack(repo):
     overrides = repo / "alerts" / "stacks" / "dev.yaml"
     overrides.write_text(

@@ -321,9 +321,16 @@ def _checked_schema(text: str) -> dict[str, Any]:
 
 def schema_registry(directory: Path) -> Registry:
     """Every schema of a folder, by its $id, so schemas can $ref each other's definitions."""
+    return _registry_of(tuple(path.read_text(encoding="utf-8") for path in sorted(directory.glob("*.schema.json"))))
+
+
+@cache
+def _registry_of(texts: tuple[str, ...]) -> Registry:
+    """One registry per set of schema texts: the same object for every copy of the same folder, so what
+    was checked against it can be remembered (KindLoader)."""
     resources = []
-    for path in sorted(directory.glob("*.schema.json")):
-        schema = load_schema(path)
+    for text in texts:
+        schema = _checked_schema(text)
         resources.append((schema["$id"], Resource.from_contents(schema)))
     return Registry().with_resources(resources)
 
@@ -429,6 +436,24 @@ def name_problems(document: SpecDocument, seen: dict[str, str]) -> list[SpecProb
     return problems
 
 
+# What a document's check against its schema found, by everything it depends on: the file's name and
+# text, and the schema and registry objects (one per text, never freed: their ids are never reused).
+# The infra program loads every spec file on every plan, and one process plans many times.
+_SCHEMA_PROBLEMS: dict[tuple[str, str, int, int], tuple[SpecProblem, ...]] = {}
+_SCHEMA_PROBLEMS_KEPT = 4096
+
+
+def _remembered_schema_problems(
+    document: SpecDocument, schema: dict[str, Any], registry: Registry
+) -> list[SpecProblem]:
+    key = (document.file, document.text, id(schema), id(registry))
+    if key not in _SCHEMA_PROBLEMS:
+        if len(_SCHEMA_PROBLEMS) >= _SCHEMA_PROBLEMS_KEPT:
+            _SCHEMA_PROBLEMS.clear()
+        _SCHEMA_PROBLEMS[key] = tuple(schema_problems(document, schema, registry))
+    return list(_SCHEMA_PROBLEMS[key])
+
+
 class KindLoader:
     """Reads the spec files of one folder, each checked against the schema of its `kind`; every
     problem of every file is collected in `problems` (nothing raises), so a loader reports them all."""
@@ -455,7 +480,7 @@ class KindLoader:
                 document.problem(["kind"], f"no schema to check it against: {display_name(schema)} does not exist")
             )
             return None
-        found = schema_problems(document, load_schema(schema), self.registry)
+        found = _remembered_schema_problems(document, load_schema(schema), self.registry)
         comment = schema_comment_problem(document)
         self.problems.extend(found + ([comment] if comment else []))
         return None if found else document
