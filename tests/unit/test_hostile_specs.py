@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,19 @@ def test_aliases_of_collections_are_refused(text, line):
     with pytest.raises(SpecError) as error:
         parse_yaml(text, "spec.yaml")
     assert only_problem(error).line == line
+
+
+def test_an_anchor_defined_twice_is_refused_at_its_second_definition():
+    """YAML lets a later anchor shadow an earlier one, so an alias silently takes whichever came last: in a
+    spec that is a copy-paste mistake. It was a warning on stderr naming "<file>", never the spec."""
+    text = "a: &name phase3\nb: &name phase4\nc: *name\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing on stderr: the problem is the answer
+        with pytest.raises(SpecError) as error:
+            parse_yaml(text, "spec.yaml")
+    problem = only_problem(error)
+    assert (problem.file, problem.line) == ("spec.yaml", 2)
+    assert "anchor &name is defined again (first on line 1)" in problem.message
 
 
 def test_aliases_of_a_scalar_stay_allowed():

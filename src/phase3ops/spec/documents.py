@@ -185,6 +185,18 @@ class _SpecComposer(Composer):
                     event.start_mark,
                 )
             return super().compose_node(parent, index)
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None and anchor in self.anchors:
+            # YAML lets the later anchor shadow the earlier one, so an alias silently takes whichever
+            # came last; ruamel only warns, on stderr, without the file's name.
+            first = self.anchors[anchor].start_mark.line + 1
+            raise ComposerError(
+                None,
+                None,
+                f"the anchor &{capped(str(anchor), 40)} is defined again (first on line {first}): an alias would "
+                "take the later one; give each its own name",
+                event.start_mark,
+            )
         if not isinstance(event, CollectionStartEvent):
             return super().compose_node(parent, index)
         self.nesting += 1
