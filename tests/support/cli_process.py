@@ -2,7 +2,8 @@
 
 `run` is the command offline (a fixed project id); `phase3ops` the command
 pointed at a local environment by its flags, as `local` and the checks take them;
-`refused_in_process` a command refused at its arguments, without a new interpreter."""
+`run_in_process` a command that never touches a store (a refusal, --help, `validate`,
+`alerts test`, a plan under mocks), without a new interpreter."""
 
 from __future__ import annotations
 
