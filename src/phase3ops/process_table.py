@@ -25,7 +25,8 @@ class ProcessStat:
 
 
 def has_proc() -> bool:
-    return PROC.is_dir()
+    # Not merely a /proc folder: illumos, and FreeBSD with procfs mounted, have one without Linux's stat files.
+    return (PROC / "self" / "stat").is_file()
 
 
 def process_stat(pid: int | str) -> ProcessStat | None:
@@ -42,7 +43,15 @@ def process_stat(pid: int | str) -> ProcessStat | None:
         state, pgid, start_time = fields[0], int(fields[2]), fields[19].decode("ascii")
     except (ValueError, IndexError, UnicodeDecodeError):
         raise OSError(f"/proc/{pid}/stat is not in the format this reads") from None
-    return ProcessStat(state in _EXITED, pgid, start_time)
+    # A process whose first thread ended while others run shows as a zombie too: it has not exited.
+    return ProcessStat(state in _EXITED and not _other_threads_run(pid), pgid, start_time)
+
+
+def _other_threads_run(pid: int | str) -> bool:
+    try:
+        return len(os.listdir(PROC / str(pid) / "task")) > 1
+    except OSError:
+        return False
 
 
 def group_is_running(pgid: int) -> bool:
@@ -55,6 +64,20 @@ def group_is_running(pgid: int) -> bool:
         except PermissionError:
             return True
         return True
+    if _a_member_runs(pgid):
+        return True
+    # A member that forked and then exited between the listing of /proc and the reading of its entry
+    # leaves a child the listing missed: while the kernel still knows the group, look once more.
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return _a_member_runs(pgid)
+
+
+def _a_member_runs(pgid: int) -> bool:
     for entry in os.listdir(PROC):
         if not entry.isdigit():
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -195,3 +196,42 @@ def test_a_group_with_a_running_process_is_running(spawn):
     process = spawn()
     assert process_table.group_is_running(process.pid)
     assert still_running(process)
+
+
+def test_a_group_whose_leader_exited_while_a_member_runs_is_running(spawn):
+    """What `down` stops is the group: a shell that started something in the background and exited
+    leaves it running, and the stop must go on to it."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc on this system")
+    leader = spawn(["sh", "-c", "sleep 60 & echo started; exit 0"])
+    try:
+        assert leader.stdout.readline().strip() == b"started"
+        deadline = time.monotonic() + 10
+        stat = process_table.process_stat(leader.pid)
+        while stat is not None and not stat.exited and time.monotonic() < deadline:
+            time.sleep(0.05)
+            stat = process_table.process_stat(leader.pid)
+        assert stat is not None and stat.exited  # the leader is a zombie; its background sleep is not
+        assert process_table.group_is_running(leader.pid)
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+
+
+def test_a_process_whose_first_thread_ended_while_another_runs_has_not_exited(spawn):
+    """Its /proc entry says zombie, as an exited process's does; its other threads still run."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc on this system")
+    program = (
+        "import ctypes, threading, time; threading.Thread(target=time.sleep, args=(60,)).start();"
+        " print('up', flush=True); ctypes.CDLL(None).pthread_exit(None)"
+    )
+    process = spawn([sys.executable, "-c", program])
+    assert process.stdout.readline().strip() == b"up"
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the first thread did not end"
+        time.sleep(0.05)
+    stat = process_table.process_stat(process.pid)
+    assert stat is not None and not stat.exited
+    assert process_table.group_is_running(process.pid)
+    assert state_module.process_start(process.pid) is not None
