@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from tests.support.repo_copy import REPO_ROOT
 
@@ -69,25 +70,39 @@ def _offline_environment(env: dict[str, str] | None) -> dict[str, str]:
 
 def run_in_process(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
     """`run` for a command that never touches a store (a refusal of its arguments or its configuration,
-    its --help, `validate`, `alerts test`): in this process, with the same environment and working
-    directory, for a second less a case (the interpreter and Google's client libraries importing).
-    What it prints, to stdout and stderr, and its exit code come back as `run` returns them;
-    argparse's SystemExit is its exit code."""
+    its --help, `validate`, `alerts test`, a plan under mocks): in this process, with the same
+    environment and working directory, for a second less a case (the interpreter and Google's client
+    libraries importing). What it prints, to stdout and stderr, and its exit code come back as `run`
+    returns them. Each command keeps one case that runs it as a process of its own."""
     from phase3ops import cli
 
     saved, stdout, stderr = dict(os.environ), io.StringIO(), io.StringIO()
+    # A plan puts its checkout first on sys.path and leaves its program's modules loaded: not for the next test.
+    saved_path, saved_program = list(sys.path), _program_modules()
     os.environ.clear()
     os.environ.update(_offline_environment(env))
     try:
         with contextlib.chdir(cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
                 code = cli.main(list(args))
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else 1
+            except SystemExit as exit_:  # as the interpreter ends: None is 0, a message goes to stderr as 1
+                if exit_.code is None or isinstance(exit_.code, int):
+                    code = exit_.code or 0
+                else:
+                    print(exit_.code, file=sys.stderr)
+                    code = 1
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        sys.path[:] = saved_path
+        for name in set(_program_modules()) - set(saved_program):
+            del sys.modules[name]
+        sys.modules.update(saved_program)
     return subprocess.CompletedProcess(["phase3ops", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+def _program_modules() -> dict[str, ModuleType]:
+    return {name: module for name, module in sys.modules.items() if name == "infra" or name.startswith("infra.")}
 
 
 def accepted(run_dir: Path, date: str) -> dict[str, int]:

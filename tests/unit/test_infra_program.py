@@ -229,7 +229,7 @@ def test_the_function_source_name_changes_with_bundled_files_only(tmp_path):
     assert not [path for path in changed.files if path.startswith("phase3ops/analytics/")]
     # A bundled module that starts importing another brings it into the bundle, in the same process too
     # (the imports of a text already read are remembered: the edited text must be read again).
-    readiness.write_text("import phase3ops.analytics.runner\n" + readiness.read_text())
+    readiness.write_text(readiness.read_text() + "\nimport phase3ops.analytics.runner  # noqa: E402\n")
     assert "phase3ops/analytics/runner.py" in collect_function_source(repo).files
 
 

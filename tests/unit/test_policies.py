@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import sys
 from typing import Any
 
 import jsonschema
@@ -21,7 +22,6 @@ from phase3ops.plan import policies as offline
 from phase3ops.plan.plan import plan_stack
 from phase3ops.spec.documents import read_yaml
 from policies import rules
-from tests.support.cli_process import run_in_process
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 from tests.support.shipped_plans import shipped_plan
 
@@ -411,11 +411,17 @@ def test_a_deliberately_broken_stack_fails_with_the_expected_violations(tmp_path
 
 
 def test_the_cli_exits_non_zero_on_a_mandatory_violation(tmp_path):
+    import subprocess
+
     repo = copy_specs(tmp_path)
     service = repo / "infra/components/analytics_service.py"
     service.write_text(service.read_text().replace('"INGRESS_TRAFFIC_INTERNAL_ONLY"', '"INGRESS_TRAFFIC_ALL"'))
-    result = run_in_process("plan", "--stack", "dev", "--repo", str(repo), "--policies")
-    assert result.returncode == 1, result.stdout + result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "phase3ops.cli", "plan", "--stack", "dev", "--repo", str(repo), "--policies"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
     assert (
         "- [mandatory]  cloud-run-internal-ingress  (gcp:cloudrunv2/service:Service: nba-phase3-analytics-processors)"
         in result.stdout
