@@ -186,12 +186,15 @@ def test_two_deliveries_recovering_one_stale_claim_at_once(race, crash):
                 handle_until_acked(instance, finals[day])
 
     assert per_date_and_table(race.triggers()) == exactly_once(race.spec, dates)
-    winners = {"republished"} if crash == "before_publish" else {"confirmed_by_receipt"}
+    # One delivery took the claim over, the other followed it. The taker's publish may run out of its
+    # 1 s on a loaded machine (PublishFailed: not definitive, its redelivery finishes it, counted above);
+    # it is still the one owner. Two owners, or none, fail.
+    winner = "republished" if crash == "before_publish" else "confirmed_by_receipt"
     for results in outcomes:
-        assert sorted(getattr(r, "outcome", type(r).__name__) for r in results) in (
-            sorted([*winners, "already_triggered"]),
-            sorted([*winners, "ClaimInFlight"]),
-        )
+        pair = sorted(getattr(r, "outcome", type(r).__name__) for r in results)
+        assert pair in [
+            sorted([w, f]) for w in (winner, "PublishFailed") for f in ("already_triggered", "ClaimInFlight")
+        ]
 
 
 # -- 1c: four simultaneous redeliveries, nothing injected ------------------------------------
