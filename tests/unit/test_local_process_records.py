@@ -54,6 +54,16 @@ def rewrite_component(run_dir: Path, key: str, **changes) -> None:
     path.write_text(json.dumps(data))
 
 
+def wait_until_exited(pid: int) -> None:
+    """Until the process has exited, not collected: its /proc entry says so (a zombie)."""
+    deadline = time.monotonic() + 10
+    stat = process_table.process_stat(pid)
+    while stat is not None and not stat.exited and time.monotonic() < deadline:
+        time.sleep(0.05)
+        stat = process_table.process_stat(pid)
+    assert stat is not None and stat.exited, stat
+
+
 def still_running(process: subprocess.Popen) -> bool:
     time.sleep(0.2)
     return process.poll() is None
@@ -181,12 +191,7 @@ def test_a_group_whose_processes_have_all_exited_is_not_running_while_they_wait_
         pytest.skip("no /proc on this system")
     process = spawn([sys.executable, "-c", "import sys; sys.stdout.write('up\\n'); sys.stdout.flush()"])
     assert process.stdout.readline().strip() == b"up"
-    deadline = time.monotonic() + 10
-    stat = process_table.process_stat(process.pid)
-    while stat is not None and not stat.exited and time.monotonic() < deadline:
-        time.sleep(0.05)
-        stat = process_table.process_stat(process.pid)
-    assert stat is not None and stat.exited  # not collected yet: kill(0) would still find the group
+    wait_until_exited(process.pid)  # not collected yet: kill(0) still finds the group
     os.killpg(process.pid, 0)
     assert not process_table.group_is_running(process.pid)
     assert state_module.process_start(process.pid) is None
@@ -206,12 +211,7 @@ def test_a_group_whose_leader_exited_while_a_member_runs_is_running(spawn):
     leader = spawn(["sh", "-c", "sleep 60 & echo started; exit 0"])
     try:
         assert leader.stdout.readline().strip() == b"started"
-        deadline = time.monotonic() + 10
-        stat = process_table.process_stat(leader.pid)
-        while stat is not None and not stat.exited and time.monotonic() < deadline:
-            time.sleep(0.05)
-            stat = process_table.process_stat(leader.pid)
-        assert stat is not None and stat.exited  # the leader is a zombie; its background sleep is not
+        wait_until_exited(leader.pid)  # the leader is a zombie; its background sleep is not
         assert process_table.group_is_running(leader.pid)
     finally:
         os.killpg(leader.pid, signal.SIGKILL)
