@@ -57,24 +57,21 @@ def _other_threads_run(pid: int | str) -> bool:
 def group_is_running(pgid: int) -> bool:
     """Some process of group `pgid` has not exited. Without /proc, any member counts, zombies too."""
     if not has_proc():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    if _a_member_runs(pgid):
-        return True
+        return _kernel_knows_group(pgid)
     # A member that forked and then exited between the listing of /proc and the reading of its entry
     # leaves a child the listing missed: while the kernel still knows the group, look once more.
+    return _a_member_runs(pgid) or (_kernel_knows_group(pgid) and _a_member_runs(pgid))
+
+
+def _kernel_knows_group(pgid: int) -> bool:
+    """`killpg(pgid, 0)`: some process, running or exited and not yet collected, is in the group."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        pass
-    return _a_member_runs(pgid)
+    except PermissionError:  # it exists; it is not ours to signal
+        return True
+    return True
 
 
 def _a_member_runs(pgid: int) -> bool:

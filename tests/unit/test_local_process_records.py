@@ -23,6 +23,8 @@ from phase3ops.local import environment
 from phase3ops.local import state as state_module
 from phase3ops.local.state import PROJECT, STATE_FILE, Component, LocalState
 
+# Reads /proc/<pid>/stat as Linux writes it; macOS and the BSDs (no such file) take the `ps` path instead.
+linux_proc = pytest.mark.skipif(not process_table.has_proc(), reason="no Linux /proc on this system")
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 
@@ -146,10 +148,9 @@ def test_a_recorded_pid_of_zero_or_one_is_never_signalled(tmp_path):
     assert environment.down(tmp_path, lambda line: None) == []
 
 
+@linux_proc
 def test_the_start_time_is_read_after_the_last_parenthesis(tmp_path, spawn):
     """The command name in /proc/<pid>/stat may hold spaces and parentheses of its own."""
-    if not Path("/proc/self/stat").exists():
-        pytest.skip("no /proc on this system")
     program = (
         "import sys, time; open('/proc/self/comm', 'w').write(') 9 9 (x'); print('named', flush=True); time.sleep(60)"
     )
@@ -185,10 +186,9 @@ def test_status_says_a_reused_pid_is_not_the_component(tmp_path, spawn):
     assert ("chaos lock holder", str(stranger.pid), "-", "gone (pid reused)") in rows
 
 
+@linux_proc
 def test_a_group_whose_processes_have_all_exited_is_not_running_while_they_wait_to_be_collected(spawn):
     """Whoever adopted `local up`'s processes may collect them seconds after they exit; `down` need not wait."""
-    if not Path("/proc/self/stat").exists():
-        pytest.skip("no /proc on this system")
     process = spawn([sys.executable, "-c", "import sys; sys.stdout.write('up\\n'); sys.stdout.flush()"])
     assert process.stdout.readline().strip() == b"up"
     wait_until_exited(process.pid)  # not collected yet: kill(0) still finds the group
@@ -203,11 +203,19 @@ def test_a_group_with_a_running_process_is_running(spawn):
     assert still_running(process)
 
 
+def test_without_proc_a_group_is_running_until_its_processes_are_collected(tmp_path, spawn, monkeypatch):
+    monkeypatch.setattr(process_table, "PROC", tmp_path / "no-proc")
+    process = spawn()
+    assert process_table.group_is_running(process.pid)
+    process.kill()
+    process.wait(timeout=10)
+    assert not process_table.group_is_running(process.pid)
+
+
+@linux_proc
 def test_a_group_whose_leader_exited_while_a_member_runs_is_running(spawn):
     """What `down` stops is the group: a shell that started something in the background and exited
     leaves it running, and the stop must go on to it."""
-    if not Path("/proc/self/stat").exists():
-        pytest.skip("no /proc on this system")
     leader = spawn(["sh", "-c", "sleep 60 & echo started; exit 0"])
     try:
         assert leader.stdout.readline().strip() == b"started"
@@ -217,10 +225,9 @@ def test_a_group_whose_leader_exited_while_a_member_runs_is_running(spawn):
         os.killpg(leader.pid, signal.SIGKILL)
 
 
+@linux_proc
 def test_a_process_whose_first_thread_ended_while_another_runs_has_not_exited(spawn):
     """Its /proc entry says zombie, as an exited process's does; its other threads still run."""
-    if not Path("/proc/self/stat").exists():
-        pytest.skip("no /proc on this system")
     program = (
         "import ctypes, threading, time; threading.Thread(target=time.sleep, args=(60,)).start();"
         " print('up', flush=True); ctypes.CDLL(None).pthread_exit(None)"
