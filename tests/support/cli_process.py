@@ -15,8 +15,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
+from phase3ops.plan.plan import program_modules
 from tests.support.repo_copy import REPO_ROOT
 
 
@@ -78,7 +78,7 @@ def run_in_process(*args: str, env: dict[str, str] | None = None, cwd: Path = RE
 
     saved, stdout, stderr = dict(os.environ), io.StringIO(), io.StringIO()
     # A plan puts its checkout first on sys.path and leaves its program's modules loaded: not for the next test.
-    saved_path, saved_program = list(sys.path), _program_modules()
+    saved_path, saved_program = list(sys.path), program_modules()
     os.environ.clear()
     os.environ.update(_offline_environment(env))
     try:
@@ -95,14 +95,10 @@ def run_in_process(*args: str, env: dict[str, str] | None = None, cwd: Path = RE
         os.environ.clear()
         os.environ.update(saved)
         sys.path[:] = saved_path
-        for name in set(_program_modules()) - set(saved_program):
+        for name in set(program_modules()) - set(saved_program):
             del sys.modules[name]
         sys.modules.update(saved_program)
     return subprocess.CompletedProcess(["phase3ops", *args], code, stdout.getvalue(), stderr.getvalue())
-
-
-def _program_modules() -> dict[str, ModuleType]:
-    return {name: module for name, module in sys.modules.items() if name == "infra" or name.startswith("infra.")}
 
 
 def accepted(run_dir: Path, date: str) -> dict[str, int]:

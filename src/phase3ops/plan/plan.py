@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from phase3ops.plan.mocks import PlanMocks
 from phase3ops.plan.preconditions import Precondition, preconditions
@@ -41,5 +42,10 @@ def plan_stack(repo_root: Path, stack: str) -> StackPlan:
 
 def _forget_program_modules() -> None:
     """Import the program's own files on every plan (a test may plan a modified copy)."""
-    for name in [m for m in sys.modules if m == "infra" or m.startswith("infra.")]:
+    for name in program_modules():
         del sys.modules[name]
+
+
+def program_modules() -> dict[str, ModuleType]:
+    """The Pulumi program's modules (the `infra` package) loaded in this process."""
+    return {name: module for name, module in sys.modules.items() if name == "infra" or name.startswith("infra.")}
