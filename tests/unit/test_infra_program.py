@@ -13,6 +13,7 @@ from ruamel.yaml import YAML
 from infra.function_source import collect_function_source
 from phase3ops.plan.plan import PlanError, plan_stack
 from phase3ops.plan.render import as_json, as_text, lookup
+from tests.support.cli_process import run_in_process
 from tests.support.repo_copy import REPO_ROOT, copy_specs
 from tests.support.shipped_plans import shipped_plan
 
@@ -292,18 +293,16 @@ def test_the_image_commit_is_declared_optional():
         ),
     ],
 )
-def test_missing_or_invalid_config_names_the_key(tmp_path, capsys, edit, message):
-    from phase3ops import cli
-
+def test_missing_or_invalid_config_names_the_key(tmp_path, edit, message):
     repo = copy_specs(tmp_path)
     stack = repo / "Pulumi.dev.yaml"
     stack.write_text(edit(stack.read_text()))
     # The command's own handling, in-process (no exception escapes it); the installed entry point is
     # exercised as a subprocess in test_cli.py.
-    assert cli.main(["plan", "--stack", "dev", "--repo", str(repo)]) == 2
-    stderr = capsys.readouterr().err
-    assert message in stderr, stderr
-    assert "Traceback" not in stderr
+    result = run_in_process("plan", "--stack", "dev", "--repo", str(repo))
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_an_unmocked_invoke_fails_the_plan_instead_of_returning_none(tmp_path):
