@@ -564,3 +564,100 @@ def test_the_receipts_recorder_flags_a_second_message_for_a_trigger_id(pipeline,
     assert (receipt["message_id"], receipt["duplicate_message_ids"]) == ("p-1", ["p-2"])
     [duplicate] = [r for r in caplog.records if getattr(r, "event", None) == "phase4_trigger_duplicate"]
     assert duplicate.levelname == "ERROR" and duplicate.trigger_id == trigger_id
+
+
+# -- what a delivery reads once the date has a claim ------------------------------------------------
+
+
+class Calls:
+    """What chosen methods of the orchestrator's stores returned, call by call, by label."""
+
+    def __init__(self):
+        self.returned: dict[str, list] = {}
+
+    def watch(self, label: str, obj, name: str) -> None:
+        real = getattr(obj, name)
+        self.returned[label] = []
+
+        def wrapped(*args, **kwargs):
+            result = real(*args, **kwargs)
+            self.returned[label].append(result)
+            return result
+
+        setattr(obj, name, wrapped)
+
+    def count(self, label: str) -> int:
+        return len(self.returned[label])
+
+
+def watched(orchestrator) -> Calls:
+    calls = Calls()
+    calls.watch("date reads", orchestrator.store, "records_for_date")
+    calls.watch("claim reads", orchestrator.claims, "get")
+    calls.watch("follow-up reads", orchestrator.followups, "get")
+    return calls
+
+
+def follow_up_table_run(spec, first: list[str]) -> str:
+    """A processor counted in the trigger whose table's late data would earn a follow-up."""
+    return next(name for name in first if spec.processor(name).late_data == "follow_up")
+
+
+def test_a_delivery_that_loses_the_race_to_claim_reads_the_claim_not_the_date_again(pipeline):
+    """The same completing message delivered twice at once: the delivery that finds the claim
+    taken has just read the date, and follows the claim with one more read of the claim."""
+    *first, final = completing_last(pipeline.spec)
+    winner, loser = pipeline.orchestrator(), pipeline.orchestrator()
+    for name in first:
+        winner.handle_event(direct_event(name, PAST))
+    completing = direct_event(final, PAST, message_id="m-final")
+    real_try_claim = loser.claims.try_claim
+
+    def claimed_first_by_the_other(*args, **kwargs):
+        assert winner.handle_event(completing).outcome == "triggered"
+        return real_try_claim(*args, **kwargs)
+
+    # The other delivery claims between this one's read of the date and its own claim.
+    loser.claims.try_claim = claimed_first_by_the_other
+    calls = watched(loser)
+
+    assert loser.handle_event(completing).outcome == "already_triggered"
+    assert (calls.count("date reads"), calls.count("claim reads")) == (1, 1)
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])
+
+
+def test_a_counted_run_delivered_again_while_the_trigger_is_sent_reads_nothing_after_it_is_published(pipeline):
+    """A redelivery of a run the trigger counted, while the trigger's owner publishes: it waits for
+    the publish, and that is all. It reads no claim once it has seen the published one, and looks for
+    no follow-up of its run (the trigger's own runs never earn one)."""
+    *first, final = completing_last(pipeline.spec)
+    owner, follower = pipeline.orchestrator(), pipeline.orchestrator()
+    counted = follow_up_table_run(pipeline.spec, first)
+    counted_delivery = direct_event(counted, PAST, execution_id="run-counted")
+    owner.handle_event(counted_delivery)
+    for name in first:
+        if name != counted:
+            owner.handle_event(direct_event(name, PAST))
+    publish_all = owner.publisher.publish_all
+
+    def slow_publish(messages, *args, **kwargs):
+        time.sleep(0.5)
+        return publish_all(messages, *args, **kwargs)
+
+    owner.publisher.publish_all = slow_publish  # the owner takes its time to publish
+    sending = threading.Thread(target=owner.handle_event, args=(direct_event(final, PAST),))
+    sending.start()
+    try:
+        deadline = time.monotonic() + 10
+        while (pipeline.claim(PAST) or {}).get("state") != "pending" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        calls = watched(follower)
+        decision = follower.handle_event(counted_delivery)
+    finally:
+        sending.join(timeout=30)
+
+    assert decision.outcome == "already_triggered"
+    states = [claim.state for claim in calls.returned["claim reads"]]
+    assert states and states[-1] == "published" and "published" not in states[:-1]  # it waited, then read no more
+    assert calls.count("follow-up reads") == 0
+    assert per_date_and_table(pipeline.triggers()) == exactly_once(pipeline.spec, [PAST])

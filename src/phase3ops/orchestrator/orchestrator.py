@@ -349,8 +349,9 @@ class Orchestrator:
             game_date, trigger_id, owner, {**_decision_document(readiness, records), "gating": True}, ()
         )
         if claim is None:
-            # Another caller won the race to claim; follow its claim like any other.
-            claim, records, hold = self._read_date(game_date)
+            # Another caller won the race to claim; follow its claim like any other. The records just
+            # read serve as they do for a claim found at once: only the claim is read again.
+            claim = self.claims.get(game_date)
             if claim is None:  # it was held and let go of the claim meanwhile
                 raise ClaimInFlight(
                     f"the data gates of {game_date} were evaluated by another delivery just now; retry later"
@@ -431,10 +432,10 @@ class Orchestrator:
     def _follow_then_follow_up(
         self, claim: TriggerClaim, records: dict[str, CompletionRecord], delivered: Completion | None, owner: str
     ) -> Decision:
-        decision = self._follow(claim, owner, self.claims)
+        decision, followed = self._follow_to_the_end(claim, owner, self.claims)
         if delivered is None or self.followups is None or decision.outcome not in (ALREADY_TRIGGERED, *_SENT):
             return decision
-        settled = claim if claim.is_published else self.claims.get(claim.key)
+        settled = followed if followed.is_published else self.claims.get(claim.key)
         if settled is None or not settled.is_published:
             return decision
         try:
@@ -461,6 +462,8 @@ class Orchestrator:
         processor = self.spec.processor(delivered.processor)
         if processor.late_data != "follow_up":
             return None
+        if delivered.execution_id in claim.executions.values():
+            return None  # the trigger's own run, which never earns a follow-up: no need to look for one
         key = follow_up_key(claim.game_date, processor.output_table, delivered.execution_id)
         follow_up = followups.get(key)
         if follow_up is not None:  # this run's own follow-up, sent or left pending by an earlier delivery of it
@@ -468,8 +471,6 @@ class Orchestrator:
         record = records.get(processor.name)
         if record is None or not record.counts or record.execution_id != delivered.execution_id:
             return None  # not the run that stands for the table now
-        if delivered.execution_id in claim.executions.values():
-            return None  # the trigger's own run
         announced = _announced_run(claim, record, processor.output_table)
         if announced is None or delivered.execution_id == announced:
             return None  # reported before the trigger was decided, or the run whose rows it saw
@@ -499,6 +500,13 @@ class Orchestrator:
         return self._follow(existing, owner, followups)
 
     def _follow(self, claim: TriggerClaim, owner: str, claims: TriggerClaims) -> Decision:
+        return self._follow_to_the_end(claim, owner, claims)[0]
+
+    def _follow_to_the_end(
+        self, claim: TriggerClaim, owner: str, claims: TriggerClaims
+    ) -> tuple[Decision, TriggerClaim]:
+        """The decision, and the claim as last read or written here (published, unless this
+        handling sent or recovered it: then the caller reads it again if it needs it published)."""
         if not claim.is_published and claim.lease_active:
             waited = self._wait_for_publish(claim, claims)
             if waited is None:
@@ -507,7 +515,7 @@ class Orchestrator:
                 )
             claim = waited
         if claim.is_published:
-            return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
+            return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered"), claim
         if claim.lease_active:
             raise ClaimInFlight(_in_flight(claim))
         # The claim's owner died or its publish failed. Exactly one caller decides,
@@ -522,18 +530,19 @@ class Orchestrator:
         assert recovered is not None  # every recovery but GONE has the claim
         claim = recovered
         if recovery is Recovery.ALREADY_PUBLISHED:
-            return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered")
+            return _claim_decision(ALREADY_TRIGGERED, claim, "Phase 4 was already triggered"), claim
         if recovery is Recovery.STILL_LEASED:
             raise ClaimInFlight(_in_flight(claim))
         if recovery is Recovery.AWAITING_RECEIPTS:
             raise ClaimInFlight(_awaiting_receipts(claim))
         if recovery is Recovery.CONFIRMED:
-            return _claim_decision(
+            confirmed = _claim_decision(
                 CONFIRMED_BY_RECEIPT, claim, "every message of the stale claim had a receipt: nothing re-sent"
             )
+            return confirmed, claim
         if not claim.messages:  # its owner died evaluating the date's gates: nothing was sent
-            return self._gate_after_takeover(claim, owner)
-        return self._publish(claim, claim.unpublished, REPUBLISHED, claims)
+            return self._gate_after_takeover(claim, owner), claim
+        return self._publish(claim, claim.unpublished, REPUBLISHED, claims), claim
 
     def _wait_for_publish(self, claim: TriggerClaim, claims: TriggerClaims) -> TriggerClaim | None:
         """Someone holds the claim: it is usually published within milliseconds."""
