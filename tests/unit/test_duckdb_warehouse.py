@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,6 +14,7 @@ import pytest
 
 from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
 from phase3ops.warehouse.port import WarehouseError
+from tests.support.repo_copy import REPO_ROOT
 from tests.support.warehouse_rows import DAY, SPEC, T0, summary
 
 TABLE = SPEC.processor("player_game_summary").table
@@ -205,3 +210,30 @@ def test_a_process_that_never_pauses_still_lets_go_of_the_file_now_and_then(ware
     while time.monotonic() < ends:  # operations back to back, never a quiet spell
         table_rows(warehouse)
     assert loads_of(warehouse) - before >= 2  # each reload follows a moment the file was free
+
+
+def test_timestamps_are_stored_and_read_as_utc_whatever_the_machines_zone(tmp_path):
+    """DuckDB takes its session zone from the machine (TZ): a UTC instant written into a TIMESTAMP
+    column under New York's zone would be shifted by five hours, unless the warehouse pins UTC."""
+    script = (
+        "import datetime as dt, json, sys\n"
+        "from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse\n"
+        "from tests.support.warehouse_rows import DAY, SPEC, T0, summary\n"
+        "table = SPEC.processor('player_game_summary').table\n"
+        "warehouse = DuckDBWarehouse(sys.argv[1])\n"
+        "warehouse.ensure_tables([table])\n"
+        "warehouse.write_partition(table, DAY, [summary('a', 10)])\n"
+        "[row] = warehouse.query(f\"SELECT processed_at FROM `nba_analytics.player_game_summary` WHERE game_date = DATE '{DAY}'\")\n"
+        "print(json.dumps({'read': row['processed_at'].isoformat(), 'written': T0.isoformat()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "warehouse.duckdb")],
+        env={**os.environ, "TZ": "America/New_York", "PYTHONPATH": os.pathsep.join(sys.path)},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    times = json.loads(done.stdout)
+    assert dt.datetime.fromisoformat(times["read"]) == dt.datetime.fromisoformat(times["written"])

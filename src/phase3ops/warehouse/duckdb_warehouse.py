@@ -76,7 +76,11 @@ class _LoadedFile:
             self._release.cancel()
             self._release = None
         if self._anchor is None:
+            # A day's rows are small: DuckDB's worker threads cost more than they bring on them, and
+            # compete with everything else on a small machine. TIMESTAMP columns hold UTC; never
+            # let the machine's zone shift a value (every cursor inherits the global setting).
             self._anchor = duckdb.connect(str(self.path))
+            self._anchor.execute("SET GLOBAL threads = 1; SET GLOBAL TimeZone = 'UTC'")
             self._loaded_at = time.monotonic()
             self.loads += 1
         return self._anchor.cursor()
@@ -172,7 +176,7 @@ class DuckDBWarehouse(Warehouse):
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, map(_from_duckdb, row))) for row in cursor.fetchall()]
 
-        return self._in_transaction(run)
+        return self._in_transaction(run, one_statement=True)
 
     def run_fenced(self, fence_statement: str, statements: Sequence[str], refusal: str) -> None:
         advance, work = sql.to_duckdb(fence_statement), [sql.to_duckdb(s) for s in statements]
@@ -195,7 +199,7 @@ class DuckDBWarehouse(Warehouse):
         columns = ", ".join(f'"{column}" {_DUCKDB_TYPES[kind]}' for column, kind in table.columns)
         return f'CREATE TABLE IF NOT EXISTS "{table.dataset}"."{name}" ({columns})'
 
-    def _in_transaction(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    def _in_transaction(self, work: Callable[[duckdb.DuckDBPyConnection], T], one_statement: bool = False) -> T:
         """Run `work` in one transaction on a fresh connection, again from the start
         while another process holds the file or a concurrent transaction
         conflicts (the DuckDB twin of BigQuery's "could not serialize access
@@ -204,7 +208,7 @@ class DuckDBWarehouse(Warehouse):
         delay = 0.02
         while True:
             try:
-                return self._attempt(work)
+                return self._attempt(work, one_statement)
             except (duckdb.IOException, duckdb.TransactionException) as exc:
                 if not _retryable(exc) or time.monotonic() > deadline:
                     raise WarehouseError(f"{self.path}: {exc}") from exc
@@ -218,7 +222,7 @@ class DuckDBWarehouse(Warehouse):
         with loaded.lock:
             loaded.unload()
 
-    def _attempt(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    def _attempt(self, work: Callable[[duckdb.DuckDBPyConnection], T], one_statement: bool) -> T:
         loaded = _loaded_file(self.path)
         with loaded.lock:
             try:
@@ -227,15 +231,14 @@ class DuckDBWarehouse(Warehouse):
                 loaded.unload()
                 raise
             try:
-                return self._in_connection(conn, work)
+                # One statement is a transaction of its own (autocommit): no BEGIN and COMMIT around it.
+                return work(conn) if one_statement else self._in_connection(conn, work)
             finally:
                 conn.close()
                 loaded.done()
 
     @staticmethod
     def _in_connection(conn: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        # TIMESTAMP columns hold UTC; never let the machine's zone shift a value.
-        conn.execute("SET TimeZone = 'UTC'")
         conn.execute("BEGIN TRANSACTION")
         try:
             result = work(conn)
