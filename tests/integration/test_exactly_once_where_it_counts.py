@@ -30,6 +30,7 @@ from tests.support.exactly_once_trials import (
     TRIALS,
     assert_exactly_once_work,
     report,
+    run_to_the_end,
     trial_spec,
 )
 from tests.support.orchestration import handle_until_acked, record_all_but_last, trial_dates, wait_for_receipts
@@ -198,10 +199,7 @@ def test_a_claimer_frozen_between_claim_and_publish_sends_nothing_stale(
                     time.sleep(0.1)
 
         threads = [threading.Thread(target=f, args=(day,)) for day in dates for f in (claim_and_freeze, redeliver)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        run_to_the_end(threads)
         messages = pipeline.triggers(settle_seconds=LISTEN)
         result = hand_off(gcp_project, tmp_path / "phase4.jsonl", messages)
     finally:
