@@ -14,8 +14,8 @@ Ctrl-C or an edit of pipeline.yaml is always the fix:
 
 The user's pipeline.yaml is validated first (errors name its own lines);
 the services read a copy with the local profile's shorter leases (processor
-lock and trigger claim 6 s, receipt grace 6 s, so recovery shows in
-seconds), regenerated and
+lock and trigger claim 4 s, publish timeout 2 s, receipt grace 6 s, so
+recovery shows in seconds), regenerated and
 the services restarted when the user's file changes. Each process is
 recorded in `<run dir>/state.json` the moment it starts, with its start time
 and process group; `down` saves the Firestore data next to the warehouse and
@@ -55,11 +55,13 @@ from phase3ops.local.state import (
 from phase3ops.spec.documents import SpecError, SpecProblem
 from phase3ops.spec.pipeline import PIPELINE_FILE_NAME, PipelineSpec, load_pipeline_spec
 
+# The claim lease is the spec's floor (twice the publish timeout). The grace stays longer than the
+# chaos day's late receipt, which comes 2 s after the claim's lease: recovery must wait for it.
 LOCAL_TIMINGS = {
-    ("orchestrator", "claim_lease_seconds"): 6,
-    ("orchestrator", "publish_timeout_seconds"): 3,
+    ("orchestrator", "claim_lease_seconds"): 4,
+    ("orchestrator", "publish_timeout_seconds"): 2,
     ("orchestrator", "receipt_grace_seconds"): 6,
-    ("analytics", "lock", "lease_seconds"): 6,
+    ("analytics", "lock", "lease_seconds"): 4,
 }
 FUNCTION_SUBSCRIPTION = "eventarc-phase3-to-phase4-orchestrator"
 DUPLICATE_SUBSCRIPTION = "eventarc-phase3-to-phase4-orchestrator-duplicate"
