@@ -20,7 +20,7 @@ from tests.support.processes import alive, group_members
 from tests.support.repo_copy import REPO_ROOT
 
 pytestmark = [pytest.mark.emulators, pytest.mark.minutes_long(seconds=150)]
-DATES = ["2026-11-20", "2026-11-21", "2026-11-22"]
+DATES = ["2026-11-20", "2026-11-21"]  # two chaos days: what holds per date holds for each
 NEVER_RUN_DATE = "2026-11-23"
 
 
@@ -114,7 +114,7 @@ def test_local_environment_end_to_end(tmp_path):
             runs["total"],
         )
         for name in ("phase4-trigger-on-time", "phase4-trigger-on-complete-data"):
-            assert (budgets[name]["bad"], budgets[name]["total"], budgets[name]["state"]) == (3, 3, "burning")
+            assert (budgets[name]["bad"], budgets[name]["total"], budgets[name]["state"]) == (len(DATES), len(DATES), "burning")
 
         # A processor nobody triggers: the story names the owed run, reconcile --fix re-requests it once,
         # Phase 4 gets its table as a follow-up, and the day ends healthy.
