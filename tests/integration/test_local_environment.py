@@ -113,8 +113,9 @@ def test_local_environment_end_to_end(tmp_path):
             0,
             runs["total"],
         )
+        days = len(DATES)
         for name in ("phase4-trigger-on-time", "phase4-trigger-on-complete-data"):
-            assert (budgets[name]["bad"], budgets[name]["total"], budgets[name]["state"]) == (len(DATES), len(DATES), "burning")
+            assert (budgets[name]["bad"], budgets[name]["total"], budgets[name]["state"]) == (days, days, "burning")
 
         # A processor nobody triggers: the story names the owed run, reconcile --fix re-requests it once,
         # Phase 4 gets its table as a follow-up, and the day ends healthy.
