@@ -333,6 +333,10 @@ def main() -> int:
     import os
 
     spec = load_pipeline_spec(REPO_ROOT / "pipeline.yaml")
+    if not 1 <= args.writers <= len(spec.processors):
+        parser.error(f"--writers must be between 1 and {len(spec.processors)} (one per processor), got {args.writers}")
+    if args.dates < 1:
+        parser.error(f"--dates must be at least 1, got {args.dates}")
     processors = list(spec.processor_names[: args.writers])
     first = dt.date(2025, 10, 1)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-orchestrator-"))
