@@ -96,9 +96,8 @@ def test_a_publish_whose_bytes_arrive_after_the_client_gave_up(
 
         threads = [threading.Thread(target=claim, args=(day,)) for day in dates]
         run_to_the_end(threads)
-        assert (
-            len(gave_up) == TRIALS
-        )  # every claimer's publish gave up, not definitive (an assert in a thread fails nothing)
+        # Every claimer's publish gave up, not definitive: counted here, since an assert in a thread fails nothing.
+        assert len(gave_up) == TRIALS
         # Recovery asked of every date at once, while the late publishes are on their way: asked one date
         # after the other, the last few asked after their bytes had landed on a slow machine (15 of 20 raced).
         in_flight: list[dt.date] = []
