@@ -24,6 +24,7 @@ from phase3ops.orchestrator.readiness import local_today
 from phase3ops.pubsub_admin import ensure_orchestrator_topology, ensure_subscription
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
 from phase3ops.warehouse.duckdb_warehouse import DuckDBWarehouse
+from tests.support.call_records import Calls
 from tests.support.delivery import deliver_all, pull_everything
 from tests.support.repo_copy import REPO_ROOT
 
@@ -258,28 +259,18 @@ def test_a_year_is_read_in_the_same_round_trips_as_a_day(deployment):
     from phase3ops.checks import state as state_module
 
     orchestrator = build_orchestrator(deployment.spec, deployment.project, warehouse=deployment.warehouse)
-    calls = []
-
-    def counting(obj, name):
-        real = getattr(obj, name)
-
-        def wrapped(*args, **kwargs):
-            calls.append(name)
-            return real(*args, **kwargs)
-
-        setattr(obj, name, wrapped)
-
+    calls = Calls()
     for obj, name in (
         (orchestrator.store, "records_between"),
         (orchestrator.claims, "claims_between"),
         (deployment.warehouse, "row_counts"),
     ):
-        counting(obj, name)
+        calls.watch(name, obj, name)
     last = deployment.dates[-1]
     one_day = state_module.read_state(
         deployment.spec, orchestrator.store, orchestrator.claims, deployment.warehouse, last, last
     )
-    day_calls = len(calls)
+    day_calls = calls.total()
     calls.clear()
     year = state_module.read_state(
         deployment.spec,
@@ -290,7 +281,8 @@ def test_a_year_is_read_in_the_same_round_trips_as_a_day(deployment):
         last,
     )
     assert len(year) == 365 and len(one_day) == 1
-    assert len(calls) == day_calls == 3 + len(deployment.spec.processors)  # records, claims, each table, the schedule
+    # Records, claims, each table, the schedule.
+    assert calls.total() == day_calls == 3 + len(deployment.spec.processors)
     assert year[last].counted == one_day[last].counted == set(deployment.spec.processor_names)
 
 

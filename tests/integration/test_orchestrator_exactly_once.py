@@ -22,6 +22,7 @@ from google.cloud import firestore
 
 from phase3ops.orchestrator.orchestrator import ClaimInFlight
 from phase3ops.orchestrator.phase4_publisher import Phase4Publisher, PublishFailed, PublishOutcome
+from tests.support.call_records import Calls
 from tests.support.completions import completion
 from tests.support.delivery import cloud_event_data, pull_everything
 from tests.support.orchestration import UPGC, completing_last, direct_event, handle_until_acked
@@ -567,27 +568,6 @@ def test_the_receipts_recorder_flags_a_second_message_for_a_trigger_id(pipeline,
 
 
 # -- what a delivery reads once the date has a claim ------------------------------------------------
-
-
-class Calls:
-    """What chosen methods of the orchestrator's stores returned, call by call, by label."""
-
-    def __init__(self):
-        self.returned: dict[str, list] = {}
-
-    def watch(self, label: str, obj, name: str) -> None:
-        real = getattr(obj, name)
-        self.returned[label] = []
-
-        def wrapped(*args, **kwargs):
-            result = real(*args, **kwargs)
-            self.returned[label].append(result)
-            return result
-
-        setattr(obj, name, wrapped)
-
-    def count(self, label: str) -> int:
-        return len(self.returned[label])
 
 
 def watched(orchestrator) -> Calls:
