@@ -30,10 +30,15 @@ from tests.support.exactly_once_trials import (
     TRIALS,
     assert_exactly_once_work,
     report,
-    run_to_the_end,
     trial_spec,
 )
-from tests.support.orchestration import handle_until_acked, record_all_but_last, trial_dates, wait_for_receipts
+from tests.support.orchestration import (
+    handle_until_acked,
+    record_all_but_last,
+    run_to_the_end,
+    trial_dates,
+    wait_for_receipts,
+)
 from tests.support.phase4 import hand_off
 from tests.support.pipelines import PAST, exactly_once, make_pipeline
 

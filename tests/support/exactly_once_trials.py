@@ -3,9 +3,6 @@ what reached Phase 4 (duplicate messages are reported, duplicate or lost work fa
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from phase3ops.spec.pipeline import PipelineSpec, load_pipeline_spec
@@ -22,19 +19,6 @@ GRACE = (
 # the grace inside the scenario itself. What Pub/Sub accepted by then is on the listener's subscription
 # within moments; the quiet spell covers that, and a slow pull on a loaded machine.
 LISTEN = 2.0
-
-
-def run_to_the_end(threads: Sequence[threading.Thread], timeout: float = 120.0) -> None:
-    """Start the trial's threads and wait for every one: a handling still running after the test
-    stopped listening could publish a duplicate nobody counts, so one that outlives `timeout` fails
-    the test."""
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    running = [thread.name for thread in threads if thread.is_alive()]
-    assert not running, f"{len(running)} of the trial's handlings still running after {timeout:.0f} s"
 
 
 def trial_spec(tmp_path: Path) -> PipelineSpec:

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import google.cloud.pubsub_v1 as pubsub_v1
@@ -95,12 +95,21 @@ def race_at_once(handlers: list[Callable[[], Any]]) -> list[Any]:
         except Exception as exc:  # what Eventarc sees as a failed invocation
             results[index] = exc
 
-    threads = [threading.Thread(target=run, args=(i, h)) for i, h in enumerate(handlers)]
+    run_to_the_end([threading.Thread(target=run, args=(i, h)) for i, h in enumerate(handlers)])
+    return results
+
+
+def run_to_the_end(threads: Sequence[threading.Thread], timeout: float = 120.0) -> None:
+    """Start the trial's threads and wait for every one: a handling still running after the test
+    stopped listening could publish a duplicate nobody counts, so one that outlives `timeout` fails
+    the test."""
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + timeout
     for thread in threads:
-        thread.join(timeout=120)
-    return results
+        thread.join(max(0.0, deadline - time.monotonic()))
+    running = [thread.name for thread in threads if thread.is_alive()]
+    assert not running, f"{len(running)} of the trial's handlings still running after {timeout:.0f} s"
 
 
 def instances(pipeline, count: int, **clients: Any) -> list:
