@@ -13,12 +13,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from phase3ops import process_table
+from phase3ops.function_server import ServerError
 from phase3ops.local import environment
 from phase3ops.local import state as state_module
 from phase3ops.local.state import PROJECT, STATE_FILE, Component, LocalState
@@ -242,3 +244,58 @@ def test_a_process_whose_first_thread_ended_while_another_runs_has_not_exited(sp
     assert stat is not None and not stat.exited
     assert process_table.group_is_running(process.pid)
     assert state_module.process_start(process.pid) is not None
+
+
+def test_up_starts_components_side_by_side_and_one_that_fails_leaves_the_others_recorded(tmp_path, spawn):
+    """Each start is mostly waiting for a process to answer, so `up` starts them at once; one that fails
+    must not cost `down` the others it started."""
+    state = new_state(tmp_path)
+    all_at_once = threading.Barrier(3, timeout=20)  # only passes when the three starts run together
+
+    def starter(key: str):
+        def start() -> Component:
+            all_at_once.wait()
+            if key == "receipts":
+                raise ServerError("receipts exited with 1")
+            return Component(key, spawn().pid, "http://127.0.0.1:1", "-")
+
+        return start
+
+    with pytest.raises(ServerError, match="receipts exited with 1"):
+        environment._start_side_by_side({key: starter(key) for key in ("analytics", "receipts", "phase4")}, state)
+    recorded = LocalState.load(tmp_path)
+    assert recorded is not None and sorted(recorded.components) == ["analytics", "phase4"]
+    said: list[str] = []
+    assert sorted(environment.down(tmp_path, said.append)) == ["analytics", "phase4"]
+
+
+@linux_proc
+def test_down_stops_the_emulators_after_what_uses_them(tmp_path, spawn):
+    """A service still shutting down may read the emulators: they stop once it has."""
+    emulator = spawn()
+    seen = tmp_path / "emulator-at-shutdown"
+    service = spawn(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys, time\n"
+            "def shut_down(*_):\n"
+            "    time.sleep(0.5)\n"
+            "    try:\n"  # a zombie has exited: its state letter is Z
+            f"        exited = open('/proc/{emulator.pid}/stat').read().rsplit(')', 1)[1].split()[0] == 'Z'\n"
+            "    except FileNotFoundError:\n"
+            "        exited = True\n"
+            "    state = 'gone' if exited else 'running'\n"
+            f"    open({str(seen)!r}, 'w').write(state); sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, shut_down)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n",
+        ]
+    )
+    assert service.stdout is not None and service.stdout.readline() == b"ready\n"
+    state = new_state(tmp_path)
+    state.record("firestore", Component("firestore emulator", emulator.pid, "127.0.0.1:1", "-"))
+    state.record("orchestrator", Component("orchestrator", service.pid, "http://127.0.0.1:1", "-"))
+    said: list[str] = []
+    assert environment.down(tmp_path, said.append) == ["orchestrator", "firestore emulator"]
+    assert seen.read_text() == "running"

@@ -12,6 +12,10 @@ Ctrl-C or an edit of pipeline.yaml is always the fix:
   analytics service (gunicorn), and a Phase 4 stand-in that enforces the
   precompute service's contract and keeps a ledger of what it accepted.
 
+What must start starts side by side (both emulators, then the services), and
+`down` stops the services together, then the emulators: each takes about as
+long as its slowest process.
+
 The user's pipeline.yaml is validated first (errors name its own lines);
 the services read a copy with the local profile's shorter leases (processor
 lock and trigger claim 4 s, publish timeout 2 s, receipt grace 6 s, so
@@ -25,10 +29,12 @@ recorded (a pid reused by another process is reported and left alone).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +153,7 @@ def _converge(repo_root: Path, state: LocalState, source: Path, local_copy: str,
         state.save()
     spec = load_pipeline_spec(state.pipeline)
     _ensure_tables(spec, state)
+    starts = {}
     for key in (*SPEC_READERS, "phase4"):
         component = state.components.get(key)
         stale = restarted_emulators or (spec_changed and key in SPEC_READERS)
@@ -154,7 +161,8 @@ def _converge(repo_root: Path, state: LocalState, source: Path, local_copy: str,
             continue
         if component is not None:
             _stop_recorded(component, say)
-        _start(key, repo_root, state, spec, say)
+        starts[key] = _starter(key, repo_root, state, spec, say)
+    _start_side_by_side(starts, state)
     _ensure_topology(spec, state)
 
 
@@ -164,48 +172,83 @@ def _ensure_emulators(state: LocalState, say: Say) -> bool:
     if not missing:
         say(f"Reusing the emulators of {state.run_dir}")
         return False
+    starts = {}
     for kind in missing:
         if (stale := state.components.get(kind)) is not None:
             _stop_recorded(stale, say)
         saved = emulators.latest_firestore_export(state.firestore_export) if kind == emulators.FIRESTORE else None
         say(f"Starting the {kind} emulator{f' with the data saved in {saved.parent}' if saved else ''} ...")
-        extra = (f"--import-data={saved}",) if saved else ()
-        started = emulators.start_emulator(kind, state.logs_dir, extra_args=extra)
-        assert started.pid is not None  # start_emulator returns the emulator with its process
-        state.record(kind, Component(f"{kind} emulator", started.pid, started.host_port, str(started.log_path)))
+        starts[kind] = functools.partial(_start_emulator, kind, state, (f"--import-data={saved}",) if saved else ())
+    _start_side_by_side(starts, state)
     return True
 
 
-def _start(key: str, repo_root: Path, state: LocalState, spec: PipelineSpec, say: Say) -> None:
+def _start_emulator(kind: str, state: LocalState, extra_args: tuple[str, ...]) -> Component:
+    started = emulators.start_emulator(kind, state.logs_dir, extra_args=extra_args)
+    assert started.pid is not None  # start_emulator returns the emulator with its process
+    return Component(f"{kind} emulator", started.pid, started.host_port, str(started.log_path))
+
+
+def _start_side_by_side(starts: Mapping[str, Callable[[], Component]], state: LocalState) -> None:
+    """Start every component at once and record each that started, in `starts`' order; then raise the
+    first failure. Each start is mostly waiting (a JVM, or an interpreter importing Google's client
+    libraries, until it answers), so side by side `up` takes about as long as its slowest start."""
+    with ThreadPoolExecutor(max_workers=max(len(starts), 1)) as pool:
+        futures = {key: pool.submit(start) for key, start in starts.items()}
+    failures = []
+    for key, future in futures.items():
+        try:
+            state.record(key, future.result())
+        except Exception as exc:  # the others are recorded first, so `down` can stop them
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+def _starter(key: str, repo_root: Path, state: LocalState, spec: PipelineSpec, say: Say) -> Callable[[], Component]:
+    """What starts component `key` (announced now) and returns it as it is to be recorded."""
     env = state.env | {name: str(path) for name, path in state.chaos_files.items()}
     logs = state.logs_dir
     if key == "analytics":
         say("Starting the analytics service (gunicorn) ...")
-        server, name = (
-            start_analytics_service(repo_root, env, logs / "analytics-service.log", app=CHAOS_SERVICE_APP),
-            spec.analytics.service_name,
+        name = spec.analytics.service_name
+        start = functools.partial(
+            start_analytics_service, repo_root, env, logs / "analytics-service.log", app=CHAOS_SERVICE_APP
         )
     elif key == "orchestrator":
         say("Starting the orchestrator (Functions Framework) ...")
-        server = start_function_server(repo_root, env, logs / "orchestrator.log", source=CHAOS_FUNCTION_SOURCE)
         name = spec.orchestrator.function_name
+        start = functools.partial(
+            start_function_server, repo_root, env, logs / "orchestrator.log", source=CHAOS_FUNCTION_SOURCE
+        )
     elif key == "receipts":
         say("Starting the receipts recorder (Functions Framework) ...")
-        server = start_function_server(
-            repo_root, env, logs / "receipts.log", source=CHAOS_FUNCTION_SOURCE, target=RECEIPTS_TARGET
-        )
         name = spec.orchestrator.receipts_function_name
+        start = functools.partial(
+            start_function_server,
+            repo_root,
+            env,
+            logs / "receipts.log",
+            source=CHAOS_FUNCTION_SOURCE,
+            target=RECEIPTS_TARGET,
+        )
     else:
         say("Starting the Phase 4 stand-in (gunicorn) ...")
+        name = "phase4-standin"
         # The stand-in keeps its duplicate guard's markers in the local Firestore, as Phase 4 would in its own.
-        server = start_gunicorn(
+        start = functools.partial(
+            start_gunicorn,
             PHASE4_STANDIN_APP,
             repo_root,
             state.env | {LEDGER_ENV: str(state.phase4_ledger)},
             logs / "phase4-standin.log",
         )
-        name = "phase4-standin"
-    state.record(key, Component(name, server.pid, server.url, str(server.log_path)))
+
+    def started() -> Component:
+        server = start()
+        return Component(name, server.pid, server.url, str(server.log_path))
+
+    return started
 
 
 def _stop_recorded(component: Component, say: Say, timeout: float = 15.0) -> bool:
@@ -221,7 +264,7 @@ def _stop_recorded(component: Component, say: Say, timeout: float = 15.0) -> boo
 def restart_orchestrator(repo_root: Path, state: LocalState, say: Say) -> None:
     """A new orchestrator instance (the chaos day kills one), and the subscriptions pointed at it."""
     spec = load_pipeline_spec(state.pipeline)
-    _start("orchestrator", repo_root, state, spec, say)
+    _start_side_by_side({"orchestrator": _starter("orchestrator", repo_root, state, spec, say)}, state)
     _ensure_topology(spec, state)
 
 
@@ -388,12 +431,15 @@ def down(run_dir: Path, say: Say) -> list[str]:
         return []
     _save_firestore(state, say)
     stopped = []
-    keys = [*state.helpers(), *reversed(COMPONENT_ORDER)]
-    for key in keys:
-        component = state.components.get(key)
-        if component is not None and _stop_recorded(component, say):
-            stopped.append(component.name)
-            say(f"Stopped {component.name} (pid {component.pid})")
+    # Whatever uses the emulators stops before them; each wave side by side.
+    for wave in ([*state.helpers(), *reversed(COMPONENT_ORDER[len(EMULATORS) :])], list(reversed(EMULATORS))):
+        components = [component for key in wave if (component := state.components.get(key)) is not None]
+        with ThreadPoolExecutor(max_workers=max(len(components), 1)) as pool:
+            stops = [(component, pool.submit(_stop_recorded, component, say)) for component in components]
+        for component, stop in stops:
+            if stop.result():
+                stopped.append(component.name)
+                say(f"Stopped {component.name} (pid {component.pid})")
     Path(state.run_dir, STATE_FILE).unlink()
     for path in state.chaos_files.values():
         path.unlink(missing_ok=True)
