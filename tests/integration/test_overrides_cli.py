@@ -1,8 +1,10 @@
 """`phase3ops trigger --force | skip | retrigger` as an operator runs them, against the emulators.
 
-Real processes with the environment `phase3ops local env` or the scheduled
-jobs set (the emulators, the project, the pipeline spec), a receipts
-recorder on the Phase 4 topic, and the messages counted on a subscription of it.
+With the environment `phase3ops local env` or the scheduled jobs set (the
+emulators, the project, the pipeline spec), a receipts recorder on the Phase 4
+topic, and the messages counted on a subscription of it. The commands that race
+each other are real processes, and so is the first command of the other test;
+the rest run in this process.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from phase3ops.orchestrator.factory import build_orchestrator
 from phase3ops.orchestrator.readiness import local_today
 from phase3ops.overrides import for_date, skipped
+from tests.support.cli_process import run_in_process
 from tests.support.orchestration import UPGC, direct_event, handle_until_acked, wait_for_receipts
 from tests.support.pipelines import exactly_once, per_date_and_table
 
@@ -56,6 +59,18 @@ def run(pipeline, emulator_hosts, *args: str, env: dict[str, str] | None = None)
     return process.returncode, stdout, stderr
 
 
+def run_here(pipeline, emulator_hosts, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`run` in this process, with the same environment (a second of importing less a command)."""
+    environment = {
+        **emulator_hosts,
+        "GOOGLE_CLOUD_PROJECT": pipeline.project,
+        "PHASE3OPS_PIPELINE": pipeline.spec.source,
+        **(env or {}),
+    }
+    result = run_in_process(*args, env=environment)
+    return result.returncode, result.stdout, result.stderr
+
+
 @pytest.fixture
 def today(pipeline) -> dt.date:
     """The commands run on the real clock: so does the orchestrator here."""
@@ -84,11 +99,11 @@ def test_force_retrigger_and_skip_from_the_command_line(pipeline, emulator_hosts
     assert per_date_and_table(pipeline.triggers(at_least=5)) == exactly_once(spec, [day])
     wait_for_receipts(pipeline, [day])
 
-    code, out, _ = run(pipeline, emulator_hosts, "trigger", str(day), "--force", "--reason", "again", env=account)
+    code, out, _ = run_here(pipeline, emulator_hosts, "trigger", str(day), "--force", "--reason", "again", env=account)
     assert code == 1 and "already triggered" in out and f"use `phase3ops retrigger {day}" in out
     assert pipeline.triggers() == []
 
-    code, out, err = run(
+    code, out, err = run_here(
         pipeline, emulator_hosts, "retrigger", str(day), "--reason", "UPGC fixed after all", "--json", env=account
     )
     assert code == 0, out + err
@@ -98,7 +113,7 @@ def test_force_retrigger_and_skip_from_the_command_line(pipeline, emulator_hosts
     retriggered = pipeline.triggers(at_least=5)
     assert sorted(m.attributes["trigger_id"] for m in retriggered) == sorted(outcome["trigger_ids"])
 
-    code, out, err = run(
+    code, out, err = run_here(
         pipeline,
         emulator_hosts,
         "skip",
@@ -112,7 +127,7 @@ def test_force_retrigger_and_skip_from_the_command_line(pipeline, emulator_hosts
     assert code == 0, out + err
     assert sorted(skipped(pipeline.firestore, spec, day)) == ["team_offense_game_summary"]
     assert (
-        run(
+        run_here(
             pipeline,
             emulator_hosts,
             "skip",
@@ -125,7 +140,7 @@ def test_force_retrigger_and_skip_from_the_command_line(pipeline, emulator_hosts
         )[0]
         == 0
     )
-    code, out, _ = run(
+    code, out, _ = run_here(
         pipeline,
         emulator_hosts,
         "skip",
