@@ -35,17 +35,9 @@ def phase3ops(pipeline, emulator_hosts, *args: str, env: dict[str, str] | None =
         and not k.startswith("PHASE3OPS_")
         and k not in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_ACCOUNT")
     }
-    environment = {
-        **clean,
-        **emulator_hosts,
-        "GOOGLE_CLOUD_PROJECT": pipeline.project,
-        "PHASE3OPS_PIPELINE": pipeline.spec.source,
-        "PYTHONWARNINGS": "ignore",
-        **(env or {}),
-    }
     return subprocess.Popen(
         [sys.executable, "-m", "phase3ops.cli", *args],
-        env=environment,
+        env={**clean, "PYTHONWARNINGS": "ignore", **pipeline_environment(pipeline, emulator_hosts, env)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -60,15 +52,19 @@ def run(pipeline, emulator_hosts, *args: str, env: dict[str, str] | None = None)
 
 
 def run_here(pipeline, emulator_hosts, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """`run` in this process, with the same environment (a second of importing less a command)."""
-    environment = {
+    """`run` in this process, pointed at the same pipeline (a second of importing less a command)."""
+    result = run_in_process(*args, env=pipeline_environment(pipeline, emulator_hosts, env))
+    return result.returncode, result.stdout, result.stderr
+
+
+def pipeline_environment(pipeline, emulator_hosts, env: dict[str, str] | None) -> dict[str, str]:
+    """What points a command at the test's pipeline, as `phase3ops local env` or a scheduled job sets it."""
+    return {
         **emulator_hosts,
         "GOOGLE_CLOUD_PROJECT": pipeline.project,
         "PHASE3OPS_PIPELINE": pipeline.spec.source,
         **(env or {}),
     }
-    result = run_in_process(*args, env=environment)
-    return result.returncode, result.stdout, result.stderr
 
 
 @pytest.fixture

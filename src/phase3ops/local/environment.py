@@ -432,7 +432,8 @@ def down(run_dir: Path, say: Say) -> list[str]:
     _save_firestore(state, say)
     stopped = []
     # Whatever uses the emulators stops before them; each wave side by side.
-    for wave in ([*state.helpers(), *reversed(COMPONENT_ORDER[len(EMULATORS) :])], list(reversed(EMULATORS))):
+    services = [key for key in reversed(COMPONENT_ORDER) if key not in EMULATORS]
+    for wave in ([*state.helpers(), *services], list(reversed(EMULATORS))):
         components = [component for key in wave if (component := state.components.get(key)) is not None]
         with ThreadPoolExecutor(max_workers=max(len(components), 1)) as pool:
             stops = [(component, pool.submit(_stop_recorded, component, say)) for component in components]
